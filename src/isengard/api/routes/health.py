@@ -1,0 +1,154 @@
+"""Liveness with the state of the database, Redis and workers; what this installation can do."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from isengard import __version__
+from isengard.api.deps import ServicesDep
+from isengard.domain import PluginKind
+from isengard.models.locate import ModelStatus, model_status
+from isengard.plugins.api import Capability
+from isengard.queue.workers import list_workers
+
+router = APIRouter(tags=["health"])
+
+
+class ComponentHealth(BaseModel):
+    status: Literal["up", "down"]
+    detail: str | None = None
+    latency_ms: float | None = None
+
+
+class WorkerInfo(BaseModel):
+    id: str
+    host: str | None = None
+    pid: int | None = None
+    kinds: list[str] = []
+    gpu_memory_mb: int | None = None
+    current_job: str | None = None
+    state: str | None = None
+
+
+class WorkersHealth(ComponentHealth):
+    count: int = 0
+    workers: list[WorkerInfo] = []
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    version: str
+    mode: str
+    database: ComponentHealth
+    redis: ComponentHealth
+    workers: WorkersHealth
+
+
+def _timed(check: Any) -> ComponentHealth:
+    started = time.perf_counter()
+    try:
+        check()
+    except Exception as exc:
+        return ComponentHealth(status="down", detail=f"{type(exc).__name__}: {exc}"[:300])
+    return ComponentHealth(status="up", latency_ms=round((time.perf_counter() - started) * 1000, 2))
+
+
+@router.get("/health", response_model=Health)
+def health(services: ServicesDep) -> Health:
+    def check_db() -> None:
+        with services.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    database = _timed(check_db)
+    redis_health = _timed(services.redis.ping)
+    workers = WorkersHealth(status="down", detail="redis is down")
+    if redis_health.status == "up":
+        try:
+            found = [WorkerInfo.model_validate(w) for w in list_workers(services.redis)]
+            workers = WorkersHealth(
+                status="up" if found else "down",
+                detail=None if found else "no worker is running",
+                count=len(found),
+                workers=found,
+            )
+        except Exception as exc:
+            workers = WorkersHealth(status="down", detail=str(exc)[:300])
+    healthy = all(part.status == "up" for part in (database, redis_health, workers))
+    return Health(
+        status="ok" if healthy else "degraded",
+        version=__version__,
+        mode=services.settings.resolved_mode.value,
+        database=database,
+        redis=redis_health,
+        workers=workers,
+    )
+
+
+class PluginCapability(BaseModel):
+    name: str
+    kind: PluginKind
+    description: str = ""
+    capability: Capability
+
+
+class TorchInfo(BaseModel):
+    version: str | None
+    cuda_available: bool
+    cuda_version: str | None = None
+    gpus: list[dict[str, Any]] = []
+
+
+class Capabilities(BaseModel):
+    mode: str
+    version: str
+    plugins: dict[str, list[PluginCapability]]
+    torch: TorchInfo
+    model: ModelStatus
+
+
+def torch_info() -> TorchInfo:
+    try:
+        import torch
+    except Exception:
+        return TorchInfo(version=None, cuda_available=False)
+    gpus: list[dict[str, Any]] = []
+    if torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(index)
+            gpus.append({"index": index, "name": props.name, "memory_mb": props.total_memory // (1024 * 1024)})
+    return TorchInfo(
+        version=torch.__version__,
+        cuda_available=torch.cuda.is_available(),
+        cuda_version=torch.version.cuda,
+        gpus=gpus,
+    )
+
+
+@router.get("/capabilities", response_model=Capabilities)
+def capabilities(services: ServicesDep) -> Capabilities:
+    plugins: dict[str, list[PluginCapability]] = {}
+    for kind in PluginKind:
+        entries = []
+        for name in services.plugins.names(kind):
+            record = services.plugins.records[(kind, name)]
+            entries.append(
+                PluginCapability(
+                    name=name,
+                    kind=kind,
+                    description=getattr(record.cls, "description", "") if record.cls else "",
+                    capability=services.plugins.capabilities(kind, name),
+                )
+            )
+        plugins[kind.value] = entries
+    return Capabilities(
+        mode=services.settings.resolved_mode.value,
+        version=__version__,
+        plugins=plugins,
+        torch=torch_info(),
+        model=model_status(services.settings),
+    )

@@ -1,0 +1,7 @@
+"""Routes for images."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["images"])

@@ -1,0 +1,170 @@
+"""The `isengard` command: up | api | worker | migrate | train | generate.
+
+`up` is the one-command start: database migrations, the embedded Redis when no REDIS_URL is set, the API and the
+workers as child processes. Ctrl-C stops every process it started, by PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from isengard.config import Mode, Settings, SettingsError, load_settings
+from isengard.logging import configure_logging
+
+log = logging.getLogger("isengard.cli")
+
+
+def _settings_or_exit(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except SettingsError as exc:
+        print(f"isengard: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def prepare(settings: Settings) -> None:
+    """What must be true before anything serves: the data tree, the schema, the fast-test model."""
+    from isengard.db.migrate import upgrade
+    from isengard.storage import DataTree
+
+    DataTree(settings.data_path).ensure()
+    upgrade(settings.sqlalchemy_url)
+    if settings.resolved_mode == Mode.FAST_TEST:
+        from isengard.models.tiny import ensure_tiny_model
+
+        ensure_tiny_model(settings)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings_or_exit()
+    prepare(settings)
+    print(f"database is up to date: {settings.sqlalchemy_url.split('@')[-1]}")
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from isengard.api.app import create_app
+
+    settings = _settings_or_exit()
+    if not settings.redis_url:
+        print("isengard: REDIS_URL is not set; `isengard up` starts an embedded Redis for you", file=sys.stderr)
+        return 2
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from isengard.worker.main import run_worker
+
+    settings = _settings_or_exit()
+    if not settings.redis_url:
+        print("isengard: REDIS_URL is not set; `isengard up` starts an embedded Redis for you", file=sys.stderr)
+        return 2
+    return run_worker(settings, burst=args.burst, worker_id=args.id)
+
+
+def _stop_children(children: Sequence[subprocess.Popen[bytes]], timeout: float = 20.0) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for child in children:
+        remaining = max(0.1, deadline - time.monotonic())
+        try:
+            child.wait(timeout=remaining)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from isengard.redis_server import EmbeddedRedis
+
+    settings = _settings_or_exit()
+    configure_logging(settings.log_level, settings.log_json)
+    prepare(settings)
+    env = dict(os.environ)
+    env["ISENGARD_DATA_DIR"] = str(settings.data_path)
+    env["ISENGARD_MODE"] = settings.resolved_mode.value
+    redis_server: EmbeddedRedis | None = None
+    children: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        if settings.embedded_redis:
+            redis_server = EmbeddedRedis(settings.data_path / "redis", port=args.redis_port).start()
+            env["REDIS_URL"] = redis_server.url
+        # Children get their own process group so a terminal Ctrl-C reaches only us; we stop them in order.
+        python = sys.executable
+        children.append(subprocess.Popen([python, "-m", "isengard.cli", "api"], env=env, start_new_session=True))
+        for index in range(settings.workers):
+            worker_cmd = [python, "-m", "isengard.cli", "worker", "--id", f"{os.uname().nodename}-{index}"]
+            children.append(subprocess.Popen(worker_cmd, env=env, start_new_session=True))
+        print(f"Isengard is running at {settings.public_url}  (Ctrl-C stops it)", flush=True)
+        while not stopping:
+            for child in children:
+                if child.poll() is not None:
+                    log.error("a child process exited", extra={"pid": child.pid, "code": child.returncode})
+                    stopping = True
+            time.sleep(0.2)
+    finally:
+        _stop_children(children)
+        if redis_server is not None:
+            redis_server.stop()
+        print("Isengard stopped.", flush=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="isengard", description="A self-hosted studio for character LoRAs")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start Redis (embedded), the API and the workers")
+    up.add_argument("--redis-port", type=int, default=None, help="port of the embedded Redis (default: a free one)")
+    up.set_defaults(func=cmd_up)
+
+    sub.add_parser("api", help="run the API server").set_defaults(func=cmd_api)
+
+    worker = sub.add_parser("worker", help="run a worker process")
+    worker.add_argument("--burst", action="store_true", help="drain the queue, then exit")
+    worker.add_argument("--id", default=None, help="worker id (default: host-pid)")
+    worker.set_defaults(func=cmd_worker)
+
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+
+    try:
+        from isengard.cli_jobs import add_job_commands
+    except ImportError:  # pragma: no cover - present in a full install
+        pass
+    else:
+        add_job_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command not in {"up"}:
+        settings = _settings_or_exit()
+        configure_logging(settings.log_level, settings.log_json)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,156 @@
+"""Canonical types shared by the API, the worker and the plugins: job kinds and states, job inputs, events.
+
+Events are pydantic models with a literal `type`; `parse_event` turns a stored JSON payload back into one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobKind(StrEnum):
+    TRAINING = "training"
+    GENERATION = "generation"
+    VIDEO = "video"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
+
+
+class ArtifactKind(StrEnum):
+    LORA = "lora"
+    CHECKPOINT = "checkpoint"
+    SAMPLE = "sample"
+    OUTPUT = "output"
+    LOG = "log"
+    OTHER = "other"
+
+
+class PluginKind(StrEnum):
+    TRAINING = "training"
+    IMAGE = "image"
+    VIDEO = "video"
+
+
+# --- Job inputs (what a plugin receives; snapshotted into the job row at submission) -----------------------------
+
+
+class DatasetItem(BaseModel):
+    """One training image: path relative to the data dir, caption with `[trigger]` not yet substituted."""
+
+    image_path: str
+    caption: str = ""
+    width: int | None = None
+    height: int | None = None
+
+
+class TrainingInput(BaseModel):
+    character_id: str
+    character_name: str
+    trigger_word: str
+    dataset: list[DatasetItem]
+
+
+class LoraRef(BaseModel):
+    """A LoRA to apply at generation: its id, its file (relative to the data dir) and its weight."""
+
+    lora_id: str
+    path: str
+    weight: float = Field(default=1.0, ge=-4.0, le=4.0)
+    name: str = ""
+    trigger_word: str | None = None
+
+
+# --- Events ---------------------------------------------------------------------------------------------------
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    job_id: str
+    at: datetime = Field(default_factory=utcnow)
+
+
+class StatusEvent(_Event):
+    type: Literal["status"] = "status"
+    status: JobStatus
+    message: str | None = None
+
+
+class ProgressEvent(_Event):
+    type: Literal["progress"] = "progress"
+    step: int
+    total: int
+    loss: float | None = None
+    smoothed_loss: float | None = None
+    lr: float | None = None
+    it_per_s: float | None = None
+    eta_seconds: float | None = None
+    stage: str | None = None
+
+
+class SampleEvent(_Event):
+    type: Literal["sample"] = "sample"
+    step: int
+    index: int = 0
+    prompt: str = ""
+    artifact_id: str | None = None
+    url: str | None = None
+
+
+class CheckpointEvent(_Event):
+    type: Literal["checkpoint"] = "checkpoint"
+    step: int
+    artifact_id: str | None = None
+    lora_id: str | None = None
+    url: str | None = None
+
+
+class LogEvent(_Event):
+    type: Literal["log"] = "log"
+    level: str = "info"
+    message: str
+
+
+class ErrorEvent(_Event):
+    type: Literal["error"] = "error"
+    message: str
+
+
+class ArtifactEvent(_Event):
+    type: Literal["artifact"] = "artifact"
+    artifact_id: str
+    kind: ArtifactKind
+    name: str
+    url: str | None = None
+
+
+JobEvent = Annotated[
+    StatusEvent | ProgressEvent | SampleEvent | CheckpointEvent | LogEvent | ErrorEvent | ArtifactEvent,
+    Field(discriminator="type"),
+]
+
+_EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(JobEvent)
+
+
+def parse_event(data: str | bytes | dict[str, Any]) -> Any:
+    """Rebuild an event model from its JSON (or dict) form."""
+    if isinstance(data, dict):
+        return _EVENT_ADAPTER.validate_python(data)
+    return _EVENT_ADAPTER.validate_json(data)

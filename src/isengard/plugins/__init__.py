@@ -1,0 +1,1 @@
+"""Training, image and video engines, discovered through entry points (see registry.py)."""

@@ -1,0 +1,1 @@
+"""Video plugins (interface only for now)."""

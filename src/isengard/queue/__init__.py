@@ -1,0 +1,1 @@
+"""The Redis Streams job queue and the live event streams."""
