@@ -7,6 +7,7 @@ workers as child processes. Ctrl-C stops every process it started, by PID.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import signal
@@ -20,6 +21,8 @@ from isengard.config import Mode, Settings, SettingsError, load_settings
 from isengard.logging import configure_logging
 
 log = logging.getLogger("isengard.cli")
+
+JOB_COMMAND_MODULES = ("isengard.cli_train", "isengard.cli_generate")
 
 
 def _settings_or_exit(**overrides: Any) -> Settings:
@@ -148,12 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
 
-    try:
-        from isengard.cli_jobs import add_job_commands
-    except ImportError:  # pragma: no cover - present in a full install
-        pass
-    else:
-        add_job_commands(sub)
+    # `train` and `generate` drive the API from a terminal; each module adds its own subcommand.
+    for module_name in JOB_COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError:
+            continue
+        module.register(sub)
     return parser
 
 
