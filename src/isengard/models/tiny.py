@@ -61,7 +61,7 @@ def _clip_tokenizer() -> Any:
 
 
 def _t5_tokenizer() -> Any:
-    from transformers import T5TokenizerFast
+    from transformers import T5TokenizerFast  # type: ignore[attr-defined]
 
     # A unigram vocabulary of single characters: enough to turn any prompt into distinct ids.
     pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -1.0)]
@@ -128,7 +128,6 @@ def build_tiny_pipeline(seed: int = TINY_SEED) -> Any:
         relative_attention_num_buckets=8,
         pad_token_id=t5_tokenizer.pad_token_id,
         eos_token_id=t5_tokenizer.eos_token_id,
-        decoder_start_token_id=t5_tokenizer.pad_token_id,
     )
     text_encoder_2 = T5EncoderModel(t5_config)
     scheduler = FlowMatchEulerDiscreteScheduler(
