@@ -94,8 +94,15 @@ class JobContext(Protocol):
     def log(self, message: str, level: str = "info", **fields: Any) -> None:
         """A log line for the job's log panel and the worker's structured log."""
 
+    def remove_artifact(self, artifact: Artifact) -> None:
+        """Delete an artifact's file and its records (e.g. checkpoints beyond the last K kept)."""
+
     def latest_checkpoint(self) -> Path | None:
-        """The newest resumable checkpoint folder this job saved in an earlier attempt, if any."""
+        """The newest resumable checkpoint of this job from an earlier attempt, if any.
+
+        Convention: resumable state lives in folders `work_dir/checkpoints/step-NNNNNN/`; a folder counts only once
+        it holds a file named `COMPLETE` (written last), so a crash mid-save never resumes from half a checkpoint.
+        """
         ...
 
 
