@@ -1,0 +1,107 @@
+"""The request every image plugin accepts, and the small rules shared by them (size snapping, trigger word)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+
+from isengard.domain import LoraRef
+
+# Bounds that keep one job from tying up a worker for hours or exhausting GPU memory.
+MIN_SIDE = 64
+MAX_SIDE = 2048
+MAX_STEPS = 150
+MAX_IMAGES = 8
+MAX_GRID_CELLS = 64
+SIZE_MULTIPLE = 16  # FLUX packs 2x2 latent patches over an 8x VAE: sides must be multiples of 16
+MAX_SEED = 2**32 - 1
+
+
+class GridColumn(BaseModel):
+    """One column of a comparison grid: a label and the LoRAs (e.g. one checkpoint of a run) it renders with."""
+
+    label: str = Field(default="", max_length=80)
+    loras: list[LoraRef] = Field(default_factory=list, max_length=4)
+
+
+class GridSpec(BaseModel):
+    """Rows are every (prompt, seed) pair; columns are LoRA variants. One image results."""
+
+    prompts: list[str] = Field(min_length=1, max_length=8)
+    seeds: list[int] = Field(min_length=1, max_length=8)
+    columns: list[GridColumn] = Field(min_length=1, max_length=12)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> GridSpec:
+        cells = len(self.prompts) * len(self.seeds) * len(self.columns)
+        if cells > MAX_GRID_CELLS:
+            raise ValueError(f"a grid of {cells} images is too large: at most {MAX_GRID_CELLS}")
+        if any(not 0 <= seed <= MAX_SEED for seed in self.seeds):
+            raise ValueError(f"seeds must be between 0 and {MAX_SEED}")
+        if any(not prompt.strip() for prompt in self.prompts):
+            raise ValueError("grid prompts must not be empty")
+        return self
+
+
+class ImageRequest(BaseModel):
+    """What to generate. LoRAs and the trigger word arrive resolved by the API (paths relative to the data dir)."""
+
+    prompt: str = Field(default="", max_length=4000)
+    width: int = Field(default=1024, ge=MIN_SIDE, le=MAX_SIDE)
+    height: int = Field(default=1024, ge=MIN_SIDE, le=MAX_SIDE)
+    steps: int = Field(default=28, ge=1, le=MAX_STEPS)
+    guidance: float = Field(default=3.5, ge=0.0, le=30.0)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    num_images: int = Field(default=1, ge=1, le=MAX_IMAGES)
+    loras: list[LoraRef] = Field(default_factory=list, max_length=4)
+    character_id: str | None = None
+    trigger_word: str | None = Field(default=None, max_length=100)
+    add_trigger_word: bool = True
+    # ComfyUI only: which workflow template renders the request (a shipped name or a file in the user folder).
+    workflow: str | None = Field(default=None, max_length=200)
+    grid: GridSpec | None = None
+
+    @model_validator(mode="after")
+    def _prompt_or_grid(self) -> ImageRequest:
+        if self.grid is None and not self.prompt.strip():
+            raise ValueError("the prompt must not be empty")
+        return self
+
+
+def snap_size(width: int, height: int) -> tuple[int, int, str | None]:
+    """Round each side to the nearest multiple of 16 (within bounds); say so when it changed."""
+
+    def snap(value: int) -> int:
+        snapped = round(value / SIZE_MULTIPLE) * SIZE_MULTIPLE
+        return max(MIN_SIDE, min(MAX_SIDE, snapped))
+
+    new_w, new_h = snap(width), snap(height)
+    if (new_w, new_h) == (width, height):
+        return width, height, None
+    return new_w, new_h, f"size {width}x{height} snapped to {new_w}x{new_h} (FLUX needs multiples of 16)"
+
+
+def with_trigger_word(prompt: str, trigger_word: str | None, enabled: bool = True) -> str:
+    """Prefix the character's trigger word when the prompt does not already contain it as a word."""
+    if not enabled or not trigger_word or not trigger_word.strip():
+        return prompt
+    word = trigger_word.strip()
+    if re.search(rf"(?<!\w){re.escape(word)}(?!\w)", prompt, flags=re.IGNORECASE):
+        return prompt
+    return f"{word}, {prompt}" if prompt.strip() else word
+
+
+def lora_summary(loras: list[LoraRef]) -> list[dict[str, Any]]:
+    """The LoRA list as recorded with each image: enough to show it and to generate again."""
+    return [
+        {
+            "lora_id": ref.lora_id,
+            "name": ref.name,
+            "weight": ref.weight,
+            "path": ref.path,
+            "trigger_word": ref.trigger_word,
+        }
+        for ref in loras
+    ]
