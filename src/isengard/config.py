@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     rate_limit_training: int = Field(default=30, ge=1)
     rate_limit_uploads: int = Field(default=120, ge=1)
     rate_limit_logs: int = Field(default=300, ge=1)
+    # Failed and successful logins per client address: slows down guessing the API token.
+    rate_limit_login: int = Field(default=10, ge=1)
+
+    # Uploads and saved artifacts are refused while the data folder's disk has less free space than this.
+    min_free_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
 
     @field_validator("log_level")
     @classmethod

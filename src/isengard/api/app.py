@@ -16,8 +16,9 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from isengard import __version__
-from isengard.api.middleware import CorrelationIdMiddleware, SecurityHeadersMiddleware
-from isengard.api.routes import characters, generation, health, images, jobs, logs, loras, training
+from isengard.api.auth import AuthMiddleware
+from isengard.api.middleware import CorrelationIdMiddleware, DiskGuardMiddleware, SecurityHeadersMiddleware
+from isengard.api.routes import auth, characters, generation, health, images, jobs, logs, loras, training
 from isengard.api.state import Services
 from isengard.config import Settings
 from isengard.db.session import make_engine, make_sessionmaker
@@ -27,7 +28,7 @@ from isengard.storage import DataTree
 
 log = logging.getLogger(__name__)
 
-ROUTERS = [health, characters, images, training, generation, loras, jobs, logs]
+ROUTERS = [auth, health, characters, images, training, generation, loras, jobs, logs]
 
 # The built web bundle, beside the package in a source checkout.
 DEFAULT_WEB_DIST = Path(__file__).resolve().parents[3] / "web" / "dist"
@@ -129,6 +130,10 @@ def create_app(settings: Settings, *, web_dist: Path | None = None) -> FastAPI:
     _install_error_handlers(app)
     for module in ROUTERS:
         app.include_router(module.router, prefix="/api")
+    # Innermost first: the disk guard sees only authenticated requests; auth sits inside CORS (preflights carry
+    # no credentials) and inside the security headers (a 401 gets them too).
+    app.add_middleware(DiskGuardMiddleware, data_root=settings.data_path, min_free_bytes=settings.min_free_bytes)
+    app.add_middleware(AuthMiddleware, token=settings.api_token, allowed_origins=settings.cors_origins)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -1,12 +1,18 @@
-"""Correlation ids and security headers, as pure ASGI middleware (safe for streaming responses like SSE)."""
+"""Correlation ids, security headers and the disk guard, as pure ASGI middleware (safe for streaming like SSE)."""
 
 from __future__ import annotations
 
+import json
+import logging
 import re
+from pathlib import Path
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from isengard.diskspace import InsufficientStorageError, is_disk_full, require_free_space
 from isengard.logging import correlation_id, new_correlation_id
+
+log = logging.getLogger(__name__)
 
 HEADER = b"x-correlation-id"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -74,3 +80,62 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class DiskGuardMiddleware:
+    """Answers 507 Insufficient Storage instead of writing into a full disk.
+
+    Before a write request's body is read, the announced size (Content-Length) must fit with
+    ISENGARD_MIN_FREE_BYTES to spare; and a route that still runs into a full disk (ENOSPC, a quota) is answered
+    507 with a readable message rather than a 500.
+    """
+
+    def __init__(self, app: ASGIApp, *, data_root: Path, min_free_bytes: int) -> None:
+        self.app = app
+        self.data_root = data_root
+        self.min_free_bytes = min_free_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") not in _WRITE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        length_header = dict(scope.get("headers") or []).get(b"content-length", b"")
+        announced = int(length_header) if length_header.isdigit() else 0
+        # Small JSON bodies (logins, job submissions) store nothing big; only bodies that carry files are checked.
+        if announced >= 64 * 1024:
+            try:
+                require_free_space(self.data_root, announced, self.min_free_bytes)
+            except InsufficientStorageError as exc:
+                await _insufficient_storage(send, str(exc))
+                return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except OSError as exc:
+            if started or not is_disk_full(exc):
+                raise
+            log.warning("write refused: disk full", extra={"path": scope.get("path")})
+            message = str(exc) if isinstance(exc, InsufficientStorageError) else "the data folder's disk is full"
+            await _insufficient_storage(send, message)
+
+
+async def _insufficient_storage(send: Send, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 507,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
