@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     base_model_path: Path | None = None
     ai_toolkit_path: Path | None = None
     comfyui_url: str | None = None
+    # User-supplied ComfyUI workflow templates (API format JSON); paths are confined to this folder.
+    comfyui_workflows_dir: Path | None = None
+    comfyui_timeout_seconds: float = Field(default=3600.0, gt=0)
     # Extra modules to import plugins from (comma separated), besides the installed entry points.
     plugin_modules: list[str] = Field(default_factory=list)
 
@@ -80,6 +83,7 @@ class Settings(BaseSettings):
     max_files_per_request: int = Field(default=200, ge=1)
     max_zip_uncompressed_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
     max_zip_entries: int = Field(default=1000, ge=1)
+    max_lora_upload_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=1024)
 
     # Job system.
     lease_seconds: float = Field(default=30.0, gt=0)
