@@ -90,7 +90,7 @@ def test_nothing_with_data_lives_outside_api(app: FastAPI) -> None:
     for route in app.routes:
         # Routers included with a prefix appear as one entry per router in FastAPI >= 0.160.
         context = getattr(route, "include_context", None)
-        path = getattr(route, "path", None) or (getattr(context, "prefix", "") if context is not None else "")
+        path = str(getattr(route, "path", None) or getattr(context, "prefix", ""))
         if path.startswith("/api"):
             continue
         if path == "/docs/oauth2-redirect":  # FastAPI's static OAuth helper page: no data
