@@ -1,7 +1,109 @@
-"""Routes for characters."""
+"""Routes for characters: CRUD, image uploads, bulk caption edits and the dataset quality report."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from isengard.api.deps import DataDep, DbSession, ServicesDep
+from isengard.api.ratelimit import rate_limited
+from isengard.api.schemas.characters import (
+    BulkCaptionEdit,
+    BulkCaptionOut,
+    CharacterCreate,
+    CharacterOut,
+    CharacterUpdate,
+    DatasetReport,
+    UploadOut,
+)
+from isengard.api.services import characters as service
+from isengard.api.services.dataset_report import build_report
+from isengard.api.services.uploads import receive_upload, upload_status_code
 
 router = APIRouter(tags=["characters"])
+
+CharacterId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="the character's id")]
+
+# The upload body is parsed by the route itself (streamed to disk), so its schema is declared here for clients.
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "images (JPEG, PNG, WebP), zips of images with optional same-named "
+                            ".txt captions, or .txt captions named like an image of the same request",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/characters", status_code=201)
+def create_character(db: DbSession, body: CharacterCreate) -> CharacterOut:
+    return service.create_character(db, body)
+
+
+@router.get("/characters")
+def list_characters(db: DbSession) -> list[CharacterOut]:
+    return service.describe_characters(db)
+
+
+@router.get("/characters/{character_id}")
+def get_character(db: DbSession, character_id: CharacterId) -> CharacterOut:
+    return service.describe_character(db, character_id)
+
+
+@router.patch("/characters/{character_id}")
+def update_character(db: DbSession, character_id: CharacterId, body: CharacterUpdate) -> CharacterOut:
+    return service.update_character(db, character_id, body)
+
+
+@router.delete("/characters/{character_id}", status_code=204)
+def delete_character(db: DbSession, data: DataDep, character_id: CharacterId) -> Response:
+    service.delete_character(db, data, character_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/characters/{character_id}/images",
+    status_code=201,
+    dependencies=[Depends(rate_limited("uploads"))],
+    openapi_extra=_UPLOAD_BODY,
+    responses={
+        200: {"model": UploadOut, "description": "only duplicates of images already stored"},
+        422: {"model": UploadOut, "description": "every file was refused; each has its reason"},
+    },
+)
+async def upload_images(
+    request: Request, db: DbSession, services: ServicesDep, character_id: CharacterId
+) -> JSONResponse:
+    result = await receive_upload(request, db, services, character_id)
+    return JSONResponse(status_code=upload_status_code(result), content=result.model_dump(mode="json"))
+
+
+@router.post("/characters/{character_id}/captions/bulk")
+def bulk_edit_captions(
+    db: DbSession, character_id: CharacterId, edit: Annotated[BulkCaptionEdit, Body()]
+) -> BulkCaptionOut:
+    return service.bulk_edit_captions(db, character_id, edit)
+
+
+@router.get("/characters/{character_id}/dataset/report")
+def dataset_report(
+    db: DbSession,
+    character_id: CharacterId,
+    resolution: Annotated[int, Query(ge=256, le=4096, description="the training resolution, in px")] = 1024,
+) -> DatasetReport:
+    return build_report(db, character_id, resolution)

@@ -1,7 +1,53 @@
-"""Routes for images."""
+"""Routes for images: the dataset grid across characters, captions, deletion, originals and thumbnails."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from isengard.api.deps import DataDep, DbSession
+from isengard.api.schemas.images import ImageOut, ImagePage, ImageUpdate
+from isengard.api.services import images as service
 
 router = APIRouter(tags=["images"])
+
+ImageId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="the image's id")]
+FlagFilter = Literal["small", "blurry", "extreme_aspect", "near_duplicate", "missing_caption"]
+
+
+@router.get("/images")
+def list_images(
+    db: DbSession,
+    character_id: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")] = None,
+    flag: Annotated[FlagFilter | None, Query(description="only images with this quality flag")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 60,
+    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+) -> ImagePage:
+    return service.list_images(db, character_id=character_id, flag=flag, limit=limit, cursor=cursor)
+
+
+@router.get("/images/{image_id}")
+def get_image(db: DbSession, image_id: ImageId) -> ImageOut:
+    return ImageOut.from_row(service.get_image(db, image_id))
+
+
+@router.patch("/images/{image_id}")
+def update_image(db: DbSession, image_id: ImageId, body: ImageUpdate) -> ImageOut:
+    return service.update_image(db, image_id, body)
+
+
+@router.delete("/images/{image_id}", status_code=204)
+def delete_image(db: DbSession, data: DataDep, image_id: ImageId) -> Response:
+    service.delete_image(db, data, image_id)
+    return Response(status_code=204)
+
+
+@router.get("/images/{image_id}/file", response_class=Response)
+def image_file(request: Request, db: DbSession, data: DataDep, image_id: ImageId) -> Response:
+    return service.serve_original(request, db, data, image_id)
+
+
+@router.get("/images/{image_id}/thumbnail", response_class=Response)
+def image_thumbnail(request: Request, db: DbSession, data: DataDep, image_id: ImageId) -> Response:
+    return service.serve_thumbnail(request, db, data, image_id)

@@ -1,0 +1,142 @@
+"""Request and response models of the character routes: CRUD, uploads, bulk captions, the quality report."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from isengard.api.schemas.images import ImageOut
+from isengard.captions import MAX_CAPTION_CHARS
+
+CharacterName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+# Brackets would collide with the `[trigger]` placeholder; line breaks have no place in a prompt token.
+TriggerWord = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\[\]\r\n]+$")
+]
+Description = Annotated[str, StringConstraints(max_length=5000)]
+ImageId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+CaptionText = Annotated[str, StringConstraints(max_length=MAX_CAPTION_CHARS)]
+
+
+class CharacterCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: CharacterName
+    trigger_word: TriggerWord | None = Field(default=None, description="defaults to a slug of the name")
+    description: Description = ""
+
+
+class CharacterUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: CharacterName | None = None
+    trigger_word: TriggerWord | None = None
+    description: Description | None = None
+
+
+class CharacterOut(BaseModel):
+    id: str
+    name: str
+    trigger_word: str
+    description: str
+    image_count: int
+    lora_count: int
+    cover_url: str | None = Field(description="thumbnail of the newest image, if any")
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- Uploads -----------------------------------------------------------------------------------------------------
+
+UploadStatus = Literal["stored", "duplicate", "rejected"]
+
+
+class UploadFileResult(BaseModel):
+    name: str = Field(description="the name the file had on the client (inside a zip: zip name / entry path)")
+    status: UploadStatus
+    reason: str | None = Field(default=None, description="why it was rejected, or what it duplicates")
+    image: ImageOut | None = None
+    duplicate_of: str | None = None
+
+
+class UploadOut(BaseModel):
+    detail: str = Field(description="one-line summary")
+    stored: int
+    duplicates: int
+    rejected: int
+    results: list[UploadFileResult]
+
+
+# --- Bulk captions -----------------------------------------------------------------------------------------------
+
+
+class _BulkBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    image_ids: list[ImageId] | None = Field(
+        default=None, max_length=10_000, description="limit the edit to these images (default: all of the character)"
+    )
+
+
+class FindReplace(_BulkBase):
+    action: Literal["find_replace"]
+    find: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    replace: Annotated[str, StringConstraints(max_length=500)] = ""
+    case_sensitive: bool = True
+
+
+class PrependTrigger(_BulkBase):
+    action: Literal["prepend_trigger"]
+
+
+class SetMissing(_BulkBase):
+    action: Literal["set_missing"]
+    caption: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_CAPTION_CHARS)]
+
+
+BulkCaptionEdit = Annotated[FindReplace | PrependTrigger | SetMissing, Field(discriminator="action")]
+
+
+class BulkCaptionOut(BaseModel):
+    updated: int
+    image_ids: list[str]
+
+
+# --- Quality report ----------------------------------------------------------------------------------------------
+
+
+class ImageRef(BaseModel):
+    id: str
+    original_name: str
+    width: int
+    height: int
+    thumbnail_url: str
+
+
+class ResolutionBucket(BaseModel):
+    label: str
+    min_side: int = Field(description="shorter side from (inclusive)")
+    max_side: int | None = Field(description="shorter side below (exclusive); null for the last bucket")
+    count: int
+
+
+class BlurryImage(ImageRef):
+    blur_score: float
+
+
+class AspectImage(ImageRef):
+    aspect_ratio: float
+
+
+class DatasetReport(BaseModel):
+    character_id: str
+    resolution: int
+    count: int
+    verdict: str = Field(description="one line a person can act on")
+    resolution_histogram: list[ResolutionBucket]
+    too_small: list[ImageRef] = Field(description="shorter side under the training resolution")
+    near_duplicate_groups: list[list[ImageRef]]
+    blurry: list[BlurryImage]
+    blur_threshold: float
+    extreme_aspect: list[AspectImage]
+    extreme_aspect_threshold: float
+    missing_captions: list[ImageRef]

@@ -1,0 +1,139 @@
+"""Images: the dataset grid (keyset pagination), captions, deletion, and serving files from the data tree."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import logging
+from datetime import datetime
+from pathlib import Path
+
+from fastapi import HTTPException, Request, Response
+from fastapi.responses import FileResponse
+from sqlalchemy import select, tuple_, update
+from sqlalchemy.orm import Session
+
+from isengard.api.schemas.images import ImageOut, ImagePage, ImageUpdate
+from isengard.captions import normalize_caption
+from isengard.db.models import Image
+from isengard.imaging import FLAG_NEAR_DUPLICATE, decode_flags, encode_flags
+from isengard.storage import DataTree, UnsafePathError
+
+log = logging.getLogger(__name__)
+
+FLAG_MISSING_CAPTION = "missing_caption"  # not stored: a caption can change at any time, so it is queried
+MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+# Files behind an image id never change (a new upload gets a new id), so browsers may keep them for good.
+IMMUTABLE = "private, max-age=31536000, immutable"
+
+
+def get_image(db: Session, image_id: str) -> Image:
+    image = db.get(Image, image_id)
+    if image is None:
+        raise HTTPException(status_code=404, detail=f"image {image_id} not found")
+    return image
+
+
+# --- Dataset grid ------------------------------------------------------------------------------------------------
+
+
+def encode_cursor(created_at: datetime, image_id: str) -> str:
+    raw = json.dumps([created_at.isoformat(), image_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        stamp, image_id = json.loads(raw)
+        if not isinstance(image_id, str) or len(image_id) > 32:
+            raise ValueError("bad id")
+        return datetime.fromisoformat(stamp), image_id
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+        raise HTTPException(
+            status_code=400, detail="invalid cursor: pass back the next_cursor of a previous page"
+        ) from None
+
+
+def list_images(
+    db: Session, *, character_id: str | None, flag: str | None, limit: int, cursor: str | None
+) -> ImagePage:
+    """Newest first. Keyset on (created_at, id): a deep page costs what the first one does, on the same index."""
+    query = select(Image)
+    if character_id is not None:
+        query = query.where(Image.character_id == character_id)
+    if flag == FLAG_MISSING_CAPTION:
+        query = query.where(Image.caption == "")
+    elif flag is not None:
+        query = query.where(Image.flags.like(f"%,{flag},%"))
+    if cursor is not None:
+        created_at, image_id = decode_cursor(cursor)
+        query = query.where(tuple_(Image.created_at, Image.id) < tuple_(created_at, image_id))
+    rows = list(db.scalars(query.order_by(Image.created_at.desc(), Image.id.desc()).limit(limit + 1)))
+    next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
+    return ImagePage(items=[ImageOut.from_row(row) for row in rows[:limit]], next_cursor=next_cursor)
+
+
+# --- Editing -----------------------------------------------------------------------------------------------------
+
+
+def update_image(db: Session, image_id: str, body: ImageUpdate) -> ImageOut:
+    image = get_image(db, image_id)
+    image.caption = normalize_caption(body.caption)
+    db.commit()
+    return ImageOut.from_row(image)
+
+
+def delete_image(db: Session, data: DataTree, image_id: str) -> None:
+    image = get_image(db, image_id)
+    files = [original_path(data, image), thumbnail_path(data, image)]
+    # Images that pointed at this one as their near-duplicate no longer have that reason to be flagged.
+    followers = list(db.scalars(select(Image).where(Image.near_duplicate_of == image.id)))
+    for follower in followers:
+        follower.flags = encode_flags([f for f in decode_flags(follower.flags) if f != FLAG_NEAR_DUPLICATE])
+    db.execute(update(Image).where(Image.near_duplicate_of == image.id).values(near_duplicate_of=None))
+    db.delete(image)
+    db.commit()
+    for path in files:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    log.info("image deleted", extra={"image_id": image_id, "character_id": image.character_id})
+
+
+# --- Files -------------------------------------------------------------------------------------------------------
+
+
+def original_path(data: DataTree, image: Image) -> Path:
+    """The stored original: `DataTree.uploads(character_id) / image.filename` (the trainer's contract too)."""
+    return data.uploads(image.character_id) / image.filename
+
+
+def thumbnail_path(data: DataTree, image: Image) -> Path:
+    return data.thumbnails(image.character_id) / f"{image.id}.webp"
+
+
+def serve_file(request: Request, data: DataTree, path: Path, etag: str, what: str) -> Response:
+    try:
+        inside = data.safe_join(data.relative(path))
+    except UnsafePathError:
+        raise HTTPException(status_code=404, detail=f"{what} not found") from None
+    if not inside.is_file():
+        raise HTTPException(status_code=404, detail=f"{what} not found")
+    quoted = f'"{etag}"'
+    headers = {"Cache-Control": IMMUTABLE, "ETag": quoted}
+    if quoted in [tag.strip() for tag in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers=headers)
+    media_type = MEDIA_TYPES.get(inside.suffix.lstrip(".").lower(), "application/octet-stream")
+    return FileResponse(inside, media_type=media_type, headers=headers)
+
+
+def serve_original(request: Request, db: Session, data: DataTree, image_id: str) -> Response:
+    image = get_image(db, image_id)
+    return serve_file(request, data, original_path(data, image), image.sha256[:32], "image file")
+
+
+def serve_thumbnail(request: Request, db: Session, data: DataTree, image_id: str) -> Response:
+    image = get_image(db, image_id)
+    return serve_file(request, data, thumbnail_path(data, image), f"{image.sha256[:32]}-t", "thumbnail")

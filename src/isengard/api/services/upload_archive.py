@@ -1,0 +1,148 @@
+"""Zip uploads (the dataset format Replicate and fal accept): images with optional same-named .txt captions.
+
+Defences, in order: entry count and the sum of declared sizes are checked before anything is extracted; every
+entry path is checked (no `..`, no absolute or drive paths, no links, no encrypted entries); each entry's
+declared size is checked against the per-file limit; while extracting, bytes are counted so an entry that holds
+more than it declares, or a zip that expands past the limit, is stopped. macOS resource forks (`__MACOSX/`) and
+dotfiles are skipped silently: archivers add them, people never meant them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import stat
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from isengard.api.services.upload_receiver import MAX_NAME_CHARS, client_file_name
+
+CHUNK_BYTES = 1024 * 1024
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+@dataclass
+class ZipLimits:
+    max_entries: int
+    max_uncompressed_bytes: int
+    max_entry_bytes: int
+
+
+@dataclass
+class Candidate:
+    """A file to consider storing: an uploaded part or a zip entry, already on disk unless rejected."""
+
+    name: str  # shown to the person: file name, or "archive.zip/dir/photo.jpg"
+    original_name: str  # base name kept on the image row
+    group: str  # captions pair with images of the same group and stem
+    path: Path | None
+    size: int
+    rejected: str | None = None
+
+    @property
+    def stem_key(self) -> tuple[str, str]:
+        return self.group, PurePosixPath(self.original_name).stem.lower()
+
+    @property
+    def is_caption_file(self) -> bool:
+        return self.original_name.lower().endswith(".txt")
+
+
+class ZipRejectedError(ValueError):
+    """The archive as a whole is refused; the message says why."""
+
+
+def _entry_path_problem(raw: str) -> str | None:
+    path = raw.replace("\\", "/")
+    if path.startswith("/") or _DRIVE.match(path):
+        return "absolute paths are not accepted"
+    if ".." in path.split("/"):
+        return "paths with `..` are not accepted"
+    return None
+
+
+def _skipped(raw: str) -> bool:
+    parts = [part for part in raw.replace("\\", "/").split("/") if part]
+    return not parts or parts[0] == "__MACOSX" or any(part.startswith(".") for part in parts)
+
+
+def _is_link(info: zipfile.ZipInfo) -> bool:
+    mode = info.external_attr >> 16
+    return stat.S_ISLNK(mode) if mode else False
+
+
+def expand_zip(zip_path: Path, zip_name: str, folder: Path, limits: ZipLimits, prefix: str) -> list[Candidate]:
+    """Extract the acceptable entries of one archive into `folder`; refused entries come back with a reason."""
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError):
+        raise ZipRejectedError("not a valid zip archive") from None
+    with archive:
+        entries = [info for info in archive.infolist() if not info.is_dir() and not _skipped(info.filename)]
+        if len(entries) > limits.max_entries:
+            raise ZipRejectedError(f"the archive has {len(entries)} files; at most {limits.max_entries} are accepted")
+        declared = sum(info.file_size for info in entries)
+        if declared > limits.max_uncompressed_bytes:
+            raise ZipRejectedError(
+                f"the archive expands to {declared:,} bytes; the limit is {limits.max_uncompressed_bytes:,}"
+            )
+        budget = [limits.max_uncompressed_bytes]
+        return [
+            _extract_entry(archive, info, zip_name, folder / f"{prefix}-{index:05d}", limits, budget)
+            for index, info in enumerate(entries)
+        ]
+
+
+def _extract_entry(
+    archive: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    zip_name: str,
+    target: Path,
+    limits: ZipLimits,
+    budget: list[int],
+) -> Candidate:
+    entry_name = info.filename.replace("\\", "/")
+    shown = "".join(ch for ch in entry_name if ch.isprintable())[:MAX_NAME_CHARS]
+    parent = str(PurePosixPath(entry_name).parent)
+    candidate = Candidate(
+        name=f"{zip_name}/{shown}",
+        original_name=client_file_name(entry_name),
+        group=f"{zip_name}\0{parent}",
+        path=None,
+        size=info.file_size,
+    )
+    problem = _entry_path_problem(entry_name)
+    if problem is None and _is_link(info):
+        problem = "links are not accepted"
+    if problem is None and info.flag_bits & 0x1:
+        problem = "encrypted entries are not accepted"
+    if problem is None and info.file_size > limits.max_entry_bytes:
+        problem = f"the file is larger than the limit of {limits.max_entry_bytes:,} bytes"
+    if problem is not None:
+        candidate.rejected = problem
+        return candidate
+    allowed = min(info.file_size, limits.max_entry_bytes, budget[0])
+    written = 0
+    try:
+        with archive.open(info) as source, open(target, "xb") as sink:
+            while chunk := source.read(CHUNK_BYTES):
+                written += len(chunk)
+                if written > allowed:
+                    raise ZipRejectedError("the entry holds more data than its header declares (a zip bomb?)")
+                sink.write(chunk)
+    except ZipRejectedError as exc:
+        candidate.rejected = str(exc)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
+        # Bad CRC, unsupported compression, truncated data...
+        candidate.rejected = f"the entry could not be extracted ({str(exc)[:100] or type(exc).__name__})"
+    if candidate.rejected is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(target)
+        return candidate
+    budget[0] -= written
+    candidate.path = target
+    candidate.size = written
+    return candidate

@@ -1,0 +1,47 @@
+"""Captions: the `[trigger]` placeholder and caption text read from uploaded .txt files.
+
+Captions are stored with `[trigger]` as written; the trainer substitutes the character's trigger word when it
+builds the dataset, so renaming the trigger word never means rewriting every caption.
+"""
+
+from __future__ import annotations
+
+import re
+
+TRIGGER_PLACEHOLDER = "[trigger]"
+MAX_CAPTION_CHARS = 4000
+
+_PLACEHOLDER = re.compile(r"\[trigger\]", re.IGNORECASE)
+_SPACES = re.compile(r"[ \t]+")
+
+
+def substitute_trigger(caption: str, trigger_word: str) -> str:
+    """Replace every `[trigger]` (any letter case) with the trigger word."""
+    # A function as replacement: a trigger word with backslashes must not be read as a regex template.
+    return _PLACEHOLDER.sub(lambda _match: trigger_word, caption)
+
+
+def mentions_trigger(caption: str, trigger_word: str) -> bool:
+    """Whether the caption already names the subject, by placeholder or by the word itself."""
+    if _PLACEHOLDER.search(caption):
+        return True
+    if not trigger_word:
+        return False
+    return re.search(rf"(?<!\w){re.escape(trigger_word)}(?!\w)", caption, re.IGNORECASE) is not None
+
+
+def prepend_trigger(caption: str) -> str:
+    """`[trigger], <caption>`; a caption that is empty becomes just the placeholder."""
+    stripped = caption.strip()
+    return f"{TRIGGER_PLACEHOLDER}, {stripped}" if stripped else TRIGGER_PLACEHOLDER
+
+
+def normalize_caption(text: str) -> str:
+    """One caption as a trainer expects it: no surrounding blank space, runs of spaces collapsed, bounded."""
+    lines = [_SPACES.sub(" ", line).strip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    return "\n".join(line for line in lines if line)[:MAX_CAPTION_CHARS]
+
+
+def caption_from_bytes(data: bytes) -> str:
+    """Caption files are UTF-8 (a BOM is tolerated); undecodable bytes are replaced, never fatal."""
+    return normalize_caption(data.decode("utf-8-sig", errors="replace"))

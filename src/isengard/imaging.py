@@ -1,0 +1,267 @@
+"""Image helpers: decode untrusted files, normalize them, and measure what matters for a training dataset.
+
+Every uploaded file goes through `decode_image`: Pillow opens it with only the allowed formats enabled (so no
+other decoder, e.g. EPS through Ghostscript, is ever reached), the declared size is checked against the pixel
+limit before any pixel is decoded, the file is verified, then fully loaded. Decompression-bomb warnings are
+errors. The result has its EXIF orientation applied, its colours converted to sRGB and no metadata left.
+
+Measures:
+- `pixel_sha256`: exact-duplicate key. It hashes the decoded, normalized pixels (mode, size, bytes), not the file,
+  so the same photo with different metadata or a different container is still caught.
+- `dhash`: a 64-bit difference hash for near-duplicates (resized, recompressed, lightly edited copies).
+  Two images are near-duplicates when their hashes differ in at most `NEAR_DUPLICATE_MAX_DISTANCE` bits.
+- `blur_score`: variance of the Laplacian of a grayscale copy downscaled to fit `BLUR_ANALYSIS_SIDE` px, so the
+  score does not depend on the upload's resolution. Below `BLUR_THRESHOLD` an image is flagged blurry: sharp
+  photos at that scale score in the hundreds or thousands; an out-of-focus or heavily smoothed one scores tens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageCms, ImageFile, ImageOps, features
+
+from isengard.storage import atomic_path
+
+log = logging.getLogger(__name__)
+
+# Formats accepted for upload (Pillow format names) and what each is stored as (extension, Pillow format).
+# AVIF only where this Pillow build decodes it; HEIF only when the pillow-heif plugin is installed.
+_BASE_FORMATS = ("JPEG", "PNG", "WEBP")
+_STORED_AS = {"JPEG": ("jpg", "JPEG"), "PNG": ("png", "PNG"), "WEBP": ("webp", "WEBP")}
+
+THUMBNAIL_SIDE = 256
+BLUR_ANALYSIS_SIDE = 512
+BLUR_THRESHOLD = 100.0
+NEAR_DUPLICATE_MAX_DISTANCE = 8
+# Shorter side under this is flagged "small" at upload; the report checks against the chosen training resolution.
+SMALL_SIDE = 512
+# Longer side over shorter side beyond this crops badly into training buckets.
+EXTREME_ASPECT_RATIO = 2.0
+
+FLAG_SMALL = "small"
+FLAG_BLURRY = "blurry"
+FLAG_EXTREME_ASPECT = "extreme_aspect"
+FLAG_NEAR_DUPLICATE = "near_duplicate"
+QUALITY_FLAGS = (FLAG_SMALL, FLAG_BLURRY, FLAG_EXTREME_ASPECT, FLAG_NEAR_DUPLICATE)
+
+
+class ImageRejectedError(ValueError):
+    """The file is not an image Isengard accepts; the message says why, for the person who uploaded it."""
+
+
+@dataclass
+class DecodedImage:
+    image: Image.Image  # RGB or RGBA, orientation applied, no metadata
+    source_format: str  # Pillow format name of the upload
+
+    @property
+    def width(self) -> int:
+        return self.image.width
+
+    @property
+    def height(self) -> int:
+        return self.image.height
+
+
+_hardened = False
+
+
+def _harden_pillow() -> None:
+    """Process-wide, once: decompression-bomb warnings become errors and truncated files never half-load."""
+    global _hardened
+    if _hardened:
+        return
+    warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    _hardened = True
+
+
+def accepted_formats() -> tuple[str, ...]:
+    formats = list(_BASE_FORMATS)
+    if features.check("avif"):
+        formats.append("AVIF")
+    try:  # optional plugin; registers the HEIF opener with Pillow
+        import pillow_heif  # type: ignore[import-not-found]
+
+        pillow_heif.register_heif_opener()
+        formats.append("HEIF")
+    except ImportError:
+        pass
+    return tuple(formats)
+
+
+def accepted_formats_text() -> str:
+    return ", ".join(accepted_formats())
+
+
+def decode_image(path: Path, *, max_pixels: int) -> DecodedImage:
+    """Open an untrusted file and return the normalized image, or raise ImageRejectedError with the reason."""
+    _harden_pillow()
+    allowed = accepted_formats()
+    try:
+        with Image.open(path, formats=allowed) as probe:
+            source_format = str(probe.format)
+            width, height = probe.size
+            _check_pixels(width, height, max_pixels)
+            probe.verify()
+        # verify() leaves the object unusable: open again for the full decode.
+        with Image.open(path, formats=allowed) as opened:
+            opened.load()
+            image = _normalize(opened)
+    except ImageRejectedError:
+        raise
+    except Image.UnidentifiedImageError:
+        raise ImageRejectedError(f"not an image in an accepted format ({accepted_formats_text()})") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageRejectedError(f"image declares more pixels than the limit of {max_pixels:,}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        # Truncated or corrupt data: Pillow raises OSError ("image file is truncated"), SyntaxError (bad chunks)...
+        raise ImageRejectedError(f"the image data is damaged or incomplete ({_short(exc)})") from None
+    return DecodedImage(image=image, source_format=source_format)
+
+
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    if width <= 0 or height <= 0:
+        raise ImageRejectedError("image has no pixels")
+    if width * height > max_pixels:
+        raise ImageRejectedError(f"image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _normalize(opened: Image.Image) -> Image.Image:
+    """Orientation applied, sRGB, RGB or RGBA, no metadata carried along."""
+    image = ImageOps.exif_transpose(opened) or opened
+    icc = opened.info.get("icc_profile")
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    target_mode = "RGBA" if has_alpha else "RGB"
+    converted: Image.Image | None = None
+    if icc and image.mode in ("RGB", "RGBA", "CMYK", "L"):
+        converted = _to_srgb(image, icc, target_mode)
+    if converted is None:
+        converted = image.convert(target_mode) if image.mode != target_mode else image.copy()
+    # Saving never sees EXIF, XMP, ICC or text chunks: they are gone with the info dict.
+    converted.info = {}
+    return converted
+
+
+def _to_srgb(image: Image.Image, icc: bytes, target_mode: str) -> Image.Image | None:
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        srgb = ImageCms.createProfile("sRGB")
+        out_mode = target_mode if image.mode in ("RGB", "RGBA") else "RGB"
+        result = ImageCms.profileToProfile(image, source, srgb, outputMode=out_mode)
+        if result is None:
+            return None
+        return result if result.mode == target_mode else result.convert(target_mode)
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        # A broken embedded profile is not worth refusing the photo for: keep the pixels as they are.
+        log.info("ignored an unusable colour profile")
+        return None
+
+
+def stored_extension(source_format: str, image: Image.Image) -> tuple[str, str]:
+    """(extension, Pillow format) an upload is stored as; formats the trainer may lack a decoder for become JPEG/PNG."""
+    if source_format in _STORED_AS:
+        return _STORED_AS[source_format]
+    return ("png", "PNG") if image.mode == "RGBA" else ("jpg", "JPEG")
+
+
+def save_image(image: Image.Image, target: Path, pil_format: str) -> None:
+    """Write atomically, without metadata. JPEG at high quality and full chroma: these are training inputs."""
+    options: dict[str, object] = {}
+    if pil_format == "JPEG":
+        options = {"quality": 95, "subsampling": 0}
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+    elif pil_format == "WEBP":
+        options = {"quality": 95, "method": 4}
+    elif pil_format == "PNG":
+        options = {"compress_level": 6}
+    with atomic_path(target) as tmp:
+        image.save(tmp, format=pil_format, **options)
+
+
+def make_thumbnail(image: Image.Image, target: Path, size: int = THUMBNAIL_SIDE) -> None:
+    """Write a WebP thumbnail that fits in sizexsize (aspect kept, never enlarged), atomically."""
+    thumb = image.copy()
+    if thumb.mode not in ("RGB", "RGBA"):
+        thumb = thumb.convert("RGBA" if "A" in thumb.getbands() else "RGB")
+    thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
+    thumb.info = {}
+    with atomic_path(target) as tmp:
+        thumb.save(tmp, format="WEBP", quality=80, method=4)
+
+
+def pixel_sha256(image: Image.Image) -> str:
+    digest = hashlib.sha256()
+    digest.update(f"{image.mode}:{image.width}x{image.height}:".encode())
+    digest.update(image.tobytes())
+    return digest.hexdigest()
+
+
+def dhash(image: Image.Image, hash_side: int = 8) -> str:
+    """Difference hash: compare neighbouring pixels of a tiny grayscale copy; 64 bits as 16 hex digits."""
+    small = image.convert("L").resize((hash_side + 1, hash_side), Image.Resampling.LANCZOS)
+    pixels = np.asarray(small, dtype=np.int16)
+    bits = (pixels[:, 1:] > pixels[:, :-1]).flatten()
+    value = 0
+    for bit in bits:
+        value = (value << 1) | int(bit)
+    return f"{value:0{hash_side * hash_side // 4}x}"
+
+
+def hamming_distance(left: str, right: str) -> int:
+    return (int(left, 16) ^ int(right, 16)).bit_count()
+
+
+def blur_score(image: Image.Image) -> float:
+    """Variance of the 4-neighbour Laplacian on a grayscale copy that fits BLUR_ANALYSIS_SIDE (never enlarged)."""
+    gray = image.convert("L")
+    longest = max(gray.size)
+    if longest > BLUR_ANALYSIS_SIDE:
+        scale = BLUR_ANALYSIS_SIDE / longest
+        gray = gray.resize(
+            (max(3, round(gray.width * scale)), max(3, round(gray.height * scale))), Image.Resampling.BILINEAR
+        )
+    a = np.asarray(gray, dtype=np.float32)
+    if a.shape[0] < 3 or a.shape[1] < 3:
+        return 0.0
+    laplacian = a[:-2, 1:-1] + a[2:, 1:-1] + a[1:-1, :-2] + a[1:-1, 2:] - 4.0 * a[1:-1, 1:-1]
+    return float(laplacian.var())
+
+
+def aspect_ratio(width: int, height: int) -> float:
+    return max(width, height) / max(1, min(width, height))
+
+
+def quality_flags(width: int, height: int, blur: float | None, *, near_duplicate: bool = False) -> list[str]:
+    flags: list[str] = []
+    if min(width, height) < SMALL_SIDE:
+        flags.append(FLAG_SMALL)
+    if blur is not None and blur < BLUR_THRESHOLD:
+        flags.append(FLAG_BLURRY)
+    if aspect_ratio(width, height) > EXTREME_ASPECT_RATIO:
+        flags.append(FLAG_EXTREME_ASPECT)
+    if near_duplicate:
+        flags.append(FLAG_NEAR_DUPLICATE)
+    return flags
+
+
+def encode_flags(flags: list[str]) -> str:
+    """Comma-wrapped (",small,blurry,") so `LIKE '%,small,%'` finds one flag on any database."""
+    return f",{','.join(flags)}," if flags else ""
+
+
+def decode_flags(stored: str) -> list[str]:
+    return [flag for flag in stored.split(",") if flag]
