@@ -17,8 +17,14 @@ from fastapi.staticfiles import StaticFiles
 
 from isengard import __version__
 from isengard.api.auth import AuthMiddleware
-from isengard.api.middleware import CorrelationIdMiddleware, DiskGuardMiddleware, SecurityHeadersMiddleware
+from isengard.api.middleware import (
+    COMMON_ERROR_RESPONSES,
+    CorrelationIdMiddleware,
+    DiskGuardMiddleware,
+    SecurityHeadersMiddleware,
+)
 from isengard.api.routes import auth, characters, generation, health, images, jobs, logs, loras, training
+from isengard.api.services.queue_lifecycle import start_queue_recovery, stop_queue_recovery
 from isengard.api.state import Services
 from isengard.config import Settings
 from isengard.db.session import make_engine, make_sessionmaker
@@ -109,10 +115,12 @@ def create_app(settings: Settings, *, web_dist: Path | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = build_services(settings)
         app.state.services = services
+        recovery_stop, recovery_task = await start_queue_recovery(services)
         log.info("api started", extra={"mode": settings.resolved_mode.value, "data_dir": str(services.data.root)})
         try:
             yield
         finally:
+            await stop_queue_recovery(services, recovery_stop, recovery_task)
             services.redis.close()
             services.engine.dispose()
             log.info("api stopped")
@@ -129,7 +137,7 @@ def create_app(settings: Settings, *, web_dist: Path | None = None) -> FastAPI:
     app.state.settings = settings
     _install_error_handlers(app)
     for module in ROUTERS:
-        app.include_router(module.router, prefix="/api")
+        app.include_router(module.router, prefix="/api", responses=COMMON_ERROR_RESPONSES)
     # Innermost first: the disk guard sees only authenticated requests; auth sits inside CORS (preflights carry
     # no credentials) and inside the security headers (a 401 gets them too).
     app.add_middleware(DiskGuardMiddleware, data_root=settings.data_path, min_free_bytes=settings.min_free_bytes)

@@ -19,6 +19,10 @@ def job_events(job_id: str) -> str:
 
 GLOBAL_EVENTS = f"{PREFIX}:events:all"
 
+# Written by the API once the queue holds everything the database says is queued. Its absence means Redis came
+# back empty (restart without persistence, FLUSHALL): the API then re-enqueues from the database.
+SENTINEL = f"{PREFIX}:sentinel"
+
 
 def job_lease(job_id: str) -> str:
     """Held by the worker running the job, with a TTL renewed by heartbeats."""

@@ -1,7 +1,77 @@
-"""Routes for jobs."""
+"""Routes for jobs: list, detail, cancel, artifacts, history, and live events over SSE."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import FileResponse
+from sse_starlette import EventSourceResponse
+
+from isengard.api.deps import DbSession, ServicesDep
+from isengard.api.schemas.jobs import ArtifactOut, JobHistory, JobOut, JobPage
+from isengard.api.services import job_events
+from isengard.api.services import jobs as service
+from isengard.domain import ArtifactKind, JobKind, JobStatus
 
 router = APIRouter(tags=["jobs"])
+
+SSE_PING_SECONDS = 15
+LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
+
+
+@router.get("/jobs", response_model=JobPage)
+def list_jobs(
+    db: DbSession,
+    kind: JobKind | None = None,
+    status: JobStatus | None = None,
+    character_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JobPage:
+    return service.list_jobs(db, kind=kind, status=status, character_id=character_id, limit=limit, offset=offset)
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut)
+def get_job(job_id: str, db: DbSession) -> JobOut:
+    return service.job_to_out(service.get_job(db, job_id))
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut)
+def cancel_job(job_id: str, db: DbSession, services: ServicesDep) -> JobOut:
+    return service.job_to_out(service.cancel_job(services, db, job_id))
+
+
+@router.get("/jobs/{job_id}/artifacts", response_model=list[ArtifactOut])
+def list_artifacts(job_id: str, db: DbSession, kind: ArtifactKind | None = None) -> list[ArtifactOut]:
+    return service.list_artifacts(db, job_id, kind)
+
+
+@router.get("/jobs/{job_id}/artifacts/{artifact_id}/file", response_class=FileResponse)
+def artifact_file(job_id: str, artifact_id: str, db: DbSession, services: ServicesDep) -> FileResponse:
+    path, name = service.artifact_file(services, db, job_id, artifact_id)
+    return FileResponse(path, filename=name)
+
+
+@router.get("/jobs/{job_id}/history", response_model=JobHistory)
+def job_history(job_id: str, db: DbSession) -> JobHistory:
+    return service.job_history(db, job_id)
+
+
+@router.get("/jobs/{job_id}/events", response_class=EventSourceResponse)
+def job_event_stream(
+    job_id: str,
+    services: ServicesDep,
+    last_event_id: LastEventId = None,
+    since: Annotated[str | None, Query(description="same as the Last-Event-ID header")] = None,
+) -> EventSourceResponse:
+    # A short session of its own: a request-scoped one would stay open for as long as the stream.
+    with services.sessions() as session:
+        service.get_job(session, job_id)  # 404 before the stream opens
+    source = job_events.job_events(services, job_id, last_event_id or since)
+    return EventSourceResponse(source, ping=SSE_PING_SECONDS)
+
+
+@router.get("/events", response_class=EventSourceResponse)
+def all_events(services: ServicesDep, last_event_id: LastEventId = None) -> EventSourceResponse:
+    return EventSourceResponse(job_events.all_status_events(services, last_event_id), ping=SSE_PING_SECONDS)

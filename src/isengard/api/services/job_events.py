@@ -1,0 +1,151 @@
+"""Server-sent event streams: one job's events, and every job's status changes.
+
+SSE ids are the Redis stream ids, so a reconnect with `Last-Event-ID` resumes exactly after the last event seen.
+When a job's stream is gone (finished long ago, or Redis lost its data) the events are replayed from the database
+with ids `db-<row id>`; a finished job's stream then closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from sse_starlette import ServerSentEvent
+
+from isengard.api.state import Services
+from isengard.db.models import Job
+from isengard.domain import JobStatus, StatusEvent
+from isengard.queue import events as queue_events
+from isengard.queue import keys
+from isengard.queue.history import load_events
+
+log = logging.getLogger(__name__)
+
+ASYNC_REDIS = "redis_async"
+READ_BLOCK_MS = 5000
+DB_ID_PREFIX = "db-"
+MAX_STREAM_SEQ = 18446744073709551615
+
+
+def async_redis(services: Services) -> aioredis.Redis:
+    client = services.extras.get(ASYNC_REDIS)
+    if client is None:
+        assert services.settings.redis_url
+        client = aioredis.Redis.from_url(services.settings.redis_url, health_check_interval=15)
+        services.extras[ASYNC_REDIS] = client
+    return client  # type: ignore[no-any-return]
+
+
+def _sse(entry_id: str, event: Any) -> ServerSentEvent:
+    return ServerSentEvent(data=event.model_dump_json(), id=entry_id, event=event.type)
+
+
+def _is_end(event: Any) -> bool:
+    return isinstance(event, StatusEvent) and event.status.is_final
+
+
+def _job_status(services: Services, job_id: str) -> JobStatus | None:
+    with services.sessions() as session:
+        job = session.get(Job, job_id)
+        return JobStatus(job.status) if job is not None else None
+
+
+def _db_events(services: Services, job_id: str, after_row: int) -> list[tuple[int, Any]]:
+    with services.sessions() as session:
+        result: list[tuple[int, Any]] = load_events(session, job_id, after_id=after_row)
+        return result
+
+
+def _stream_ms(entry_id: str) -> int:
+    return int(entry_id.split("-", 1)[0])
+
+
+async def job_events(services: Services, job_id: str, last_event_id: str | None) -> AsyncIterator[ServerSentEvent]:
+    client = async_redis(services)
+    stream = keys.job_events(job_id)
+    last = (last_event_id or "").strip()
+    try:
+        live = await client.exists(stream) and not last.startswith(DB_ID_PREFIX)
+    except redis.RedisError:
+        live = False
+    if not live:
+        # Replay from the database: after a db row id, or after the time of a stream id the client already has.
+        after_row = int(last[len(DB_ID_PREFIX) :]) if last.startswith(DB_ID_PREFIX) and last[3:].isdigit() else 0
+        after_ms = _stream_ms(last) if queue_events.is_valid_stream_id(last) else None
+        replayed = await asyncio.to_thread(_db_events, services, job_id, after_row)
+        last_ms = after_ms or 0
+        for row_id, event in replayed:
+            event_ms = int(event.at.timestamp() * 1000)
+            if after_ms is not None and event_ms <= after_ms:
+                continue
+            last_ms = max(last_ms, event_ms)
+            yield _sse(f"{DB_ID_PREFIX}{row_id}", event)
+            if _is_end(event):
+                return
+        status = await asyncio.to_thread(_job_status, services, job_id)
+        if status is None or status.is_final:
+            return
+        # Still running: follow the live stream from after the newest event already replayed.
+        last = f"{last_ms}-{MAX_STREAM_SEQ}" if last_ms else "0-0"
+    elif not queue_events.is_valid_stream_id(last):
+        last = "0-0"
+    async for item in _follow(services, client, stream, job_id, last):
+        yield item
+
+
+async def _follow(
+    services: Services, client: aioredis.Redis, stream: str, job_id: str, last: str
+) -> AsyncIterator[ServerSentEvent]:
+    quiet_reads = 0
+    while True:
+        try:
+            entries = await queue_events.read_after(client, stream, last, block_ms=READ_BLOCK_MS)
+        except redis.RedisError as exc:
+            log.warning("event stream read failed; retrying", extra={"job_id": job_id, "error": str(exc)})
+            await asyncio.sleep(1.0)
+            continue
+        for entry_id, event in entries:
+            last = entry_id
+            if event is None:
+                continue
+            yield _sse(entry_id, event)
+            if _is_end(event):
+                return
+        if entries:
+            quiet_reads = 0
+            continue
+        quiet_reads += 1
+        # A job that ended while its final event could not reach Redis would otherwise be followed forever.
+        if quiet_reads % 6 == 0:
+            status = await asyncio.to_thread(_job_status, services, job_id)
+            if status is None or status.is_final:
+                return
+
+
+async def all_status_events(services: Services, last_event_id: str | None) -> AsyncIterator[ServerSentEvent]:
+    """Every job's status changes, for list pages; from `Last-Event-ID` on, else from now."""
+    client = async_redis(services)
+    last = (last_event_id or "").strip()
+    if not queue_events.is_valid_stream_id(last):
+        last = "0-0"
+        try:
+            newest = await client.xrevrange(keys.GLOBAL_EVENTS, count=1)
+            if newest:
+                last = queue_events.as_text(newest[0][0])
+        except redis.RedisError:
+            pass
+    while True:
+        try:
+            entries = await queue_events.read_after(client, keys.GLOBAL_EVENTS, last, block_ms=READ_BLOCK_MS)
+        except redis.RedisError as exc:
+            log.warning("global event stream read failed; retrying", extra={"error": str(exc)})
+            await asyncio.sleep(1.0)
+            continue
+        for entry_id, event in entries:
+            last = entry_id
+            if event is not None:
+                yield _sse(entry_id, event)

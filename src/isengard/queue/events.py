@@ -1,0 +1,81 @@
+"""Job events on Redis: each job has a capped event stream; status changes also go to one global stream.
+
+The stream ids are the SSE ids, so a client that reconnects with `Last-Event-ID` reads exactly the entries after
+it. Publishing never fails a job: Redis carries live events only, and the worker persists what must survive
+(loss points, logs, samples, status) in the database.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+
+from isengard.domain import StatusEvent, parse_event
+from isengard.queue import keys
+
+log = logging.getLogger(__name__)
+
+DATA_FIELD = "data"
+GLOBAL_STREAM_MAXLEN = 2000
+# A finished job's live stream is kept a day for late viewers, then its page replays from the database.
+FINISHED_STREAM_TTL_SECONDS = 24 * 3600
+
+
+def as_text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def publish(client: redis.Redis, event: Any, *, maxlen: int) -> str | None:
+    """XADD an event to its job's stream (and status events to the global stream). Returns the stream id."""
+    data = event.model_dump_json()
+    try:
+        pipe = client.pipeline(transaction=False)
+        pipe.xadd(keys.job_events(event.job_id), {DATA_FIELD: data}, maxlen=maxlen, approximate=True)
+        if isinstance(event, StatusEvent):
+            pipe.xadd(keys.GLOBAL_EVENTS, {DATA_FIELD: data}, maxlen=GLOBAL_STREAM_MAXLEN, approximate=True)
+            if event.status.is_final:
+                pipe.expire(keys.job_events(event.job_id), FINISHED_STREAM_TTL_SECONDS)
+        results = pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("could not publish a job event", extra={"event_type": event.type, "error": str(exc)})
+        return None
+    return as_text(results[0])
+
+
+def decode_entry(fields: Any) -> Any:
+    """The event model stored in one stream entry's fields."""
+    raw = fields.get(DATA_FIELD, fields.get(DATA_FIELD.encode())) if isinstance(fields, dict) else None
+    if raw is None:
+        raise ValueError("stream entry has no event data")
+    return parse_event(as_text(raw))
+
+
+def is_valid_stream_id(value: str) -> bool:
+    head, _, tail = value.partition("-")
+    return head.isdigit() and (tail == "" or tail.isdigit())
+
+
+async def read_after(
+    client: aioredis.Redis, stream: str, last_id: str, *, block_ms: int, count: int = 200
+) -> list[tuple[str, Any]]:
+    """Entries after `last_id`, waiting up to `block_ms` for the first one.
+
+    Returns (id, event) pairs; an unreadable entry comes back as (id, None) so the reader still moves past it.
+    """
+    reply: Any = await client.xread({stream: last_id}, count=count, block=block_ms)
+    events: list[tuple[str, Any]] = []
+    for _stream, entries in reply or []:
+        for entry_id, fields in entries:
+            try:
+                events.append((as_text(entry_id), decode_entry(fields)))
+            except ValueError:
+                log.warning("skipping an unreadable event entry", extra={"stream": stream})
+                events.append((as_text(entry_id), None))
+    return events
+
+
+async def stream_exists(client: aioredis.Redis, stream: str) -> bool:
+    return bool(await client.exists(stream))

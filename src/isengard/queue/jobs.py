@@ -1,0 +1,242 @@
+"""The work queue on Redis Streams: enqueue, claim (XREADGROUP), reclaim (XAUTOCLAIM), leases, ack, cancel flags.
+
+One stream per job kind, read by one consumer group. An entry carries only the job id: the job itself (payload,
+status, attempts) lives in the database, which stays the source of truth. Acked entries are deleted so a stream
+holds exactly the work still outstanding, which is what recovery compares the database against.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from isengard.queue import keys
+
+log = logging.getLogger(__name__)
+
+ENTRY_FIELD = "job_id"
+
+
+@dataclass(frozen=True)
+class ClaimedEntry:
+    kind: str
+    entry_id: str
+    job_id: str
+    reclaimed: bool = False
+
+
+@dataclass(frozen=True)
+class AutoclaimReply:
+    next_start: str
+    entries: list[tuple[str, dict[str, str]]]
+    # Entries that were pending but no longer exist in the stream (trimmed or deleted).
+    deleted: list[str]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _fields(raw: Any) -> dict[str, str]:
+    if isinstance(raw, dict):
+        return {_text(k): _text(v) for k, v in raw.items()}
+    items = list(raw)
+    return {_text(items[i]): _text(items[i + 1]) for i in range(0, len(items) - 1, 2)}
+
+
+def parse_xautoclaim(reply: Sequence[Any]) -> AutoclaimReply:
+    """Parse a raw XAUTOCLAIM reply of either shape.
+
+    Redis 6.2 answers `[next_start, entries]` and reports an entry deleted from the stream as `[id, nil]`;
+    Redis 7.x answers `[next_start, entries, deleted_ids]` and leaves deleted entries out of `entries`.
+    """
+    if len(reply) not in (2, 3):
+        raise ValueError(f"unexpected XAUTOCLAIM reply with {len(reply)} items")
+    entries: list[tuple[str, dict[str, str]]] = []
+    deleted: list[str] = [_text(item) for item in reply[2]] if len(reply) == 3 and reply[2] else []
+    for item in reply[1] or []:
+        if item is None:
+            continue
+        entry_id, raw_fields = item[0], item[1] if len(item) > 1 else None
+        if raw_fields is None:
+            deleted.append(_text(entry_id))
+            continue
+        entries.append((_text(entry_id), _fields(raw_fields)))
+    return AutoclaimReply(next_start=_text(reply[0]), entries=entries, deleted=deleted)
+
+
+def ensure_group(client: redis.Redis, kind: str) -> None:
+    """Create the stream and its consumer group if missing (after a flush too)."""
+    try:
+        client.xgroup_create(keys.job_stream(kind), keys.CONSUMER_GROUP, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def enqueue(client: redis.Redis, kind: str, job_id: str) -> str:
+    """Add a work entry for a job; returns the entry id."""
+    ensure_group(client, kind)
+    entry_id = client.xadd(keys.job_stream(kind), {ENTRY_FIELD: job_id})
+    return _text(entry_id)
+
+
+def claim_new(client: redis.Redis, kinds: Iterable[str], consumer: str, block_ms: int) -> ClaimedEntry | None:
+    """Wait (XREADGROUP BLOCK) for one never-delivered entry on any of the given kinds' streams."""
+    streams = {keys.job_stream(kind): ">" for kind in kinds}
+    if not streams:
+        return None
+    reply: Any = client.xreadgroup(keys.CONSUMER_GROUP, consumer, streams, count=1, block=block_ms)  # type: ignore[arg-type]
+    for stream, entries in reply or []:
+        for entry_id, fields in entries:
+            kind = _text(stream).rsplit(":", 1)[-1]
+            job_id = _fields(fields).get(ENTRY_FIELD, "")
+            return ClaimedEntry(kind=kind, entry_id=_text(entry_id), job_id=job_id)
+    return None
+
+
+def autoclaim(client: redis.Redis, kind: str, consumer: str, min_idle_ms: int, count: int = 1) -> AutoclaimReply:
+    """Take over entries idle longer than `min_idle_ms` (their worker stopped heartbeating)."""
+    # The raw reply is parsed here, not by redis-py's callback, which fails on 6.2's `[id, nil]` entries.
+    client.set_response_callback("XAUTOCLAIM", _raw_reply)
+    reply = client.execute_command(
+        "XAUTOCLAIM", keys.job_stream(kind), keys.CONSUMER_GROUP, consumer, min_idle_ms, "0-0", "COUNT", count
+    )
+    parsed = parse_xautoclaim(reply)
+    if parsed.deleted:
+        # An entry that no longer exists cannot be worked on; drop it from the pending list.
+        client.xack(keys.job_stream(kind), keys.CONSUMER_GROUP, *parsed.deleted)
+    return parsed
+
+
+def _raw_reply(response: Any, **_options: Any) -> Any:
+    return response
+
+
+def touch(client: redis.Redis, kind: str, consumer: str, entry_id: str) -> None:
+    """Reset an entry's idle time so a long-running job is not mistaken for an abandoned one."""
+    client.xclaim(keys.job_stream(kind), keys.CONSUMER_GROUP, consumer, 0, [entry_id], justid=True)
+
+
+def give_back(client: redis.Redis, kind: str, consumer: str, entry_id: str) -> None:
+    """Hand an entry taken by mistake back to the consumer that is really running it."""
+    client.xclaim(keys.job_stream(kind), keys.CONSUMER_GROUP, consumer, 0, [entry_id], justid=True)
+
+
+def ack(client: redis.Redis, kind: str, entry_id: str) -> None:
+    """Done with an entry: acknowledge and delete it, so the stream holds only outstanding work."""
+    pipe = client.pipeline(transaction=True)
+    pipe.xack(keys.job_stream(kind), keys.CONSUMER_GROUP, entry_id)
+    pipe.xdel(keys.job_stream(kind), entry_id)
+    pipe.execute()
+
+
+def requeue(client: redis.Redis, kind: str, entry_id: str, job_id: str) -> str:
+    """Replace a claimed entry by a fresh one at the tail, atomically: another worker can take it at once."""
+    ensure_group(client, kind)
+    pipe = client.pipeline(transaction=True)
+    pipe.xack(keys.job_stream(kind), keys.CONSUMER_GROUP, entry_id)
+    pipe.xdel(keys.job_stream(kind), entry_id)
+    pipe.xadd(keys.job_stream(kind), {ENTRY_FIELD: job_id})
+    return _text(pipe.execute()[-1])
+
+
+def remove_entry(client: redis.Redis, kind: str, entry_id: str) -> None:
+    ack(client, kind, entry_id)
+
+
+def stream_job_ids(client: redis.Redis, kind: str) -> dict[str, str]:
+    """Job id -> entry id for every entry still in a kind's stream (pending or not yet delivered)."""
+    found: dict[str, str] = {}
+    start = "-"
+    while True:
+        batch = client.xrange(keys.job_stream(kind), min=start, count=500)
+        if not batch:
+            return found
+        for entry_id, fields in batch:
+            job_id = _fields(fields).get(ENTRY_FIELD)
+            if job_id:
+                found[job_id] = _text(entry_id)
+        if len(batch) < 500:
+            return found
+        start = "(" + _text(batch[-1][0])
+
+
+def pending_entries(client: redis.Redis, kind: str, count: int = 100) -> list[tuple[str, str, int]]:
+    """(entry id, consumer, idle ms) of delivered but unacknowledged entries."""
+    try:
+        rows = client.xpending_range(keys.job_stream(kind), keys.CONSUMER_GROUP, "-", "+", count)
+    except redis.ResponseError:  # no such stream or group yet
+        return []
+    return [(_text(r["message_id"]), _text(r["consumer"]), int(r["time_since_delivered"])) for r in rows]
+
+
+def entry_job_id(client: redis.Redis, kind: str, entry_id: str) -> str | None:
+    rows = client.xrange(keys.job_stream(kind), min=entry_id, max=entry_id, count=1)
+    if not rows:
+        return None
+    return _fields(rows[0][1]).get(ENTRY_FIELD)
+
+
+# --- Leases -------------------------------------------------------------------------------------------------------
+
+# Renew only a lease we still hold: a worker that lost its lease must not extend another worker's.
+_RENEW = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
+end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def acquire_lease(client: redis.Redis, job_id: str, worker_id: str, ttl_seconds: float) -> bool:
+    return bool(client.set(keys.job_lease(job_id), worker_id, nx=True, px=int(ttl_seconds * 1000)))
+
+
+def renew_lease(client: redis.Redis, job_id: str, worker_id: str, ttl_seconds: float) -> bool:
+    """Extend our lease (or take it back after Redis lost it); False when another worker holds it."""
+    result = client.eval(_RENEW, 1, keys.job_lease(job_id), worker_id, int(ttl_seconds * 1000))  # type: ignore[no-untyped-call]
+    return int(result) > 0
+
+
+def release_lease(client: redis.Redis, job_id: str, worker_id: str) -> None:
+    client.eval(_RELEASE, 1, keys.job_lease(job_id), worker_id)  # type: ignore[no-untyped-call]
+
+
+def lease_holder(client: redis.Redis, job_id: str) -> str | None:
+    value = client.get(keys.job_lease(job_id))
+    return _text(value) if value is not None else None
+
+
+# --- Cancellation flags ---------------------------------------------------------------------------------------------
+
+CANCEL_FLAG_TTL_SECONDS = 7 * 24 * 3600
+
+
+def request_cancel(client: redis.Redis, job_id: str) -> None:
+    client.set(keys.job_cancel(job_id), "1", ex=CANCEL_FLAG_TTL_SECONDS)
+
+
+def cancel_requested(client: redis.Redis, job_id: str) -> bool:
+    return bool(client.exists(keys.job_cancel(job_id)))
+
+
+def clear_job_keys(client: redis.Redis, job_id: str) -> None:
+    client.delete(keys.job_cancel(job_id))

@@ -1,0 +1,377 @@
+"""The JobContext a plugin runs in: progress, samples, artifacts, logs, cancellation, checkpoints.
+
+Every event goes to the job's Redis stream at once (live view); what must outlive Redis (loss points, logs,
+samples, artifacts, status) is written to the database too, batched at most about twice a second so a fast
+training loop does not wait on the disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+from sqlalchemy import delete, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from isengard.config import Mode, Settings
+from isengard.db.models import Generation, Job, JobArtifact, Lora
+from isengard.db.session import session_scope
+from isengard.domain import (
+    ArtifactEvent,
+    ArtifactKind,
+    CheckpointEvent,
+    JobKind,
+    LogEvent,
+    ProgressEvent,
+    SampleEvent,
+    utcnow,
+)
+from isengard.plugins.api import Artifact, JobCancelled, JobInterrupted, PluginError
+from isengard.queue import events as queue_events
+from isengard.queue import jobs as queue
+from isengard.queue.history import add_events, should_persist
+from isengard.storage import DataTree, UnsafePathError
+
+log = logging.getLogger("isengard.job")
+
+DB_FLUSH_INTERVAL_SECONDS = 0.5
+CANCEL_POLL_SECONDS = 0.2  # how often the Redis cancel flag is read at most
+DB_CANCEL_POLL_SECONDS = 2.0  # the database flag survives a Redis flush; read it less often
+LOSS_EMA_BETA = 0.9
+RATE_WINDOW = 50  # progress reports the it/s estimate looks back over
+CHECKPOINT_DIR = re.compile(r"^step-(\d+)$")
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+_LOG_RECORD_FIELDS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """What the context needs to know about its job, read once when the job starts."""
+
+    id: str
+    kind: str
+    plugin: str
+    character_id: str | None
+    name: str
+
+
+def job_work_dir(data: DataTree, job: JobSnapshot) -> Path:
+    if job.kind == JobKind.TRAINING:
+        return data.loras(job.character_id or "unassigned") / job.id
+    if job.kind == JobKind.GENERATION:
+        return data.outputs(job.character_id or "unassigned") / job.id
+    return data.job_dir(job.id)
+
+
+def latest_checkpoint_in(work_dir: Path) -> Path | None:
+    """The newest `checkpoints/step-NNNNNN/` folder that holds its `COMPLETE` marker."""
+    root = work_dir / "checkpoints"
+    if not root.is_dir():
+        return None
+    best: tuple[int, Path] | None = None
+    for child in root.iterdir():
+        match = CHECKPOINT_DIR.match(child.name)
+        if match and child.is_dir() and (child / "COMPLETE").is_file():
+            step = int(match.group(1))
+            if best is None or step > best[0]:
+                best = (step, child)
+    return best[1] if best else None
+
+
+def _path_bytes(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+class WorkerJobContext:
+    """The worker's implementation of `isengard.plugins.api.JobContext` for one attempt of one job."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        client: redis.Redis,
+        job: JobSnapshot,
+        attempt: int,
+        worker_id: str,
+        shutdown: threading.Event,
+        lease_lost: threading.Event,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.redis = client
+        self.job = job
+        self.job_id = job.id
+        self.attempt = attempt
+        self.worker_id = worker_id
+        self.data = DataTree(settings.data_path)
+        self.data_dir = self.data.root
+        self.work_dir = job_work_dir(self.data, job)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.mode = settings.resolved_mode.value
+        self._base_model_path: Path | None = None
+        self._shutdown = shutdown
+        self._lease_lost = lease_lost
+        self.user_cancelled = False
+        self.timed_out = False
+        self._started = time.monotonic()
+        self._last_cancel_check = 0.0
+        self._last_db_cancel_check = time.monotonic()
+        # Progress bookkeeping.
+        self._ema: float | None = None
+        self._rate: deque[tuple[int, float]] = deque(maxlen=RATE_WINDOW)
+        self._pending_rows: list[Any] = []
+        self._pending_progress: dict[str, Any] | None = None
+        self._last_flush = 0.0
+        self.last_step: int | None = None
+
+    # --- Paths --------------------------------------------------------------------------------------------------
+
+    @property
+    def base_model_path(self) -> Path:
+        # Resolved on first use: a job that never loads the model does not pay for building the tiny one.
+        if self._base_model_path is None:
+            from isengard.models.locate import base_model_dir, model_status
+
+            if self.settings.resolved_mode == Mode.FAST_TEST:
+                from isengard.models.tiny import ensure_tiny_model
+
+                ensure_tiny_model(self.settings)
+            folder = base_model_dir(self.settings)
+            if folder is None:
+                raise PluginError(f"the base model is not available: {model_status(self.settings).reason}")
+            self._base_model_path = folder
+        return self._base_model_path
+
+    @base_model_path.setter
+    def base_model_path(self, value: Path) -> None:
+        self._base_model_path = value
+
+    def latest_checkpoint(self) -> Path | None:
+        return latest_checkpoint_in(self.work_dir)
+
+    # --- Events -------------------------------------------------------------------------------------------------
+
+    def _publish(self, event: Any) -> None:
+        queue_events.publish(self.redis, event, maxlen=self.settings.event_stream_maxlen)
+
+    def _record(self, event: Any) -> None:
+        """Publish now; keep for the database at the next flush."""
+        self._publish(event)
+        if should_persist(event):
+            self._pending_rows.append(event)
+
+    def flush(self) -> None:
+        """Write buffered event rows and the latest progress to the database."""
+        rows, self._pending_rows = self._pending_rows, []
+        progress, self._pending_progress = self._pending_progress, None
+        self._last_flush = time.monotonic()
+        if not rows and progress is None:
+            return
+        with session_scope(self.sessions) as session:
+            add_events(session, rows)
+            if progress is not None:
+                session.execute(
+                    update(Job)
+                    .where(Job.id == self.job_id)
+                    .values(progress=progress, updated_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                )
+
+    def _maybe_flush(self, force: bool = False) -> None:
+        if force or time.monotonic() - self._last_flush >= DB_FLUSH_INTERVAL_SECONDS:
+            self.flush()
+
+    def report_progress(
+        self,
+        step: int,
+        total: int,
+        *,
+        loss: float | None = None,
+        lr: float | None = None,
+        stage: str | None = None,
+    ) -> None:
+        now = time.monotonic()
+        if loss is not None:
+            self._ema = loss if self._ema is None else LOSS_EMA_BETA * self._ema + (1 - LOSS_EMA_BETA) * loss
+        if self._rate and step < self._rate[-1][0]:
+            self._rate.clear()  # a new stage restarted its step count
+        self._rate.append((step, now))
+        it_per_s: float | None = None
+        eta: float | None = None
+        first_step, first_time = self._rate[0]
+        if step > first_step and now > first_time:
+            it_per_s = (step - first_step) / (now - first_time)
+            eta = max(0.0, (total - step) / it_per_s)
+        event = ProgressEvent(
+            job_id=self.job_id,
+            step=step,
+            total=total,
+            loss=loss,
+            smoothed_loss=self._ema if loss is not None else None,
+            lr=lr,
+            it_per_s=round(it_per_s, 4) if it_per_s is not None else None,
+            eta_seconds=round(eta, 2) if eta is not None else None,
+            stage=stage,
+        )
+        self.last_step = step
+        self._record(event)
+        self._pending_progress = event.model_dump(mode="json", exclude={"job_id", "type"})
+        self._maybe_flush(force=step >= total)
+
+    def log(self, message: str, level: str = "info", **fields: Any) -> None:
+        level_name = level.lower() if level.lower() in _LEVELS else "info"
+        self._record(LogEvent(job_id=self.job_id, level=level_name, message=message))
+        extra = {(f"field_{k}" if k in _LOG_RECORD_FIELDS else k): v for k, v in fields.items()}
+        log.log(_LEVELS[level_name], message, extra={"plugin": self.job.plugin, **extra})
+        self._maybe_flush()
+
+    # --- Artifacts ----------------------------------------------------------------------------------------------
+
+    def _relative(self, path: Path) -> str:
+        try:
+            return self.data.relative(path)
+        except UnsafePathError:
+            raise PluginError(
+                f"artifact {path} is outside the data folder; write it under the job's work_dir"
+            ) from None
+
+    def _store_artifact(
+        self, path: Path, kind: ArtifactKind, *, name: str | None, step: int | None, meta: dict[str, Any] | None
+    ) -> tuple[Artifact, str | None]:
+        """Insert the artifact row (and its LoRA / gallery row); returns the artifact and the LoRA id if any."""
+        if not path.exists():
+            raise PluginError(f"artifact {path.name} does not exist")
+        relative = self._relative(path)
+        meta = dict(meta or {})
+        lora_id: str | None = None
+        self.flush()  # keep the order of events in the database
+        with session_scope(self.sessions) as session:
+            row = JobArtifact(
+                job_id=self.job_id,
+                kind=kind.value,
+                path=relative,
+                name=name or path.name,
+                step=step,
+                bytes=_path_bytes(path),
+                meta=meta,
+            )
+            session.add(row)
+            session.flush()
+            job = session.get(Job, self.job_id)
+            if job is not None and kind in (ArtifactKind.LORA, ArtifactKind.CHECKPOINT):
+                from isengard.worker.records_training import record_lora
+
+                lora_id = record_lora(session, job, row).id
+            elif job is not None and kind == ArtifactKind.OUTPUT and job.kind == JobKind.GENERATION:
+                from isengard.worker.records_generation import record_generation
+
+                record_generation(session, job, row)
+            artifact = Artifact(id=row.id, kind=kind, path=relative, name=row.name, step=step, meta=meta)
+        return artifact, lora_id
+
+    def save_artifact(
+        self,
+        path: Path,
+        kind: ArtifactKind,
+        *,
+        name: str | None = None,
+        step: int | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Artifact:
+        artifact, lora_id = self._store_artifact(path, kind, name=name, step=step, meta=meta)
+        url = artifact_url(self.job_id, artifact.id)
+        events: list[Any] = [
+            ArtifactEvent(job_id=self.job_id, artifact_id=artifact.id, kind=kind, name=artifact.name, url=url)
+        ]
+        if kind == ArtifactKind.CHECKPOINT and step is not None:
+            events.append(
+                CheckpointEvent(job_id=self.job_id, step=step, artifact_id=artifact.id, lora_id=lora_id, url=url)
+            )
+        for event in events:
+            self._record(event)
+        self.flush()
+        return artifact
+
+    def emit_sample(self, path: Path, *, step: int, index: int = 0, prompt: str = "") -> Artifact:
+        artifact, _ = self._store_artifact(
+            path, ArtifactKind.SAMPLE, name=None, step=step, meta={"index": index, "prompt": prompt}
+        )
+        url = artifact_url(self.job_id, artifact.id)
+        self._record(
+            SampleEvent(job_id=self.job_id, step=step, index=index, prompt=prompt, artifact_id=artifact.id, url=url)
+        )
+        self.flush()
+        return artifact
+
+    def remove_artifact(self, artifact: Artifact) -> None:
+        try:
+            path = self.data.resolve_relative(artifact.path)
+        except UnsafePathError:
+            raise PluginError(f"artifact {artifact.name} is outside the data folder") from None
+        with session_scope(self.sessions) as session:
+            session.execute(delete(JobArtifact).where(JobArtifact.id == artifact.id, JobArtifact.job_id == self.job_id))
+            session.execute(delete(Lora).where(Lora.job_id == self.job_id, Lora.path == artifact.path))
+            session.execute(
+                delete(Generation).where(Generation.job_id == self.job_id, Generation.path == artifact.path)
+            )
+        # Rows first: a listed file that no longer exists is worse than a stray file.
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+    # --- Cancellation ---------------------------------------------------------------------------------------------
+
+    def _poll_cancel_flag(self) -> None:
+        now = time.monotonic()
+        if now - self._last_cancel_check >= CANCEL_POLL_SECONDS:
+            self._last_cancel_check = now
+            try:
+                if queue.cancel_requested(self.redis, self.job_id):
+                    self.user_cancelled = True
+                    return
+            except redis.RedisError:
+                self._last_db_cancel_check = 0.0  # Redis is away: ask the database now
+        if now - self._last_db_cancel_check >= DB_CANCEL_POLL_SECONDS:
+            self._last_db_cancel_check = now
+            with self.sessions() as session:
+                job = session.get(Job, self.job_id)
+                if job is not None and job.cancel_requested:
+                    self.user_cancelled = True
+
+    def is_cancelled(self) -> bool:
+        if self._shutdown.is_set() or self._lease_lost.is_set() or self.user_cancelled or self.timed_out:
+            return True
+        if time.monotonic() - self._started > self.settings.job_timeout_seconds:
+            self.timed_out = True
+            return True
+        self._poll_cancel_flag()
+        return self.user_cancelled
+
+    def raise_if_cancelled(self) -> None:
+        if not self.is_cancelled():
+            return
+        if self.user_cancelled or self.timed_out:
+            raise JobCancelled("the job was cancelled" if self.user_cancelled else "the job ran out of time")
+        raise JobInterrupted("the worker is stopping")
+
+    @property
+    def interrupted(self) -> bool:
+        """The job must stop for the worker's sake (shutdown, lost lease), not because a user asked."""
+        return self._shutdown.is_set() or self._lease_lost.is_set()
+
+
+def artifact_url(job_id: str, artifact_id: str) -> str:
+    return f"/api/jobs/{job_id}/artifacts/{artifact_id}/file"
