@@ -1,0 +1,66 @@
+"""POST /api/logs stores client errors redacted, refuses unbounded input and is rate limited."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+from isengard.config import Settings
+from isengard.db.models import ClientLog
+from tests.conftest import make_settings
+
+
+def _stored(settings: Settings) -> list[ClientLog]:
+    engine = create_engine(settings.sqlalchemy_url)
+    try:
+        with Session(engine) as session:
+            return list(session.scalars(select(ClientLog).order_by(ClientLog.id)))
+    finally:
+        engine.dispose()
+
+
+def test_client_log_is_stored_redacted(client: TestClient, settings: Settings) -> None:
+    response = client.post(
+        "/api/logs",
+        json={
+            "level": "error",
+            "message": "fetch failed for alice@example.com with Bearer abcdefghijklmnopqrst",
+            "url": "http://127.0.0.1:8000/dataset?character=abc&token=xyz",
+            "context": {"password": "hunter2", "stack": "at x (http://h/a?key=v)", "status": 500},
+            "correlation_id": "c-1",
+        },
+    )
+    assert response.status_code == 202, response.text
+    [row] = _stored(settings)
+    assert row.level == "error"
+    assert "alice@example.com" not in row.message and "abcdefghijklmnopqrst" not in row.message
+    assert row.url == "http://127.0.0.1:8000/dataset?character=[redacted]&token=[redacted]"
+    assert row.context == {"password": "[redacted]", "stack": "at x (http://h/a?key=[redacted])", "status": 500}
+    assert row.correlation_id == "c-1"
+    assert response.json()["id"] == row.id
+
+
+def test_oversized_or_malformed_entries_are_refused_with_a_message(client: TestClient, settings: Settings) -> None:
+    too_long = client.post("/api/logs", json={"message": "x" * 5000})
+    assert too_long.status_code == 422
+    assert "message" in too_long.json()["message"]
+    huge_context = client.post("/api/logs", json={"message": "m", "context": {"blob": "y" * 9000}})
+    assert huge_context.status_code == 422
+    unknown_level = client.post("/api/logs", json={"message": "m", "level": "fatal"})
+    assert unknown_level.status_code == 422
+    extra_field = client.post("/api/logs", json={"message": "m", "cookie": "x"})
+    assert extra_field.status_code == 422
+    assert _stored(settings) == []
+
+
+def test_logs_are_rate_limited(tmp_path, redis_url: str) -> None:  # type: ignore[no-untyped-def]
+    from isengard.api.app import create_app
+    from isengard.db.migrate import upgrade
+
+    settings = make_settings(tmp_path, redis_url=redis_url, rate_limit_logs=3)
+    upgrade(settings.sqlalchemy_url)
+    with TestClient(create_app(settings)) as limited:
+        codes = [limited.post("/api/logs", json={"message": f"m{i}"}).status_code for i in range(5)]
+    assert codes == [202, 202, 202, 429, 429]
+    assert len(_stored(settings)) == 3

@@ -1,0 +1,39 @@
+import { lazy, Suspense } from "react";
+import { Navigate, Route, Routes } from "react-router-dom";
+import { Layout } from "./components/Layout";
+import { Spinner } from "./components/ui";
+import { useGlobalJobEvents } from "./hooks/useJobEvents";
+import { NotFound } from "./pages/NotFound";
+
+const Characters = lazy(() => import("./pages/Characters"));
+const CharacterDetail = lazy(() => import("./pages/CharacterDetail"));
+const Dataset = lazy(() => import("./pages/Dataset"));
+const StartTraining = lazy(() => import("./pages/StartTraining"));
+const OngoingTraining = lazy(() => import("./pages/OngoingTraining"));
+const TrainingHistory = lazy(() => import("./pages/TrainingHistory"));
+const TrainingDetail = lazy(() => import("./pages/TrainingDetail"));
+const ImageGen = lazy(() => import("./pages/ImageGen"));
+const Video = lazy(() => import("./pages/Video"));
+
+export function App() {
+  useGlobalJobEvents();
+  return (
+    <Suspense fallback={<div className="main"><Spinner /></div>}>
+      <Routes>
+        <Route element={<Layout />}>
+          <Route index element={<Navigate to="/characters" replace />} />
+          <Route path="characters" element={<Characters />} />
+          <Route path="characters/:characterId" element={<CharacterDetail />} />
+          <Route path="dataset" element={<Dataset />} />
+          <Route path="training/new" element={<StartTraining />} />
+          <Route path="training/ongoing" element={<OngoingTraining />} />
+          <Route path="training/history" element={<TrainingHistory />} />
+          <Route path="training/:jobId" element={<TrainingDetail />} />
+          <Route path="generate" element={<ImageGen />} />
+          <Route path="video" element={<Video />} />
+          <Route path="*" element={<NotFound />} />
+        </Route>
+      </Routes>
+    </Suspense>
+  );
+}

@@ -1,0 +1,37 @@
+import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import * as TooltipPrimitive from "@radix-ui/react-tooltip";
+import { StrictMode } from "react";
+import { createRoot } from "react-dom/client";
+import { BrowserRouter } from "react-router-dom";
+import { App } from "./App";
+import { ApiError } from "./lib/api-errors";
+import { installGlobalErrorReporting } from "./lib/logger";
+import { ToastProvider } from "./components/Toasts";
+import "./styles.css";
+
+installGlobalErrorReporting();
+
+const queryClient = new QueryClient({
+  defaultOptions: {
+    queries: {
+      staleTime: 5_000,
+      refetchOnWindowFocus: true,
+      // 4xx answers will not change by asking again; network failures and 5xx might.
+      retry: (count, error) => !(error instanceof ApiError && error.status >= 400 && error.status < 500) && count < 2,
+    },
+  },
+});
+
+createRoot(document.getElementById("root")!).render(
+  <StrictMode>
+    <QueryClientProvider client={queryClient}>
+      <TooltipPrimitive.Provider>
+        <ToastProvider>
+          <BrowserRouter>
+            <App />
+          </BrowserRouter>
+        </ToastProvider>
+      </TooltipPrimitive.Provider>
+    </QueryClientProvider>
+  </StrictMode>,
+);

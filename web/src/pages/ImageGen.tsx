@@ -1,0 +1,10 @@
+import { Empty, PageHeader } from "../components/ui";
+
+export default function ImageGen() {
+  return (
+    <div className="page">
+      <PageHeader title="ImageGen" />
+      <Empty title="Coming soon" />
+    </div>
+  );
+}

@@ -1,0 +1,10 @@
+import { Empty, PageHeader } from "../components/ui";
+
+export default function OngoingTraining() {
+  return (
+    <div className="page">
+      <PageHeader title="OngoingTraining" />
+      <Empty title="Coming soon" />
+    </div>
+  );
+}
