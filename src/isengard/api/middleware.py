@@ -6,13 +6,30 @@ import json
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from isengard.diskspace import InsufficientStorageError, is_disk_full, require_free_space
 from isengard.logging import correlation_id, new_correlation_id
 
 log = logging.getLogger(__name__)
+
+
+class ErrorMessage(BaseModel):
+    detail: str
+
+
+# Answers any /api route can give besides its own, documented once for all of them (the fuzz tests hold the
+# API to its schema): a body that is not JSON, the token check, an unknown id, the disk guard.
+COMMON_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorMessage, "description": "the request body could not be parsed"},
+    401: {"model": ErrorMessage, "description": "authentication required (when ISENGARD_API_TOKEN is set)"},
+    403: {"model": ErrorMessage, "description": "a cookie-authenticated write from another origin"},
+    404: {"model": ErrorMessage, "description": "no such resource"},
+    507: {"model": ErrorMessage, "description": "not enough free disk space in the data folder"},
+}
 
 HEADER = b"x-correlation-id"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
