@@ -1,0 +1,136 @@
+"""The `flux-lora` trainer: a LoRA on FLUX's transformer with diffusers + peft, in one readable loop.
+
+Written like diffusers' training examples: the config model lives in `flux_lora_config.py`; `train` below reads
+top to bottom: load, encode the data once, add the LoRA, (resume), then step, report, sample, checkpoint, save.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+from pathlib import Path
+from typing import Any, cast
+
+from pydantic import BaseModel
+
+from isengard.domain import TrainingInput
+from isengard.plugins.api import Capability, JobContext, PluginError
+from isengard.plugins.training.flux_lora_config import FluxLoraConfig, fast_test_defaults
+from isengard.plugins.training.interface import TrainingPlugin
+
+log = logging.getLogger(__name__)
+
+OPTIMIZER_PACKAGES = {"adamw8bit": "bitsandbytes", "prodigy": "prodigyopt"}
+
+OOM_ADVICE = (
+    "the GPU ran out of memory: lower batch_size (1), drop the largest resolution, enable gradient_checkpointing, "
+    "lower the rank, or use the adamw8bit optimizer"
+)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def slugify(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+    return slug[:60] or "lora"
+
+
+class FluxLoraTrainer(TrainingPlugin):
+    name = "flux-lora"
+    description = "LoRA training on FLUX.1-dev with diffusers + peft (built in)"
+    config_model = FluxLoraConfig
+
+    # Environment ---------------------------------------------------------------------------------------------------
+
+    def _mode(self) -> str:
+        mode = getattr(self.settings, "resolved_mode", None)
+        return str(getattr(mode, "value", mode or "production"))
+
+    def default_config(self) -> dict[str, Any]:
+        defaults = FluxLoraConfig().model_dump()
+        if self._mode() == "fast-test":
+            defaults.update(fast_test_defaults())
+        return defaults
+
+    def capabilities(self) -> Capability:
+        optimizers = ["adamw"] + [name for name, pkg in OPTIMIZER_PACKAGES.items() if _installed(pkg)]
+        details: dict[str, Any] = {"mode": self._mode(), "optimizers": optimizers}
+        if self._mode() == "fast-test":
+            details["device"] = "cpu"
+            details["model"] = "tiny FLUX-architecture model"
+            return Capability(available=True, details=details)
+        import torch
+
+        if not torch.cuda.is_available():
+            return Capability(
+                available=False,
+                reason="no CUDA GPU: training FLUX.1-dev needs an NVIDIA GPU with 24 GB or more "
+                "(fast-test mode trains the tiny model on a CPU)",
+                details=details,
+            )
+        details["device"] = torch.cuda.get_device_name(0)
+        details["gpu_memory_gb"] = round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1)
+        if self.settings is not None:
+            from isengard.models.locate import model_status
+
+            status = model_status(self.settings)
+            if not status.present:
+                return Capability(available=False, reason=f"base model missing: {status.reason}", details=details)
+            details["model"] = status.path
+        return Capability(available=True, details=details)
+
+    def config_problems(self, config: FluxLoraConfig) -> list[str]:
+        """What this machine cannot do of a valid config (an optional optimizer package not installed)."""
+        problems = []
+        package = OPTIMIZER_PACKAGES.get(config.optimizer)
+        if package and not _installed(package):
+            problems.append(f"optimizer '{config.optimizer}' needs the {package} package: pip install {package}")
+        return problems
+
+    def validate_config(self, config: dict[str, Any]) -> FluxLoraConfig:
+        parsed = FluxLoraConfig.model_validate(config)
+        problems = self.config_problems(parsed)
+        if problems:
+            raise PluginError("; ".join(problems))
+        return parsed
+
+    def _base_model_name(self, ctx: JobContext) -> str:
+        if ctx.mode == "fast-test":
+            return "isengard/tiny-flux (fast-test)"
+        return str(getattr(self.settings, "base_model", "") or Path(ctx.base_model_path).name)
+
+    # Training ------------------------------------------------------------------------------------------------------
+
+    def train(self, ctx: JobContext, config: BaseModel, job: TrainingInput) -> dict[str, Any]:
+        from isengard.plugins.training.flux_lora_loop import run_training
+
+        try:
+            return run_training(ctx, cast(FluxLoraConfig, config), job, base_model_name=self._base_model_name(ctx))
+        except PluginError:
+            raise
+        except Exception as exc:
+            if is_out_of_memory(exc):
+                _release_gpu_memory()
+                raise PluginError(OOM_ADVICE) from exc
+            raise
+
+
+def _installed(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
+
+
+def _release_gpu_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,119 @@
+"""The training data of one job, prepared once: images bucketed and encoded to latents, captions to embeddings.
+
+Encoding is the expensive part of a step that never changes, so it runs once per job; afterwards the text
+encoders (T5 alone is ~9 GB for FLUX.1-dev) are dropped and only the transformer and the small VAE stay loaded.
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image, ImageOps
+
+from isengard.domain import TrainingInput
+from isengard.plugins.api import PluginError
+from isengard.plugins.training.buckets import BucketedItem, assign_buckets, resize_and_crop, to_model_input
+from isengard.plugins.training.flow_matching import TextEmbedding
+
+try:  # the dataset module owns caption rules; a plain substitution stands in where it is not installed
+    from isengard.captions import substitute_trigger  # type: ignore[import-not-found, unused-ignore]
+except ImportError:  # pragma: no cover - depends on the checkout
+
+    def substitute_trigger(caption: str, trigger_word: str) -> str:
+        return caption.replace("[trigger]", trigger_word)
+
+
+@dataclass
+class PreparedData:
+    items: list[BucketedItem]
+    latents: list[torch.Tensor]  # per item, (1, C, h, w) on the CPU
+    captions: list[TextEmbedding]  # per image (items share their image's caption)
+    empty_caption: TextEmbedding
+    sample_prompts: list[tuple[str, TextEmbedding]] = field(default_factory=list)
+    image_count: int = 0
+
+
+def open_image(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as image:
+            # Phone photos store rotation in EXIF; training on them sideways would teach sideways faces.
+            return ImageOps.exif_transpose(image).convert("RGB")
+    except (OSError, ValueError) as exc:
+        raise PluginError(f"cannot read training image {path.name}: {exc}") from exc
+
+
+def captions_for(job: TrainingInput, *, allow_empty: bool) -> list[str]:
+    captions = [substitute_trigger(item.caption or "", job.trigger_word).strip() for item in job.dataset]
+    missing = [item.image_path for item, caption in zip(job.dataset, captions, strict=True) if not caption]
+    if missing and not allow_empty:
+        raise PluginError(
+            f"{len(missing)} image(s) have no caption (first: {Path(missing[0]).name}); caption them or enable "
+            "allow_empty_captions"
+        )
+    return captions
+
+
+@torch.no_grad()
+def encode_text(pipeline: Any, prompt: str, *, device: torch.device, max_sequence_length: int) -> TextEmbedding:
+    prompt_embeds, pooled, _text_ids = pipeline.encode_prompt(
+        prompt=prompt, prompt_2=prompt, device=device, max_sequence_length=max_sequence_length
+    )
+    return TextEmbedding(prompt_embeds.to("cpu"), pooled.to("cpu"))
+
+
+@torch.no_grad()
+def encode_image(pipeline: Any, image: Image.Image, *, device: torch.device) -> torch.Tensor:
+    vae = pipeline.vae
+    pixels = torch.from_numpy(to_model_input(image)).unsqueeze(0).to(device=device, dtype=vae.dtype)
+    # The distribution's mean: cached once, so a fixed latent is the honest choice (no resampling per epoch).
+    latents = vae.encode(pixels).latent_dist.mode()
+    latents = (latents - vae.config.shift_factor) * vae.config.scaling_factor
+    return latents.float().to("cpu")
+
+
+def prepare_data(
+    pipeline: Any,
+    job: TrainingInput,
+    data_dir: Path,
+    *,
+    resolutions: list[int],
+    allow_empty_captions: bool,
+    sample_prompts: list[str],
+    max_sequence_length: int,
+    device: torch.device,
+) -> PreparedData:
+    if not job.dataset:
+        raise PluginError("the dataset is empty: upload images to the character first")
+    captions = captions_for(job, allow_empty=allow_empty_captions)
+    images = [open_image(data_dir / item.image_path) for item in job.dataset]
+    items = assign_buckets([(image.width, image.height) for image in images], resolutions)
+    latents = [
+        encode_image(pipeline, resize_and_crop(images[item.image_index], item.size), device=device) for item in items
+    ]
+
+    def encode(prompt: str) -> TextEmbedding:
+        return encode_text(pipeline, prompt, device=device, max_sequence_length=max_sequence_length)
+
+    unique = {caption: encode(caption) for caption in dict.fromkeys([*captions, ""])}
+    samples = [(prompt, encode(substitute_trigger(prompt, job.trigger_word))) for prompt in sample_prompts]
+    return PreparedData(
+        items=items,
+        latents=latents,
+        captions=[unique[caption] for caption in captions],
+        empty_caption=unique[""],
+        sample_prompts=samples,
+        image_count=len(images),
+    )
+
+
+def free_encoders(pipeline: Any) -> None:
+    """Drop the text encoders and tokenizers; the VAE stays for decoding samples."""
+    for name in ("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2"):
+        setattr(pipeline, name, None)
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,69 @@
+"""Sample images during training: the user's prompts through the real FluxPipeline with the LoRA active.
+
+Every prompt uses the same seed at every step, so the samples of step 250 and step 500 differ only by training.
+The prompts were encoded before the text encoders were freed; the pipeline here has the transformer and the VAE.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import FluxPipeline
+
+from isengard.plugins.api import Artifact, JobContext
+from isengard.plugins.training.flow_matching import TextEmbedding
+from isengard.storage import atomic_path
+
+
+def sampling_pipeline(pipeline: Any, transformer: Any) -> Any:
+    sampler = FluxPipeline(
+        scheduler=pipeline.scheduler,
+        vae=pipeline.vae,
+        text_encoder=None,
+        tokenizer=None,
+        text_encoder_2=None,
+        tokenizer_2=None,
+        transformer=transformer,
+    )
+    sampler.set_progress_bar_config(disable=True)
+    return sampler
+
+
+def render_samples(
+    ctx: JobContext,
+    pipeline: Any,
+    prompts: list[tuple[str, TextEmbedding]],
+    *,
+    step: int,
+    resolution: int,
+    num_inference_steps: int,
+    guidance_scale: float,
+    seed: int,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> list[Artifact]:
+    artifacts: list[Artifact] = []
+    transformer = pipeline.transformer
+    was_training = transformer.training
+    transformer.eval()
+    try:
+        for index, (prompt, text) in enumerate(prompts):
+            generator = torch.Generator(device="cpu").manual_seed(seed + index)
+            image = pipeline(
+                prompt_embeds=text.prompt_embeds.to(device=device, dtype=dtype),
+                pooled_prompt_embeds=text.pooled_prompt_embeds.to(device=device, dtype=dtype),
+                height=resolution,
+                width=resolution,
+                num_inference_steps=num_inference_steps,
+                guidance_scale=guidance_scale,
+                generator=generator,
+            ).images[0]
+            target = Path(ctx.work_dir) / "samples" / f"step-{step:06d}-{index}.png"
+            with atomic_path(target) as tmp:
+                image.save(tmp, format="PNG")
+            artifacts.append(ctx.emit_sample(target, step=step, index=index, prompt=prompt))
+    finally:
+        transformer.train(was_training)
+    return artifacts
