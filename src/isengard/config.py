@@ -10,10 +10,10 @@ import ipaddress
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Mode(StrEnum):
@@ -62,7 +62,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     api_token: str | None = None
-    cors_origins: list[str] = Field(default_factory=list)
+    # NoDecode: the environment gives plain comma-separated lists, which `_comma_list` splits (JSON lists work too).
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -75,7 +76,7 @@ class Settings(BaseSettings):
     comfyui_workflows_dir: Path | None = None
     comfyui_timeout_seconds: float = Field(default=3600.0, gt=0)
     # Extra modules to import plugins from (comma separated), besides the installed entry points.
-    plugin_modules: list[str] = Field(default_factory=list)
+    plugin_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Upload limits.
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
@@ -118,7 +119,9 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             stripped = value.strip()
             if stripped.startswith("["):
-                return value
+                import json
+
+                return json.loads(stripped)
             return [item.strip() for item in stripped.split(",") if item.strip()]
         return value
 
