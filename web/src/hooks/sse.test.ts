@@ -108,7 +108,7 @@ describe("SSEConnection", () => {
     vi.advanceTimersByTime(1);
     expect(FakeEventSource.instances).toHaveLength(2);
     const second = FakeEventSource.instances[1];
-    expect(second.url).toBe("/api/jobs/j1/events?history=1&last_event_id=6-0");
+    expect(second.url).toBe("/api/jobs/j1/events?history=1&since=6-0");
     second.open();
     second.message("progress", { step: 3 }, "7-0");
     expect(messages.map((m) => (m.data as { step: number }).step)).toEqual([1, 2, 3]);
@@ -159,8 +159,8 @@ describe("SSEConnection", () => {
 describe("withLastEventId", () => {
   it("adds or replaces the parameter", () => {
     expect(withLastEventId("/api/events", null)).toBe("/api/events");
-    expect(withLastEventId("/api/events", "1-0")).toBe("/api/events?last_event_id=1-0");
-    expect(withLastEventId("/api/events?last_event_id=1-0&a=b", "2-0")).toBe("/api/events?last_event_id=2-0&a=b");
-    expect(withLastEventId("http://h:1/e?x=1", "3-0")).toBe("http://h:1/e?x=1&last_event_id=3-0");
+    expect(withLastEventId("/api/events", "1-0")).toBe("/api/events?since=1-0");
+    expect(withLastEventId("/api/events?since=1-0&a=b", "2-0")).toBe("/api/events?since=2-0&a=b");
+    expect(withLastEventId("http://h:1/e?x=1", "3-0", "last_event_id")).toBe("http://h:1/e?x=1&last_event_id=3-0");
   });
 });

@@ -2,7 +2,7 @@
 //
 // While the browser's EventSource retries by itself (readyState CONNECTING) it sends Last-Event-ID natively.
 // When it gives up (readyState CLOSED: a non-200 answer, a proxy cut), we build a new one after a backoff and
-// pass the last id we saw as `?last_event_id=`, so the API resumes the stream right after it.
+// pass the last id we saw as a query parameter (`?since=` on the job routes), so the API resumes right after it.
 
 export type SSEState = "connecting" | "open" | "reconnecting" | "closed";
 
@@ -33,12 +33,14 @@ export interface SSEOptions {
   maxDelayMs?: number;
   /** Event types after which the stream is complete (the server will send nothing more). */
   terminalTypes?: string[];
+  /** Query parameter the API reads the resume id from when a source is recreated by hand. */
+  resumeParam?: string;
 }
 
-export function withLastEventId(url: string, lastEventId: string | null): string {
+export function withLastEventId(url: string, lastEventId: string | null, param = "since"): string {
   if (!lastEventId) return url;
   const parsed = new URL(url, "http://relative.invalid");
-  parsed.searchParams.set("last_event_id", lastEventId);
+  parsed.searchParams.set(param, lastEventId);
   const isAbsolute = /^[a-z][a-z0-9+.-]*:\/\//i.test(url);
   return isAbsolute ? parsed.toString() : `${parsed.pathname}${parsed.search}${parsed.hash}`;
 }
@@ -92,7 +94,7 @@ export class SSEConnection {
 
   private open(): void {
     const factory = this.options.factory ?? defaultFactory;
-    const source = factory(withLastEventId(this.url, this.lastEventId));
+    const source = factory(withLastEventId(this.url, this.lastEventId, this.options.resumeParam));
     this.source = source;
     this.setState(this.attempts > 0 ? "reconnecting" : "connecting");
     source.addEventListener("open", () => {

@@ -32,3 +32,23 @@ export type Job = FromSchema<
 >;
 
 export type JobPage = FromSchema<"JobPage", { items: Job[]; total: number; limit: number; offset: number }>;
+
+export type Character = Schemas["CharacterOut"];
+export type ImageOut = Schemas["ImageOut"];
+export type ImagePage = Schemas["ImagePage"];
+export type DatasetReport = Schemas["DatasetReport"];
+export type UploadOut = Schemas["UploadOut"];
+export type UploadFileResult = Schemas["UploadFileResult"];
+export type JobHistory = Schemas["JobHistory"];
+export type ArtifactOut = Schemas["ArtifactOut"];
+export type LossPoint = Schemas["LossPoint"];
+export type LogLine = Schemas["LogLine"];
+export type QualityFlag = "small" | "blurry" | "extreme_aspect" | "near_duplicate" | "missing_caption";
+
+export const FLAG_LABELS: Record<QualityFlag, string> = {
+  small: "Too small",
+  blurry: "Blurry",
+  extreme_aspect: "Extreme aspect",
+  near_duplicate: "Near duplicate",
+  missing_caption: "No caption",
+};

@@ -1,10 +1,116 @@
-import { Empty, PageHeader } from "../components/ui";
+import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { useState } from "react";
+import { Link, useNavigate, useParams } from "react-router-dom";
+import { CharacterFormDialog } from "../components/CharacterForm";
+import { BulkCaptionTools } from "../components/dataset/BulkCaptionTools";
+import { DatasetChecklist } from "../components/dataset/DatasetChecklist";
+import { ImageGrid } from "../components/dataset/ImageGrid";
+import { Uploader } from "../components/dataset/Uploader";
+import { Badge, Button, Card, ConfirmButton, Empty, ErrorNotice, PageHeader, Spinner } from "../components/ui";
+import { useImages } from "../hooks/useImages";
+import { api } from "../lib/api";
+import { keys } from "../lib/queries";
+import type { Character } from "../lib/types";
 
 export default function CharacterDetail() {
+  const { characterId = "" } = useParams();
+  const navigate = useNavigate();
+  const client = useQueryClient();
+  const [editing, setEditing] = useState(false);
+  const [selected, setSelected] = useState<Set<string>>(new Set());
+  const character = useQuery({
+    queryKey: keys.character(characterId),
+    queryFn: ({ signal }) => api.get<Character>(`/api/characters/${characterId}`, undefined, signal),
+  });
+  const images = useImages({ character_id: characterId });
+
+  if (character.error) {
+    return (
+      <div className="page">
+        <ErrorNotice error={character.error} title="Could not open this character" onRetry={() => void character.refetch()} />
+        <Link className="link" to="/characters">← All characters</Link>
+      </div>
+    );
+  }
+  if (!character.data) return <div className="page"><Spinner /></div>;
+  const c = character.data;
+  const toggle = (id: string) =>
+    setSelected((set) => {
+      const next = new Set(set);
+      if (next.has(id)) next.delete(id);
+      else next.add(id);
+      return next;
+    });
+
   return (
     <div className="page">
-      <PageHeader title="CharacterDetail" />
-      <Empty title="Coming soon" />
+      <PageHeader
+        crumbs={<><Link to="/characters">Characters</Link><span>/</span></>}
+        title={c.name}
+        description={<>Trigger word <code>{c.trigger_word}</code>{c.description ? ` · ${c.description}` : ""}</>}
+        actions={
+          <>
+            <Button onClick={() => setEditing(true)}>Edit</Button>
+            <ConfirmButton
+              title={`Delete ${c.name}?`}
+              description="Its photos, captions, trained LoRAs and generated images are deleted too. This cannot be undone."
+              confirmLabel="Delete character"
+              onConfirm={async () => {
+                await api.del(`/api/characters/${c.id}`);
+                await client.invalidateQueries({ queryKey: ["characters"] });
+                navigate("/characters");
+              }}
+            >
+              Delete
+            </ConfirmButton>
+            <Link className="btn primary" to={`/training/new?character=${c.id}`}>Train a LoRA</Link>
+          </>
+        }
+      />
+      <div className="row">
+        <Badge tone="info">{c.image_count} images</Badge>
+        <Badge tone={c.lora_count ? "ok" : "neutral"}>{c.lora_count} LoRAs</Badge>
+        {c.lora_count ? <Link className="link small" to={`/generate?character=${c.id}`}>Generate with it →</Link> : null}
+      </div>
+      <div className="cols-main-side">
+        <div className="stack">
+          <Card title="Upload photos" description="Drop many at once; each file reports its own result.">
+            <Uploader characterId={c.id} />
+          </Card>
+          <Card
+            title={`Dataset (${images.images.length}${images.hasNextPage ? "+" : ""})`}
+            description="Click a caption to edit it; select images to apply caption tools to just those."
+            actions={
+              images.images.length ? (
+                <>
+                  <Button size="sm" variant="ghost" onClick={() => setSelected(new Set(images.images.map((i) => i.id)))}>Select all</Button>
+                  {selected.size ? <Button size="sm" variant="ghost" onClick={() => setSelected(new Set())}>Clear ({selected.size})</Button> : null}
+                </>
+              ) : null
+            }
+          >
+            {images.isPending ? (
+              <Spinner label="Loading images" />
+            ) : images.images.length === 0 && !images.error ? (
+              <Empty icon="▦" title="No photos yet">Upload 10–50 photos of {c.name} from different angles and in different light.</Empty>
+            ) : (
+              <ImageGrid images={images.images} selected={selected} onToggle={toggle} error={images.error} />
+            )}
+            {images.hasNextPage ? (
+              <div className="row" style={{ justifyContent: "center", marginTop: 12 }}>
+                <Button onClick={() => void images.fetchNextPage()} loading={images.isFetchingNextPage}>Load more</Button>
+              </div>
+            ) : null}
+          </Card>
+        </div>
+        <div className="stack">
+          <DatasetChecklist characterId={c.id} />
+          <Card title="Caption tools">
+            <BulkCaptionTools characterId={c.id} selected={[...selected]} triggerWord={c.trigger_word} />
+          </Card>
+        </div>
+      </div>
+      {editing ? <CharacterFormDialog open={editing} onOpenChange={setEditing} character={c} /> : null}
     </div>
   );
 }

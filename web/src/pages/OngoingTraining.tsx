@@ -3,7 +3,7 @@ import { Empty, PageHeader } from "../components/ui";
 export default function OngoingTraining() {
   return (
     <div className="page">
-      <PageHeader title="OngoingTraining" />
+      <PageHeader title="Ongoing training" />
       <Empty title="Coming soon" />
     </div>
   );

@@ -1,0 +1,63 @@
+"""Small helpers the browser tests share: API calls to set up state, test images, screenshots."""
+
+from __future__ import annotations
+
+import io
+import random
+from pathlib import Path
+
+import httpx
+from PIL import Image, ImageDraw, ImageFilter
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-results" / "e2e"
+
+
+def photo_bytes(seed: int, size: int = 320, *, blur: bool = False) -> bytes:
+    """A distinct, sharp-edged test photo (shapes on a gradient) as PNG; different seeds are not near duplicates."""
+    rng = random.Random(seed)
+    image = Image.new("RGB", (size, size), (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+    draw = ImageDraw.Draw(image)
+    for _ in range(14):
+        x0, y0 = rng.randrange(size), rng.randrange(size)
+        x1, y1 = x0 + rng.randrange(20, size // 2), y0 + rng.randrange(20, size // 2)
+        color = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+        if rng.random() < 0.5:
+            draw.rectangle((x0, y0, x1, y1), fill=color)
+        else:
+            draw.ellipse((x0, y0, x1, y1), fill=color)
+    if blur:
+        image = image.filter(ImageFilter.GaussianBlur(8))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def write_photos(folder: Path, count: int, *, start: int = 0) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index in range(start, start + count):
+        path = folder / f"photo_{index:02d}.png"
+        path.write_bytes(photo_bytes(index))
+        paths.append(path)
+    return paths
+
+
+def create_character(base_url: str, name: str, trigger: str | None = None) -> dict[str, object]:
+    body: dict[str, object] = {"name": name, "description": ""}
+    if trigger:
+        body["trigger_word"] = trigger
+    response = httpx.post(f"{base_url}/api/characters", json=body, timeout=10)
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def upload_photos(base_url: str, character_id: str, count: int, *, start: int = 0) -> None:
+    files = [("files", (f"p{i}.png", photo_bytes(i), "image/png")) for i in range(start, start + count)]
+    response = httpx.post(f"{base_url}/api/characters/{character_id}/images", files=files, timeout=60)
+    response.raise_for_status()
+
+
+def screenshot_path(name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS / f"{name}.png"

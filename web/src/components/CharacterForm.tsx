@@ -1,0 +1,67 @@
+import { useState } from "react";
+import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { api } from "../lib/api";
+import type { Character } from "../lib/types";
+import { Button, ErrorNotice, Field, Modal } from "./ui";
+
+/** Create (no `character`) or edit a character in a dialog. */
+export function CharacterFormDialog({ open, onOpenChange, character, onSaved }: {
+  open: boolean;
+  onOpenChange: (open: boolean) => void;
+  character?: Character;
+  onSaved?: (character: Character) => void;
+}) {
+  const client = useQueryClient();
+  const [name, setName] = useState(character?.name ?? "");
+  const [trigger, setTrigger] = useState(character?.trigger_word ?? "");
+  const [description, setDescription] = useState(character?.description ?? "");
+  const save = useMutation({
+    mutationFn: () => {
+      const body = { name: name.trim(), trigger_word: trigger.trim() || null, description };
+      return character
+        ? api.patch<Character>(`/api/characters/${character.id}`, body)
+        : api.post<Character>("/api/characters", body);
+    },
+    onSuccess: (saved) => {
+      void client.invalidateQueries({ queryKey: ["characters"] });
+      onOpenChange(false);
+      onSaved?.(saved);
+    },
+  });
+  return (
+    <Modal
+      open={open}
+      onOpenChange={(next) => {
+        onOpenChange(next);
+        if (!next) save.reset();
+      }}
+      title={character ? `Edit ${character.name}` : "New character"}
+      description="A character is a person, creature or style you will train a LoRA for."
+    >
+      <form
+        className="stack"
+        onSubmit={(event) => {
+          event.preventDefault();
+          save.mutate();
+        }}
+      >
+        <Field label="Name" htmlFor="character-name">
+          <input id="character-name" className="input" value={name} onChange={(e) => setName(e.target.value)} maxLength={100} required autoFocus />
+        </Field>
+        <Field label="Trigger word" htmlFor="character-trigger" hint="The word that calls the character in prompts. Left empty, one is made from the name.">
+          <input id="character-trigger" className="input" value={trigger} onChange={(e) => setTrigger(e.target.value)} maxLength={100} placeholder="e.g. ohwx_ada" />
+        </Field>
+        <Field label="Description" htmlFor="character-description">
+          <textarea id="character-description" className="textarea" value={description} onChange={(e) => setDescription(e.target.value)} maxLength={5000} />
+        </Field>
+        {save.error ? <ErrorNotice error={save.error} title="Could not save" /> : null}
+        <div className="dialog-footer">
+          <Button onClick={() => onOpenChange(false)}>Cancel</Button>
+          <Button type="submit" variant="primary" loading={save.isPending} disabled={!name.trim()}>
+            {character ? "Save" : "Create character"}
+          </Button>
+        </div>
+      </form>
+    </Modal>
+  );
+}

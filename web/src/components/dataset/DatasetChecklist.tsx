@@ -1,0 +1,84 @@
+import { useQuery } from "@tanstack/react-query";
+import { api } from "../../lib/api";
+import type { DatasetReport } from "../../lib/types";
+import { Card, ErrorNotice, Spinner } from "../ui";
+
+type Level = "ok" | "warn" | "danger";
+
+interface Check {
+  level: Level;
+  title: string;
+  detail: string;
+}
+
+export function checksFromReport(report: DatasetReport): Check[] {
+  const count = report.count;
+  const checks: Check[] = [
+    {
+      level: count >= 10 ? "ok" : count >= 4 ? "warn" : "danger",
+      title: `${count} image${count === 1 ? "" : "s"}`,
+      detail: count >= 10 ? "Enough photos for a character LoRA." : "10–50 varied photos give the best results.",
+    },
+    {
+      level: report.too_small.length ? "warn" : "ok",
+      title: report.too_small.length ? `${report.too_small.length} smaller than ${report.resolution} px` : `All at least ${report.resolution} px`,
+      detail: report.too_small.length ? "Small images are upscaled and look soft; replace them if you can." : "Resolution is fine.",
+    },
+    {
+      level: report.blurry.length ? "warn" : "ok",
+      title: report.blurry.length ? `${report.blurry.length} look blurry` : "No blurry images",
+      detail: report.blurry.length ? "The LoRA learns blur too; remove or replace these." : "Sharpness looks good.",
+    },
+    {
+      level: report.near_duplicate_groups.length ? "warn" : "ok",
+      title: report.near_duplicate_groups.length ? `${report.near_duplicate_groups.length} groups of near duplicates` : "No near duplicates",
+      detail: report.near_duplicate_groups.length ? "Duplicates over-weight one pose; keep one of each group." : "Variety looks good.",
+    },
+    {
+      level: report.extreme_aspect.length ? "warn" : "ok",
+      title: report.extreme_aspect.length ? `${report.extreme_aspect.length} with extreme aspect ratios` : "Aspect ratios are fine",
+      detail: report.extreme_aspect.length ? "Very wide or tall images are heavily cropped." : "Nothing will be cropped badly.",
+    },
+    {
+      level: report.missing_captions.length ? "warn" : "ok",
+      title: report.missing_captions.length ? `${report.missing_captions.length} without a caption` : "Every image has a caption",
+      detail: report.missing_captions.length ? "Uncaptioned images train on the trigger word alone; use the caption tools." : "Captions are ready.",
+    },
+  ];
+  return checks;
+}
+
+const ICON: Record<Level, string> = { ok: "✓", warn: "!", danger: "✕" };
+
+export function useDatasetReport(characterId: string | null | undefined) {
+  return useQuery({
+    queryKey: ["images", "report", characterId],
+    queryFn: ({ signal }) => api.get<DatasetReport>(`/api/characters/${characterId}/dataset/report`, undefined, signal),
+    enabled: !!characterId,
+  });
+}
+
+export function DatasetChecklist({ characterId, compact }: { characterId: string; compact?: boolean }) {
+  const { data, error, isPending } = useDatasetReport(characterId);
+  const body = error ? (
+    <ErrorNotice error={error} title="Could not check the dataset" />
+  ) : isPending || !data ? (
+    <Spinner label="Checking the dataset" />
+  ) : (
+    <div className="stack">
+      <ul className="checklist" data-testid="dataset-checklist">
+        {checksFromReport(data).map((check) => (
+          <li key={check.title}>
+            <span className={`check-icon ${check.level}`} aria-label={check.level}>{ICON[check.level]}</span>
+            <div>
+              <div>{check.title}</div>
+              {compact ? null : <div className="small faint">{check.detail}</div>}
+            </div>
+          </li>
+        ))}
+      </ul>
+      <div className="small muted" data-testid="dataset-verdict">{data.verdict}</div>
+    </div>
+  );
+  return compact ? body : <Card title="Dataset check" description="Checked before training">{body}</Card>;
+}

@@ -1,0 +1,114 @@
+import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { useState } from "react";
+import { api } from "../../lib/api";
+import { FLAG_LABELS, type ImageOut, type QualityFlag } from "../../lib/types";
+import { Badge, ConfirmButton, ErrorNotice } from "../ui";
+
+function CaptionEditor({ image }: { image: ImageOut }) {
+  const client = useQueryClient();
+  const [value, setValue] = useState(image.caption);
+  const [saved, setSaved] = useState(image.caption);
+  const save = useMutation({
+    mutationFn: (caption: string) => api.patch<ImageOut>(`/api/images/${image.id}`, { caption }),
+    onSuccess: (out) => {
+      setSaved(out.caption);
+      void client.invalidateQueries({ queryKey: ["images"] });
+    },
+  });
+  const dirty = value !== saved;
+  return (
+    <div className="stack-sm">
+      <textarea
+        className="textarea caption-edit"
+        aria-label={`Caption of ${image.original_name}`}
+        placeholder="No caption — click to write one"
+        value={value}
+        onChange={(e) => setValue(e.target.value)}
+        onBlur={() => dirty && save.mutate(value)}
+        onKeyDown={(e) => {
+          if (e.key === "Enter" && (e.metaKey || e.ctrlKey)) save.mutate(value);
+          if (e.key === "Escape") setValue(saved);
+        }}
+      />
+      <span className="small faint" aria-live="polite">
+        {save.isPending ? "Saving…" : save.error ? <span style={{ color: "var(--danger)" }}>Not saved</span> : dirty ? "Unsaved (leave the field to save)" : save.isSuccess ? "Saved" : ""}
+      </span>
+    </div>
+  );
+}
+
+export function ImageCard({ image, selected, onToggle, editable = true, characterName }: {
+  image: ImageOut;
+  selected?: boolean;
+  onToggle?: () => void;
+  editable?: boolean;
+  characterName?: string;
+}) {
+  const client = useQueryClient();
+  return (
+    <div className={`media-card${selected ? " selected" : ""}`} data-testid="image-card">
+      <a className="media-thumb" href={image.url} target="_blank" rel="noreferrer" title="Open the full image">
+        <img src={image.thumbnail_url} alt={image.original_name} loading="lazy" />
+      </a>
+      {onToggle ? (
+        <label className="media-select">
+          <input type="checkbox" checked={!!selected} onChange={onToggle} aria-label={`Select ${image.original_name}`} />
+        </label>
+      ) : null}
+      <div className="media-actions">
+        <ConfirmButton
+          size="sm"
+          ariaLabel={`Delete ${image.original_name}`}
+          title="Delete this image?"
+          description={`${image.original_name} and its caption will be removed from the dataset.`}
+          onConfirm={async () => {
+            await api.del(`/api/images/${image.id}`);
+            void client.invalidateQueries({ queryKey: ["images"] });
+            void client.invalidateQueries({ queryKey: ["characters"] });
+          }}
+        >
+          ✕
+        </ConfirmButton>
+      </div>
+      <div className="media-body">
+        <div className="row between small">
+          <span className="muted" style={{ overflow: "hidden", textOverflow: "ellipsis", whiteSpace: "nowrap", maxWidth: "60%" }} title={image.original_name}>
+            {characterName ?? image.original_name}
+          </span>
+          <span className="faint">{image.width}×{image.height}</span>
+        </div>
+        {image.flags.length ? (
+          <div className="row" style={{ gap: 4 }}>
+            {image.flags.map((flag) => <Badge key={flag} tone="warn">{FLAG_LABELS[flag as QualityFlag] ?? flag}</Badge>)}
+          </div>
+        ) : null}
+        {editable ? <CaptionEditor image={image} /> : image.caption ? <span className="small muted">{image.caption}</span> : null}
+      </div>
+    </div>
+  );
+}
+
+export function ImageGrid({ images, selected, onToggle, error, editable, characterNames }: {
+  images: ImageOut[];
+  selected?: Set<string>;
+  onToggle?: (id: string) => void;
+  error?: unknown;
+  editable?: boolean;
+  characterNames?: Map<string, string>;
+}) {
+  if (error) return <ErrorNotice error={error} title="Could not load images" />;
+  return (
+    <div className="media-grid" data-testid="image-grid">
+      {images.map((image) => (
+        <ImageCard
+          key={image.id}
+          image={image}
+          selected={selected?.has(image.id)}
+          onToggle={onToggle ? () => onToggle(image.id) : undefined}
+          editable={editable}
+          characterName={characterNames?.get(image.character_id)}
+        />
+      ))}
+    </div>
+  );
+}

@@ -1,0 +1,136 @@
+import { useQueryClient } from "@tanstack/react-query";
+import { useRef, useState } from "react";
+import { uploadWithProgress } from "../../lib/api";
+import { errorMessage } from "../../lib/api-errors";
+import { formatBytes } from "../../lib/format";
+import type { UploadFileResult, UploadOut } from "../../lib/types";
+import { Badge, Button, ProgressBar } from "../ui";
+
+interface Item {
+  key: string;
+  file: File;
+  loaded: number;
+  state: "waiting" | "uploading" | "done" | "failed";
+  error?: string;
+  results: UploadFileResult[];
+}
+
+const CONCURRENCY = 2;
+
+function ResultLine({ result }: { result: UploadFileResult }) {
+  const tone = result.status === "stored" ? "ok" : result.status === "duplicate" ? "warn" : "danger";
+  return (
+    <div className="row small" data-testid="upload-result">
+      <Badge tone={tone}>{result.status}</Badge>
+      <span className="muted" style={{ overflow: "hidden", textOverflow: "ellipsis" }}>{result.name}</span>
+      {result.reason ? <span className="small" style={{ color: tone === "danger" ? "var(--danger)" : "var(--warn)" }}>{result.reason}</span> : null}
+    </div>
+  );
+}
+
+/** Drag-and-drop (or pick) many images and zips; each file is its own request, so each has its progress and result. */
+export function Uploader({ characterId }: { characterId: string }) {
+  const client = useQueryClient();
+  const input = useRef<HTMLInputElement>(null);
+  const [items, setItems] = useState<Item[]>([]);
+  const [dragging, setDragging] = useState(false);
+
+  const update = (key: string, patch: Partial<Item>) => setItems((list) => list.map((it) => (it.key === key ? { ...it, ...patch } : it)));
+
+  async function uploadOne(item: Item) {
+    update(item.key, { state: "uploading" });
+    const form = new FormData();
+    form.append("files", item.file, item.file.name);
+    const { promise } = uploadWithProgress<UploadOut>(`/api/characters/${characterId}/images`, form, ({ loaded }) => update(item.key, { loaded }));
+    try {
+      const out = await promise;
+      update(item.key, { state: "done", loaded: item.file.size, results: out.results });
+    } catch (error) {
+      update(item.key, { state: "failed", error: errorMessage(error) });
+    }
+  }
+
+  async function addFiles(files: FileList | File[]) {
+    const added: Item[] = Array.from(files).map((file, i) => ({ key: `${Date.now()}-${i}-${file.name}`, file, loaded: 0, state: "waiting", results: [] }));
+    if (!added.length) return;
+    setItems((list) => [...added, ...list]);
+    const queue = [...added];
+    const workers = Array.from({ length: CONCURRENCY }, async () => {
+      for (let next = queue.shift(); next; next = queue.shift()) await uploadOne(next);
+    });
+    await Promise.all(workers);
+    void client.invalidateQueries({ queryKey: ["images"] });
+    void client.invalidateQueries({ queryKey: ["characters"] });
+  }
+
+  const done = items.filter((i) => i.state === "done" || i.state === "failed").length;
+  return (
+    <div className="stack">
+      <div
+        className={`dropzone${dragging ? " active" : ""}`}
+        role="button"
+        tabIndex={0}
+        data-testid="dropzone"
+        aria-label="Upload images: drop files here or press Enter to choose"
+        onClick={() => input.current?.click()}
+        onKeyDown={(e) => {
+          if (e.key === "Enter" || e.key === " ") {
+            e.preventDefault();
+            input.current?.click();
+          }
+        }}
+        onDragOver={(e) => {
+          e.preventDefault();
+          setDragging(true);
+        }}
+        onDragLeave={() => setDragging(false)}
+        onDrop={(e) => {
+          e.preventDefault();
+          setDragging(false);
+          void addFiles(e.dataTransfer.files);
+        }}
+      >
+        <div style={{ fontSize: 26 }} aria-hidden>⇪</div>
+        <div><b>Drop photos or zips here</b>, or click to choose</div>
+        <div className="small faint">JPEG, PNG, WebP; zips may hold same-named .txt captions</div>
+        <input
+          ref={input}
+          type="file"
+          multiple
+          accept="image/jpeg,image/png,image/webp,.zip,.txt"
+          hidden
+          data-testid="file-input"
+          onChange={(e) => {
+            if (e.target.files) void addFiles(e.target.files);
+            e.target.value = "";
+          }}
+        />
+      </div>
+      {items.length ? (
+        <div className="stack-sm">
+          <div className="row between small muted">
+            <span>{done} of {items.length} files processed</span>
+            <Button size="sm" variant="ghost" onClick={() => setItems((l) => l.filter((i) => i.state === "uploading" || i.state === "waiting"))}>Clear finished</Button>
+          </div>
+          <div className="upload-list" data-testid="upload-list">
+            {items.map((item) => (
+              <div key={item.key} className="stack-sm" data-testid="upload-item">
+                <div className="upload-item">
+                  <span className="name" title={item.file.name}>{item.file.name} <span className="faint small">{formatBytes(item.file.size)}</span></span>
+                  <ProgressBar value={item.loaded} max={item.file.size || 1} tone={item.state === "failed" ? "danger" : item.state === "done" ? "ok" : undefined} label={`upload of ${item.file.name}`} />
+                  <span className="small">
+                    {item.state === "waiting" ? <span className="faint">waiting</span> : item.state === "uploading" ? <span className="muted">uploading</span> : item.state === "failed" ? <Badge tone="danger">failed</Badge> : <Badge tone="ok">done</Badge>}
+                  </span>
+                </div>
+                {item.error ? <div className="small" style={{ color: "var(--danger)", paddingLeft: 10 }} data-testid="upload-error">{item.error}</div> : null}
+                {item.results.length > 0 && (item.results.length > 1 || item.results[0].status !== "stored") ? (
+                  <div className="stack-sm" style={{ paddingLeft: 10 }}>{item.results.map((r, i) => <ResultLine key={i} result={r} />)}</div>
+                ) : null}
+              </div>
+            ))}
+          </div>
+        </div>
+      ) : null}
+    </div>
+  );
+}
