@@ -60,8 +60,11 @@ def _ensure_web_bundle() -> None:
 def start_app(workdir: Path, **extra_env: str) -> RunningApp:
     port = free_port()
     data_dir = workdir / "data"
+    inherited = {
+        k: v for k, v in os.environ.items() if not k.startswith("ISENGARD_") and k not in {"REDIS_URL", "DATABASE_URL"}
+    }
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ISENGARD_") and k not in {"REDIS_URL", "DATABASE_URL"}},
+        **inherited,
         "ISENGARD_DATA_DIR": str(data_dir),
         "ISENGARD_PORT": str(port),
         "ISENGARD_MODE": "fast-test",
