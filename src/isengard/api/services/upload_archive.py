@@ -66,7 +66,9 @@ def _entry_path_problem(raw: str) -> str | None:
 
 def _skipped(raw: str) -> bool:
     parts = [part for part in raw.replace("\\", "/").split("/") if part]
-    return not parts or parts[0] == "__MACOSX" or any(part.startswith(".") for part in parts)
+    # `..` is not a dotfile: such entries must be reported as unsafe, not skipped quietly.
+    hidden = any(part.startswith(".") and part not in (".", "..") for part in parts)
+    return not parts or parts[0] == "__MACOSX" or hidden
 
 
 def _is_link(info: zipfile.ZipInfo) -> bool:
