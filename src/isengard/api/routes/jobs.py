@@ -27,7 +27,7 @@ def list_jobs(
     status: JobStatus | None = None,
     character_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> JobPage:
     return service.list_jobs(db, kind=kind, status=status, character_id=character_id, limit=limit, offset=offset)
 
