@@ -1,7 +1,95 @@
-"""Routes for generation."""
+"""Routes for generation: submit images and comparison grids, list image plugins, and the gallery."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
+from fastapi.responses import FileResponse
+
+from isengard.api.deps import DataDep, DbSession, ServicesDep
+from isengard.api.ratelimit import rate_limited
+from isengard.api.schemas.generation import (
+    AgainOptions,
+    GenerationCreate,
+    GenerationOut,
+    GenerationPage,
+    GridCreate,
+    ImagePluginOut,
+)
+from isengard.api.schemas.jobs import JobOut
+from isengard.api.services import generation as service
+from isengard.api.services import generation_gallery as gallery
+from isengard.api.services.jobs import job_to_out
 
 router = APIRouter(tags=["generation"])
+
+GenerationId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="the generation's id")]
+HexId = Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")]
+
+
+@router.get("/generation/plugins")
+def image_plugins(services: ServicesDep) -> list[ImagePluginOut]:
+    return service.list_image_plugins(services)
+
+
+@router.post("/generation", status_code=202, dependencies=[Depends(rate_limited("generation"))])
+def generate(services: ServicesDep, db: DbSession, body: GenerationCreate) -> JobOut:
+    return job_to_out(service.submit_generation(services, db, body))
+
+
+@router.post("/generation/grid", status_code=202, dependencies=[Depends(rate_limited("generation"))])
+def generate_grid(services: ServicesDep, db: DbSession, body: GridCreate) -> JobOut:
+    return job_to_out(service.submit_grid(services, db, body))
+
+
+@router.get("/generations")
+def list_generations(
+    db: DbSession,
+    character_id: HexId = None,
+    lora_id: HexId = None,
+    job_id: HexId = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 60,
+    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+) -> GenerationPage:
+    return gallery.list_generations(
+        db, character_id=character_id, lora_id=lora_id, job_id=job_id, limit=limit, cursor=cursor
+    )
+
+
+@router.get("/generations/{generation_id}")
+def get_generation(db: DbSession, generation_id: GenerationId) -> GenerationOut:
+    return GenerationOut.from_row(gallery.get_generation(db, generation_id))
+
+
+@router.get("/generations/{generation_id}/request")
+def generation_request(db: DbSession, generation_id: GenerationId) -> GenerationCreate:
+    """The body of POST /api/generation that reproduces this image (to edit and resubmit)."""
+    return gallery.request_for(gallery.get_generation(db, generation_id))
+
+
+@router.post("/generations/{generation_id}/again", status_code=202, dependencies=[Depends(rate_limited("generation"))])
+def generate_again(
+    services: ServicesDep,
+    db: DbSession,
+    generation_id: GenerationId,
+    options: Annotated[AgainOptions | None, Body()] = None,
+) -> JobOut:
+    body = gallery.request_for(gallery.get_generation(db, generation_id), options)
+    return job_to_out(service.submit_generation(services, db, body))
+
+
+@router.delete("/generations/{generation_id}", status_code=204)
+def delete_generation(db: DbSession, data: DataDep, generation_id: GenerationId) -> Response:
+    gallery.delete_generation(db, data, generation_id)
+    return Response(status_code=204)
+
+
+@router.get("/generations/{generation_id}/file", response_class=FileResponse)
+def generation_file(db: DbSession, data: DataDep, generation_id: GenerationId) -> FileResponse:
+    return gallery.serve_image(db, data, generation_id)
+
+
+@router.get("/generations/{generation_id}/thumbnail", response_class=FileResponse)
+def generation_thumbnail(db: DbSession, data: DataDep, generation_id: GenerationId) -> FileResponse:
+    return gallery.serve_thumbnail(db, data, generation_id)

@@ -1,7 +1,87 @@
-"""Routes for loras."""
+"""Routes for the LoRA library: list, details, download, rename, delete, import."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import FileResponse
+
+from isengard.api.deps import DataDep, DbSession, ServicesDep
+from isengard.api.ratelimit import rate_limited
+from isengard.api.schemas.loras import LoraOut, LoraPage, LoraSource, LoraUpdate
+from isengard.api.services import lora_import
+from isengard.api.services import loras as service
 
 router = APIRouter(tags=["loras"])
+
+LoraId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="the LoRA's id")]
+HexId = Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")]
+
+
+@router.get("/loras")
+def list_loras(
+    db: DbSession,
+    data: DataDep,
+    character_id: HexId = None,
+    source: Annotated[LoraSource | None, Query(description="trained, checkpoint or imported")] = None,
+    job_id: HexId = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+) -> LoraPage:
+    return service.list_loras(
+        db, data, character_id=character_id, source=source, job_id=job_id, limit=limit, cursor=cursor
+    )
+
+
+@router.post(
+    "/loras/import",
+    status_code=201,
+    dependencies=[Depends(rate_limited("uploads"))],
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"files": {"type": "string", "format": "binary"}},
+                        "required": ["files"],
+                    }
+                }
+            },
+            "required": True,
+        }
+    },
+)
+async def import_lora(
+    request: Request,
+    services: ServicesDep,
+    name: Annotated[str | None, Query(max_length=200)] = None,
+    character_id: HexId = None,
+    trigger_word: Annotated[str | None, Query(max_length=100)] = None,
+) -> LoraOut:
+    """Import a FLUX LoRA (.safetensors in diffusers, ai-toolkit or kohya layout) sent as the multipart part
+    `files`; it is converted to the diffusers layout. Pickle files are refused."""
+    options = lora_import.ImportOptions(name=name, character_id=character_id, trigger_word=trigger_word)
+    return await lora_import.receive_and_import(services, request, options)
+
+
+@router.get("/loras/{lora_id}")
+def get_lora(db: DbSession, data: DataDep, lora_id: LoraId) -> LoraOut:
+    return service.to_out(db, data, service.get_lora(db, lora_id), with_job=True)
+
+
+@router.patch("/loras/{lora_id}")
+def update_lora(db: DbSession, data: DataDep, lora_id: LoraId, body: LoraUpdate) -> LoraOut:
+    return service.update_lora(db, data, lora_id, body)
+
+
+@router.delete("/loras/{lora_id}", status_code=204)
+def delete_lora(db: DbSession, data: DataDep, lora_id: LoraId) -> Response:
+    service.delete_lora(db, data, lora_id)
+    return Response(status_code=204)
+
+
+@router.get("/loras/{lora_id}/file", response_class=FileResponse)
+def lora_file(db: DbSession, data: DataDep, lora_id: LoraId) -> FileResponse:
+    return service.serve_lora_file(db, data, lora_id)

@@ -1,0 +1,74 @@
+"""Request and response models of the LoRA library routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from isengard.db.models import Lora
+
+LoraSource = Literal["trained", "checkpoint", "imported"]
+
+
+def lora_file_url(lora_id: str) -> str:
+    return f"/api/loras/{lora_id}/file"
+
+
+class LoraJobSummary(BaseModel):
+    id: str
+    name: str
+    status: str
+    plugin: str
+    created_at: datetime
+
+
+class LoraOut(BaseModel):
+    id: str
+    name: str
+    character_id: str | None
+    job_id: str | None
+    source: LoraSource
+    step: int | None = None
+    rank: int | None = None
+    alpha: float | None = None
+    base_model: str
+    trigger_word: str | None = None
+    bytes: int
+    meta: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    url: str
+    file_present: bool = True
+    job: LoraJobSummary | None = None
+
+    @classmethod
+    def from_row(cls, row: Lora, *, file_present: bool = True, job: LoraJobSummary | None = None) -> LoraOut:
+        return cls(
+            id=row.id,
+            name=row.name,
+            character_id=row.character_id,
+            job_id=row.job_id,
+            source=row.source,  # type: ignore[arg-type]
+            step=row.step,
+            rank=row.rank,
+            alpha=row.alpha,
+            base_model=row.base_model,
+            trigger_word=row.trigger_word,
+            bytes=row.bytes,
+            meta=row.meta or {},
+            created_at=row.created_at,
+            url=lora_file_url(row.id),
+            file_present=file_present,
+            job=job,
+        )
+
+
+class LoraPage(BaseModel):
+    items: list[LoraOut]
+    next_cursor: str | None
+
+
+class LoraUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    trigger_word: str | None = Field(default=None, min_length=1, max_length=100)
