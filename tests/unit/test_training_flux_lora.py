@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -121,6 +122,16 @@ def quick_config(**overrides: Any) -> dict[str, Any]:
     }  # fmt: skip
     config.update(overrides)
     return config
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Any:
+    # The tiny model's ops are too small to gain from threads, and on a busy machine two threads that wait for
+    # each other make every step several times slower.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
@@ -245,7 +256,7 @@ def test_lora_loads_in_a_fresh_diffusers_process_and_reproduces_the_samples(
     proc = subprocess.run(
         [sys.executable, "-c", FRESH_PROCESS_SCRIPT, str(tiny_model), str(ctx.data_dir / result["lora_path"]),
          "rdfig standing", "42", str(out)],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True, text=True, timeout=120, check=False, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])

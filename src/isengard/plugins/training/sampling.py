@@ -18,7 +18,7 @@ from isengard.storage import atomic_path
 
 
 def sampling_pipeline(pipeline: Any, transformer: Any) -> Any:
-    sampler = FluxPipeline(
+    sampler: Any = FluxPipeline(
         scheduler=pipeline.scheduler,
         vae=pipeline.vae,
         text_encoder=None,
