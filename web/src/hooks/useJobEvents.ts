@@ -12,8 +12,14 @@ export const ACTIVE_STATUSES = ["running", "queued"] as const;
 export function useActiveJobs(kind: "training" | "generation" | null = "training") {
   return useQuery({
     queryKey: keys.jobs({ kind, status: "active" }),
-    queryFn: ({ signal }) =>
-      api.get<JobPage>("/api/jobs", { kind: kind ?? undefined, status: [...ACTIVE_STATUSES], limit: 100 }, signal),
+    // The list route filters by one status at a time: ask for each and show running before queued.
+    queryFn: async ({ signal }): Promise<JobPage> => {
+      const pages = await Promise.all(
+        ACTIVE_STATUSES.map((status) => api.get<JobPage>("/api/jobs", { kind: kind ?? undefined, status, limit: 100 }, signal)),
+      );
+      const items = pages.flatMap((p) => p.items);
+      return { items, total: items.length, limit: 200, offset: 0 };
+    },
     refetchInterval: 15000,
   });
 }

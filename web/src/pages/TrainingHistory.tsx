@@ -1,10 +1,92 @@
-import { Empty, PageHeader } from "../components/ui";
+import { useQuery } from "@tanstack/react-query";
+import { useMemo, useState } from "react";
+import { useNavigate, useSearchParams } from "react-router-dom";
+import { StatusBadge } from "../components/training/JobBits";
+import { Button, Card, Empty, ErrorNotice, Field, PageHeader, Spinner } from "../components/ui";
+import { api } from "../lib/api";
+import { formatDate, formatDuration, formatLoss } from "../lib/format";
+import { keys } from "../lib/queries";
+import type { JobPage, JobStatus } from "../lib/types";
+import { useCharacters } from "./Characters";
+
+const PAGE = 50;
 
 export default function TrainingHistory() {
+  const [params, setParams] = useSearchParams();
+  const status = (params.get("status") as JobStatus | null) ?? null;
+  const characterId = params.get("character");
+  const [offset, setOffset] = useState(0);
+  const [text, setText] = useState("");
+  const navigate = useNavigate();
+  const characters = useCharacters();
+  const names = useMemo(() => new Map((characters.data ?? []).map((c) => [c.id, c.name])), [characters.data]);
+  const filters = { kind: "training", status, character_id: characterId, offset };
+  const { data, error, isPending, refetch } = useQuery({
+    queryKey: keys.jobs(filters),
+    queryFn: ({ signal }) => api.get<JobPage>("/api/jobs", { ...filters, limit: PAGE }, signal),
+  });
+  const set = (key: string, value: string) => {
+    const next = new URLSearchParams(params);
+    if (value) next.set(key, value);
+    else next.delete(key);
+    setParams(next, { replace: true });
+    setOffset(0);
+  };
+  const rows = (data?.items ?? []).filter((j) => !text || `${j.name} ${j.id}`.toLowerCase().includes(text.toLowerCase()));
   return (
     <div className="page">
-      <PageHeader title="Training history" />
-      <Empty title="Coming soon" />
+      <PageHeader title="Training history" description="Every run, with how it ended, how long it took and its final loss." />
+      <div className="card">
+        <div className="form-grid">
+          <Field label="Search" htmlFor="history-search"><input id="history-search" className="input" value={text} onChange={(e) => setText(e.target.value)} placeholder="Name or id" /></Field>
+          <Field label="Status" htmlFor="history-status">
+            <select id="history-status" className="select" value={status ?? ""} onChange={(e) => set("status", e.target.value)}>
+              <option value="">Any</option>
+              {["succeeded", "failed", "cancelled", "running", "queued"].map((s) => <option key={s} value={s}>{s}</option>)}
+            </select>
+          </Field>
+          <Field label="Character" htmlFor="history-character">
+            <select id="history-character" className="select" value={characterId ?? ""} onChange={(e) => set("character", e.target.value)}>
+              <option value="">All</option>
+              {characters.data?.map((c) => <option key={c.id} value={c.id}>{c.name}</option>)}
+            </select>
+          </Field>
+        </div>
+      </div>
+      {error ? <ErrorNotice error={error} title="Could not load the history" onRetry={() => void refetch()} /> : null}
+      {isPending ? <Spinner /> : rows.length === 0 ? (
+        <Empty icon="☰" title="No runs match">Start a run from a character's page or from Start training.</Empty>
+      ) : (
+        <Card flush>
+          <div className="table-wrap">
+            <table className="table" data-testid="history-table">
+              <thead><tr><th>Run</th><th>Character</th><th>Status</th><th>Started</th><th>Duration</th><th>Final loss</th></tr></thead>
+              <tbody>
+                {rows.map((job) => {
+                  const progress = (job.progress ?? {}) as Record<string, unknown>;
+                  return (
+                    <tr key={job.id} className="clickable" onClick={() => navigate(`/training/${job.id}`)}>
+                      <td><a className="link" href={`/training/${job.id}`} onClick={(e) => { e.preventDefault(); navigate(`/training/${job.id}`); }}>{job.name || job.id.slice(0, 8)}</a></td>
+                      <td className="muted">{job.character_id ? names.get(job.character_id) ?? "—" : "—"}</td>
+                      <td><StatusBadge status={job.status} /></td>
+                      <td className="muted">{formatDate(job.started_at ?? job.created_at)}</td>
+                      <td>{formatDuration(job.duration_seconds)}</td>
+                      <td className="mono">{formatLoss((progress.smoothed_loss as number) ?? (progress.loss as number))}</td>
+                    </tr>
+                  );
+                })}
+              </tbody>
+            </table>
+          </div>
+        </Card>
+      )}
+      {data && data.total > PAGE ? (
+        <div className="row" style={{ justifyContent: "center" }}>
+          <Button size="sm" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - PAGE))}>Previous</Button>
+          <span className="small muted">{offset + 1}–{Math.min(offset + PAGE, data.total)} of {data.total}</span>
+          <Button size="sm" disabled={offset + PAGE >= data.total} onClick={() => setOffset(offset + PAGE)}>Next</Button>
+        </div>
+      ) : null}
     </div>
   );
 }

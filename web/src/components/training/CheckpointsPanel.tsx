@@ -1,0 +1,35 @@
+import { Link } from "react-router-dom";
+import type { MediaRef } from "../../hooks/useJobLive";
+import { formatBytes } from "../../lib/format";
+import { Empty } from "../ui";
+
+export function CheckpointsPanel({ checkpoints, characterId }: { checkpoints: MediaRef[]; characterId?: string | null }) {
+  const sorted = [...checkpoints].sort((a, b) => (a.step ?? 0) - (b.step ?? 0));
+  if (!sorted.length) return <Empty icon="⛁" title="No checkpoints yet">Checkpoints are saved during training and at the end.</Empty>;
+  return (
+    <div className="table-wrap" data-testid="checkpoints-panel">
+      <table className="table">
+        <thead>
+          <tr><th>Checkpoint</th><th>Step</th><th>Size</th><th /></tr>
+        </thead>
+        <tbody>
+          {sorted.map((c) => (
+            <tr key={c.key}>
+              <td className="mono">{c.name}</td>
+              <td>{c.step ?? "final"}</td>
+              <td className="muted">{formatBytes(c.bytes)}</td>
+              <td>
+                <div className="row" style={{ justifyContent: "flex-end" }}>
+                  <a className="btn sm" href={c.url} download>Download</a>
+                  {c.loraId ? (
+                    <Link className="btn sm primary" to={`/generate?lora=${c.loraId}${characterId ? `&character=${characterId}` : ""}`}>Generate with this</Link>
+                  ) : null}
+                </div>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
