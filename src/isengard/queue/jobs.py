@@ -35,6 +35,8 @@ class AutoclaimReply:
     entries: list[tuple[str, dict[str, str]]]
     # Entries that were pending but no longer exist in the stream (trimmed or deleted).
     deleted: list[str]
+    # Redis 6.2 answers a deleted entry with a bare nil, without its id; the caller must find those itself.
+    deleted_without_id: int = 0
 
 
 def _text(value: Any) -> str:
@@ -51,22 +53,25 @@ def _fields(raw: Any) -> dict[str, str]:
 def parse_xautoclaim(reply: Sequence[Any]) -> AutoclaimReply:
     """Parse a raw XAUTOCLAIM reply of either shape.
 
-    Redis 6.2 answers `[next_start, entries]` and reports an entry deleted from the stream as `[id, nil]`;
-    Redis 7.x answers `[next_start, entries, deleted_ids]` and leaves deleted entries out of `entries`.
+    Redis 6.2 answers `[next_start, entries]` and reports an entry deleted from the stream as a nil in `entries`
+    (claimed all the same, but without its id); Redis 7.x answers `[next_start, entries, deleted_ids]` and leaves
+    deleted entries out of `entries` and of the pending list.
     """
     if len(reply) not in (2, 3):
         raise ValueError(f"unexpected XAUTOCLAIM reply with {len(reply)} items")
     entries: list[tuple[str, dict[str, str]]] = []
     deleted: list[str] = [_text(item) for item in reply[2]] if len(reply) == 3 and reply[2] else []
+    without_id = 0
     for item in reply[1] or []:
         if item is None:
+            without_id += 1
             continue
         entry_id, raw_fields = item[0], item[1] if len(item) > 1 else None
         if raw_fields is None:
             deleted.append(_text(entry_id))
             continue
         entries.append((_text(entry_id), _fields(raw_fields)))
-    return AutoclaimReply(next_start=_text(reply[0]), entries=entries, deleted=deleted)
+    return AutoclaimReply(next_start=_text(reply[0]), entries=entries, deleted=deleted, deleted_without_id=without_id)
 
 
 def ensure_group(client: redis.Redis, kind: str) -> None:
@@ -107,10 +112,24 @@ def autoclaim(client: redis.Redis, kind: str, consumer: str, min_idle_ms: int, c
         "XAUTOCLAIM", keys.job_stream(kind), keys.CONSUMER_GROUP, consumer, min_idle_ms, "0-0", "COUNT", count
     )
     parsed = parse_xautoclaim(reply)
-    if parsed.deleted:
+    deleted = list(parsed.deleted)
+    if parsed.deleted_without_id:
+        deleted += _vanished_entries(client, kind, consumer)
+    if deleted:
         # An entry that no longer exists cannot be worked on; drop it from the pending list.
-        client.xack(keys.job_stream(kind), keys.CONSUMER_GROUP, *parsed.deleted)
+        client.xack(keys.job_stream(kind), keys.CONSUMER_GROUP, *deleted)
     return parsed
+
+
+def _vanished_entries(client: redis.Redis, kind: str, consumer: str) -> list[str]:
+    """Entries pending on `consumer` that the stream no longer holds."""
+    rows = client.xpending_range(keys.job_stream(kind), keys.CONSUMER_GROUP, "-", "+", 100, consumername=consumer)
+    vanished = []
+    for row in rows:
+        entry_id = _text(row["message_id"])
+        if not client.xrange(keys.job_stream(kind), min=entry_id, max=entry_id, count=1):
+            vanished.append(entry_id)
+    return vanished
 
 
 def _raw_reply(response: Any, **_options: Any) -> Any:

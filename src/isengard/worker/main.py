@@ -134,7 +134,6 @@ class Worker:
             reply = queue.autoclaim(self.redis, kind, self.worker_id, self.takeover_idle_ms)
             for entry_id, fields in reply.entries:
                 job_id = fields.get(queue.ENTRY_FIELD, "")
-                log.info("taking over an abandoned job", extra={"job_id": job_id, "entry_id": entry_id})
                 return queue.ClaimedEntry(kind=kind, entry_id=entry_id, job_id=job_id, reclaimed=True)
         return None
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from isengard.config import Settings
 from isengard.db.models import Job, JobArtifact
 from isengard.db.session import session_scope
+from isengard.diskspace import InsufficientStorageError, remove_partial_files, require_free_space
 from isengard.domain import ArtifactKind, ErrorEvent, JobKind, JobStatus, PluginKind, StatusEvent, utcnow
 from isengard.logging import correlation_id, job_id_var, new_correlation_id
 from isengard.plugins.api import JobCancelled, JobInterrupted, Plugin, PluginError
@@ -75,6 +76,23 @@ class JobRunner:
         if not entry.job_id:
             queue.ack(self.redis, entry.kind, entry.entry_id)
             return
+        # Every log line about the job, from here on, carries the id of the request that created it.
+        cid_token = correlation_id.set(self._correlation_id(entry.job_id))
+        job_token = job_id_var.set(entry.job_id)
+        try:
+            self._handle(entry)
+        finally:
+            correlation_id.reset(cid_token)
+            job_id_var.reset(job_token)
+
+    def _correlation_id(self, job_id: str) -> str:
+        with self.sessions() as session:
+            found = session.scalar(select(Job.correlation_id).where(Job.id == job_id))
+        return found or new_correlation_id()
+
+    def _handle(self, entry: queue.ClaimedEntry) -> None:
+        if entry.reclaimed:
+            log.info("taking over an abandoned job", extra={"job_id": entry.job_id, "entry_id": entry.entry_id})
         if not queue.acquire_lease(self.redis, entry.job_id, self.worker_id, self.settings.lease_seconds):
             self._lease_taken(entry)
             return
@@ -87,17 +105,13 @@ class JobRunner:
             queue.ack(self.redis, entry.kind, entry.entry_id)
             queue.release_lease(self.redis, entry.job_id, self.worker_id)
             return
-        job, attempt, cid = snapshot
+        job, attempt = snapshot
         self.lease_lost.clear()
         self.current = CurrentJob(job_id=job.id, kind=entry.kind, entry_id=entry.entry_id)
-        cid_token = correlation_id.set(cid)
-        job_token = job_id_var.set(job.id)
         try:
             self._run(entry, job, attempt)
         finally:
             self.current = None
-            correlation_id.reset(cid_token)
-            job_id_var.reset(job_token)
 
     def _lease_taken(self, entry: queue.ClaimedEntry) -> None:
         holder = queue.lease_holder(self.redis, entry.job_id)
@@ -114,7 +128,7 @@ class JobRunner:
 
     # --- Start ------------------------------------------------------------------------------------------------------
 
-    def _start(self, entry: queue.ClaimedEntry) -> tuple[JobSnapshot, int, str] | None:
+    def _start(self, entry: queue.ClaimedEntry) -> tuple[JobSnapshot, int] | None:
         """Move the row to running; None when there is nothing to run (finished, cancelled, gave up, unknown)."""
         # Each transition is a conditional UPDATE on the status just read: if the API changed the row in between
         # (a cancel), the update matches nothing and the row is read again.
@@ -125,7 +139,7 @@ class JobRunner:
         log.warning("job row kept changing; leaving the entry for later", extra={"job_id": entry.job_id})
         return None
 
-    def _try_start(self, entry: queue.ClaimedEntry) -> tuple[JobSnapshot, int, str] | str | None:
+    def _try_start(self, entry: queue.ClaimedEntry) -> tuple[JobSnapshot, int] | str | None:
         with self.sessions() as session:
             job = session.get(Job, entry.job_id)
             if job is None:
@@ -194,9 +208,9 @@ class JobRunner:
             snapshot = JobSnapshot(
                 id=job.id, kind=job.kind, plugin=job.plugin, character_id=job.character_id, name=job.name
             )
-            attempt, cid = job.attempts, job.correlation_id or new_correlation_id()
+            attempt = job.attempts
         self._publish_all([started])
-        return snapshot, attempt, cid
+        return snapshot, attempt
 
     # --- Run --------------------------------------------------------------------------------------------------------
 
@@ -228,6 +242,14 @@ class JobRunner:
         try:
             payload = self._payload(job.id)
             plugin = self._plugin(job)
+            try:
+                # A job that starts on a full disk fails now with a clear message, not halfway through a save.
+                require_free_space(ctx.data_dir, 0, self.settings.min_free_bytes)
+            except InsufficientStorageError as exc:
+                raise PluginError(str(exc)) from None
+            if attempt > 1:
+                # An earlier attempt killed mid-write left temporary files: never results, only wasted space.
+                remove_partial_files(ctx.work_dir)
             result = plugin.run(ctx, payload)
         except (JobCancelled, JobInterrupted) as exc:
             ctx.flush()
