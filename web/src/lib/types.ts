@@ -52,3 +52,8 @@ export const FLAG_LABELS: Record<QualityFlag, string> = {
   near_duplicate: "Near duplicate",
   missing_caption: "No caption",
 };
+export type Lora = Schemas["LoraOut"];
+export type LoraPage = Schemas["LoraPage"];
+export type Generation = Schemas["GenerationOut"];
+export type GenerationPage = Schemas["GenerationPage"];
+export type GenerationCreate = Schemas["GenerationCreate"];
