@@ -82,7 +82,7 @@ def submit_job(
 ) -> Job:
     """Insert the job row (queued), commit it, then put it on the queue. Returns the job even if Redis is down."""
     job = Job(
-        kind=kind.value,
+        kind=JobKind(kind).value,
         status=JobStatus.QUEUED.value,
         plugin=plugin,
         character_id=character_id,
