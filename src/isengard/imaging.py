@@ -20,12 +20,11 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageCms, ImageFile, ImageOps, features
+from PIL import Image, ImageCms, ImageOps, features
 
 from isengard.storage import atomic_path
 
@@ -70,17 +69,14 @@ class DecodedImage:
         return self.image.height
 
 
-_hardened = False
+def pixel_limit(max_pixels: int) -> int:
+    """The stricter of the setting and Pillow's own bomb threshold.
 
-
-def _harden_pillow() -> None:
-    """Process-wide, once: decompression-bomb warnings become errors and truncated files never half-load."""
-    global _hardened
-    if _hardened:
-        return
-    warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    _hardened = True
+    An image Pillow would warn about (DecompressionBombWarning) is refused outright, by this explicit check
+    rather than a process-wide warnings filter, which threads and test runners can reset under our feet.
+    """
+    pillow_limit = Image.MAX_IMAGE_PIXELS
+    return min(max_pixels, int(pillow_limit)) if pillow_limit else max_pixels
 
 
 def accepted_formats() -> tuple[str, ...]:
@@ -103,13 +99,13 @@ def accepted_formats_text() -> str:
 
 def decode_image(path: Path, *, max_pixels: int) -> DecodedImage:
     """Open an untrusted file and return the normalized image, or raise ImageRejectedError with the reason."""
-    _harden_pillow()
     allowed = accepted_formats()
+    limit = pixel_limit(max_pixels)
     try:
         with Image.open(path, formats=allowed) as probe:
             source_format = str(probe.format)
             width, height = probe.size
-            _check_pixels(width, height, max_pixels)
+            _check_pixels(width, height, limit)
             probe.verify()
         # verify() leaves the object unusable: open again for the full decode.
         with Image.open(path, formats=allowed) as opened:
@@ -120,7 +116,7 @@ def decode_image(path: Path, *, max_pixels: int) -> DecodedImage:
     except Image.UnidentifiedImageError:
         raise ImageRejectedError(f"not an image in an accepted format ({accepted_formats_text()})") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageRejectedError(f"image declares more pixels than the limit of {max_pixels:,}") from None
+        raise ImageRejectedError(f"image declares more pixels than the limit of {limit:,}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # Truncated or corrupt data: Pillow raises OSError ("image file is truncated"), SyntaxError (bad chunks)...
         raise ImageRejectedError(f"the image data is damaged or incomplete ({_short(exc)})") from None

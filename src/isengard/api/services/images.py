@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fastapi import HTTPException, Request, Response
 from fastapi.responses import FileResponse
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import Select, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.images import ImageOut, ImagePage, ImageUpdate
@@ -57,9 +57,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         ) from None
 
 
-def list_images(
-    db: Session, *, character_id: str | None, flag: str | None, limit: int, cursor: str | None
-) -> ImagePage:
+def grid_query(
+    *, character_id: str | None, flag: str | None, after: tuple[datetime, str] | None, limit: int
+) -> Select[Image]:
     """Newest first. Keyset on (created_at, id): a deep page costs what the first one does, on the same index."""
     query = select(Image)
     if character_id is not None:
@@ -68,10 +68,18 @@ def list_images(
         query = query.where(Image.caption == "")
     elif flag is not None:
         query = query.where(Image.flags.like(f"%,{flag},%"))
-    if cursor is not None:
-        created_at, image_id = decode_cursor(cursor)
-        query = query.where(tuple_(Image.created_at, Image.id) < tuple_(created_at, image_id))
-    rows = list(db.scalars(query.order_by(Image.created_at.desc(), Image.id.desc()).limit(limit + 1)))
+    if after is not None:
+        # A row-value comparison, which SQLite and PostgreSQL both turn into a range seek on the index.
+        query = query.where(tuple_(Image.created_at, Image.id) < tuple_(after[0], after[1]))
+    return query.order_by(Image.created_at.desc(), Image.id.desc()).limit(limit)
+
+
+def list_images(
+    db: Session, *, character_id: str | None, flag: str | None, limit: int, cursor: str | None
+) -> ImagePage:
+    after = decode_cursor(cursor) if cursor is not None else None
+    # One row more than asked tells whether another page exists without a COUNT.
+    rows = list(db.scalars(grid_query(character_id=character_id, flag=flag, after=after, limit=limit + 1)))
     next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
     return ImagePage(items=[ImageOut.from_row(row) for row in rows[:limit]], next_cursor=next_cursor)
 
