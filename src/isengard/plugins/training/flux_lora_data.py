@@ -14,17 +14,11 @@ from typing import Any
 import torch
 from PIL import Image, ImageOps
 
+from isengard.captions import substitute_trigger
 from isengard.domain import TrainingInput
 from isengard.plugins.api import PluginError
 from isengard.plugins.training.buckets import BucketedItem, assign_buckets, resize_and_crop, to_model_input
 from isengard.plugins.training.flow_matching import TextEmbedding
-
-try:  # the dataset module owns caption rules; a plain substitution stands in where it is not installed
-    from isengard.captions import substitute_trigger  # type: ignore[import-not-found, unused-ignore]
-except ImportError:  # pragma: no cover - depends on the checkout
-
-    def substitute_trigger(caption: str, trigger_word: str) -> str:
-        return caption.replace("[trigger]", trigger_word)
 
 
 @dataclass
