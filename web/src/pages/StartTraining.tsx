@@ -1,10 +1,175 @@
-import { Empty, PageHeader } from "../components/ui";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useEffect, useMemo, useState } from "react";
+import { Link, useNavigate, useSearchParams } from "react-router-dom";
+import { DatasetChecklist } from "../components/dataset/DatasetChecklist";
+import { defaultsOf, type JsonSchema, SchemaFields } from "../components/training/SchemaForm";
+import { Alert, Button, Card, Empty, ErrorNotice, Field, PageHeader, Spinner, Stat } from "../components/ui";
+import { api } from "../lib/api";
+import { ApiError } from "../lib/api-errors";
+import { formatDuration } from "../lib/format";
+import { keys as queryKeys, useHealth } from "../lib/queries";
+import type { Job } from "../lib/types";
+import { useCharacters } from "./Characters";
+
+interface TrainingPlugin {
+  name: string;
+  description?: string;
+  capability?: { available: boolean; reason?: string | null };
+  config_schema?: JsonSchema;
+  schema?: JsonSchema;
+  defaults?: Record<string, unknown>;
+}
+
+interface Preset {
+  id: string;
+  name: string;
+  plugin: string;
+  config: Record<string, unknown>;
+}
+
+// The knobs most runs touch; everything else sits in the advanced section.
+const BASIC = ["steps", "learning_rate", "rank", "alpha", "batch_size", "resolutions", "resolution", "sample_every", "checkpoint_every", "save_every", "sample_prompts"];
+
+// Rough steps per second, for the estimate before any run has been measured.
+const NOMINAL_IT_PER_S: Record<string, number> = { "fast-test": 8, production: 0.8 };
+
+function fieldErrors(error: unknown): Record<string, string> {
+  if (!(error instanceof ApiError) || !error.body || typeof error.body !== "object") return {};
+  const detail = (error.body as { detail?: unknown }).detail;
+  if (!Array.isArray(detail)) return {};
+  const out: Record<string, string> = {};
+  for (const item of detail as { loc?: (string | number)[]; msg?: string }[]) {
+    const key = item.loc?.filter((p) => !["body", "config"].includes(String(p)))[0];
+    if (key !== undefined) out[String(key)] = item.msg ?? "invalid";
+  }
+  return out;
+}
 
 export default function StartTraining() {
+  const [params] = useSearchParams();
+  const navigate = useNavigate();
+  const client = useQueryClient();
+  const characters = useCharacters();
+  const health = useHealth();
+  const [characterId, setCharacterId] = useState(params.get("character") ?? "");
+  const [pluginName, setPluginName] = useState("");
+  const [name, setName] = useState("");
+  const [values, setValues] = useState<Record<string, unknown>>({});
+  const [presetName, setPresetName] = useState("");
+  const plugins = useQuery({ queryKey: queryKeys.plugins, queryFn: ({ signal }) => api.get<TrainingPlugin[]>("/api/training/plugins", undefined, signal) });
+  const presets = useQuery({ queryKey: queryKeys.presets, queryFn: ({ signal }) => api.get<Preset[]>("/api/training/presets", undefined, signal), retry: false });
+  const plugin = plugins.data?.find((p) => p.name === pluginName) ?? plugins.data?.[0];
+  const schema = plugin?.config_schema ?? plugin?.schema;
+
+  useEffect(() => {
+    if (plugin && schema) {
+      setPluginName(plugin.name);
+      setValues({ ...defaultsOf(schema), ...(plugin.defaults ?? {}) });
+    }
+  }, [plugin?.name, schema]); // eslint-disable-line react-hooks/exhaustive-deps
+  useEffect(() => {
+    if (!characterId && characters.data?.length === 1) setCharacterId(characters.data[0].id);
+  }, [characters.data, characterId]);
+
+  const allKeys = Object.keys(schema?.properties ?? {});
+  const basic = allKeys.filter((k) => BASIC.includes(k));
+  const advanced = allKeys.filter((k) => !BASIC.includes(k));
+  const character = characters.data?.find((c) => c.id === characterId);
+  const steps = Number(values.steps ?? 0);
+  const estimate = useMemo(() => {
+    const rate = NOMINAL_IT_PER_S[health.data?.mode ?? "production"] ?? 1;
+    return steps ? steps / rate : null;
+  }, [steps, health.data?.mode]);
+
+  const submit = useMutation({
+    mutationFn: () => api.post<Job>("/api/training", { character_id: characterId, plugin: plugin?.name, config: values, name: name || undefined }),
+    onSuccess: (job) => {
+      void client.invalidateQueries({ queryKey: ["jobs"] });
+      navigate(`/training/${job.id}`);
+    },
+  });
+  const savePreset = useMutation({
+    mutationFn: () => api.post<Preset>("/api/training/presets", { name: presetName, plugin: plugin?.name, config: values }),
+    onSuccess: () => {
+      setPresetName("");
+      void client.invalidateQueries({ queryKey: queryKeys.presets });
+    },
+  });
+  const errors = fieldErrors(submit.error);
+
   return (
     <div className="page">
-      <PageHeader title="Start training" />
-      <Empty title="Coming soon" />
+      <PageHeader title="Start training" description="Train a LoRA for a character. Defaults are tuned for characters; change what you need." />
+      {plugins.error ? <ErrorNotice error={plugins.error} title="Could not load the training engines" onRetry={() => void plugins.refetch()} /> : null}
+      <div className="cols-main-side">
+        <form className="stack" onSubmit={(e) => { e.preventDefault(); submit.mutate(); }}>
+          <Card title="What to train">
+            <div className="form-grid">
+              <Field label="Character" htmlFor="train-character">
+                <select id="train-character" className="select" value={characterId} onChange={(e) => setCharacterId(e.target.value)} required>
+                  <option value="">Choose a character…</option>
+                  {characters.data?.map((c) => <option key={c.id} value={c.id}>{c.name} ({c.image_count} images)</option>)}
+                </select>
+              </Field>
+              <Field label="Engine" htmlFor="train-plugin" hint={plugin?.description}>
+                <select id="train-plugin" className="select" value={plugin?.name ?? ""} onChange={(e) => setPluginName(e.target.value)}>
+                  {plugins.data?.map((p) => <option key={p.name} value={p.name} disabled={p.capability && !p.capability.available}>{p.name}{p.capability && !p.capability.available ? " (unavailable)" : ""}</option>)}
+                </select>
+              </Field>
+              <Field label="Run name" htmlFor="train-name" hint="Optional">
+                <input id="train-name" className="input" value={name} onChange={(e) => setName(e.target.value)} placeholder={character ? `${character.name} LoRA` : ""} maxLength={200} />
+              </Field>
+            </div>
+            {characters.data && characters.data.length === 0 ? <Empty title="No characters yet" action={<Link className="btn" to="/characters">Create one</Link>} /> : null}
+          </Card>
+          {plugins.isPending ? <Spinner label="Loading the engines" /> : schema ? (
+            <Card title="Settings" description={`${allKeys.length} settings from the ${plugin?.name} engine`}>
+              <div className="stack">
+                <SchemaFields root={schema} keys={basic} values={values} onChange={(k, v) => setValues((prev) => ({ ...prev, [k]: v }))} errors={errors} />
+                {advanced.length ? (
+                  <details className="advanced">
+                    <summary>Advanced ({advanced.length})</summary>
+                    <SchemaFields root={schema} keys={advanced} values={values} onChange={(k, v) => setValues((prev) => ({ ...prev, [k]: v }))} errors={errors} />
+                  </details>
+                ) : null}
+                <div className="row"><Button size="sm" variant="ghost" onClick={() => setValues({ ...defaultsOf(schema), ...(plugin?.defaults ?? {}) })}>Reset to defaults</Button></div>
+              </div>
+            </Card>
+          ) : null}
+          {submit.error ? <ErrorNotice error={submit.error} title="The run was not started" /> : null}
+          <div className="row" style={{ justifyContent: "flex-end" }}>
+            <Button type="submit" variant="primary" loading={submit.isPending} disabled={!characterId || !plugin || (plugin.capability && !plugin.capability.available)}>Start training</Button>
+          </div>
+        </form>
+        <div className="stack">
+          <Card title="Estimate">
+            <div className="stats">
+              <Stat label="Steps" value={steps || "—"} />
+              <Stat label="Time" value={estimate ? `~${formatDuration(estimate)}` : "—"} hint="A rough guess; the run page shows the measured speed" />
+            </div>
+          </Card>
+          {characterId ? <DatasetChecklist characterId={characterId} /> : <Alert tone="info" title="Choose a character">Its dataset is checked here before you start.</Alert>}
+          <Card title="Presets">
+            <div className="stack">
+              {presets.error ? <span className="small muted">Presets are not available.</span> : presets.data?.length ? (
+                <div className="stack-sm">
+                  {presets.data.filter((p) => !plugin || p.plugin === plugin.name).map((p) => (
+                    <div key={p.id} className="row between">
+                      <span>{p.name}</span>
+                      <Button size="sm" onClick={() => setValues((prev) => ({ ...prev, ...p.config }))}>Apply</Button>
+                    </div>
+                  ))}
+                </div>
+              ) : <span className="small muted">No presets saved yet.</span>}
+              <div className="row" style={{ flexWrap: "nowrap" }}>
+                <input className="input" aria-label="Preset name" placeholder="Save these settings as…" value={presetName} onChange={(e) => setPresetName(e.target.value)} maxLength={100} />
+                <Button size="sm" disabled={!presetName.trim() || !plugin} loading={savePreset.isPending} onClick={() => savePreset.mutate()}>Save</Button>
+              </div>
+              {savePreset.error ? <ErrorNotice error={savePreset.error} title="Preset not saved" /> : null}
+            </div>
+          </Card>
+        </div>
+      </div>
     </div>
   );
 }
