@@ -182,3 +182,16 @@ def test_requests_that_are_not_uploads(client: TestClient) -> None:
         "/api/characters/" + "0" * 32 + "/images", files=[("files", ("a.jpg", encode(photo(1)), "image/jpeg"))]
     )
     assert unknown.status_code == 404
+
+
+def test_uploads_are_rate_limited_and_documented(data_dir: Path, redis_url: str) -> None:
+    settings = make_settings(data_dir, redis_url=redis_url, rate_limit_uploads=2)
+    upgrade(settings.sqlalchemy_url)
+    with TestClient(create_app(settings)) as client:
+        character_id = _character(client)
+        url = f"/api/characters/{character_id}/images"
+        statuses = [client.post(url, files=[("files", ("a.jpg", b"x", "image/jpeg"))]).status_code for _ in range(3)]
+        assert statuses == [422, 422, 429]
+        schema = client.get("/api/openapi.json").json()
+        body = schema["paths"]["/api/characters/{character_id}/images"]["post"]["requestBody"]
+        assert body["content"]["multipart/form-data"]["schema"]["properties"]["files"]["type"] == "array"

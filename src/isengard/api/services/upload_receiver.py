@@ -138,7 +138,7 @@ class MultipartReceiver:
                 continue
             if part.handle is None:
                 assert received.path is not None
-                part.handle = open(received.path, "xb")  # noqa: SIM115 - closed in _finish/_discard
+                part.handle = open(received.path, "xb")  # noqa: SIM115 - closed in _flush, _discard or _close_all
             part.handle.write(chunk)
         self._pending.clear()
         for part in self._finished:
