@@ -1,0 +1,339 @@
+"""A small ComfyUI stand-in that speaks its HTTP and websocket protocol (0.3.x) for tests, since CI cannot run
+ComfyUI itself. It validates prompts the way ComfyUI does (unknown nodes, dangling links, a LoRA name not in its
+LoRA folder → 400 with node_errors), runs them node by node sending the documented message sequence, writes a real
+PNG for each SaveImage (its colour derived from the prompt, seed and LoRAs, so different inputs give different
+images), and honours /interrupt. Failures can be injected per node class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from PIL import Image, ImageDraw
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+KNOWN_NODES = {
+    "UNETLoader",
+    "DualCLIPLoader",
+    "VAELoader",
+    "LoraLoaderModelOnly",
+    "CLIPTextEncode",
+    "FluxGuidance",
+    "ConditioningZeroOut",
+    "EmptySD3LatentImage",
+    "KSampler",
+    "VAEDecode",
+    "SaveImage",
+}
+SAMPLERS = {"KSampler"}
+
+
+@dataclass
+class FakeComfyUI:
+    loras_dir: Path
+    output_dir: Path
+    step_seconds: float = 0.01
+    fail_node_type: str | None = None
+    prompts: list[dict[str, Any]] = field(default_factory=list)
+    interrupts: list[str] = field(default_factory=list)
+    history: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sockets: dict[str, WebSocket] = field(default_factory=dict)
+    running: str | None = None
+    interrupt_flag: bool = False
+    url: str = ""
+
+    # --- Validation as ComfyUI does it ------------------------------------------------------------------------
+    def lora_names(self) -> list[str]:
+        return sorted(p.relative_to(self.loras_dir).as_posix() for p in self.loras_dir.rglob("*.safetensors"))
+
+    def validate(self, graph: dict[str, Any]) -> dict[str, Any]:
+        errors: dict[str, Any] = {}
+
+        def add(node_id: str, node: dict[str, Any], kind: str, message: str, details: str, input_name: str) -> None:
+            entry = errors.setdefault(
+                node_id, {"errors": [], "dependent_outputs": [], "class_type": node.get("class_type")}
+            )
+            entry["errors"].append(
+                {"type": kind, "message": message, "details": details, "extra_info": {"input_name": input_name}}
+            )
+
+        for node_id, node in graph.items():
+            if node.get("class_type") not in KNOWN_NODES:
+                add(node_id, node, "invalid_prompt", "Cannot execute because node is not known", "", "")
+                continue
+            for name, value in node.get("inputs", {}).items():
+                if isinstance(value, list) and len(value) == 2 and str(value[0]) not in graph:
+                    add(node_id, node, "bad_linked_input", "Bad linked input", f"{name} -> {value[0]}", name)
+            if node["class_type"] == "LoraLoaderModelOnly":
+                name = node["inputs"].get("lora_name")
+                if name not in self.lora_names():
+                    add(
+                        node_id,
+                        node,
+                        "value_not_in_list",
+                        "Value not in list",
+                        f"lora_name: '{name}' not in {self.lora_names()}",
+                        "lora_name",
+                    )
+        return errors
+
+    # --- Execution --------------------------------------------------------------------------------------------
+    async def send(self, client_id: str, kind: str, data: dict[str, Any]) -> None:
+        ws = self.sockets.get(client_id)
+        if ws is not None:
+            try:
+                await ws.send_text(json.dumps({"type": kind, "data": data}))
+            except Exception:
+                self.sockets.pop(client_id, None)
+
+    def _order(self, graph: dict[str, Any]) -> list[str]:
+        done: list[str] = []
+
+        def visit(node_id: str) -> None:
+            if node_id in done:
+                return
+            for value in graph[node_id].get("inputs", {}).values():
+                if isinstance(value, list) and len(value) == 2:
+                    visit(str(value[0]))
+            done.append(node_id)
+
+        for node_id in graph:
+            visit(node_id)
+        return done
+
+    def _render(self, graph: dict[str, Any], node_id: str) -> Image.Image:
+        """An image whose colour hashes everything upstream of the SaveImage node (prompt, seed, LoRAs...)."""
+        latent = next((n for n in graph.values() if n["class_type"] == "EmptySD3LatentImage"), None)
+        width = int(latent["inputs"]["width"]) if latent else 64
+        height = int(latent["inputs"]["height"]) if latent else 64
+        upstream = {k: graph[k] for k in self._order({k: v for k, v in graph.items()}) if k != node_id}
+        digest = hashlib.sha256(json.dumps(upstream, sort_keys=True).encode()).digest()
+        image = Image.new("RGB", (width, height), tuple(digest[:3]))
+        ImageDraw.Draw(image).rectangle((0, 0, width // 2, height // 2), fill=tuple(digest[3:6]))
+        return image
+
+    async def execute(self, prompt_id: str, client_id: str, graph: dict[str, Any]) -> None:
+        self.running, self.interrupt_flag = prompt_id, False
+        outputs: dict[str, Any] = {}
+        status = "success"
+        await self.send(client_id, "execution_start", {"prompt_id": prompt_id, "timestamp": int(time.time() * 1000)})
+        await self.send(client_id, "execution_cached", {"nodes": [], "prompt_id": prompt_id})
+        try:
+            for node_id in self._order(graph):
+                node = graph[node_id]
+                if self.interrupt_flag:
+                    await self.send(
+                        client_id,
+                        "execution_interrupted",
+                        {"prompt_id": prompt_id, "node_id": node_id, "node_type": node["class_type"], "executed": []},
+                    )
+                    status = "error"
+                    break
+                await self.send(
+                    client_id, "executing", {"node": node_id, "display_node": node_id, "prompt_id": prompt_id}
+                )
+                if node["class_type"] == self.fail_node_type:
+                    await self.send(
+                        client_id,
+                        "execution_error",
+                        {
+                            "prompt_id": prompt_id,
+                            "node_id": node_id,
+                            "node_type": node["class_type"],
+                            "executed": [],
+                            "exception_message": "CUDA out of memory. Tried to allocate 2.00 GiB",
+                            "exception_type": "torch.OutOfMemoryError",
+                            "traceback": ["..."],
+                            "current_inputs": {},
+                            "current_outputs": {},
+                        },
+                    )
+                    status = "error"
+                    break
+                if node["class_type"] in SAMPLERS:
+                    steps = int(node["inputs"]["steps"])
+                    for step in range(1, steps + 1):
+                        if self.interrupt_flag:
+                            break
+                        await asyncio.sleep(self.step_seconds)
+                        await self.send(
+                            client_id,
+                            "progress",
+                            {"value": step, "max": steps, "prompt_id": prompt_id, "node": node_id},
+                        )
+                if node["class_type"] == "SaveImage" and not self.interrupt_flag:
+                    image = self._render(graph, node_id)
+                    prefix = str(node["inputs"].get("filename_prefix", "ComfyUI"))
+                    subfolder, _, stem = prefix.rpartition("/")
+                    name = f"{stem}_{len(list(self.output_dir.rglob('*.png'))) + 1:05d}_.png"
+                    target = self.output_dir / subfolder / name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    image.save(target, format="PNG")
+                    result = {"images": [{"filename": name, "subfolder": subfolder, "type": "output"}]}
+                    outputs[node_id] = result
+                    await self.send(
+                        client_id,
+                        "executed",
+                        {"node": node_id, "display_node": node_id, "output": result, "prompt_id": prompt_id},
+                    )
+            else:
+                await self.send(client_id, "execution_success", {"prompt_id": prompt_id, "timestamp": 0})
+        finally:
+            self.history[prompt_id] = {
+                "prompt": [0, prompt_id, graph, {}, list(outputs)],
+                "outputs": outputs,
+                "status": {"status_str": status, "completed": status == "success", "messages": []},
+            }
+            self.running = None
+            # Written after the history entry, as ComfyUI does: the reliable end of a prompt.
+            await self.send(client_id, "executing", {"node": None, "prompt_id": prompt_id})
+
+    # --- Routes -----------------------------------------------------------------------------------------------
+    def app(self) -> Starlette:
+        def same_origin(request: Request | WebSocket) -> bool:
+            origin = request.headers.get("origin")
+            return origin is None or origin.split("://", 1)[-1] == request.headers.get("host")
+
+        async def system_stats(request: Request) -> Response:
+            return JSONResponse(
+                {"system": {"os": "posix", "comfyui_version": "0.3.64", "python_version": "3.11"}, "devices": []}
+            )
+
+        async def post_prompt(request: Request) -> Response:
+            if not same_origin(request):
+                return Response(status_code=403)
+            body = await request.json()
+            graph = body.get("prompt")
+            if not isinstance(graph, dict):
+                return JSONResponse(
+                    {
+                        "error": {
+                            "type": "no_prompt",
+                            "message": "No prompt provided",
+                            "details": "",
+                            "extra_info": {},
+                        },
+                        "node_errors": {},
+                    },
+                    status_code=400,
+                )
+            errors = self.validate(graph)
+            if errors:
+                return JSONResponse(
+                    {
+                        "error": {
+                            "type": "prompt_outputs_failed_validation",
+                            "message": "Prompt outputs failed validation",
+                            "details": "",
+                            "extra_info": {},
+                        },
+                        "node_errors": errors,
+                    },
+                    status_code=400,
+                )
+            prompt_id = str(body.get("prompt_id") or uuid.uuid4())
+            self.prompts.append(body)
+            asyncio.get_running_loop().create_task(self.execute(prompt_id, str(body.get("client_id")), graph))
+            return JSONResponse({"prompt_id": prompt_id, "number": len(self.prompts), "node_errors": {}})
+
+        async def interrupt(request: Request) -> Response:
+            body = await request.json() if await request.body() else {}
+            wanted = body.get("prompt_id")
+            self.interrupts.append(str(wanted))
+            if self.running is not None and wanted in (None, self.running):
+                self.interrupt_flag = True
+            return Response(status_code=200)
+
+        async def history(request: Request) -> Response:
+            prompt_id = request.path_params["prompt_id"]
+            return JSONResponse({prompt_id: self.history[prompt_id]} if prompt_id in self.history else {})
+
+        async def view(request: Request) -> Response:
+            root = self.output_dir.resolve()
+            path = (root / request.query_params.get("subfolder", "") / request.query_params["filename"]).resolve()
+            if root not in path.parents or not path.is_file():
+                return Response(status_code=404)
+            return Response(path.read_bytes(), media_type="image/png")
+
+        async def ws_endpoint(websocket: WebSocket) -> None:
+            if not same_origin(websocket):
+                await websocket.close(code=1008)
+                return
+            await websocket.accept()
+            client_id = websocket.query_params.get("clientId") or uuid.uuid4().hex
+            self.sockets[client_id] = websocket
+            await websocket.send_text(
+                json.dumps(
+                    {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 0}}, "sid": client_id}}
+                )
+            )
+            try:
+                while True:
+                    await websocket.receive_text()
+            except WebSocketDisconnect:
+                self.sockets.pop(client_id, None)
+
+        routes = []
+        for prefix in ("", "/api"):  # every route also answers under /api/
+            routes += [
+                Route(f"{prefix}/system_stats", system_stats),
+                Route(f"{prefix}/prompt", post_prompt, methods=["POST"]),
+                Route(f"{prefix}/interrupt", interrupt, methods=["POST"]),
+                Route(f"{prefix}/history/{{prompt_id}}", history),
+                Route(f"{prefix}/view", view),
+            ]
+        routes.append(WebSocketRoute("/ws", ws_endpoint))
+        return Starlette(routes=routes)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_comfyui(loras_dir: Path, output_dir: Path, **options: Any) -> Iterator[FakeComfyUI]:
+    """Serve a FakeComfyUI on 127.0.0.1 in a background thread for the duration of the block."""
+    fake = FakeComfyUI(loras_dir=loras_dir, output_dir=output_dir, **options)
+    port = free_port()
+    config = uvicorn.Config(
+        fake.app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="websockets-sansio"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the ComfyUI test server did not start")
+        time.sleep(0.02)
+    fake.url = f"http://127.0.0.1:{port}"
+    try:
+        yield fake
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
