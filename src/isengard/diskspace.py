@@ -51,3 +51,19 @@ def require_free_space(path: Path, incoming_bytes: int, min_free_bytes: int) -> 
 def is_disk_full(exc: BaseException) -> bool:
     """Whether an exception means the disk (or a quota) is full."""
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def remove_partial_files(folder: Path) -> int:
+    """Delete the temporary files that atomic writes leave behind when a process is killed mid-write.
+
+    `isengard.storage` writes `.<name>.<random>.part<suffix>` beside the target and renames it when whole, so
+    such a file is never a finished result: after a crash it is only wasted space. Returns how many were removed.
+    """
+    removed = 0
+    if not folder.is_dir():
+        return removed
+    for path in folder.rglob(".*.part*"):
+        if path.is_file() and ".part" in path.name:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
