@@ -166,6 +166,8 @@ def detect_layout(keys: list[str]) -> str:
     transformer_keys = [k for k in keys if not k.startswith(_TEXT_ENCODER_PREFIXES)]
     if not transformer_keys:
         raise LoraFormatError("the file holds no transformer LoRA weights (text encoder only, or empty)")
+    if any(k.startswith(("lora_unet_down_blocks", "lora_unet_up_blocks", "lora_unet_mid_block")) for k in keys):
+        raise LoraFormatError("this is a Stable Diffusion (UNet) LoRA, not a FLUX one")
     if all(k.startswith("lora_unet_") for k in transformer_keys):
         return "kohya"
     if all(k.startswith(PREFIX) for k in transformer_keys) and all(
@@ -174,8 +176,6 @@ def detect_layout(keys: list[str]) -> str:
         return "diffusers"
     if all(k.startswith((PREFIX, "diffusion_model.")) for k in transformer_keys):
         return "ai-toolkit"
-    if any(k.startswith(("lora_unet_down_blocks", "lora_unet_up_blocks", "lora_unet_mid_block")) for k in keys):
-        raise LoraFormatError("this is a Stable Diffusion (UNet) LoRA, not a FLUX one")
     sample = next(k for k in transformer_keys if not k.startswith(("lora_unet_", PREFIX, "diffusion_model.")))
     raise LoraFormatError(f"unknown LoRA key layout (e.g. '{sample}'): expected diffusers, ai-toolkit or kohya keys")
 
