@@ -1,7 +1,62 @@
-"""Routes for training."""
+"""Routes for training: the plugins and their config forms, submitting a run, estimates, and presets."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+
+from isengard.api.deps import DbSession, ServicesDep
+from isengard.api.ratelimit import rate_limited
+from isengard.api.schemas.jobs import JobOut
+from isengard.api.schemas.training import PresetCreate, PresetOut, TrainingCreate, TrainingEstimate, TrainingPluginOut
+from isengard.api.services import training as service
+from isengard.api.services import training_presets as presets
+from isengard.api.services.jobs import job_to_out
 
 router = APIRouter(tags=["training"])
+
+PresetId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="the preset's id")]
+
+
+@router.get("/training/plugins")
+def training_plugins(services: ServicesDep) -> list[TrainingPluginOut]:
+    """Installed training plugins with their config JSON schema, defaults and whether they can run here."""
+    return service.list_training_plugins(services)
+
+
+@router.post("/training", status_code=202, dependencies=[Depends(rate_limited("training"))])
+def start_training(services: ServicesDep, db: DbSession, body: TrainingCreate) -> JobOut:
+    """Validate the config and the dataset, snapshot the dataset, and queue the run."""
+    return job_to_out(service.submit_training(services, db, body))
+
+
+@router.post("/training/estimate")
+def estimate_training(services: ServicesDep, db: DbSession, body: TrainingCreate) -> TrainingEstimate:
+    """The same checks as starting a run, plus the resolved config, epochs and a rough duration; queues nothing."""
+    return service.estimate_training(services, db, body)
+
+
+@router.get("/training/presets")
+def list_presets(db: DbSession, plugin: Annotated[str | None, Query(max_length=100)] = None) -> list[PresetOut]:
+    return presets.list_presets(db, plugin)
+
+
+@router.post("/training/presets", status_code=201)
+def save_preset(services: ServicesDep, db: DbSession, body: PresetCreate) -> PresetOut:
+    """Save a named config; it is checked against the plugin's schema first. Only the given fields are kept,
+    so a preset stays a set of changes from the defaults."""
+    plugin = service.training_plugin(services, body.plugin)
+    service.resolve_config(plugin, body.config)
+    return presets.create_preset(db, body, body.config)
+
+
+@router.get("/training/presets/{preset_id}")
+def get_preset(db: DbSession, preset_id: PresetId) -> PresetOut:
+    return presets.preset_to_out(presets.get_preset(db, preset_id))
+
+
+@router.delete("/training/presets/{preset_id}", status_code=204)
+def delete_preset(db: DbSession, preset_id: PresetId) -> Response:
+    presets.delete_preset(db, preset_id)
+    return Response(status_code=204)

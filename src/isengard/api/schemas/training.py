@@ -1,0 +1,55 @@
+"""Request and response models of the training routes: plugins, submission, estimates and presets."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from isengard.plugins.api import Capability
+
+
+class TrainingPluginOut(BaseModel):
+    name: str
+    description: str
+    capability: Capability
+    config_schema: dict[str, Any] = Field(description="JSON schema of the plugin's config (the form to render)")
+    defaults: dict[str, Any] = Field(description="the config a run gets for every field left out")
+
+
+class TrainingCreate(BaseModel):
+    character_id: str = Field(min_length=1, max_length=32)
+    plugin: str = Field(default="flux-lora", min_length=1, max_length=100)
+    config: dict[str, Any] = Field(default_factory=dict, description="fields to change from the plugin's defaults")
+    preset_id: str | None = Field(
+        default=None, max_length=32, description="start from this preset's config; `config` overrides it"
+    )
+    name: str = Field(default="", max_length=200)
+
+
+class TrainingEstimate(BaseModel):
+    plugin: str
+    config: dict[str, Any] = Field(description="the complete config the run would use")
+    images: int
+    examples: int = Field(description="training examples: each image once per usable resolution")
+    steps: int
+    epochs: float = Field(description="how many times each example is seen")
+    seconds_per_step: float
+    estimated_seconds: float
+    basis: str = Field(description="what the time estimate assumes")
+    warnings: list[str] = Field(default_factory=list)
+
+
+class PresetCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    plugin: str = Field(default="flux-lora", min_length=1, max_length=100)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class PresetOut(BaseModel):
+    id: str
+    name: str
+    plugin: str
+    config: dict[str, Any]
+    created_at: datetime

@@ -1,0 +1,165 @@
+"""Training through the API, the Redis queue and the worker, on the tiny model: a real LoRA at the end."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from PIL import Image, ImageDraw
+from safetensors import safe_open
+
+from isengard.config import Settings
+from isengard.worker.main import run_worker
+
+SMALL = {
+    "steps": 40, "rank": 4, "alpha": 8.0, "learning_rate": 3e-3, "resolutions": [64], "batch_size": 2,
+    "sample_every": 20, "sample_prompts": ["[trigger] portrait"], "sample_resolution": 64, "sample_steps": 2,
+    "checkpoint_every": 10, "keep_checkpoints": 2, "max_sequence_length": 32, "caption_dropout": 0.0,
+}  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: threads only wait for each other on a busy machine
+    yield
+    torch.set_num_threads(previous)
+
+
+def png(index: int, size: tuple[int, int] = (96, 96)) -> bytes:
+    image = Image.new("RGB", size, (20 * index % 255, 90, 160))
+    ImageDraw.Draw(image).ellipse((20 + index, 20, 70, 70), fill=(230, 40, 40))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def make_character(client: TestClient, name: str, images: int, *, captions: bool = True) -> str:
+    response = client.post("/api/characters", json={"name": name, "trigger_word": "zxq"})
+    assert response.status_code == 201, response.text
+    character_id: str = response.json()["id"]
+    if images:
+        files = [("files", (f"photo{i}.png", png(i), "image/png")) for i in range(images)]
+        upload = client.post(f"/api/characters/{character_id}/images", files=files)
+        assert upload.status_code == 201, upload.text
+        for index, result in enumerate(upload.json()["results"]):
+            caption = f"a photo of [trigger], number {index}" if captions else ""
+            assert client.patch(f"/api/images/{result['image']['id']}", json={"caption": caption}).status_code == 200
+    return character_id
+
+
+def test_plugins_list_schema_defaults_and_capabilities(client: TestClient) -> None:
+    plugins = {p["name"]: p for p in client.get("/api/training/plugins").json()}
+    flux = plugins["flux-lora"]
+    assert flux["capability"]["available"] is True
+    assert flux["config_schema"]["properties"]["rank"]["description"]
+    assert flux["defaults"]["steps"] <= 200  # fast-test defaults for the tiny model
+    toolkit = plugins["ai-toolkit"]
+    assert toolkit["capability"]["available"] is False and "AI_TOOLKIT_PATH" in toolkit["capability"]["reason"]
+
+
+def test_bad_requests_get_messages_a_person_understands(client: TestClient) -> None:
+    empty = make_character(client, "Empty", 0)
+    uncaptioned = make_character(client, "Uncaptioned", 2, captions=False)
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"character_id": "f" * 32}, "no character"),
+        ({"character_id": empty}, "training needs at least 1"),
+        ({"character_id": uncaptioned}, "2 of 2 images have no caption"),
+        ({"character_id": uncaptioned, "config": {"rank": 0}}, "config.rank"),
+        ({"character_id": uncaptioned, "config": {"resolutions": [100]}}, "multiples of 16"),
+        ({"character_id": uncaptioned, "config": {"bogus": 1}}, "config.bogus"),
+        ({"character_id": uncaptioned, "plugin": "nope"}, "no training plugin named 'nope'"),
+        ({"character_id": uncaptioned, "plugin": "ai-toolkit"}, "cannot run here"),
+    ]
+    for body, message in cases:
+        response = client.post("/api/training", json=body)
+        assert response.status_code == 422, (body, response.text)
+        assert message in response.json()["detail"], (body, response.json())
+    allowed = client.post("/api/training/estimate", json={"character_id": uncaptioned,
+                                                          "config": {"allow_empty_captions": True}})  # fmt: skip
+    assert allowed.status_code == 200, allowed.text
+    assert client.get("/api/jobs").json()["total"] == 0  # nothing was queued by refused requests
+
+
+def test_estimate_and_presets(client: TestClient) -> None:
+    character = make_character(client, "Preset Person", 3)
+    estimate = client.post("/api/training/estimate", json={"character_id": character, "config": {"steps": 90}})
+    assert estimate.status_code == 200, estimate.text
+    body = estimate.json()
+    assert body["steps"] == 90 and body["images"] == 3 and body["estimated_seconds"] > 0
+    assert body["config"]["rank"] == 8  # fast-test default filled in
+
+    saved = client.post("/api/training/presets", json={"name": "quick rank 4", "config": {"rank": 4, "steps": 30}})
+    assert saved.status_code == 201, saved.text
+    preset = saved.json()
+    assert client.post("/api/training/presets", json={"name": "quick rank 4", "config": {}}).status_code == 409
+    bad = client.post("/api/training/presets", json={"name": "broken", "config": {"rank": -1}})
+    assert bad.status_code == 422 and "config.rank" in bad.json()["detail"]
+    assert [p["name"] for p in client.get("/api/training/presets").json()] == ["quick rank 4"]
+    applied = client.post("/api/training/estimate", json={"character_id": character, "preset_id": preset["id"],
+                                                          "config": {"steps": 50}})  # fmt: skip
+    assert applied.json()["config"]["rank"] == 4 and applied.json()["steps"] == 50
+    assert client.delete(f"/api/training/presets/{preset['id']}").status_code == 204
+    assert client.get(f"/api/training/presets/{preset['id']}").status_code == 404
+
+
+def test_a_run_through_the_queue_and_worker_produces_a_lora(
+    client: TestClient, settings: Settings, tmp_path: Path
+) -> None:
+    character = make_character(client, "Queue Runner", 3)
+    response = client.post("/api/training", json={"character_id": character, "config": SMALL, "name": "first"})
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["status"] == "queued" and job["kind"] == "training" and job["config"]["rank"] == 4
+
+    assert run_worker(settings, burst=True) == 0
+
+    done = client.get(f"/api/jobs/{job['id']}").json()
+    assert done["status"] == "succeeded", done
+    result = done["result"]
+    assert result["validation_loss_end"] < result["validation_loss_start"]
+    artifacts = client.get(f"/api/jobs/{job['id']}/artifacts").json()
+    kinds = [a["kind"] for a in artifacts]
+    assert kinds.count("lora") == 1 and kinds.count("checkpoint") == 2 and kinds.count("sample") == 2
+    assert sorted(a["step"] for a in artifacts if a["kind"] == "checkpoint") == [20, 30]
+
+    loras = client.get("/api/loras", params={"character_id": character}).json()["items"]
+    trained = [item for item in loras if item["source"] == "trained"]
+    assert len(trained) == 1 and trained[0]["rank"] == 4 and trained[0]["trigger_word"] == "zxq"
+    lora_artifact = next(a for a in artifacts if a["kind"] == "lora")
+    download = client.get(f"/api/jobs/{job['id']}/artifacts/{lora_artifact['id']}/file")
+    assert download.status_code == 200
+    path = tmp_path / "downloaded.safetensors"
+    path.write_bytes(download.content)
+    with safe_open(str(path), framework="pt") as handle:
+        assert handle.metadata()["trigger_word"] == "zxq"
+        assert any(key.endswith(".alpha") for key in handle.keys())  # noqa: SIM118
+
+    history = client.get(f"/api/jobs/{job['id']}/history").json()
+    assert len(history["loss"]) >= 40
+
+
+def test_cancel_a_running_job(client: TestClient, settings: Settings) -> None:
+    character = make_character(client, "Cancel Me", 2)
+    config = {**SMALL, "steps": 5000, "sample_every": 0, "checkpoint_every": 0}
+    job_id = client.post("/api/training", json={"character_id": character, "config": config}).json()["id"]
+    worker = threading.Thread(target=run_worker, args=(settings,), kwargs={"burst": True})
+    worker.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if (client.get(f"/api/jobs/{job_id}").json()["progress"].get("step") or 0) >= 3:
+            break
+        time.sleep(0.1)
+    assert client.post(f"/api/jobs/{job_id}/cancel").status_code == 200
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    final = client.get(f"/api/jobs/{job_id}").json()
+    assert final["status"] == "cancelled"
+    assert 3 <= final["progress"]["step"] < 5000
