@@ -118,7 +118,7 @@ def test_api_killed_while_sse_clients_listen_they_resume_without_a_gap(
         assert done.status == "succeeded"
         # The client saw every event of the job's stream exactly once, in order.
         client = redis.Redis.from_url(str(settings.redis_url), decode_responses=True)
-        stream_ids = [entry_id for entry_id, _ in client.xrange(keys.job_events(job.id))]
+        stream_ids = [str(entry_id) for entry_id, _ in client.xrange(keys.job_events(job.id)) or []]
         client.close()
         assert first_ids + rest_ids == stream_ids
         last = json.loads(rest[-1]["data"])
