@@ -1,0 +1,90 @@
+"""`isengard generate` against a real API server (uvicorn on 127.0.0.1) and a real worker."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from PIL import Image
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+from isengard.api.app import create_app
+from isengard.cli import build_parser
+from isengard.config import Settings
+from isengard.db.models import Character, Job, Lora
+from isengard.models.locate import tiny_model_dir
+from isengard.models.tiny import save_tiny_model
+from isengard.worker.main import run_worker
+from tests.support.comfyui_server import free_port
+from tests.support.image_jobs import make_test_lora
+
+
+@pytest.fixture()
+def api_url(settings: Settings, tmp_path: Path) -> Iterator[str]:
+    save_tiny_model(tmp_path / "tiny")
+    shutil.copytree(tmp_path / "tiny", tiny_model_dir(settings))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_generate_command_writes_the_images(
+    api_url: str, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine = create_engine(settings.sqlalchemy_url)
+    with Session(engine) as db:
+        character = Character(name="Ivy", name_key="ivy", trigger_word="ivyxq")
+        db.add(character)
+        db.flush()
+        path = make_test_lora(
+            tiny_model_dir(settings), settings.data_path / "loras" / character.id / "m" / "a.safetensors"
+        )
+        db.add(Lora(character_id=character.id, name="Ivy v1", path=path.relative_to(settings.data_path).as_posix()))
+        db.commit()
+    out = tmp_path / "images"
+    argv = ["generate", "--lora", "ivy V1:0.7", "a red coat", "--seed", "5", "-n", "2", "--width", "64",
+            "--height", "64", "--steps", "2", "--out", str(out), "--api", api_url]  # fmt: skip
+    args = build_parser().parse_args(argv)
+    result: list[int] = []
+    runner = threading.Thread(target=lambda: result.append(args.func(args)))
+    runner.start()
+    deadline = time.monotonic() + 30
+    # The worker drains what is on the stream and stops, so start it once the job is enqueued (not just saved).
+    with Session(engine) as db:
+        while not db.scalars(select(Job).where(Job.stream_id.is_not(None))).first() and time.monotonic() < deadline:
+            time.sleep(0.1)
+            db.expire_all()
+    assert run_worker(settings, burst=True, worker_id="cli-test") == 0
+    runner.join(timeout=60)
+    assert result == [0]
+    written = sorted(out.glob("*.png"))
+    assert [p.name.split("-", 1)[1] for p in written] == ["00-5.png", "01-6.png"]
+    with Image.open(written[0]) as image:
+        assert image.text["prompt"] == "ivyxq, a red coat" and '"weight": 0.7' in image.text["loras"]
+    assert str(written[0]) in capsys.readouterr().out
+
+
+def test_unknown_lora_is_a_clear_error(api_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = build_parser().parse_args(["generate", "--lora", "nobody", "x", "--api", api_url])
+    assert args.func(args) == 1
+    assert "no LoRA named 'nobody'" in capsys.readouterr().err
+
+
+def test_unreachable_api_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    args = build_parser().parse_args(["generate", "x", "--api", url])
+    assert args.func(args) == 1
+    assert f"cannot reach the API at {url}" in capsys.readouterr().err
