@@ -11,19 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-DEFAULT_API = "http://127.0.0.1:8000"
-POLL_SECONDS = 0.5
-FINAL = {"succeeded", "failed", "cancelled"}
-
-
-class CliError(Exception):
-    pass
+from isengard.cli_client import DEFAULT_API, ApiError, IsengardClient, follow_with_bar
 
 
 def register(subparsers: Any) -> None:
@@ -45,21 +36,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=cmd_generate)
 
 
-def _client(args: argparse.Namespace) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
-    return httpx.Client(base_url=args.api.rstrip("/"), headers=headers, timeout=httpx.Timeout(30.0, connect=5.0))
-
-
-def _check(response: httpx.Response) -> Any:
-    if response.status_code >= 400:
-        try:
-            detail = response.json().get("detail")
-        except ValueError:
-            detail = response.text[:300]
-        raise CliError(f"the API answered {response.status_code}: {detail}")
-    return response.json()
-
-
 def _split_weight(spec: str) -> tuple[str, float]:
     name, sep, weight = spec.rpartition(":")
     if sep and name:
@@ -70,7 +46,7 @@ def _split_weight(spec: str) -> tuple[str, float]:
     return spec, 1.0
 
 
-def resolve_lora(client: httpx.Client, spec: str) -> dict[str, Any]:
+def resolve_lora(client: IsengardClient, spec: str) -> dict[str, Any]:
     """A LoRA by id, or by exact (case-insensitive) name; an ambiguous or unknown name is an error."""
     name, weight = _split_weight(spec)
     matches: list[dict[str, Any]] = []
@@ -79,48 +55,27 @@ def resolve_lora(client: httpx.Client, spec: str) -> dict[str, Any]:
         params: dict[str, Any] = {"limit": 200}
         if cursor:
             params["cursor"] = cursor
-        page = _check(client.get("/api/loras", params=params))
+        page = client.request("GET", "/api/loras", params=params)
         matches += [item for item in page["items"] if item["id"] == name or item["name"].lower() == name.lower()]
         cursor = page.get("next_cursor")
         if not cursor:
             break
     if not matches:
-        raise CliError(f"no LoRA named '{name}' (see the LoRA library in the web app)")
+        raise ApiError(404, f"no LoRA named '{name}' (see the LoRA library in the web app)")
     if len(matches) > 1:
         listed = ", ".join(f"{m['id']} ({m['source']}, {m['created_at'][:10]})" for m in matches[:5])
-        raise CliError(f"several LoRAs are named '{name}'; pass an id instead: {listed}")
+        raise ApiError(409, f"several LoRAs are named '{name}'; pass an id instead: {listed}")
     return {"lora_id": matches[0]["id"], "weight": weight}
 
 
-def follow(client: httpx.Client, job_id: str) -> dict[str, Any]:
-    """Poll the job until it ends, drawing a progress bar on stderr."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=1, unit="step", file=sys.stderr, dynamic_ncols=True, desc="queued")
-    try:
-        while True:
-            job: dict[str, Any] = _check(client.get(f"/api/jobs/{job_id}"))
-            progress = job.get("progress") or {}
-            total, step = int(progress.get("total") or 0), int(progress.get("step") or 0)
-            if total and bar.total != total:
-                bar.reset(total=total)
-            bar.set_description(progress.get("stage") or job["status"])
-            bar.n = min(step, bar.total or step)
-            bar.refresh()
-            if job["status"] in FINAL:
-                return job
-            time.sleep(POLL_SECONDS)
-    finally:
-        bar.close()
-
-
-def download(client: httpx.Client, job_id: str, out: Path) -> list[Path]:
-    page = _check(client.get("/api/generations", params={"job_id": job_id, "limit": 200}))
+def download(client: IsengardClient, job_id: str, out: Path) -> list[Path]:
+    page = client.request("GET", "/api/generations", params={"job_id": job_id, "limit": 200})
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for item in sorted(page["items"], key=lambda i: (i["params"].get("index", 0), i["seed"])):
-        response = client.get(item["url"])
-        response.raise_for_status()
+        response = client.http.get(item["url"])
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, f"could not download {item['url']}")
         target = out / f"{job_id[:8]}-{item['params'].get('index', 0):02d}-{item['seed']}.png"
         target.write_bytes(response.content)
         written.append(target)
@@ -128,39 +83,38 @@ def download(client: httpx.Client, job_id: str, out: Path) -> list[Path]:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    with _client(args) as client:
-        job_id: str | None = None
-        try:
-            body = {
-                "plugin": args.plugin,
-                "prompt": args.prompt,
-                "seed": args.seed,
-                "num_images": args.num_images,
-                "width": args.width,
-                "height": args.height,
-                "steps": args.steps,
-                "guidance": args.guidance,
-                "character_id": args.character,
-                "add_trigger_word": not args.no_trigger_word,
-                "loras": [resolve_lora(client, spec) for spec in args.lora],
-            }
-            job_id = str(_check(client.post("/api/generation", json=body))["id"])
-            print(f"job {job_id} queued", file=sys.stderr)
-            job = follow(client, job_id)
-            if job["status"] != "succeeded":
-                print(f"isengard: the job {job['status']}: {job.get('error') or ''}".rstrip(": "), file=sys.stderr)
-                return 1
-            for path in download(client, job_id, args.out):
-                print(path)
-            return 0
-        except KeyboardInterrupt:
-            if job_id is not None:
-                client.post(f"/api/jobs/{job_id}/cancel")
-                print(f"\nisengard: cancelled job {job_id}", file=sys.stderr)
-            return 130
-        except CliError as exc:
-            print(f"isengard: {exc}", file=sys.stderr)
+    client = IsengardClient(args.api, token=args.token)
+    job_id: str | None = None
+    try:
+        body = {
+            "plugin": args.plugin,
+            "prompt": args.prompt,
+            "seed": args.seed,
+            "num_images": args.num_images,
+            "width": args.width,
+            "height": args.height,
+            "steps": args.steps,
+            "guidance": args.guidance,
+            "character_id": args.character,
+            "add_trigger_word": not args.no_trigger_word,
+            "loras": [resolve_lora(client, spec) for spec in args.lora],
+        }
+        job_id = str(client.request("POST", "/api/generation", json=body)["id"])
+        print(f"job {job_id} queued", file=sys.stderr)
+        job = follow_with_bar(client, job_id, description="generating")
+        if job["status"] != "succeeded":
+            print(f"isengard: the job {job['status']}: {job.get('error') or ''}".rstrip(": "), file=sys.stderr)
             return 1
-        except httpx.HTTPError as exc:
-            print(f"isengard: cannot reach the API at {args.api}: {exc}", file=sys.stderr)
-            return 1
+        for path in download(client, job_id, args.out):
+            print(path)
+        return 0
+    except KeyboardInterrupt:
+        if job_id is not None:
+            client.request("POST", f"/api/jobs/{job_id}/cancel")
+            print(f"\nisengard: cancelled job {job_id}", file=sys.stderr)
+        return 130
+    except ApiError as exc:
+        print(f"isengard: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()

@@ -87,4 +87,4 @@ def test_unreachable_api_is_a_clear_error(capsys: pytest.CaptureFixture[str]) ->
     url = f"http://127.0.0.1:{free_port()}"
     args = build_parser().parse_args(["generate", "x", "--api", url])
     assert args.func(args) == 1
-    assert f"cannot reach the API at {url}" in capsys.readouterr().err
+    assert f"cannot reach the Isengard API at {url}" in capsys.readouterr().err
