@@ -57,8 +57,11 @@ export default function CharacterDetail() {
               confirmLabel="Delete character"
               onConfirm={async () => {
                 await api.del(`/api/characters/${c.id}`);
-                await client.invalidateQueries({ queryKey: ["characters"] });
+                // Leave first and forget the deleted one, so nothing asks for it again (a 404).
                 navigate("/characters");
+                client.removeQueries({ queryKey: keys.character(c.id) });
+                void client.invalidateQueries({ queryKey: keys.characters, exact: true });
+                client.removeQueries({ queryKey: ["images"] });
               }}
             >
               Delete

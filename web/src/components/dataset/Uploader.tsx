@@ -1,7 +1,7 @@
 import { useQueryClient } from "@tanstack/react-query";
 import { useRef, useState } from "react";
 import { uploadWithProgress } from "../../lib/api";
-import { errorMessage } from "../../lib/api-errors";
+import { ApiError, errorMessage } from "../../lib/api-errors";
 import { formatBytes } from "../../lib/format";
 import type { UploadFileResult, UploadOut } from "../../lib/types";
 import { Badge, Button, ProgressBar } from "../ui";
@@ -46,7 +46,10 @@ export function Uploader({ characterId }: { characterId: string }) {
       const out = await promise;
       update(item.key, { state: "done", loaded: item.file.size, results: out.results });
     } catch (error) {
-      update(item.key, { state: "failed", error: errorMessage(error) });
+      // Every file refused is a 422 that still carries the per-file results with their reasons.
+      const body = error instanceof ApiError ? (error.body as Partial<UploadOut> | null) : null;
+      const results = Array.isArray(body?.results) ? body.results : [];
+      update(item.key, { state: "failed", error: results.length ? undefined : errorMessage(error), results });
     }
   }
 
