@@ -4,7 +4,7 @@ import { Link, useNavigate, useSearchParams } from "react-router-dom";
 import { DatasetChecklist } from "../components/dataset/DatasetChecklist";
 import { defaultsOf, type JsonSchema, SchemaFields } from "../components/training/SchemaForm";
 import { Alert, Button, Card, Empty, ErrorNotice, Field, PageHeader, Spinner, Stat } from "../components/ui";
-import { api } from "../lib/api";
+import { api, request } from "../lib/api";
 import { ApiError } from "../lib/api-errors";
 import { formatDuration } from "../lib/format";
 import { keys as queryKeys, useHealth } from "../lib/queries";
@@ -81,6 +81,19 @@ export default function StartTraining() {
     return steps ? steps / rate : null;
   }, [steps, health.data?.mode]);
 
+  // The server's estimate knows the dataset and the measured speed; the nominal one is the fallback.
+  const serverEstimate = useQuery({
+    queryKey: ["training", "estimate", characterId, plugin?.name, values],
+    queryFn: ({ signal }) =>
+      request<{ steps: number; estimated_seconds: number; basis: string; warnings?: string[] }>("/api/training/estimate", {
+        method: "POST",
+        body: { character_id: characterId, plugin: plugin?.name, config: values },
+        signal,
+      }),
+    enabled: !!characterId && !!plugin && Object.keys(values).length > 0,
+    retry: false,
+  });
+
   const submit = useMutation({
     mutationFn: () => api.post<Job>("/api/training", { character_id: characterId, plugin: plugin?.name, config: values, name: name || undefined }),
     onSuccess: (job) => {
@@ -144,9 +157,11 @@ export default function StartTraining() {
         <div className="stack">
           <Card title="Estimate">
             <div className="stats">
-              <Stat label="Steps" value={steps || "—"} />
-              <Stat label="Time" value={estimate ? `~${formatDuration(estimate)}` : "—"} hint="A rough guess; the run page shows the measured speed" />
+              <Stat label="Steps" value={serverEstimate.data?.steps ?? (steps || "—")} />
+              <Stat label="Time" value={serverEstimate.data ? `~${formatDuration(serverEstimate.data.estimated_seconds)}` : estimate ? `~${formatDuration(estimate)}` : "—"} hint="The run page shows the measured speed" />
             </div>
+            {serverEstimate.data ? <div className="small faint" style={{ marginTop: 8 }}>{serverEstimate.data.basis}</div> : null}
+            {serverEstimate.data?.warnings?.map((w) => <div key={w} className="small" style={{ color: "var(--warn)", marginTop: 4 }}>{w}</div>)}
           </Card>
           {characterId ? <DatasetChecklist characterId={characterId} /> : <Alert tone="info" title="Choose a character">Its dataset is checked here before you start.</Alert>}
           <Card title="Presets">
