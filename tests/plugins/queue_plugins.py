@@ -96,6 +96,19 @@ class FailingTrainer(Plugin):
         raise PluginError(str(payload.get("message", "the dataset is empty")))
 
 
+class NoopTrainer(Plugin):
+    """Returns at once: measures the queue, not the work."""
+
+    name: ClassVar[str] = "test-noop"
+    kind: ClassVar[PluginKind] = PluginKind.TRAINING
+
+    def capabilities(self) -> Capability:
+        return Capability(available=True)
+
+    def run(self, ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+
 class EchoGenerator(Plugin):
     """Writes one small output file per requested image and registers it as a gallery output."""
 
@@ -118,4 +131,4 @@ class EchoGenerator(Plugin):
         return {"images": count}
 
 
-ISENGARD_PLUGINS = [StepsTrainer, CrashingTrainer, FailingTrainer, EchoGenerator]
+ISENGARD_PLUGINS = [StepsTrainer, CrashingTrainer, FailingTrainer, NoopTrainer, EchoGenerator]

@@ -21,12 +21,14 @@ from isengard.db.models import Job
 from isengard.domain import JobStatus, StatusEvent
 from isengard.queue import events as queue_events
 from isengard.queue import keys
+from isengard.queue.fanout import EventFanout
 from isengard.queue.history import load_events
 
 log = logging.getLogger(__name__)
 
 ASYNC_REDIS = "redis_async"
-READ_BLOCK_MS = 5000
+EVENT_FANOUT = "event_fanout"
+IDLE_CHECK_SECONDS = 30.0
 DB_ID_PREFIX = "db-"
 MAX_STREAM_SEQ = 18446744073709551615
 
@@ -38,6 +40,13 @@ def async_redis(services: Services) -> aioredis.Redis:
         client = aioredis.Redis.from_url(services.settings.redis_url, health_check_interval=15)
         services.extras[ASYNC_REDIS] = client
     return client  # type: ignore[no-any-return]
+
+
+def fanout(services: Services) -> EventFanout:
+    hub = services.extras.get(EVENT_FANOUT)
+    if hub is None:
+        hub = services.extras[EVENT_FANOUT] = EventFanout(async_redis(services))
+    return hub  # type: ignore[no-any-return]
 
 
 def _sse(entry_id: str, event: Any) -> ServerSentEvent:
@@ -100,30 +109,16 @@ async def job_events(services: Services, job_id: str, last_event_id: str | None)
 async def _follow(
     services: Services, client: aioredis.Redis, stream: str, job_id: str, last: str
 ) -> AsyncIterator[ServerSentEvent]:
-    quiet_reads = 0
-    while True:
-        try:
-            entries = await queue_events.read_after(client, stream, last, block_ms=READ_BLOCK_MS)
-        except redis.RedisError as exc:
-            log.warning("event stream read failed; retrying", extra={"job_id": job_id, "error": str(exc)})
-            await asyncio.sleep(1.0)
-            continue
-        for entry_id, event in entries:
-            last = entry_id
-            if event is None:
-                continue
-            yield _sse(entry_id, event)
-            if _is_end(event):
-                return
-        if entries:
-            quiet_reads = 0
-            continue
-        quiet_reads += 1
-        # A job that ended while its final event could not reach Redis would otherwise be followed forever.
-        if quiet_reads % 6 == 0:
+    async for entry in fanout(services).subscribe(stream, last, idle_seconds=IDLE_CHECK_SECONDS):
+        if entry is None:
+            # A job that ended while its final event could not reach Redis would otherwise be followed forever.
             status = await asyncio.to_thread(_job_status, services, job_id)
             if status is None or status.is_final:
                 return
+            continue
+        yield ServerSentEvent(data=entry.data, id=entry.id, event=entry.type)
+        if entry.final:
+            return
 
 
 async def all_status_events(services: Services, last_event_id: str | None) -> AsyncIterator[ServerSentEvent]:
@@ -138,14 +133,6 @@ async def all_status_events(services: Services, last_event_id: str | None) -> As
                 last = queue_events.as_text(newest[0][0])
         except redis.RedisError:
             pass
-    while True:
-        try:
-            entries = await queue_events.read_after(client, keys.GLOBAL_EVENTS, last, block_ms=READ_BLOCK_MS)
-        except redis.RedisError as exc:
-            log.warning("global event stream read failed; retrying", extra={"error": str(exc)})
-            await asyncio.sleep(1.0)
-            continue
-        for entry_id, event in entries:
-            last = entry_id
-            if event is not None:
-                yield _sse(entry_id, event)
+    async for entry in fanout(services).subscribe(keys.GLOBAL_EVENTS, last, idle_seconds=IDLE_CHECK_SECONDS):
+        if entry is not None:
+            yield ServerSentEvent(data=entry.data, id=entry.id, event=entry.type)

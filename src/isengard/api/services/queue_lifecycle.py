@@ -11,7 +11,7 @@ import logging
 
 import redis
 
-from isengard.api.services.job_events import ASYNC_REDIS, async_redis
+from isengard.api.services.job_events import ASYNC_REDIS, EVENT_FANOUT, async_redis
 from isengard.api.state import Services
 from isengard.queue.recovery import QueueRecovery
 
@@ -37,6 +37,9 @@ async def stop_queue_recovery(services: Services, stop: asyncio.Event, task: asy
         await asyncio.wait_for(task, timeout=5)
     except TimeoutError:
         task.cancel()
+    hub = services.extras.pop(EVENT_FANOUT, None)
+    if hub is not None:
+        await hub.close()
     client = services.extras.pop(ASYNC_REDIS, None)
     if client is not None:
         with contextlib.suppress(Exception):
