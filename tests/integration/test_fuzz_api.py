@@ -29,9 +29,10 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 EXAMPLES_PER_MODE = 20
 
 # A schema-valid request may still be refused for what its values mean: an opaque cursor that is not one we
-# issued or an unknown plugin (400 with a message), a name already taken (409), an unknown id (404).
+# issued (400), a name already taken (409), an unknown id (404), a plugin that cannot run here or a referenced
+# character that does not exist (422 with one sentence).
 FUZZ_CONFIG = SchemathesisConfig.from_dict(
-    {"checks": {"positive_data_acceptance": {"expected-statuses": ["2XX", "400", "401", "403", "404", "409"]}}}
+    {"checks": {"positive_data_acceptance": {"expected-statuses": ["2XX", "400", "401", "403", "404", "409", "422"]}}}
 )
 
 

@@ -21,6 +21,13 @@ class ErrorMessage(BaseModel):
     detail: str
 
 
+class UnprocessableBody(BaseModel):
+    """422: a field-by-field list from request validation, or one sentence from a route's own checks."""
+
+    detail: str | list[dict[str, Any]]
+    message: str | None = None
+
+
 # Answers any /api route can give besides its own, documented once for all of them (the fuzz tests hold the
 # API to its schema): a body that is not JSON, the token check, an unknown id, the disk guard.
 COMMON_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -28,6 +35,7 @@ COMMON_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorMessage, "description": "authentication required (when ISENGARD_API_TOKEN is set)"},
     403: {"model": ErrorMessage, "description": "a cookie-authenticated write from another origin"},
     404: {"model": ErrorMessage, "description": "no such resource"},
+    422: {"model": UnprocessableBody, "description": "the request is well-formed but its values cannot be used"},
     507: {"model": ErrorMessage, "description": "not enough free disk space in the data folder"},
 }
 
