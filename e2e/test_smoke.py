@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -23,6 +24,12 @@ PAGES = [
 def seeded(app: RunningApp) -> dict[str, object]:
     character = create_character(app.url, "Smoke Test Person", "smkp")
     upload_photos(app.url, str(character["id"]), 3)
+    # Captioned, so the training form's estimate is valid (uncaptioned datasets are refused with a reason).
+    httpx.post(
+        f"{app.url}/api/characters/{character['id']}/captions/bulk",
+        json={"action": "set_missing", "caption": "a photo of [trigger]"},
+        timeout=10,
+    ).raise_for_status()
     return character
 
 

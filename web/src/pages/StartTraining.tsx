@@ -58,7 +58,9 @@ export default function StartTraining() {
   const [presetName, setPresetName] = useState("");
   const plugins = useQuery({ queryKey: queryKeys.plugins, queryFn: ({ signal }) => api.get<TrainingPlugin[]>("/api/training/plugins", undefined, signal) });
   const presets = useQuery({ queryKey: queryKeys.presets, queryFn: ({ signal }) => api.get<Preset[]>("/api/training/presets", undefined, signal), retry: false });
-  const plugin = plugins.data?.find((p) => p.name === pluginName) ?? plugins.data?.[0];
+  // Start on an engine that can run here (ai-toolkit needs its own install; flux-lora always runs).
+  const plugin =
+    plugins.data?.find((p) => p.name === pluginName) ?? plugins.data?.find((p) => p.capability?.available !== false) ?? plugins.data?.[0];
   const schema = plugin?.config_schema ?? plugin?.schema;
 
   useEffect(() => {
@@ -90,7 +92,7 @@ export default function StartTraining() {
         body: { character_id: characterId, plugin: plugin?.name, config: values },
         signal,
       }),
-    enabled: !!characterId && !!plugin && Object.keys(values).length > 0,
+    enabled: !!characterId && !!plugin && plugin.capability?.available !== false && Object.keys(values).length > 0,
     retry: false,
   });
 
@@ -161,6 +163,7 @@ export default function StartTraining() {
               <Stat label="Time" value={serverEstimate.data ? `~${formatDuration(serverEstimate.data.estimated_seconds)}` : estimate ? `~${formatDuration(estimate)}` : "—"} hint="The run page shows the measured speed" />
             </div>
             {serverEstimate.data ? <div className="small faint" style={{ marginTop: 8 }}>{serverEstimate.data.basis}</div> : null}
+            {serverEstimate.error ? <div style={{ marginTop: 8 }}><ErrorNotice error={serverEstimate.error} title="This run would not start" /></div> : null}
             {serverEstimate.data?.warnings?.map((w) => <div key={w} className="small" style={{ color: "var(--warn)", marginTop: 4 }}>{w}</div>)}
           </Card>
           {characterId ? <DatasetChecklist characterId={characterId} /> : <Alert tone="info" title="Choose a character">Its dataset is checked here before you start.</Alert>}
