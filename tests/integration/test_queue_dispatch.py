@@ -7,6 +7,7 @@ from pathlib import Path
 
 import redis
 
+from isengard.db.migrate import upgrade
 from isengard.domain import JobStatus
 from isengard.queue import jobs as queue
 from isengard.queue import keys
@@ -18,6 +19,7 @@ from tests.integration.queue_support import (
     stop_process,
     trace_lines,
     wait_for,
+    worker_thread,
 )
 
 
@@ -25,8 +27,6 @@ def test_two_worker_processes_share_the_queue_and_run_each_job_once(
     data_dir: Path, redis_url: str, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
     settings = queue_settings(data_dir, redis_url)
-    from isengard.db.migrate import upgrade
-
     upgrade(settings.sqlalchemy_url)
     store = JobStore(settings)
     workers = [start_worker_process(settings, f"w{i}", log_path=tmp_path / f"w{i}.log") for i in range(2)]
@@ -83,3 +83,25 @@ def test_leases_are_exclusive_and_renewed_only_by_their_holder(redis_client: red
     # After Redis lost it, the holder's heartbeat takes it back.
     assert queue.renew_lease(redis_client, "job-1", "w1", 5)
     assert queue.lease_holder(redis_client, "job-1") == "w1"
+
+
+def test_a_duplicate_entry_for_a_job_running_elsewhere_is_dropped_not_run(
+    data_dir: Path, redis_url: str, redis_client: redis.Redis
+) -> None:
+    settings = queue_settings(data_dir, redis_url)
+    upgrade(settings.sqlalchemy_url)
+    store = JobStore(settings)
+    try:
+        job = store.submit("test-steps", {"steps": 30, "sleep": 0.05})
+        with worker_thread(settings, "owner"):
+            wait_for(lambda: store.job(job.id).status == "running", 60, "owner started the job")
+            duplicate = queue.enqueue(redis_client, "training", job.id)  # e.g. a re-enqueue that raced a claim
+            with worker_thread(settings, "second", burst=True) as second:
+                wait_for(lambda: not queue.entry_job_id(redis_client, "training", duplicate), 30, "duplicate dropped")
+            assert second.jobs_done == 1
+            wait_for(lambda: store.job(job.id).status == "succeeded", 60, "owner finished")
+        done = store.job(job.id)
+        assert done.worker_id == "owner" and done.attempts == 1
+        assert sum(line.startswith("start") for line in trace_lines(settings, job)) == 1
+    finally:
+        store.close()

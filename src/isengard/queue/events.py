@@ -11,9 +11,8 @@ import logging
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
 
-from isengard.domain import StatusEvent, parse_event
+from isengard.domain import StatusEvent
 from isengard.queue import keys
 
 log = logging.getLogger(__name__)
@@ -45,37 +44,6 @@ def publish(client: redis.Redis, event: Any, *, maxlen: int) -> str | None:
     return as_text(results[0])
 
 
-def decode_entry(fields: Any) -> Any:
-    """The event model stored in one stream entry's fields."""
-    raw = fields.get(DATA_FIELD, fields.get(DATA_FIELD.encode())) if isinstance(fields, dict) else None
-    if raw is None:
-        raise ValueError("stream entry has no event data")
-    return parse_event(as_text(raw))
-
-
 def is_valid_stream_id(value: str) -> bool:
     head, _, tail = value.partition("-")
     return head.isdigit() and (tail == "" or tail.isdigit())
-
-
-async def read_after(
-    client: aioredis.Redis, stream: str, last_id: str, *, block_ms: int, count: int = 200
-) -> list[tuple[str, Any]]:
-    """Entries after `last_id`, waiting up to `block_ms` for the first one.
-
-    Returns (id, event) pairs; an unreadable entry comes back as (id, None) so the reader still moves past it.
-    """
-    reply: Any = await client.xread({stream: last_id}, count=count, block=block_ms)
-    events: list[tuple[str, Any]] = []
-    for _stream, entries in reply or []:
-        for entry_id, fields in entries:
-            try:
-                events.append((as_text(entry_id), decode_entry(fields)))
-            except ValueError:
-                log.warning("skipping an unreadable event entry", extra={"stream": stream})
-                events.append((as_text(entry_id), None))
-    return events
-
-
-async def stream_exists(client: aioredis.Redis, stream: str) -> bool:
-    return bool(await client.exists(stream))

@@ -185,10 +185,12 @@ def stream_job_ids(client: redis.Redis, kind: str) -> dict[str, str]:
         start = "(" + _text(batch[-1][0])
 
 
-def pending_entries(client: redis.Redis, kind: str, count: int = 100) -> list[tuple[str, str, int]]:
-    """(entry id, consumer, idle ms) of delivered but unacknowledged entries."""
+def pending_entries(
+    client: redis.Redis, kind: str, count: int = 100, *, consumer: str | None = None
+) -> list[tuple[str, str, int]]:
+    """(entry id, consumer, idle ms) of delivered but unacknowledged entries (of one consumer if given)."""
     try:
-        rows = client.xpending_range(keys.job_stream(kind), keys.CONSUMER_GROUP, "-", "+", count)
+        rows = client.xpending_range(keys.job_stream(kind), keys.CONSUMER_GROUP, "-", "+", count, consumername=consumer)
     except redis.ResponseError:  # no such stream or group yet
         return []
     return [(_text(r["message_id"]), _text(r["consumer"]), int(r["time_since_delivered"])) for r in rows]

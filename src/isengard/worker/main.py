@@ -25,6 +25,7 @@ from isengard.db.session import make_engine, make_sessionmaker
 from isengard.domain import JobKind
 from isengard.plugins.registry import PluginRegistry, load_registry
 from isengard.queue import jobs as queue
+from isengard.queue import keys
 from isengard.queue.workers import clear_heartbeat, write_heartbeat
 from isengard.storage import DataTree
 from isengard.worker.runner import PLUGIN_KIND_OF_JOB, JobRunner
@@ -149,6 +150,12 @@ class Worker:
                     return False
         return True
 
+    def _leave_groups(self) -> None:
+        """Remove this worker's consumer from the groups, unless it still holds entries others must take over."""
+        for kind in self.kinds:
+            if not queue.pending_entries(self.redis, kind, consumer=self.worker_id):
+                self.redis.xgroup_delconsumer(keys.job_stream(kind), keys.CONSUMER_GROUP, self.worker_id)
+
     def _ensure_groups(self) -> None:
         for kind in self.kinds:
             queue.ensure_group(self.redis, kind)
@@ -198,6 +205,7 @@ class Worker:
             heartbeat.join(timeout=5)
             with contextlib.suppress(redis.RedisError):
                 clear_heartbeat(self.redis, self.worker_id)
+                self._leave_groups()
             self.redis.close()
             self.engine.dispose()
             log.info("worker stopped", extra={"worker_id": self.worker_id, "jobs": self.jobs_done})
