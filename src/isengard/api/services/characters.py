@@ -109,10 +109,14 @@ def update_character(db: Session, character_id: str, body: CharacterUpdate) -> C
 
 def describe_characters(db: Session, only_ids: Sequence[str] | None = None) -> list[CharacterOut]:
     """Characters with image and LoRA counts and a cover, in one query whatever their number."""
-    image_counts = (
-        select(Image.character_id, func.count().label("n")).group_by(Image.character_id).subquery("image_counts")
-    )
-    lora_counts = select(Lora.character_id, func.count().label("n")).group_by(Lora.character_id).subquery("lora_counts")
+    # Correlated counts use the character_id indexes row by row, so describing one character does not count
+    # every image in the database (a grouped subquery would scan them all).
+    image_count = (
+        select(func.count()).select_from(Image).where(Image.character_id == Character.id).correlate(Character)
+    ).scalar_subquery()
+    lora_count = (
+        select(func.count()).select_from(Lora).where(Lora.character_id == Character.id).correlate(Character)
+    ).scalar_subquery()
     # The newest image is the cover; the (character_id, created_at, id) index answers this per row.
     cover = (
         select(Image.id)
@@ -122,12 +126,7 @@ def describe_characters(db: Session, only_ids: Sequence[str] | None = None) -> l
         .correlate(Character)
         .scalar_subquery()
     )
-    query = (
-        select(Character, func.coalesce(image_counts.c.n, 0), func.coalesce(lora_counts.c.n, 0), cover)
-        .outerjoin(image_counts, image_counts.c.character_id == Character.id)
-        .outerjoin(lora_counts, lora_counts.c.character_id == Character.id)
-        .order_by(Character.name_key)
-    )
+    query = select(Character, image_count, lora_count, cover).order_by(Character.name_key)
     if only_ids is not None:
         query = query.where(Character.id.in_(list(only_ids)))
     return [
