@@ -1195,11 +1195,6 @@ export interface components {
              */
             workflow?: string | null;
         };
-        /** HTTPValidationError */
-        HTTPValidationError: {
-            /** Detail */
-            detail?: components["schemas"]["ValidationError"][];
-        };
         /** Health */
         Health: {
             database: components["schemas"]["ComponentHealth"];
@@ -1726,6 +1721,18 @@ export interface components {
             /** Name */
             name: string;
         };
+        /**
+         * UnprocessableBody
+         * @description 422: a field-by-field list from request validation, or one sentence from a route's own checks.
+         */
+        UnprocessableBody: {
+            /** Detail */
+            detail: string | {
+                [key: string]: unknown;
+            }[];
+            /** Message */
+            message?: string | null;
+        };
         /** UploadFileResult */
         UploadFileResult: {
             /** Duplicate Of */
@@ -1762,19 +1769,6 @@ export interface components {
             results: components["schemas"]["UploadFileResult"][];
             /** Stored */
             stored: number;
-        };
-        /** ValidationError */
-        ValidationError: {
-            /** Context */
-            ctx?: Record<string, never>;
-            /** Input */
-            input?: unknown;
-            /** Location */
-            loc: (string | number)[];
-            /** Message */
-            msg: string;
-            /** Error Type */
-            type: string;
         };
         /** WorkerInfo */
         WorkerInfo: {
@@ -1883,13 +1877,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description too many attempts */
@@ -1964,6 +1958,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
             /** @description not enough free disk space in the data folder */
             507: {
                 headers: {
@@ -2027,6 +2030,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2094,6 +2106,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
             /** @description not enough free disk space in the data folder */
             507: {
                 headers: {
@@ -2157,6 +2178,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2228,13 +2258,22 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description another character already has this name (ignoring case) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2305,13 +2344,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2380,13 +2419,22 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the character has a queued or running job */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2461,13 +2509,22 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description another character already has this name (ignoring case) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2542,13 +2599,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2622,13 +2679,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2715,13 +2772,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description every file was refused; each has its reason */
+            /** @description every file was refused, each with its reason; or the request itself is invalid */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["UploadOut"];
+                    "application/json": components["schemas"]["UploadOut"] | components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2789,13 +2846,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2867,13 +2924,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2945,13 +3002,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3017,6 +3074,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3091,13 +3157,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3168,13 +3234,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3243,13 +3309,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3324,13 +3390,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3399,13 +3465,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3476,13 +3542,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3551,13 +3617,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3623,6 +3689,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3697,13 +3772,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3774,13 +3849,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3849,13 +3924,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3930,13 +4005,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4005,13 +4080,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4080,13 +4155,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4160,13 +4235,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4236,13 +4311,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4314,13 +4389,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4389,13 +4464,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4465,13 +4540,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4544,13 +4619,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4620,13 +4695,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4698,13 +4773,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4780,13 +4855,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4865,13 +4940,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4942,13 +5017,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5017,13 +5092,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5098,13 +5173,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5173,13 +5248,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5251,13 +5326,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5329,13 +5404,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5401,6 +5476,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5470,13 +5554,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5548,13 +5632,22 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description a preset with this name already exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5625,13 +5718,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5700,13 +5793,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description Validation Error */
+            /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description not enough free disk space in the data folder */

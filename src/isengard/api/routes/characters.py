@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from isengard.api.deps import DataDep, DbSession, ServicesDep
+from isengard.api.middleware import ErrorMessage
 from isengard.api.ratelimit import rate_limited
 from isengard.api.schemas.characters import (
     BulkCaptionEdit,
@@ -50,7 +51,12 @@ _UPLOAD_BODY: dict[str, Any] = {
 }
 
 
-@router.post("/characters", status_code=201)
+_NAME_TAKEN: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorMessage, "description": "another character already has this name (ignoring case)"}
+}
+
+
+@router.post("/characters", status_code=201, responses=_NAME_TAKEN)
 def create_character(db: DbSession, body: CharacterCreate) -> CharacterOut:
     return service.create_character(db, body)
 
@@ -65,12 +71,16 @@ def get_character(db: DbSession, character_id: CharacterId) -> CharacterOut:
     return service.describe_character(db, character_id)
 
 
-@router.patch("/characters/{character_id}")
+@router.patch("/characters/{character_id}", responses=_NAME_TAKEN)
 def update_character(db: DbSession, character_id: CharacterId, body: CharacterUpdate) -> CharacterOut:
     return service.update_character(db, character_id, body)
 
 
-@router.delete("/characters/{character_id}", status_code=204)
+@router.delete(
+    "/characters/{character_id}",
+    status_code=204,
+    responses={409: {"model": ErrorMessage, "description": "the character has a queued or running job"}},
+)
 def delete_character(db: DbSession, data: DataDep, character_id: CharacterId) -> Response:
     service.delete_character(db, data, character_id)
     return Response(status_code=204)
@@ -83,7 +93,20 @@ def delete_character(db: DbSession, data: DataDep, character_id: CharacterId) ->
     openapi_extra=_UPLOAD_BODY,
     responses={
         200: {"model": UploadOut, "description": "only duplicates of images already stored"},
-        422: {"model": UploadOut, "description": "every file was refused; each has its reason"},
+        # Either every file was refused (the per-file list) or the request itself was invalid (a bad id).
+        422: {
+            "description": "every file was refused, each with its reason; or the request itself is invalid",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "anyOf": [
+                            {"$ref": "#/components/schemas/UploadOut"},
+                            {"$ref": "#/components/schemas/UnprocessableBody"},
+                        ]
+                    }
+                }
+            },
+        },
     },
 )
 async def upload_images(

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response
 
 from isengard.api.deps import DbSession, ServicesDep
+from isengard.api.middleware import ErrorMessage
 from isengard.api.ratelimit import rate_limited
 from isengard.api.schemas.jobs import JobOut
 from isengard.api.schemas.training import PresetCreate, PresetOut, TrainingCreate, TrainingEstimate, TrainingPluginOut
@@ -42,7 +43,11 @@ def list_presets(db: DbSession, plugin: Annotated[str | None, Query(max_length=1
     return presets.list_presets(db, plugin)
 
 
-@router.post("/training/presets", status_code=201)
+@router.post(
+    "/training/presets",
+    status_code=201,
+    responses={409: {"model": ErrorMessage, "description": "a preset with this name already exists"}},
+)
 def save_preset(services: ServicesDep, db: DbSession, body: PresetCreate) -> PresetOut:
     """Save a named config; it is checked against the plugin's schema first. Only the given fields are kept,
     so a preset stays a set of changes from the defaults."""
