@@ -149,11 +149,6 @@ def test_kill_9_mid_training_resumes_from_the_last_checkpoint(
     assert "running" in statuses
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: a retried attempt records the outputs it re-saves a second time (artifact and gallery rows "
-    "are inserted, not upserted by job and path), so a crash mid-generation duplicates the images saved before it",
-)
 def test_kill_9_mid_generation_loses_no_image(crash_settings: Settings, store: JobStore, workers: Workers) -> None:
     count = 400
     job = store.submit("test-echo", {"count": count, "prompt": "a knight"}, kind=JobKind.GENERATION)

@@ -177,6 +177,8 @@ class Generation(Base):
     __table_args__ = (
         Index("ix_generations_created", "created_at", "id"),
         Index("ix_generations_character", "character_id", "created_at"),
+        # A worker finds a job's gallery rows by job and path (a retried attempt updates them, see records_generation).
+        Index("ix_generations_job", "job_id"),
     )
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from isengard.config import Mode, Settings
@@ -250,7 +250,11 @@ class WorkerJobContext:
     def _store_artifact(
         self, path: Path, kind: ArtifactKind, *, name: str | None, step: int | None, meta: dict[str, Any] | None
     ) -> tuple[Artifact, str | None]:
-        """Insert the artifact row (and its LoRA / gallery row); returns the artifact and the LoRA id if any."""
+        """Record the artifact row (and its LoRA / gallery row); returns the artifact and the LoRA id if any.
+
+        Idempotent per (job, path): an attempt retried after a crash saves the files the earlier attempt had
+        already recorded a second time, and each must stay one row (updated, keeping its id) rather than two.
+        """
         if not path.exists():
             raise PluginError(f"artifact {path.name} does not exist")
         relative = self._relative(path)
@@ -258,16 +262,17 @@ class WorkerJobContext:
         lora_id: str | None = None
         self.flush()  # keep the order of events in the database
         with session_scope(self.sessions) as session:
-            row = JobArtifact(
-                job_id=self.job_id,
-                kind=kind.value,
-                path=relative,
-                name=name or path.name,
-                step=step,
-                bytes=_path_bytes(path),
-                meta=meta,
-            )
-            session.add(row)
+            row = session.scalars(
+                select(JobArtifact).where(JobArtifact.job_id == self.job_id, JobArtifact.path == relative).limit(1)
+            ).first()
+            if row is None:
+                row = JobArtifact(job_id=self.job_id, path=relative)
+                session.add(row)
+            row.kind = kind.value
+            row.name = name or path.name
+            row.step = step
+            row.bytes = _path_bytes(path)
+            row.meta = meta
             session.flush()
             job = session.get(Job, self.job_id)
             if job is not None and kind in (ArtifactKind.LORA, ArtifactKind.CHECKPOINT):

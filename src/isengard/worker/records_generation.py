@@ -4,29 +4,34 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isengard.db.models import Generation, Job, JobArtifact
 
 
 def record_generation(session: Session, job: Job, artifact: JobArtifact) -> Generation:
-    """A `generations` row from an output image; its parameters come from the artifact's metadata."""
+    """The `generations` row of an output image; its parameters come from the artifact's metadata.
+
+    One row per (job, path): a retried attempt that saves the same image again updates the row it left.
+    """
     meta: dict[str, Any] = dict(artifact.meta or {})
-    generation = Generation(
-        job_id=job.id,
-        character_id=meta.get("character_id", job.character_id),
-        path=artifact.path,
-        thumbnail_path=meta.get("thumbnail_path"),
-        prompt=str(meta.get("prompt", "")),
-        seed=int(meta.get("seed", 0)),
-        width=int(meta.get("width", 0)),
-        height=int(meta.get("height", 0)),
-        steps=int(meta.get("steps", 0)),
-        guidance=float(meta.get("guidance", 0.0)),
-        plugin=str(meta.get("plugin", job.plugin)),
-        loras=list(meta.get("loras", [])),
-        params=meta,
-    )
-    session.add(generation)
+    generation = session.scalars(
+        select(Generation).where(Generation.job_id == job.id, Generation.path == artifact.path).limit(1)
+    ).first()
+    if generation is None:
+        generation = Generation(job_id=job.id, path=artifact.path)
+        session.add(generation)
+    generation.character_id = meta.get("character_id", job.character_id)
+    generation.thumbnail_path = meta.get("thumbnail_path")
+    generation.prompt = str(meta.get("prompt", ""))
+    generation.seed = int(meta.get("seed", 0))
+    generation.width = int(meta.get("width", 0))
+    generation.height = int(meta.get("height", 0))
+    generation.steps = int(meta.get("steps", 0))
+    generation.guidance = float(meta.get("guidance", 0.0))
+    generation.plugin = str(meta.get("plugin", job.plugin))
+    generation.loras = list(meta.get("loras", []))
+    generation.params = meta
     session.flush()
     return generation

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isengard.db.models import Job, JobArtifact, Lora
@@ -11,25 +12,27 @@ from isengard.domain import ArtifactKind
 
 
 def record_lora(session: Session, job: Job, artifact: JobArtifact) -> Lora:
-    """A `loras` row for a final LoRA (source "trained") or an intermediate checkpoint (source "checkpoint")."""
+    """The `loras` row of a final LoRA (source "trained") or an intermediate checkpoint (source "checkpoint").
+
+    One row per (job, path): a retried attempt that saves the same file again updates the row it left.
+    """
     meta: dict[str, Any] = dict(artifact.meta or {})
     is_final = artifact.kind == ArtifactKind.LORA
     step = artifact.step if artifact.step is not None else meta.get("step")
     base_name = job.name or f"{job.plugin} {job.id[:8]}"
-    lora = Lora(
-        character_id=job.character_id,
-        job_id=job.id,
-        name=base_name if is_final else f"{base_name} · step {step}",
-        path=artifact.path,
-        source="trained" if is_final else "checkpoint",
-        step=step,
-        rank=meta.get("rank"),
-        alpha=meta.get("alpha"),
-        base_model=str(meta.get("base_model", "")),
-        trigger_word=meta.get("trigger_word"),
-        bytes=artifact.bytes,
-        meta=meta,
-    )
-    session.add(lora)
+    lora = session.scalars(select(Lora).where(Lora.job_id == job.id, Lora.path == artifact.path).limit(1)).first()
+    if lora is None:
+        # The name is set once: a person may have renamed the LoRA before the retry saved the file again.
+        lora = Lora(job_id=job.id, path=artifact.path, name=base_name if is_final else f"{base_name} · step {step}")
+        session.add(lora)
+    lora.character_id = job.character_id
+    lora.source = "trained" if is_final else "checkpoint"
+    lora.step = step
+    lora.rank = meta.get("rank")
+    lora.alpha = meta.get("alpha")
+    lora.base_model = str(meta.get("base_model", ""))
+    lora.trigger_word = meta.get("trigger_word")
+    lora.bytes = artifact.bytes
+    lora.meta = meta
     session.flush()
     return lora

@@ -131,6 +131,7 @@ def upgrade() -> None:
     with op.batch_alter_table("generations", schema=None) as batch_op:
         batch_op.create_index("ix_generations_character", ["character_id", "created_at"], unique=False)
         batch_op.create_index("ix_generations_created", ["created_at", "id"], unique=False)
+        batch_op.create_index("ix_generations_job", ["job_id"], unique=False)
 
     op.create_table(
         "job_artifacts",
@@ -205,6 +206,7 @@ def downgrade() -> None:
 
     op.drop_table("job_artifacts")
     with op.batch_alter_table("generations", schema=None) as batch_op:
+        batch_op.drop_index("ix_generations_job")
         batch_op.drop_index("ix_generations_created")
         batch_op.drop_index("ix_generations_character")
 

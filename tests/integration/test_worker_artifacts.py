@@ -1,0 +1,99 @@
+"""Artifacts recorded by the worker's job context: one row per (job, path), even when a retry saves a file again."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import select
+
+from isengard.config import Settings
+from isengard.db.migrate import upgrade
+from isengard.db.models import Generation, JobArtifact, Lora
+from isengard.domain import ArtifactKind, JobKind
+from isengard.storage import atomic_write_bytes
+from isengard.worker.context import JobSnapshot, WorkerJobContext
+from tests.integration.queue_support import JobStore, queue_settings
+
+
+@pytest.fixture()
+def settings(data_dir: Path, redis_url: str) -> Settings:
+    found = queue_settings(data_dir, redis_url, min_free_bytes=0)
+    upgrade(found.sqlalchemy_url)
+    return found
+
+
+@pytest.fixture()
+def store(settings: Settings) -> Iterator[JobStore]:
+    job_store = JobStore(settings)
+    yield job_store
+    job_store.close()
+
+
+def context_for(settings: Settings, store: JobStore, job_id: str, kind: JobKind, attempt: int) -> WorkerJobContext:
+    job = store.job(job_id)
+    snapshot = JobSnapshot(id=job.id, kind=kind.value, plugin=job.plugin, character_id=None, name=job.name)
+    return WorkerJobContext(
+        settings=settings,
+        sessions=store.sessions,
+        client=redis.Redis.from_url(str(settings.redis_url)),
+        job=snapshot,
+        attempt=attempt,
+        worker_id=f"w{attempt}",
+        shutdown=threading.Event(),
+        lease_lost=threading.Event(),
+    )
+
+
+def test_a_retry_saving_the_same_output_updates_its_rows(settings: Settings, store: JobStore) -> None:
+    job = store.submit("test-echo", {"count": 2}, kind=JobKind.GENERATION)
+    first = context_for(settings, store, job.id, JobKind.GENERATION, attempt=1)
+    image = first.work_dir / "image-0.txt"
+    atomic_write_bytes(image, b"first attempt")
+    saved = first.save_artifact(image, ArtifactKind.OUTPUT, meta={"prompt": "a knight", "seed": 7})
+
+    # The worker died; the retry regenerates the same image (same seed, same path) and saves it again.
+    retry = context_for(settings, store, job.id, JobKind.GENERATION, attempt=2)
+    atomic_write_bytes(image, b"second attempt, longer")
+    again = retry.save_artifact(image, ArtifactKind.OUTPUT, meta={"prompt": "a knight", "seed": 8})
+    other = retry.work_dir / "image-1.txt"
+    atomic_write_bytes(other, b"new")
+    retry.save_artifact(other, ArtifactKind.OUTPUT, meta={"prompt": "a knight", "seed": 9})
+
+    assert again.id == saved.id, "the artifact keeps its id (URLs sent to clients stay valid)"
+    with store.sessions() as session:
+        artifacts = session.scalars(select(JobArtifact).where(JobArtifact.job_id == job.id)).all()
+        generations = session.scalars(select(Generation).where(Generation.job_id == job.id)).all()
+    assert sorted(a.path.rsplit("/", 1)[-1] for a in artifacts) == ["image-0.txt", "image-1.txt"]
+    assert len(generations) == 2
+    first_row = next(a for a in artifacts if a.id == saved.id)
+    assert first_row.bytes == len(b"second attempt, longer")
+    assert first_row.meta["seed"] == 8
+    assert sorted(g.seed for g in generations) == [8, 9], "the gallery row follows the latest save"
+
+
+def test_a_retry_saving_the_same_checkpoint_keeps_one_lora_row(settings: Settings, store: JobStore) -> None:
+    job = store.submit("test-steps", {"steps": 10}, name="Aria")
+    first = context_for(settings, store, job.id, JobKind.TRAINING, attempt=1)
+    weights = first.work_dir / "checkpoints" / "step-000005" / "lora.safetensors"
+    weights.parent.mkdir(parents=True)
+    atomic_write_bytes(weights, b"weights")
+    first.save_artifact(weights, ArtifactKind.CHECKPOINT, step=5, meta={"rank": 4})
+    with store.sessions() as session:
+        lora = session.scalars(select(Lora).where(Lora.job_id == job.id)).one()
+        lora.name = "renamed by a person"
+        session.commit()
+
+    retry = context_for(settings, store, job.id, JobKind.TRAINING, attempt=2)
+    retry.save_artifact(weights, ArtifactKind.CHECKPOINT, step=5, meta={"rank": 8})
+
+    with store.sessions() as session:
+        artifacts = session.scalars(select(JobArtifact).where(JobArtifact.job_id == job.id)).all()
+        loras = session.scalars(select(Lora).where(Lora.job_id == job.id)).all()
+    assert len(artifacts) == 1
+    assert len(loras) == 1
+    assert loras[0].rank == 8
+    assert loras[0].name == "renamed by a person"
