@@ -51,10 +51,20 @@ class RunningApp:
             return ""
 
 
+def _bundle_is_fresh() -> bool:
+    """The built bundle is newer than every source file, so the browser tests see the current code."""
+    built = WEB_DIST / "index.html"
+    if not built.exists():
+        return False
+    web = ROOT / "web"
+    sources = [web / "index.html", web / "vite.config.ts", *(web / "src").rglob("*")]
+    newest = max(path.stat().st_mtime for path in sources if path.is_file())
+    return built.stat().st_mtime >= newest
+
+
 def _ensure_web_bundle() -> None:
-    if (WEB_DIST / "index.html").exists():
-        return
-    subprocess.run(["npm", "run", "build"], cwd=ROOT / "web", check=True)
+    if not _bundle_is_fresh():
+        subprocess.run(["npm", "run", "build"], cwd=ROOT / "web", check=True)
 
 
 def start_app(workdir: Path, **extra_env: str) -> RunningApp:

@@ -21,6 +21,8 @@ export interface MediaRef {
   prompt?: string;
   loraId?: string | null;
   bytes?: number;
+  /** "lora" for the final LoRA of a run, "checkpoint" for an intermediate one. */
+  kind?: string;
 }
 
 export interface LiveProgress {
@@ -96,7 +98,7 @@ function reducer(previous: LiveState, action: Action): LiveState {
     for (const line of history.logs) addLog(state, line);
     for (const s of history.samples) state.samples.set(s.id, { key: s.id, step: s.step ?? null, url: s.url, name: s.name, prompt: String(s.meta?.prompt ?? "") });
     for (const c of history.checkpoints) {
-      state.checkpoints.set(c.id, { key: c.id, step: c.step ?? null, url: c.url, name: c.name, bytes: c.bytes, loraId: (c.meta?.lora_id as string) ?? null });
+      state.checkpoints.set(c.id, { key: c.id, step: c.step ?? null, url: c.url, name: c.name, bytes: c.bytes, kind: c.kind, loraId: (c.meta?.lora_id as string) ?? null });
     }
     return state;
   }
@@ -136,7 +138,10 @@ function reducer(previous: LiveState, action: Action): LiveState {
     }
     case "checkpoint": {
       const key = String(d.artifact_id ?? `ckpt-${d.step}`);
-      if (d.url) state.checkpoints.set(key, { key, step: Number(d.step), url: String(d.url), name: `step ${d.step}`, loraId: (d.lora_id as string) ?? null });
+      if (d.url) {
+        const known = state.checkpoints.get(key);
+        state.checkpoints.set(key, { ...known, key, step: Number(d.step), url: String(d.url), name: known?.name ?? `step ${d.step}`, kind: known?.kind ?? "checkpoint", loraId: (d.lora_id as string) ?? known?.loraId ?? null });
+      }
       break;
     }
   }

@@ -70,7 +70,7 @@ function GenerationCard({ item, onReuse }: { item: Generation; onReuse: (g: Gene
       <div className="media-body">
         <div className="small" title={item.prompt} style={{ overflow: "hidden", textOverflow: "ellipsis", whiteSpace: "nowrap" }}>{item.prompt}</div>
         <div className="small faint">{item.width}×{item.height} · {item.steps} steps · cfg {item.guidance} · seed {item.seed}</div>
-        {item.loras.length ? <div className="row" style={{ gap: 4 }}>{(item.loras as { name?: string; weight?: number }[]).map((l, i) => <Badge key={i} tone="accent">{l.name ?? "LoRA"} {l.weight}</Badge>)}</div> : null}
+        {item.loras.length ? <div className="row" style={{ gap: 4 }}>{(item.loras as { name?: string; weight?: number }[]).map((l, i) => <Badge key={i} tone="accent">{l.name ?? "LoRA"} × {Number(l.weight ?? 1).toFixed(2)}</Badge>)}</div> : null}
         <div className="row" style={{ gap: 6 }}>
           <Button size="sm" onClick={() => onReuse(item)}>Reuse settings</Button>
           <a className="btn sm ghost" href={item.url} download>Download</a>
@@ -99,7 +99,10 @@ function LiveJob({ jobId, onDone }: { jobId: string; onDone: () => void }) {
   return (
     <div className="stack-sm" data-testid="generation-progress">
       <div className="row between small">
-        <span className="muted">Generating… {progress ? `step ${progress.step}/${progress.total}` : ""}</span>
+        <span className="muted">
+          {status === "succeeded" ? "Done" : status === "failed" ? "Failed" : status === "cancelled" ? "Cancelled" : status === "queued" && !progress ? "Waiting for a worker…" : "Generating…"}
+          {progress ? ` · step ${progress.step}/${progress.total}` : ""}
+        </span>
         <StatusBadge status={status} />
       </div>
       <ProgressBar value={progress?.step ?? 0} max={progress?.total || 1} indeterminate={!progress} tone={status === "failed" ? "danger" : status === "succeeded" ? "ok" : undefined} />
@@ -216,12 +219,18 @@ export default function ImageGen() {
       seed: g.seed,
       lockSeed: true,
     }));
-  const unavailable = plugins.data?.find((p) => !p.capability.available);
+  // Warn only when nothing can generate; an optional engine that is not set up (ComfyUI) is a footnote.
+  const unavailable = plugins.data?.filter((p) => !p.capability.available) ?? [];
+  const noneAvailable = !!plugins.data?.length && unavailable.length === plugins.data.length;
 
   return (
     <div className="page">
       <PageHeader title="Generate images" description="Prompt, pick LoRAs and weights, and generate. Every image keeps its parameters." />
-      {unavailable ? <Alert tone="warn" title={`Engine ${unavailable.name} is not available`}>{unavailable.capability.reason}</Alert> : null}
+      {noneAvailable ? (
+        <Alert tone="warn" title="No image engine is available">{unavailable.map((p) => `${p.name}: ${p.capability.reason ?? "unavailable"}`).join(" · ")}</Alert>
+      ) : unavailable.length ? (
+        <div className="small faint" data-testid="engines-unavailable">Not set up: {unavailable.map((p) => `${p.name} (${p.capability.reason ?? "unavailable"})`).join(", ")}</div>
+      ) : null}
       <div className="cols-side-main">
         <Card>
           <form className="stack" onSubmit={(e) => { e.preventDefault(); submit.mutate(); }}>
