@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(default=5.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
     job_timeout_seconds: float = Field(default=24 * 3600.0, gt=0)
+    # How long a job past its timeout may take to stop on its own before the worker gives up on it and exits.
+    job_timeout_grace_seconds: float = Field(default=30.0, gt=0)
     event_stream_maxlen: int = Field(default=5000, ge=100)
     workers: int = Field(default=1, ge=0, le=64, description="workers `isengard up` starts")
 

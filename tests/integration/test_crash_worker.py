@@ -1,6 +1,7 @@
 """Crash tests with real worker processes and a real Redis: kill -9 mid-job, a plugin that raises, one that runs
-past the job timeout, a full disk. After each, every job reaches the right final state, no file is half-written,
-the database agrees with the disk, and the job's event stream (what SSE clients read) ends with the final state.
+past the job timeout, one that never stops, a full disk. After each, every job reaches the right final state, no
+file is half-written, the database agrees with the disk, and the job's event stream (what SSE clients read) ends
+with the final state.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -23,6 +25,9 @@ from isengard.config import Settings
 from isengard.db.migrate import upgrade
 from isengard.db.models import Job, JobArtifact
 from isengard.domain import ArtifactKind, JobKind
+from isengard.queue import jobs as queue
+from isengard.queue.workers import list_workers
+from isengard.worker.main import EXIT_JOB_DID_NOT_STOP
 from tests.integration.queue_support import (
     REPO_ROOT,
     JobStore,
@@ -200,6 +205,32 @@ def test_a_job_running_past_its_timeout_fails_and_frees_the_worker(
     assert wait_final(store, after.id).status == "succeeded"
     assert_consistent(crash_settings, store, hanging.id)
     assert final_sse_status(crash_settings, hanging.id)[0] == "failed"
+
+
+def test_a_plugin_that_never_stops_fails_its_job_and_its_worker_exits_for_a_fresh_one(
+    crash_settings: Settings, store: JobStore, workers: Workers, redis_client: redis.Redis
+) -> None:
+    hanging = store.submit("test-hang", {})
+    after = store.submit("test-steps", {"steps": 3, "sleep": 0.01})
+    stuck = workers.start("stuck-w1", ISENGARD_JOB_TIMEOUT_SECONDS="1", ISENGARD_JOB_TIMEOUT_GRACE_SECONDS="1")
+    assert stuck.wait(timeout=90) == EXIT_JOB_DID_NOT_STOP, "the worker exits with its own status"
+    failed = store.job(hanging.id)
+    assert failed.status == "failed"
+    assert "timed out after 1 s and did not stop" in (failed.error or "")
+    assert "the worker restarted" in (failed.error or "")
+    assert failed.attempts == 1
+    # Nothing of the job or the worker is left in Redis: entry acked, lease released, heartbeat gone.
+    assert hanging.id not in queue.stream_job_ids(redis_client, "training")
+    assert queue.lease_holder(redis_client, hanging.id) is None
+    assert not list_workers(redis_client)
+    assert store.job(after.id).status == "queued", "the next job was not taken by the exiting worker"
+    assert final_sse_status(crash_settings, hanging.id)[0] == "failed"
+
+    workers.start("stuck-w2")
+    done = wait_final(store, after.id)
+    assert done.status == "succeeded", done.error
+    assert done.worker_id == "stuck-w2"
+    assert_consistent(crash_settings, store, hanging.id)
 
 
 def test_a_full_disk_fails_jobs_clearly_and_refuses_uploads_with_507(

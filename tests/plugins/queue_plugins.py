@@ -85,6 +85,21 @@ class CrashingTrainer(Plugin):
         os._exit(int(payload.get("code", 137)))
 
 
+class HangingTrainer(Plugin):
+    """Never returns and never polls `is_cancelled()`: a plugin stuck in a call that does not come back."""
+
+    name: ClassVar[str] = "test-hang"
+    kind: ClassVar[PluginKind] = PluginKind.TRAINING
+
+    def capabilities(self) -> Capability:
+        return Capability(available=True)
+
+    def run(self, ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+        trace(ctx, "hang")
+        while True:
+            time.sleep(3600)
+
+
 class FailingTrainer(Plugin):
     name: ClassVar[str] = "test-fail"
     kind: ClassVar[PluginKind] = PluginKind.TRAINING
@@ -131,4 +146,4 @@ class EchoGenerator(Plugin):
         return {"images": count}
 
 
-ISENGARD_PLUGINS = [StepsTrainer, CrashingTrainer, FailingTrainer, NoopTrainer, EchoGenerator]
+ISENGARD_PLUGINS = [StepsTrainer, CrashingTrainer, HangingTrainer, FailingTrainer, NoopTrainer, EchoGenerator]

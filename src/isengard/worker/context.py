@@ -356,10 +356,19 @@ class WorkerJobContext:
                 if job is not None and job.cancel_requested:
                     self.user_cancelled = True
 
+    @property
+    def running_seconds(self) -> float:
+        """Time since this attempt started: what the job timeout is measured against."""
+        return time.monotonic() - self._started
+
+    def request_timeout_stop(self) -> None:
+        """Make `is_cancelled()` answer true with the reason "timeout" (the watchdog's first step)."""
+        self.timed_out = True
+
     def is_cancelled(self) -> bool:
         if self._shutdown.is_set() or self._lease_lost.is_set() or self.user_cancelled or self.timed_out:
             return True
-        if time.monotonic() - self._started > self.settings.job_timeout_seconds:
+        if self.running_seconds > self.settings.job_timeout_seconds:
             self.timed_out = True
             return True
         self._poll_cancel_flag()

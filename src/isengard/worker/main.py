@@ -29,6 +29,7 @@ from isengard.queue import keys
 from isengard.queue.workers import clear_heartbeat, write_heartbeat
 from isengard.storage import DataTree
 from isengard.worker.runner import PLUGIN_KIND_OF_JOB, JobRunner
+from isengard.worker.watchdog import JobWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ MAX_BLOCK_SECONDS = 2.0
 BURST_BLOCK_MS = 100
 # Entries are taken over a little after the lease would have expired, so the lease is surely gone by then.
 TAKEOVER_MARGIN_MS = 250
+# Exit status of a worker that gave up on a job whose plugin would not stop (see worker/watchdog.py); distinct so a
+# supervisor's log tells it apart from a crash. EX_SOFTWARE in sysexits.h.
+EXIT_JOB_DID_NOT_STOP = 70
 
 
 def runnable_kinds(registry: PluginRegistry) -> list[str]:
@@ -89,6 +93,7 @@ class Worker:
             worker_id=self.worker_id,
             shutdown=self.stopping,
         )
+        self.watchdog = JobWatchdog(settings, self.runner)
         self.jobs_done = 0
 
     # --- Heartbeats ---------------------------------------------------------------------------------------------
@@ -125,8 +130,34 @@ class Worker:
             log.warning("heartbeat failed", extra={"error": str(exc)})
 
     def _heartbeat_loop(self) -> None:
-        while not self._heartbeat_stop.wait(self.settings.heartbeat_seconds):
-            self.beat()
+        # The watchdog runs here, on the same thread as the lease renewals: once it released a lease, no heartbeat
+        # can take it back before the process exits.
+        interval = min(self.settings.heartbeat_seconds, 1.0)
+        last_beat = time.monotonic()
+        while not self._heartbeat_stop.wait(interval):
+            if time.monotonic() - last_beat >= self.settings.heartbeat_seconds:
+                self.beat()
+                last_beat = time.monotonic()
+            try:
+                give_up = self.watchdog.check()
+            except Exception:
+                log.exception("job watchdog check failed")
+                continue
+            if give_up:
+                self._exit_abandoning_the_job()
+
+    def _exit_abandoning_the_job(self) -> None:
+        """The job is failed and its entry acked: leave no trace of this worker, then end the process."""
+        self.stopping.set()
+        with contextlib.suppress(redis.RedisError):
+            clear_heartbeat(self.redis, self.worker_id)
+            self._leave_groups()
+        log.error("worker exits: a plugin ignored the job timeout", extra={"code": EXIT_JOB_DID_NOT_STOP})
+        for handler in logging.getLogger().handlers:
+            with contextlib.suppress(Exception):
+                handler.flush()
+        # os._exit, not sys.exit: the main thread is stuck in the plugin and would never unwind.
+        os._exit(EXIT_JOB_DID_NOT_STOP)
 
     # --- Claiming -----------------------------------------------------------------------------------------------
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -42,11 +43,14 @@ MAX_ERROR_CHARS = 4000
 
 @dataclass
 class CurrentJob:
-    """What the heartbeat thread renews while a job runs."""
+    """What the heartbeat thread renews (and the watchdog times) while a job runs."""
 
     job_id: str
     kind: str
     entry_id: str
+    started: float = field(default_factory=time.monotonic)
+    # Set once the plugin is about to run; the watchdog asks it to stop through this context.
+    ctx: WorkerJobContext | None = None
 
 
 class JobRunner:
@@ -238,6 +242,8 @@ class JobRunner:
             shutdown=self.shutdown,
             lease_lost=self.lease_lost,
         )
+        if self.current is not None and self.current.job_id == job.id:
+            self.current.ctx = ctx
         log.info("job started", extra={"job_id": job.id, "plugin": job.plugin, "attempt": attempt})
         try:
             payload = self._payload(job.id)
@@ -311,7 +317,8 @@ class JobRunner:
         result: dict[str, Any] | None = None,
         error: str | None = None,
         message: str | None = None,
-    ) -> None:
+    ) -> bool:
+        """Record the final state, publish it, ack the entry; False when the row is no longer this worker's."""
         events: list[Any] = []
         if error is not None:
             error = error[:MAX_ERROR_CHARS]
@@ -333,10 +340,28 @@ class JobRunner:
                 add_events(session, events)
         if not owned:
             log.warning("job row changed hands; outcome not recorded", extra={"job_id": job.id})
-            return
+            return False
         self._publish_all(events)
         self._done_with_entry(entry, job.id)
         log.info("job finished", extra={"job_id": job.id, "status": status.value, "error": error})
+        return True
+
+    def abandon(self, current: CurrentJob, error: str) -> bool:
+        """Fail a job whose plugin ignores every request to stop: final row, events, ack, lease released.
+
+        Called from the watchdog while the plugin still runs in the main thread; the caller then ends the process,
+        the only way to stop that thread. The update is conditional on the row still running here, so a plugin
+        that returned in the meantime keeps its own outcome (and this returns False).
+        """
+        if self.current is not current or current.ctx is None:
+            return False
+        entry = queue.ClaimedEntry(kind=current.kind, entry_id=current.entry_id, job_id=current.job_id)
+        if not self._finish(entry, current.ctx.job, JobStatus.FAILED, error=error):
+            return False
+        # Files the plugin was halfway through writing are never results; the process ends before it could.
+        with contextlib.suppress(OSError):
+            remove_partial_files(current.ctx.work_dir)
+        return True
 
     def _requeue(self, entry: queue.ClaimedEntry, job: JobSnapshot) -> None:
         """Shutdown: the job goes back to queued (this attempt does not count) for another worker to resume."""
