@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from isengard.api.state import Services
 from isengard.config import Settings
+from isengard.db.session import session_scope
 from isengard.storage import DataTree
 
 
@@ -36,15 +37,8 @@ def get_redis(services: ServicesDep) -> redis.Redis:
 
 def get_db(services: ServicesDep) -> Iterator[Session]:
     """A session per request: committed when the route returns normally, rolled back on an error."""
-    session = services.sessions()
-    try:
+    with session_scope(services.sessions) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
