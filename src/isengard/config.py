@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     job_timeout_grace_seconds: float = Field(default=30.0, gt=0)
     event_stream_maxlen: int = Field(default=5000, ge=100)
     workers: int = Field(default=1, ge=0, le=64, description="workers `isengard up` starts")
+    # Torch CPU threads per worker; unset means torch's default (one per core), or 1 in fast-test mode where
+    # tiny-model steps are too small to gain from threads and several processes share the cores.
+    torch_threads: int | None = Field(default=None, ge=1)
 
     # Rate limits: requests per minute per client on the expensive routes.
     rate_limit_generation: int = Field(default=60, ge=1)

@@ -100,6 +100,21 @@ class HangingTrainer(Plugin):
             time.sleep(3600)
 
 
+class ThreadsProbe(Plugin):
+    """Reports how many CPU threads torch uses inside the worker."""
+
+    name: ClassVar[str] = "test-threads"
+    kind: ClassVar[PluginKind] = PluginKind.TRAINING
+
+    def capabilities(self) -> Capability:
+        return Capability(available=True)
+
+    def run(self, ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+        import torch
+
+        return {"threads": torch.get_num_threads()}
+
+
 class FailingTrainer(Plugin):
     name: ClassVar[str] = "test-fail"
     kind: ClassVar[PluginKind] = PluginKind.TRAINING
@@ -146,4 +161,12 @@ class EchoGenerator(Plugin):
         return {"images": count}
 
 
-ISENGARD_PLUGINS = [StepsTrainer, CrashingTrainer, HangingTrainer, FailingTrainer, NoopTrainer, EchoGenerator]
+ISENGARD_PLUGINS = [
+    StepsTrainer,
+    CrashingTrainer,
+    HangingTrainer,
+    ThreadsProbe,
+    FailingTrainer,
+    NoopTrainer,
+    EchoGenerator,
+]
