@@ -92,12 +92,14 @@ def start_app(workdir: Path, **extra_env: str) -> RunningApp:
             start_new_session=True,
         )
     app = RunningApp(url=f"http://127.0.0.1:{port}", data_dir=data_dir, process=process, log_path=log_path)
+    token = extra_env.get("ISENGARD_API_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"isengard up exited with {process.returncode}:\n{app.log_tail()}")
         try:
-            health = httpx.get(f"{app.url}/api/health", timeout=2).json()
+            health = httpx.get(f"{app.url}/api/health", headers=headers, timeout=2).json()
             # Up means the API answers and a worker has registered: the flow tests need one.
             if health.get("workers", {}).get("count", 0) > 0:
                 return app

@@ -1,5 +1,6 @@
 import { lazy, Suspense } from "react";
 import { Navigate, Route, Routes } from "react-router-dom";
+import { AuthGate } from "./auth/AuthGate";
 import { Layout } from "./components/Layout";
 import { Spinner } from "./components/ui";
 import { useGlobalJobEvents } from "./hooks/useJobEvents";
@@ -16,6 +17,15 @@ const ImageGen = lazy(() => import("./pages/ImageGen"));
 const Video = lazy(() => import("./pages/Video"));
 
 export function App() {
+  return (
+    <AuthGate>
+      <SignedInApp />
+    </AuthGate>
+  );
+}
+
+function SignedInApp() {
+  // Inside the gate: the event stream needs the session too.
   useGlobalJobEvents();
   return (
     <Suspense fallback={<div className="main"><Spinner /></div>}>

@@ -1,17 +1,25 @@
-import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { MutationCache, QueryCache, QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import * as TooltipPrimitive from "@radix-ui/react-tooltip";
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { BrowserRouter } from "react-router-dom";
 import { App } from "./App";
 import { ApiError } from "./lib/api-errors";
+import { sessionKey } from "./auth/session";
 import { installGlobalErrorReporting } from "./lib/logger";
 import { ToastProvider } from "./components/Toasts";
 import "./styles.css";
 
 installGlobalErrorReporting();
 
-const queryClient = new QueryClient({
+// A 401 anywhere means the session ended (expired, signed out in another tab): ask again whether to show the login.
+const onAuthError = (error: unknown) => {
+  if (error instanceof ApiError && error.status === 401) void queryClient.invalidateQueries({ queryKey: sessionKey });
+};
+
+const queryClient: QueryClient = new QueryClient({
+  queryCache: new QueryCache({ onError: onAuthError }),
+  mutationCache: new MutationCache({ onError: onAuthError }),
   defaultOptions: {
     queries: {
       staleTime: 5_000,

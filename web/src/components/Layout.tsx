@@ -2,6 +2,7 @@ import { useEffect, useState } from "react";
 import { NavLink, Outlet, useLocation } from "react-router-dom";
 import { ErrorBoundary } from "./ErrorBoundary";
 import { HealthPanel } from "./HealthPanel";
+import { LogoutButton } from "../auth/AuthGate";
 import { useActiveJobCount } from "../hooks/useJobEvents";
 
 const NAV = [
@@ -53,6 +54,7 @@ export function Layout() {
         </nav>
         <div className="sidebar-footer">
           <HealthPanel />
+          <LogoutButton />
         </div>
       </aside>
       {navOpen ? <div className="dialog-overlay" style={{ zIndex: 35 }} onClick={() => setNavOpen(false)} aria-hidden /> : null}
