@@ -1,7 +1,8 @@
 """The `isengard` command: up | api | worker | migrate | train | generate.
 
 `up` is the one-command start: database migrations, the embedded Redis when no REDIS_URL is set, the API and the
-workers as child processes. Ctrl-C stops every process it started, by PID.
+workers as child processes (a worker that dies is restarted; the API exiting stops everything). Ctrl-C stops every
+process it started, by PID.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import importlib
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -76,22 +76,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return run_worker(settings, burst=args.burst, worker_id=args.id)
 
 
-def _stop_children(children: Sequence[subprocess.Popen[bytes]], timeout: float = 20.0) -> None:
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    for child in children:
-        remaining = max(0.1, deadline - time.monotonic())
-        try:
-            child.wait(timeout=remaining)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-
-
 def cmd_up(args: argparse.Namespace) -> int:
     from isengard.redis_server import EmbeddedRedis
+    from isengard.supervisor import Supervisor
 
     settings = _settings_or_exit()
     configure_logging(settings.log_level, settings.log_json)
@@ -100,8 +87,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     env["ISENGARD_DATA_DIR"] = str(settings.data_path)
     env["ISENGARD_MODE"] = settings.resolved_mode.value
     redis_server: EmbeddedRedis | None = None
-    children: list[subprocess.Popen[bytes]] = []
+    supervisor: Supervisor | None = None
     stopping = False
+    api_exited = False
 
     def on_signal(signum: int, _frame: Any) -> None:
         nonlocal stopping
@@ -113,25 +101,27 @@ def cmd_up(args: argparse.Namespace) -> int:
         if settings.embedded_redis:
             redis_server = EmbeddedRedis(settings.data_path / "redis", port=args.redis_port).start()
             env["REDIS_URL"] = redis_server.url
-        # Children get their own process group so a terminal Ctrl-C reaches only us; we stop them in order.
         python = sys.executable
-        children.append(subprocess.Popen([python, "-m", "isengard.cli", "api"], env=env, start_new_session=True))
+        workers = {}
         for index in range(settings.workers):
-            worker_cmd = [python, "-m", "isengard.cli", "worker", "--id", f"{os.uname().nodename}-{index}"]
-            children.append(subprocess.Popen(worker_cmd, env=env, start_new_session=True))
+            # A restarted worker keeps its id: it is the same consumer of the queue, seen as one worker in health.
+            worker_id = f"{os.uname().nodename}-{index}"
+            workers[worker_id] = [python, "-m", "isengard.cli", "worker", "--id", worker_id]
+        supervisor = Supervisor([python, "-m", "isengard.cli", "api"], workers, env)
+        supervisor.start()
         print(f"Isengard is running at {settings.public_url}  (Ctrl-C stops it)", flush=True)
         while not stopping:
-            for child in children:
-                if child.poll() is not None:
-                    log.error("a child process exited", extra={"pid": child.pid, "code": child.returncode})
-                    stopping = True
+            if not supervisor.check():
+                api_exited = True
+                break
             time.sleep(0.2)
     finally:
-        _stop_children(children)
+        if supervisor is not None:
+            supervisor.stop()
         if redis_server is not None:
             redis_server.stop()
         print("Isengard stopped.", flush=True)
-    return 0
+    return 1 if api_exited else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

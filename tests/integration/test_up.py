@@ -1,4 +1,5 @@
-"""`isengard up` as a person runs it: one command brings up Redis, the API and a worker; Ctrl-C stops them all."""
+"""`isengard up` as a person runs it: one command brings up Redis, the API and a worker; Ctrl-C stops them all; a
+worker that dies is replaced, the API dying stops everything."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -90,3 +92,80 @@ def test_up_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
     time.sleep(0.5)
     assert not [pid for pid in children if _alive(pid)], "processes left running after Ctrl-C"
     assert not (tmp_path / "data" / "redis" / "redis.pid").exists()
+
+
+def _start_up(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "ISENGARD_DATA_DIR": str(tmp_path / "data"),
+        "ISENGARD_PORT": str(port),
+        "ISENGARD_MODE": "fast-test",
+        "ISENGARD_LOG_LEVEL": "WARNING",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "isengard.cli", "up"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    return proc, port
+
+
+def _health(port: int) -> dict[str, Any]:
+    try:
+        found: dict[str, Any] = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).json()
+    except httpx.HTTPError:
+        return {}
+    return found
+
+
+def _wait_for_worker(proc: subprocess.Popen[str], port: int, *, other_than: int | None = None) -> int:
+    """The pid of the (one) live worker in /api/health, once it differs from `other_than`."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        health = _health(port)
+        workers = health.get("workers", {}).get("workers", [])
+        if health.get("status") == "ok" and len(workers) == 1 and workers[0]["pid"] not in (None, other_than):
+            return int(workers[0]["pid"])
+        time.sleep(0.5)
+    raise AssertionError(f"no new worker in /api/health: {_health(port)}")
+
+
+def test_up_restarts_a_killed_worker_and_stops_everything_when_the_api_dies(tmp_path: Path) -> None:
+    proc, port = _start_up(tmp_path)
+    children: set[int] = set()
+    try:
+        first = _wait_for_worker(proc, port)
+        assert first in _descendants(proc.pid)
+        os.kill(first, signal.SIGKILL)  # the way the OOM killer ends a worker
+        second = _wait_for_worker(proc, port, other_than=first)
+        assert second in _descendants(proc.pid), "the new worker is a child of `up`"
+        assert proc.poll() is None, "a dying worker does not stop the app"
+
+        children = _descendants(proc.pid)
+        api = [pid for pid in children if "isengard.cli api" in _cmdline(pid)]
+        assert len(api) == 1, children
+        os.kill(api[0], signal.SIGKILL)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, "the API exiting stops Isengard with an error status"
+    assert "worker exited unexpectedly" in output
+    assert "the API process exited" in output
+    time.sleep(0.5)
+    assert not [pid for pid in children if _alive(pid)], "processes left running after the API died"
+    assert not (tmp_path / "data" / "redis" / "redis.pid").exists()
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except FileNotFoundError:
+        return ""
