@@ -257,7 +257,7 @@ export default function ImageGen() {
             </div>
             <div className="grid-2">
               <Field label="Seed" htmlFor="gen-seed">
-                <div className="row" style={{ flexWrap: "nowrap", gap: 6 }}>
+                <div className="row" style={{ flexWrap: "nowrap", gap: 6 }} data-dynamic>
                   <input id="gen-seed" className="input mono" type="number" min={0} value={s.seed} onChange={(e) => set("seed", Number(e.target.value))} />
                   <Button icon aria-label="Random seed" onClick={() => set("seed", randomSeed())}>⟳</Button>
                 </div>

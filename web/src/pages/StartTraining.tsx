@@ -158,11 +158,12 @@ export default function StartTraining() {
         </form>
         <div className="stack">
           <Card title="Estimate">
-            <div className="stats">
+            {/* Measured speed makes the estimate differ run to run. */}
+            <div className="stats" data-dynamic>
               <Stat label="Steps" value={serverEstimate.data?.steps ?? (steps || "—")} />
               <Stat label="Time" value={serverEstimate.data ? `~${formatDuration(serverEstimate.data.estimated_seconds)}` : estimate ? `~${formatDuration(estimate)}` : "—"} hint="The run page shows the measured speed" />
             </div>
-            {serverEstimate.data ? <div className="small faint" style={{ marginTop: 8 }}>{serverEstimate.data.basis}</div> : null}
+            {serverEstimate.data ? <div className="small faint" style={{ marginTop: 8 }} data-dynamic>{serverEstimate.data.basis}</div> : null}
             {serverEstimate.error ? <div style={{ marginTop: 8 }}><ErrorNotice error={serverEstimate.error} title="This run would not start" /></div> : null}
             {serverEstimate.data?.warnings?.map((w) => <div key={w} className="small" style={{ color: "var(--warn)", marginTop: 4 }}>{w}</div>)}
           </Card>

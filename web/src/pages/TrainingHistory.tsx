@@ -69,9 +69,9 @@ export default function TrainingHistory() {
                       <td><a className="link" href={`/training/${job.id}`} onClick={(e) => { e.preventDefault(); navigate(`/training/${job.id}`); }}>{job.name || job.id.slice(0, 8)}</a></td>
                       <td className="muted">{job.character_id ? names.get(job.character_id) ?? "—" : "—"}</td>
                       <td><StatusBadge status={job.status} /></td>
-                      <td className="muted">{formatDate(job.started_at ?? job.created_at)}</td>
-                      <td>{formatDuration(job.duration_seconds)}</td>
-                      <td className="mono">{formatLoss((progress.smoothed_loss as number) ?? (progress.loss as number))}</td>
+                      <td className="muted" data-dynamic>{formatDate(job.started_at ?? job.created_at)}</td>
+                      <td data-dynamic>{formatDuration(job.duration_seconds)}</td>
+                      <td className="mono" data-dynamic>{formatLoss((progress.smoothed_loss as number) ?? (progress.loss as number))}</td>
                     </tr>
                   );
                 })}
