@@ -2794,7 +2794,10 @@ export interface operations {
     };
     all_events_api_events_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description same as the Last-Event-ID header */
+                since?: string | null;
+            };
             header?: {
                 "Last-Event-ID"?: string | null;
             };

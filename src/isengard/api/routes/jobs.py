@@ -73,5 +73,10 @@ def job_event_stream(
 
 
 @router.get("/events", response_class=EventSourceResponse)
-def all_events(services: ServicesDep, last_event_id: LastEventId = None) -> EventSourceResponse:
-    return EventSourceResponse(job_events.all_status_events(services, last_event_id), ping=SSE_PING_SECONDS)
+def all_events(
+    services: ServicesDep,
+    last_event_id: LastEventId = None,
+    since: Annotated[str | None, Query(description="same as the Last-Event-ID header")] = None,
+) -> EventSourceResponse:
+    source = job_events.all_status_events(services, last_event_id or since)
+    return EventSourceResponse(source, ping=SSE_PING_SECONDS)
