@@ -123,14 +123,20 @@ def test_create_upload_train_watch_and_generate(
         f"() => Number(document.querySelector('[data-testid=loss-chart]')?.dataset.points) >= {seen}"
     )
 
-    # The log panel gets lines while it is open: the final validation loss arrives at the end of the run.
+    # The log panel shows lines while the run trains, and gets the final validation loss at the end.
     page.get_by_role("tab", name="Logs").click()
     logs = page.get_by_test_id("logs-panel")
     expect(logs).to_contain_text("validation loss at step 0")
-    lines_before = logs.locator(".log-line").count()
+    before = page.evaluate(
+        """() => ({
+            status: document.querySelector('[data-testid=run-status]').textContent.trim(),
+            lines: document.querySelectorAll('[data-testid=logs-panel] .log-line').length,
+        })"""
+    )
     expect(page.get_by_test_id("run-status")).to_have_text("succeeded", timeout=RUN_TIMEOUT_MS)
     expect(logs).to_contain_text(f"validation loss at step {STEPS}")
-    assert logs.locator(".log-line").count() > lines_before
+    if before["status"] == "running":  # a very fast machine may have finished already: nothing left to stream
+        assert logs.locator(".log-line").count() > before["lines"]
     expect(page.get_by_test_id("loss-chart")).to_have_attribute("data-points", str(STEPS))
     page.screenshot(path=screenshot_path("flow_run_finished"), full_page=True)
 
