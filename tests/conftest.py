@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,3 +92,7 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield uri.replace("postgresql://", "postgresql+psycopg2://", 1) if uri.startswith("postgresql://") else uri
     with contextlib.suppress(Exception):
         server.cleanup()
+    # pgserver logs once more from an exit hook, after pytest has closed the streams it captured.
+    pg_logger = logging.getLogger("pgserver")
+    pg_logger.handlers[:] = [logging.NullHandler()]
+    pg_logger.propagate = False
