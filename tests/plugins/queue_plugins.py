@@ -115,6 +115,22 @@ class ThreadsProbe(Plugin):
         return {"threads": torch.get_num_threads()}
 
 
+class PickyTrainer(Plugin):
+    """Runs only on workers started with ISENGARD_TEST_PICKY=1, as a GPU plugin runs only where there is a GPU."""
+
+    name: ClassVar[str] = "test-picky"
+    kind: ClassVar[PluginKind] = PluginKind.TRAINING
+
+    def capabilities(self) -> Capability:
+        if os.environ.get("ISENGARD_TEST_PICKY") == "1":
+            return Capability(available=True)
+        return Capability(available=False, reason="needs the picky hardware this machine lacks")
+
+    def run(self, ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+        trace(ctx, "picky")
+        return {"ran_on": os.getpid()}
+
+
 class FailingTrainer(Plugin):
     name: ClassVar[str] = "test-fail"
     kind: ClassVar[PluginKind] = PluginKind.TRAINING
@@ -166,6 +182,7 @@ ISENGARD_PLUGINS = [
     CrashingTrainer,
     HangingTrainer,
     ThreadsProbe,
+    PickyTrainer,
     FailingTrainer,
     NoopTrainer,
     EchoGenerator,

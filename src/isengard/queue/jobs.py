@@ -196,6 +196,12 @@ def pending_entries(
     return [(_text(r["message_id"]), _text(r["consumer"]), int(r["time_since_delivered"])) for r in rows]
 
 
+def delivery_count(client: redis.Redis, kind: str, entry_id: str) -> int:
+    """How many times a pending entry was delivered (first read plus every takeover); 0 when not pending."""
+    rows = client.xpending_range(keys.job_stream(kind), keys.CONSUMER_GROUP, entry_id, entry_id, 1)
+    return int(rows[0]["times_delivered"]) if rows else 0
+
+
 def entry_job_id(client: redis.Redis, kind: str, entry_id: str) -> str | None:
     rows = client.xrange(keys.job_stream(kind), min=entry_id, max=entry_id, count=1)
     if not rows:

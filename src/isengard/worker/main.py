@@ -22,13 +22,13 @@ import redis
 
 from isengard.config import Mode, Settings
 from isengard.db.session import make_engine, make_sessionmaker
-from isengard.domain import JobKind
-from isengard.plugins.registry import PluginRegistry, load_registry
+from isengard.plugins.registry import load_registry
 from isengard.queue import jobs as queue
 from isengard.queue import keys
 from isengard.queue.workers import clear_heartbeat, write_heartbeat
 from isengard.storage import DataTree
-from isengard.worker.runner import PLUGIN_KIND_OF_JOB, JobRunner
+from isengard.worker.placement import runnable_plugins
+from isengard.worker.runner import JobRunner
 from isengard.worker.watchdog import JobWatchdog
 
 log = logging.getLogger(__name__)
@@ -41,16 +41,6 @@ TAKEOVER_MARGIN_MS = 250
 # Exit status of a worker that gave up on a job whose plugin would not stop (see worker/watchdog.py); distinct so a
 # supervisor's log tells it apart from a crash. EX_SOFTWARE in sysexits.h.
 EXIT_JOB_DID_NOT_STOP = 70
-
-
-def runnable_kinds(registry: PluginRegistry) -> list[str]:
-    """Job kinds with at least one plugin that can run on this machine."""
-    kinds = []
-    for job_kind in JobKind:
-        plugin_kind = PLUGIN_KIND_OF_JOB[job_kind.value]
-        if any(registry.capabilities(plugin_kind, name).available for name in registry.names(plugin_kind)):
-            kinds.append(job_kind.value)
-    return kinds
 
 
 def gpu_memory_mb() -> int | None:
@@ -109,7 +99,8 @@ class Worker:
         self.registry = load_registry(settings)
         # After the registry: plugins' capability checks usually import torch, which is then only configured.
         self.torch_threads = limit_torch_threads(settings)
-        self.kinds = runnable_kinds(self.registry)
+        self.plugins = runnable_plugins(self.registry)
+        self.kinds = list(self.plugins)
         self.runner = JobRunner(
             settings=settings,
             sessions=self.sessions,
@@ -130,6 +121,7 @@ class Worker:
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "kinds": self.kinds,
+            "plugins": self.plugins,  # other workers leave a job to this one when they cannot run its plugin
             "gpu_memory_mb": gpu_memory_mb(),
             "current_job": current.job_id if current else None,
             "state": "stopping" if self.stopping.is_set() else ("busy" if current else "idle"),

@@ -22,7 +22,7 @@ from isengard.config import Settings
 from isengard.db.models import Job, JobArtifact
 from isengard.db.session import session_scope
 from isengard.diskspace import InsufficientStorageError, remove_partial_files, require_free_space
-from isengard.domain import ArtifactKind, ErrorEvent, JobKind, JobStatus, PluginKind, StatusEvent, utcnow
+from isengard.domain import ArtifactKind, ErrorEvent, JobStatus, StatusEvent, utcnow
 from isengard.logging import correlation_id, job_id_var, new_correlation_id
 from isengard.plugins.api import JobCancelled, JobInterrupted, Plugin, PluginError
 from isengard.plugins.registry import PluginRegistry, UnknownPluginError
@@ -30,14 +30,10 @@ from isengard.queue import events as queue_events
 from isengard.queue import jobs as queue
 from isengard.queue.history import add_events
 from isengard.worker.context import JobSnapshot, WorkerJobContext
+from isengard.worker.placement import PLUGIN_KIND_OF_JOB, unavailable_reason, workers_able_to_run
 
 log = logging.getLogger(__name__)
 
-PLUGIN_KIND_OF_JOB = {
-    JobKind.TRAINING.value: PluginKind.TRAINING,
-    JobKind.GENERATION.value: PluginKind.IMAGE,
-    JobKind.VIDEO.value: PluginKind.VIDEO,
-}
 MAX_ERROR_CHARS = 4000
 
 
@@ -101,6 +97,8 @@ class JobRunner:
             self._lease_taken(entry)
             return
         try:
+            if self._placed_elsewhere(entry):
+                return
             snapshot = self._start(entry)
         except BaseException:
             queue.release_lease(self.redis, entry.job_id, self.worker_id)
@@ -129,6 +127,53 @@ class JobRunner:
             # A second entry for a job another worker is running (a re-enqueue raced it): drop the duplicate.
             queue.ack(self.redis, entry.kind, entry.entry_id)
             log.info("duplicate entry dropped", extra={"job_id": entry.job_id, "holder": holder})
+
+    # --- Placement --------------------------------------------------------------------------------------------------
+
+    def _placed_elsewhere(self, entry: queue.ClaimedEntry) -> bool:
+        """True when the job's plugin cannot run here: the entry is left for another worker, or the job failed.
+
+        Left means unacknowledged with the lease released: another worker takes the entry over after a lease period
+        of idleness (so this is no busy loop). When no live worker can run the plugin and the entry has already
+        come back once after such a wait (a capable worker that was starting has had its chance), the job fails
+        with the plugin's reason.
+        """
+        with self.sessions() as session:
+            row = session.execute(select(Job.kind, Job.plugin, Job.status).where(Job.id == entry.job_id)).first()
+        if row is None or JobStatus(row.status).is_final:
+            return False  # nothing to run: the usual path acknowledges the entry
+        reason = unavailable_reason(self.registry, row.kind, row.plugin)
+        if reason is None:
+            return False
+        able = workers_able_to_run(self.redis, row.kind, row.plugin, other_than=self.worker_id)
+        if able or queue.delivery_count(self.redis, entry.kind, entry.entry_id) < 2:
+            queue.release_lease(self.redis, entry.job_id, self.worker_id)
+            log.info(
+                "plugin unavailable here; entry left for another worker",
+                extra={"job_id": entry.job_id, "plugin": row.plugin, "able": able, "reason": reason},
+            )
+            return True
+        error = f"no live worker can run plugin '{row.plugin}': {reason}"[:MAX_ERROR_CHARS]
+        events: list[Any] = [
+            ErrorEvent(job_id=entry.job_id, message=error),
+            StatusEvent(job_id=entry.job_id, status=JobStatus.FAILED, message=error),
+        ]
+        now = utcnow()
+        with session_scope(self.sessions) as session:
+            changed = session.execute(
+                update(Job)
+                .where(Job.id == entry.job_id, Job.status == row.status)
+                .values(status=JobStatus.FAILED.value, error=error, finished_at=now, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            failed = getattr(changed, "rowcount", 0) == 1
+            if failed:
+                add_events(session, events)
+        if failed:
+            self._publish_all(events)
+            log.warning("no worker can run the job's plugin; job failed", extra={"job_id": entry.job_id})
+        self._done_with_entry(entry, entry.job_id)
+        return True
 
     # --- Start ------------------------------------------------------------------------------------------------------
 
