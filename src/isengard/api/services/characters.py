@@ -126,22 +126,36 @@ def describe_characters(db: Session, only_ids: Sequence[str] | None = None) -> l
         .correlate(Character)
         .scalar_subquery()
     )
-    query = select(Character, image_count, lora_count, cover).order_by(Character.name_key)
+    # Plain columns, not Character entities: building 1,000 ORM objects (identity map, instrumentation) cost
+    # more than the SQL itself, and the response needs none of them.
+    query = select(
+        Character.id,
+        Character.name,
+        Character.trigger_word,
+        Character.description,
+        Character.created_at,
+        Character.updated_at,
+        image_count,
+        lora_count,
+        cover,
+    ).order_by(Character.name_key)
     if only_ids is not None:
         query = query.where(Character.id.in_(list(only_ids)))
     return [
         CharacterOut(
-            id=character.id,
-            name=character.name,
-            trigger_word=character.trigger_word,
-            description=character.description,
+            id=character_id,
+            name=name,
+            trigger_word=trigger_word,
+            description=description,
             image_count=int(images),
             lora_count=int(loras),
             cover_url=image_thumbnail_url(cover_id) if cover_id else None,
-            created_at=character.created_at,
-            updated_at=character.updated_at,
+            created_at=created_at,
+            updated_at=updated_at,
         )
-        for character, images, loras, cover_id in db.execute(query).all()
+        for (character_id, name, trigger_word, description, created_at, updated_at, images, loras, cover_id) in (
+            db.execute(query).all()
+        )
     ]
 
 
