@@ -1787,6 +1787,13 @@ export interface components {
             kinds: string[];
             /** Pid */
             pid?: number | null;
+            /**
+             * Plugins
+             * @default {}
+             */
+            plugins: {
+                [key: string]: string[];
+            };
             /** State */
             state?: string | null;
         };

@@ -30,6 +30,7 @@ class WorkerInfo(BaseModel):
     host: str | None = None
     pid: int | None = None
     kinds: list[str] = []
+    plugins: dict[str, list[str]] = {}  # job kind -> plugins this worker can run
     gpu_memory_mb: int | None = None
     current_job: str | None = None
     state: str | None = None

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from isengard.api.schemas.generation import GenerationCreate, GridCreate, ImagePluginOut, LoraSelection
 from isengard.api.services.jobs import submit_job
 from isengard.api.services.loras import resolve_lora_refs
+from isengard.api.services.plugin_availability import ensure_runnable
 from isengard.api.state import Services
 from isengard.db.models import Character, Job, Lora
 from isengard.domain import JobKind, LoraRef, PluginKind
@@ -48,9 +49,7 @@ def _usable_plugin(services: Services, name: str, *, grid: bool = False) -> Imag
     except UnknownPluginError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
     assert isinstance(plugin, ImagePlugin)
-    capability = services.plugins.capabilities(PluginKind.IMAGE, name)
-    if not capability.available:
-        raise HTTPException(status_code=422, detail=f"image plugin '{name}' cannot run here: {capability.reason}")
+    capability = ensure_runnable(services, PluginKind.IMAGE, name)
     if grid and not capability.details.get("grid", False):
         raise HTTPException(status_code=422, detail=f"image plugin '{name}' cannot render comparison grids")
     return plugin

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from isengard.api.schemas.training import TrainingCreate, TrainingEstimate, TrainingPluginOut
 from isengard.api.services.jobs import submit_job
+from isengard.api.services.plugin_availability import ensure_runnable
 from isengard.api.services.training_presets import get_preset
 from isengard.api.state import Services
 from isengard.config import Mode
@@ -140,11 +141,7 @@ def _prepare(services: Services, db: Session, body: TrainingCreate) -> tuple[Tra
             )
         base = preset.config
     config = resolve_config(plugin, body.config, base=base)
-    capability = services.plugins.capabilities(PluginKind.TRAINING, body.plugin)
-    if not capability.available:
-        raise HTTPException(
-            status_code=422, detail=f"training plugin '{body.plugin}' cannot run here: {capability.reason}"
-        )
+    ensure_runnable(services, PluginKind.TRAINING, body.plugin)
     return plugin, config, snapshot_dataset(services, db, body.character_id, config)
 
 
