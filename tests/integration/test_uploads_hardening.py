@@ -105,11 +105,17 @@ def test_mixed_upload_stores_good_files_and_explains_each_bad_one(limited: tuple
     assert inside["caption"] == "[trigger] walking in a forest"
     assert inside["original_name"] == "inside.jpg"
 
-    # On disk: exactly the four stored originals and their thumbnails, under server-made names; no temp files.
+    # On disk: exactly the four stored originals, the caption file of the one with a caption, and their
+    # thumbnails, under server-made names; no temp files.
     with Session(create_engine(settings.sqlalchemy_url)) as db:
         rows = list(db.scalars(select(Image)))
     data = settings.data_path
-    assert [p.name for p in _files_under(data / "uploads")] == sorted(row.filename for row in rows)
+    captioned = [row for row in rows if row.caption]
+    assert [row.original_name for row in captioned] == ["inside.jpg"]
+    assert [p.name for p in _files_under(data / "uploads")] == sorted(
+        [row.filename for row in rows] + [f"{row.id}.txt" for row in captioned]
+    )
+    assert (data / "uploads" / character_id / f"{captioned[0].id}.txt").read_text() == "[trigger] walking in a forest"
     assert [p.name for p in _files_under(data / "thumbnails")] == sorted(f"{row.id}.webp" for row in rows)
     assert all(row.filename == f"{row.id}.{row.filename.rsplit('.', 1)[1]}" for row in rows)
     assert _files_under(data / "tmp") == []

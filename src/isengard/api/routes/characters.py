@@ -118,9 +118,9 @@ async def upload_images(
 
 @router.post("/characters/{character_id}/captions/bulk")
 def bulk_edit_captions(
-    db: DbSession, character_id: CharacterId, edit: Annotated[BulkCaptionEdit, Body()]
+    db: DbSession, data: DataDep, character_id: CharacterId, edit: Annotated[BulkCaptionEdit, Body()]
 ) -> BulkCaptionOut:
-    return service.bulk_edit_captions(db, character_id, edit)
+    return service.bulk_edit_captions(db, data, character_id, edit)
 
 
 @router.get("/characters/{character_id}/dataset/report")

@@ -33,8 +33,8 @@ def get_image(db: DbSession, image_id: ImageId) -> ImageOut:
 
 
 @router.patch("/images/{image_id}")
-def update_image(db: DbSession, image_id: ImageId, body: ImageUpdate) -> ImageOut:
-    return service.update_image(db, image_id, body)
+def update_image(db: DbSession, data: DataDep, image_id: ImageId, body: ImageUpdate) -> ImageOut:
+    return service.update_image(db, data, image_id, body)
 
 
 @router.delete("/images/{image_id}", status_code=204)

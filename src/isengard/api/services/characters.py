@@ -23,6 +23,7 @@ from isengard.api.schemas.characters import (
     PrependTrigger,
 )
 from isengard.api.schemas.images import image_thumbnail_url
+from isengard.api.services.caption_files import mirror_committed_captions
 from isengard.captions import mentions_trigger, normalize_caption, prepend_trigger
 from isengard.db.models import Character, Image, Job, Lora
 from isengard.domain import JobStatus, utcnow
@@ -193,19 +194,20 @@ def delete_character(db: Session, data: DataTree, character_id: str) -> None:
     log.info("character deleted", extra={"character_id": character_id})
 
 
-def bulk_edit_captions(db: Session, character_id: str, edit: BulkCaptionEdit) -> BulkCaptionOut:
+def bulk_edit_captions(db: Session, data: DataTree, character_id: str, edit: BulkCaptionEdit) -> BulkCaptionOut:
     character = get_character(db, character_id)
     query = select(Image).where(Image.character_id == character_id)
     if edit.image_ids is not None:
         query = query.where(Image.id.in_(edit.image_ids))
-    changed: list[str] = []
+    changed: list[Image] = []
     for image in db.scalars(query.order_by(Image.created_at, Image.id)):
         new_caption = _edited(image.caption, edit, character.trigger_word)
         if new_caption != image.caption:
             image.caption = new_caption
-            changed.append(image.id)
+            changed.append(image)
     db.commit()
-    return BulkCaptionOut(updated=len(changed), image_ids=changed)
+    mirror_committed_captions(data, changed)
+    return BulkCaptionOut(updated=len(changed), image_ids=[image.id for image in changed])
 
 
 def _edited(caption: str, edit: BulkCaptionEdit, trigger_word: str) -> str:

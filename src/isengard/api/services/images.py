@@ -16,6 +16,7 @@ from sqlalchemy import Select, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.images import ImageOut, ImagePage, ImageUpdate
+from isengard.api.services.caption_files import caption_path, mirror_committed_captions
 from isengard.captions import normalize_caption
 from isengard.db.models import Image
 from isengard.imaging import FLAG_NEAR_DUPLICATE, decode_flags, encode_flags
@@ -87,16 +88,17 @@ def list_images(
 # --- Editing -----------------------------------------------------------------------------------------------------
 
 
-def update_image(db: Session, image_id: str, body: ImageUpdate) -> ImageOut:
+def update_image(db: Session, data: DataTree, image_id: str, body: ImageUpdate) -> ImageOut:
     image = get_image(db, image_id)
     image.caption = normalize_caption(body.caption)
     db.commit()
+    mirror_committed_captions(data, [image])
     return ImageOut.from_row(image)
 
 
 def delete_image(db: Session, data: DataTree, image_id: str) -> None:
     image = get_image(db, image_id)
-    files = [original_path(data, image), thumbnail_path(data, image)]
+    files = [original_path(data, image), thumbnail_path(data, image), caption_path(data, image)]
     # Images that pointed at this one as their near-duplicate no longer have that reason to be flagged.
     followers = list(db.scalars(select(Image).where(Image.near_duplicate_of == image.id)))
     for follower in followers:

@@ -1,8 +1,9 @@
 """Uploads: receive files (and zips of files), decode each for real, store the good ones, explain the rest.
 
 Per file the outcome is `stored`, `duplicate` or `rejected` with a reason. Stored files get a name the server
-makes (`uploads/{character_id}/{image_id}.{ext}`) and a thumbnail; both are written atomically and removed again
-if the row cannot be committed, so nothing half-written stays on disk. Everything a request received lives in a
+makes (`uploads/{character_id}/{image_id}.{ext}`), a thumbnail and, when a caption came with them, a caption file
+beside them (see `caption_files`); all are written atomically and removed again if the row cannot be committed,
+so nothing half-written stays on disk. Everything a request received lives in a
 private temporary folder under `data/tmp/` that is removed when the request ends, however it ends.
 
 Exact duplicates are found by the SHA-256 of the decoded, normalized pixels (see `isengard.imaging`), so the same
@@ -28,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 
 from isengard.api.schemas.characters import UploadFileResult, UploadOut
 from isengard.api.schemas.images import ImageOut
+from isengard.api.services.caption_files import caption_path_beside, write_caption_file
 from isengard.api.services.characters import get_character
 from isengard.api.services.upload_archive import Candidate, ZipLimits, ZipRejectedError, expand_zip
 from isengard.api.services.upload_receiver import MultipartReceiver, ReceivedFile, ReceiveLimits
@@ -240,6 +242,7 @@ def _store_one(
     extension, pil_format = stored_extension(decoded.source_format, image)
     target = data.uploads(character.id) / f"{image_id}.{extension}"
     thumbnail = data.thumbnails(character.id) / f"{image_id}.webp"
+    caption_file = caption_path_beside(target)
     try:
         save_image(image, target, pil_format)
         make_thumbnail(image, thumbnail)
@@ -259,12 +262,14 @@ def _store_one(
             flags=encode_flags(flags),
             near_duplicate_of=near,
         )
+        # Written before the commit, like the image itself, so a failed commit removes it with the rest.
+        write_caption_file(data, row)
         db.add(row)
         db.commit()
     except IntegrityError:
         # The same image arrived through a concurrent request a moment ago.
         db.rollback()
-        _remove(target, thumbnail)
+        _remove(target, thumbnail, caption_file)
         existing = db.scalar(select(Image.id).where(Image.character_id == character.id, Image.sha256 == sha))
         return UploadFileResult(
             name=candidate.name,
@@ -274,7 +279,7 @@ def _store_one(
         )
     except Exception:
         db.rollback()
-        _remove(target, thumbnail)
+        _remove(target, thumbnail, caption_file)
         log.exception("could not store an uploaded image", extra={"character_id": character.id})
         return rejected("the server could not store this image; the server log has the details")
     index.add(image_id, sha, phash)
