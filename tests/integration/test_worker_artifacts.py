@@ -1,4 +1,5 @@
-"""Artifacts recorded by the worker's job context: one row per (job, path), even when a retry saves a file again."""
+"""Artifacts recorded by the worker's job context: one row per (job, path), even when a retry saves a file again;
+a LoRA artifact and its library row name each other."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from isengard.config import Settings
@@ -97,3 +99,44 @@ def test_a_retry_saving_the_same_checkpoint_keeps_one_lora_row(settings: Setting
     assert len(loras) == 1
     assert loras[0].rank == 8
     assert loras[0].name == "renamed by a person"
+
+
+def test_lora_artifacts_and_library_rows_name_each_other(
+    settings: Settings, store: JobStore, client: TestClient
+) -> None:
+    job = store.submit("test-steps", {"steps": 10}, name="Aria")
+    first = context_for(settings, store, job.id, JobKind.TRAINING, attempt=1)
+    saved = {}
+    for kind, step, folder in (
+        (ArtifactKind.CHECKPOINT, 5, "step-000005"),
+        (ArtifactKind.CHECKPOINT, 10, "step-000010"),
+        (ArtifactKind.LORA, 10, "final"),
+    ):
+        weights = first.work_dir / "checkpoints" / folder / "lora.safetensors"
+        weights.parent.mkdir(parents=True)
+        atomic_write_bytes(weights, f"weights {folder}".encode())
+        saved[folder] = first.save_artifact(weights, kind, step=step, meta={"rank": 4})
+    # A retry saving a checkpoint again updates both rows and keeps the link between them.
+    retry = context_for(settings, store, job.id, JobKind.TRAINING, attempt=2)
+    again = retry.save_artifact(
+        first.work_dir / "checkpoints" / "step-000005" / "lora.safetensors", ArtifactKind.CHECKPOINT, step=5
+    )
+    assert again.meta["lora_id"] == saved["step-000005"].meta["lora_id"]
+
+    history = client.get(f"/api/jobs/{job.id}/history").json()
+    listed = client.get(f"/api/jobs/{job.id}/artifacts").json()
+    assert sorted(a["id"] for a in history["checkpoints"]) == sorted(a.id for a in saved.values())
+    assert {a["id"]: a["meta"]["lora_id"] for a in listed} == {
+        a["id"]: a["meta"]["lora_id"] for a in history["checkpoints"]
+    }
+    lora_ids = set()
+    for artifact in history["checkpoints"]:
+        response = client.get(f"/api/loras/{artifact['meta']['lora_id']}")
+        assert response.status_code == 200, response.text
+        lora = response.json()
+        assert lora["meta"]["artifact_id"] == artifact["id"]
+        assert lora["job_id"] == job.id
+        assert lora["step"] == artifact["step"]
+        assert lora["source"] == ("trained" if artifact["kind"] == "lora" else "checkpoint")
+        lora_ids.add(lora["id"])
+    assert len(lora_ids) == 3, "each artifact names its own LoRA"

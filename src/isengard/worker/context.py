@@ -283,7 +283,9 @@ class WorkerJobContext:
                 from isengard.worker.records_generation import record_generation
 
                 record_generation(session, job, row)
-            artifact = Artifact(id=row.id, kind=kind, path=relative, name=row.name, step=step, meta=meta)
+            artifact = Artifact(
+                id=row.id, kind=kind, path=relative, name=row.name, step=step, meta=dict(row.meta or {})
+            )
         return artifact, lora_id
 
     def save_artifact(

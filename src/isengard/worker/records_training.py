@@ -15,6 +15,8 @@ def record_lora(session: Session, job: Job, artifact: JobArtifact) -> Lora:
     """The `loras` row of a final LoRA (source "trained") or an intermediate checkpoint (source "checkpoint").
 
     One row per (job, path): a retried attempt that saves the same file again updates the row it left.
+    The two rows name each other (`lora_id` in the artifact's meta, `artifact_id` in the LoRA's), so a run's page
+    can offer "generate with this" for each checkpoint without matching LoRAs to artifacts by step.
     """
     meta: dict[str, Any] = dict(artifact.meta or {})
     is_final = artifact.kind == ArtifactKind.LORA
@@ -33,6 +35,8 @@ def record_lora(session: Session, job: Job, artifact: JobArtifact) -> Lora:
     lora.base_model = str(meta.get("base_model", ""))
     lora.trigger_word = meta.get("trigger_word")
     lora.bytes = artifact.bytes
-    lora.meta = meta
+    lora.meta = {**meta, "artifact_id": artifact.id}
+    session.flush()  # assigns the id of a new row
+    artifact.meta = {**meta, "lora_id": lora.id}
     session.flush()
     return lora

@@ -1,4 +1,4 @@
-import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { Link, useParams } from "react-router-dom";
 import { CheckpointsPanel } from "../components/training/CheckpointsPanel";
 import { ConnectionBadge, StatusBadge } from "../components/training/JobBits";
@@ -10,7 +10,6 @@ import { isFinal, useJobLive } from "../hooks/useJobLive";
 import { api } from "../lib/api";
 import { formatDate, formatDuration, formatLoss } from "../lib/format";
 import { keys } from "../lib/queries";
-import type { LoraPage } from "../lib/types";
 
 function ConfigList({ config }: { config: Record<string, unknown> }) {
   const entries = Object.entries(config);
@@ -34,13 +33,6 @@ export default function TrainingDetail() {
   const cancel = useMutation({
     mutationFn: () => api.post(`/api/jobs/${jobId}/cancel`),
     onSuccess: () => void client.invalidateQueries({ queryKey: keys.job(jobId) }),
-  });
-  // The library rows of this run's checkpoints, so each row can offer "generate with this" after a reload too.
-  const checkpointCount = live.checkpoints.size;
-  const runLoras = useQuery({
-    queryKey: keys.loras({ job_id: jobId, checkpoints: checkpointCount, status: live.status }),
-    queryFn: ({ signal }) => api.get<LoraPage>("/api/loras", { job_id: jobId, limit: 200 }, signal),
-    enabled: checkpointCount > 0,
   });
   if (jobError) {
     return (
@@ -106,7 +98,7 @@ export default function TrainingDetail() {
           <Tab value="config">Config</Tab>
         </TabList>
         <TabPanel value="samples"><Card><SampleImagesPanel samples={[...live.samples.values()]} /></Card></TabPanel>
-        <TabPanel value="checkpoints"><Card flush><CheckpointsPanel checkpoints={[...live.checkpoints.values()]} characterId={job.character_id} runLoras={runLoras.data?.items} /></Card></TabPanel>
+        <TabPanel value="checkpoints"><Card flush><CheckpointsPanel checkpoints={[...live.checkpoints.values()]} characterId={job.character_id} /></Card></TabPanel>
         <TabPanel value="logs"><Card><TrainingLogsPanel lines={live.logs} /></Card></TabPanel>
         <TabPanel value="config"><Card><ConfigList config={(job.config ?? {}) as Record<string, unknown>} /></Card></TabPanel>
       </Tabs>
