@@ -17,6 +17,7 @@ Measures:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -31,7 +32,8 @@ from isengard.storage import atomic_path
 log = logging.getLogger(__name__)
 
 # Formats accepted for upload (Pillow format names) and what each is stored as (extension, Pillow format).
-# AVIF only where this Pillow build decodes it; HEIF only when the pillow-heif plugin is installed.
+# AVIF only where this Pillow build decodes it; HEIF (HEIC from phones) through the pillow-heif plugin. Formats
+# without an entry in _STORED_AS are stored converted (see `stored_extension`).
 _BASE_FORMATS = ("JPEG", "PNG", "WEBP")
 _STORED_AS = {"JPEG": ("jpg", "JPEG"), "PNG": ("png", "PNG"), "WEBP": ("webp", "WEBP")}
 
@@ -79,17 +81,24 @@ def pixel_limit(max_pixels: int) -> int:
     return min(max_pixels, int(pillow_limit)) if pillow_limit else max_pixels
 
 
+@functools.cache
+def _heif_opener_registered() -> bool:
+    """Register pillow-heif's HEIC/HEIF opener with Pillow once per process (phones save photos as HEIC)."""
+    try:  # a dependency, but without a wheel for some platform the other formats must still work
+        import pillow_heif
+    except ImportError:
+        log.warning("pillow-heif is not installed: HEIC/HEIF uploads are refused")
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
 def accepted_formats() -> tuple[str, ...]:
     formats = list(_BASE_FORMATS)
     if features.check("avif"):
         formats.append("AVIF")
-    try:  # optional plugin; registers the HEIF opener with Pillow
-        import pillow_heif  # type: ignore[import-not-found]
-
-        pillow_heif.register_heif_opener()
+    if _heif_opener_registered():
         formats.append("HEIF")
-    except ImportError:
-        pass
     return tuple(formats)
 
 

@@ -6,6 +6,7 @@ import io
 from typing import Any
 
 import numpy as np
+import pillow_heif
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -43,6 +44,50 @@ def test_exif_orientation_is_applied_and_metadata_stripped(client: TestClient) -
     assert red[5, 395] > 200 and red[5, 5] < 200
     assert len(stored.getexif()) == 0
     assert "icc_profile" not in stored.info and "exif" not in stored.info
+
+
+def _heic(image: Image.Image, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    pillow_heif.from_pillow(image).save(buffer, quality=90, **options)
+    return buffer.getvalue()
+
+
+def test_heic_from_a_phone_is_stored_converted(client: TestClient) -> None:
+    character_id = _character(client)
+    source = photo(16, (480, 360))
+    transparent = source.convert("RGBA")
+    transparent.putalpha(Image.new("L", source.size, 255))
+    transparent.paste((0, 0, 0, 0), (0, 0, 40, 40))
+    sideways = Image.Exif()
+    sideways[0x0112] = 6
+    body = _upload(
+        client,
+        character_id,
+        ("IMG_0001.HEIC", _heic(source)),
+        ("IMG_0002.heic", _heic(transparent)),
+        ("IMG_0003.heic", _heic(photo(17, (480, 360)), exif=sideways.tobytes())),
+    )
+    assert [r["status"] for r in body["results"]] == ["stored"] * 3, body["results"]
+    plain, alpha, rotated = (r["image"] for r in body["results"])
+
+    # Stored in a format every trainer reads: JPEG, or PNG where there is transparency to keep.
+    response = client.get(plain["url"])
+    assert response.headers["content-type"] == "image/jpeg"
+    stored = Image.open(io.BytesIO(response.content))
+    assert stored.format == "JPEG" and stored.size == (480, 360) and (plain["width"], plain["height"]) == (480, 360)
+    # The same picture (HEIC is lossy): far closer to its source than to another photo.
+    pixels = np.asarray(stored.convert("RGB"), dtype=np.float32)
+    assert np.abs(pixels - np.asarray(source, dtype=np.float32)).mean() < 15
+    assert np.abs(pixels - np.asarray(photo(18, (480, 360)), dtype=np.float32)).mean() > 40
+
+    with_alpha = Image.open(io.BytesIO(client.get(alpha["url"]).content))
+    assert with_alpha.format == "PNG" and with_alpha.mode == "RGBA"
+    opacity = np.asarray(with_alpha)[..., 3]
+    assert opacity[5, 5] == 0 and opacity[200, 200] == 255
+
+    # The orientation a phone records is applied once, as for JPEG.
+    assert (rotated["width"], rotated["height"]) == (360, 480)
+    assert Image.open(io.BytesIO(client.get(rotated["url"]).content)).size == (360, 480)
 
 
 def test_exact_duplicates_are_not_stored_twice_even_in_another_container(client: TestClient) -> None:

@@ -100,7 +100,7 @@ export function Uploader({ characterId }: { characterId: string }) {
           ref={input}
           type="file"
           multiple
-          accept="image/jpeg,image/png,image/webp,.zip,.txt"
+          accept="image/jpeg,image/png,image/webp,image/heic,image/heif,.heic,.heif,.zip,.txt"
           hidden
           data-testid="file-input"
           onChange={(e) => {
