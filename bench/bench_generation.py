@@ -24,7 +24,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # the in-process JobContext and the LoRA maker live in tests/support
 
 import torch  # noqa: E402
-from tests.support.image_jobs import RecordingContext, make_test_lora  # noqa: E402
+from tests.support.image_jobs import make_test_lora  # noqa: E402
+from tests.support.recording_context import RecordingContext  # noqa: E402
 
 from isengard.domain import LoraRef  # noqa: E402
 from isengard.models.tiny import save_tiny_model  # noqa: E402

@@ -15,7 +15,7 @@ from isengard.plugins.api import JobCancelled, PluginError
 from isengard.plugins.image.comfyui import ComfyUIGenerator
 from isengard.plugins.image.outputs import read_png_params
 from tests.support.comfyui_server import FakeComfyUI, free_port, running_comfyui
-from tests.support.image_jobs import RecordingContext
+from tests.support.recording_context import RecordingContext
 
 
 class _Settings:
@@ -65,8 +65,8 @@ def test_generates_with_a_lora_and_records_everything(comfy: FakeComfyUI, data_d
     assert graph["4"]["inputs"]["strength_model"] == 0.6
     assert graph["9"]["inputs"]["seed"] == 11 and comfy.prompts[1]["prompt"]["9"]["inputs"]["seed"] == 12
     # Progress followed the sampler's steps across both images.
-    generating = [p for p in ctx.progress if p[2] == "generating"]
-    assert generating[-1] == (10, 10, "generating") and len(generating) == 10
+    generating = [p for p in ctx.progress if p.stage == "generating"]
+    assert (generating[-1].step, generating[-1].total) == (10, 10) and len(generating) == 10
     first, second = ctx.artifacts
     with Image.open(data_dir / first.path) as image:
         assert image.size == (96, 64)
@@ -100,7 +100,7 @@ def test_an_execution_error_names_the_node(data_dir: Path, tmp_path: Path) -> No
 
 def test_cancel_interrupts_the_prompt_on_the_server(data_dir: Path, tmp_path: Path) -> None:
     with running_comfyui(data_dir / "loras", tmp_path / "out", step_seconds=0.1) as comfy:
-        ctx = RecordingContext(data_dir, data_dir / "models", cancel_after_progress=3)
+        ctx = RecordingContext(data_dir, data_dir / "models", cancel_after_generating=3)
         started = time.monotonic()
         with pytest.raises(JobCancelled):
             ComfyUIGenerator(_Settings(comfy.url)).run(ctx, _request(steps=100))

@@ -13,7 +13,8 @@ from isengard.models.tiny import save_tiny_model
 from isengard.plugins.api import JobCancelled, PluginError
 from isengard.plugins.image.diffusers_flux import PIPELINES, DiffusersFluxGenerator, PipelineCache
 from isengard.plugins.image.outputs import read_png_params
-from tests.support.image_jobs import RecordingContext, make_test_lora
+from tests.support.image_jobs import make_test_lora
+from tests.support.recording_context import RecordingContext
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +71,9 @@ def test_images_carry_their_parameters(tiny_model: Path, tmp_path: Path) -> None
         assert params["base_model"]
         assert artifact.meta["thumbnail_path"].endswith(".webp")
         assert (tmp_path / artifact.meta["thumbnail_path"]).is_file()
-    generating = [p for p in ctx.progress if p[2] == "generating"]
-    assert [p[0] for p in generating] == [1, 2, 3, 4]
-    assert all(p[1] == 4 for p in generating)
+    generating = [p for p in ctx.progress if p.stage == "generating"]
+    assert [p.step for p in generating] == [1, 2, 3, 4]
+    assert all(p.total == 4 for p in generating)
 
 
 def test_fixed_seed_reproduces_exactly_and_seeds_differ(tiny_model: Path, tmp_path: Path) -> None:
@@ -143,16 +144,16 @@ def test_trigger_word_rules_and_size_snapping(tiny_model: Path, tmp_path: Path) 
     assert first.meta["prompt"] == "photo of ZXQ smiling"
     assert (first.meta["width"], first.meta["height"]) == (64, 96)
     assert "snapped" in first.meta["size_note"]
-    assert any("snapped" in message for _, message, _ in ctx.logs)
+    assert any("snapped" in line.message for line in ctx.logs)
     assert second.meta["prompt"] == "a beach"
 
 
 def test_cancel_between_steps_leaves_no_image(tiny_model: Path, tmp_path: Path) -> None:
-    ctx = RecordingContext(tmp_path, tiny_model, cancel_after_progress=2)
+    ctx = RecordingContext(tmp_path, tiny_model, cancel_after_generating=2)
     with pytest.raises(JobCancelled):
         DiffusersFluxGenerator().run(ctx, {"prompt": "x", "width": 64, "height": 64, "steps": 10})
     assert ctx.artifacts == []
-    assert len([p for p in ctx.progress if p[2] == "generating"]) == 2
+    assert len([p for p in ctx.progress if p.stage == "generating"]) == 2
 
 
 def test_missing_lora_file_is_a_clear_error(tiny_model: Path, tmp_path: Path) -> None:

@@ -19,7 +19,8 @@ from isengard.plugins.api import JobCancelled, PluginError
 from isengard.plugins.training.ai_toolkit import AiToolkitTrainer, parse_progress, prepare_dataset
 from isengard.plugins.training.ai_toolkit_config import AiToolkitConfig, job_config
 from tests.conftest import make_settings
-from tests.unit.test_training_flux_lora import RecordingContext, make_dataset
+from tests.support.recording_context import RecordingContext
+from tests.unit.test_training_flux_lora import make_dataset
 
 FAKE_RUN_PY = textwrap.dedent(
     """
@@ -130,13 +131,13 @@ def test_run_turns_output_into_progress_samples_and_artifacts(toolkit: Path, tmp
     trainer = AiToolkitTrainer(make_settings(tmp_path / "s", ai_toolkit_path=toolkit))
     assert trainer.capabilities().available
     data_dir = tmp_path / "data"
-    ctx = RecordingContext(data_dir, data_dir / "loras" / "char1" / "job1", tmp_path / "model")
+    ctx = RecordingContext(data_dir, tmp_path / "model", work_dir=data_dir / "loras" / "char1" / "job1")
     result = _run(trainer, ctx, tmp_path)
 
     losses = ctx.losses()
     assert sorted(losses) == list(range(1, 13))
     assert losses[4] == pytest.approx(0.125, rel=1e-3)
-    assert all(p["lr"] == pytest.approx(1e-4) for p in ctx.progress)
+    assert all(p.lr == pytest.approx(1e-4) for p in ctx.progress)
     assert sorted((a.step, a.meta["index"]) for a in ctx.samples) == [(s, i) for s in (4, 8, 12) for i in (0, 1)]
     assert ctx.samples[0].meta["prompt"] == "[trigger] a"
     lora = [a for a in ctx.artifacts if a.kind == ArtifactKind.LORA]
@@ -145,14 +146,16 @@ def test_run_turns_output_into_progress_samples_and_artifacts(toolkit: Path, tmp
     checkpoints = {a.step for a in ctx.artifacts if a.kind == ArtifactKind.CHECKPOINT}
     removed = {a.step for a in ctx.removed}
     assert checkpoints - removed == {6, 9}
-    assert any("Loading Flux model" in message for message, _ in ctx.logs)
+    assert any("Loading Flux model" in line.message for line in ctx.logs)
 
 
 def test_cancel_stops_the_whole_process_group(toolkit: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_DELAY", "0.2")
     trainer = AiToolkitTrainer(make_settings(tmp_path / "s", ai_toolkit_path=toolkit))
     data_dir = tmp_path / "data"
-    ctx = RecordingContext(data_dir, data_dir / "loras" / "char1" / "job1", tmp_path / "model", cancel_at_step=3)
+    ctx = RecordingContext(
+        data_dir, tmp_path / "model", work_dir=data_dir / "loras" / "char1" / "job1", cancel_at_step=3
+    )
     with pytest.raises(JobCancelled):
         _run(trainer, ctx, tmp_path, steps=200)
     pid = int((ctx.work_dir / "fake.pid").read_text())
@@ -165,6 +168,6 @@ def test_a_failed_run_reports_its_last_output(toolkit: Path, tmp_path: Path, mon
     monkeypatch.setenv("FAKE_FAIL", "1")
     trainer = AiToolkitTrainer(make_settings(tmp_path / "s", ai_toolkit_path=toolkit))
     data_dir = tmp_path / "data"
-    ctx = RecordingContext(data_dir, data_dir / "loras" / "char1" / "job1", tmp_path / "model")
+    ctx = RecordingContext(data_dir, tmp_path / "model", work_dir=data_dir / "loras" / "char1" / "job1")
     with pytest.raises(PluginError, match=r"exit code 3.*CUDA is required"):
         _run(trainer, ctx, tmp_path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import shutil
@@ -19,78 +18,11 @@ from safetensors import safe_open
 
 from isengard.domain import ArtifactKind, DatasetItem, TrainingInput
 from isengard.models.tiny import save_tiny_model
-from isengard.plugins.api import Artifact, JobCancelled, PluginError
+from isengard.plugins.api import JobCancelled, PluginError
 from isengard.plugins.training.flux_lora import FluxLoraTrainer
 from isengard.plugins.training.flux_lora_config import FluxLoraConfig
 from tests.conftest import make_settings
-
-
-class RecordingContext:
-    """A JobContext that keeps every event in lists, so tests can look at what the trainer reported."""
-
-    def __init__(self, data_dir: Path, work_dir: Path, base_model: Path, *, cancel_at_step: int | None = None) -> None:
-        self.job_id = "job-test"
-        self.attempt = 1
-        self.data_dir = data_dir
-        self.work_dir = work_dir
-        self.mode = "fast-test"
-        self.base_model_path = base_model
-        self.cancel_at_step = cancel_at_step
-        self.progress: list[dict[str, Any]] = []
-        self.samples: list[Artifact] = []
-        self.artifacts: list[Artifact] = []
-        self.removed: list[Artifact] = []
-        self.logs: list[tuple[str, dict[str, Any]]] = []
-        self._ids = itertools.count(1)
-        work_dir.mkdir(parents=True, exist_ok=True)
-
-    def report_progress(self, step: int, total: int, *, loss: float | None = None, lr: float | None = None,
-                        stage: str | None = None) -> None:  # fmt: skip
-        self.progress.append({"step": step, "total": total, "loss": loss, "lr": lr, "stage": stage})
-
-    def _artifact(self, path: Path, kind: ArtifactKind, name: str | None, step: int | None,
-                  meta: dict[str, Any] | None) -> Artifact:  # fmt: skip
-        assert path.exists() and self.work_dir in path.resolve().parents
-        return Artifact(id=f"a{next(self._ids)}", kind=kind, path=str(path.relative_to(self.data_dir)),
-                        name=name or path.name, step=step, meta=meta or {})  # fmt: skip
-
-    def emit_sample(self, path: Path, *, step: int, index: int = 0, prompt: str = "") -> Artifact:
-        artifact = self._artifact(path, ArtifactKind.SAMPLE, None, step, {"index": index, "prompt": prompt})
-        self.samples.append(artifact)
-        return artifact
-
-    def save_artifact(self, path: Path, kind: ArtifactKind, *, name: str | None = None, step: int | None = None,
-                      meta: dict[str, Any] | None = None) -> Artifact:  # fmt: skip
-        artifact = self._artifact(path, kind, name, step, meta)
-        self.artifacts.append(artifact)
-        return artifact
-
-    def is_cancelled(self) -> bool:
-        done = max((p["step"] for p in self.progress), default=0)
-        return self.cancel_at_step is not None and done >= self.cancel_at_step
-
-    def raise_if_cancelled(self) -> None:
-        if self.is_cancelled():
-            raise JobCancelled("cancelled by the test")
-
-    def log(self, message: str, level: str = "info", **fields: Any) -> None:
-        self.logs.append((message, fields))
-
-    def remove_artifact(self, artifact: Artifact) -> None:
-        (self.data_dir / artifact.path).unlink(missing_ok=True)
-        self.removed.append(artifact)
-
-    def latest_checkpoint(self) -> Path | None:
-        folders = sorted((self.work_dir / "checkpoints").glob("step-*"))
-        complete = [f for f in folders if (f / "COMPLETE").exists()]
-        return complete[-1] if complete else None
-
-    # Helpers for assertions.
-    def losses(self) -> dict[int, float]:
-        return {p["step"]: p["loss"] for p in self.progress if p["loss"] is not None}
-
-    def validation_losses(self) -> list[float]:
-        return [fields["validation_loss"] for _, fields in self.logs if "validation_loss" in fields]
+from tests.support.recording_context import RecordingContext
 
 
 def make_dataset(data_dir: Path, count: int = 4) -> TrainingInput:
@@ -163,7 +95,7 @@ def trained(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
     root = tmp_path_factory.mktemp("trained")
     data_dir = root / "data"
     job = make_dataset(data_dir)
-    ctx = RecordingContext(data_dir, data_dir / "jobs" / "job-test", tiny_model)
+    ctx = RecordingContext(data_dir, tiny_model, work_dir=data_dir / "jobs" / "job-test")
     result = run(FluxLoraTrainer(make_settings(root / "settings")), ctx, job, TRAINED_CONFIG)
     return ctx, result
 
@@ -180,8 +112,8 @@ def test_progress_is_reported_every_step_with_loss_and_lr(trained: tuple[Recordi
     losses = ctx.losses()
     assert sorted(losses) == list(range(1, 151))
     assert all(np.isfinite(list(losses.values())))
-    assert all(p["lr"] == pytest.approx(3e-3) for p in ctx.progress if p["loss"] is not None)
-    assert {p["stage"] for p in ctx.progress if p["step"] == 0} >= {"loading model", "encoding dataset"}
+    assert all(p.lr == pytest.approx(3e-3) for p in ctx.progress if p.loss is not None)
+    assert {p.stage for p in ctx.progress if p.step == 0} >= {"loading model", "encoding dataset"}
     assert result["steps"] == 150
 
 
@@ -322,11 +254,11 @@ def test_cancel_stops_between_steps_and_resume_continues_the_same_loss_curve(
     data_dir = tmp_path / "data"
     job = make_dataset(data_dir)
 
-    straight = RecordingContext(data_dir, data_dir / "jobs" / "straight", tiny_model)
+    straight = RecordingContext(data_dir, tiny_model, work_dir=data_dir / "jobs" / "straight")
     run(trainer, straight, job, RESUME_CONFIG)
 
     interrupted_dir = data_dir / "jobs" / "interrupted"
-    first = RecordingContext(data_dir, interrupted_dir, tiny_model, cancel_at_step=15)
+    first = RecordingContext(data_dir, tiny_model, work_dir=interrupted_dir, cancel_at_step=15)
     with pytest.raises(JobCancelled):
         run(trainer, first, job, RESUME_CONFIG)
     assert max(first.losses()) == 15  # stopped right after the step it was cancelled at
@@ -334,8 +266,7 @@ def test_cancel_stops_between_steps_and_resume_continues_the_same_loss_curve(
     # A crash mid-save leaves a folder without COMPLETE: it must be ignored.
     (interrupted_dir / "checkpoints" / "step-000015").mkdir()
 
-    second = RecordingContext(data_dir, interrupted_dir, tiny_model)
-    second.attempt = 2
+    second = RecordingContext(data_dir, tiny_model, work_dir=interrupted_dir, attempt=2)
     result = run(trainer, second, job, RESUME_CONFIG)
     assert result["resumed_from"] == 10
     resumed = second.losses()
@@ -384,7 +315,7 @@ def test_missing_captions_and_out_of_memory_fail_with_advice(
     data_dir = tmp_path / "data"
     job = make_dataset(data_dir, count=2)
     job.dataset[1].caption = ""
-    ctx = RecordingContext(data_dir, data_dir / "jobs" / "j", tiny_model)
+    ctx = RecordingContext(data_dir, tiny_model, work_dir=data_dir / "jobs" / "j")
     with pytest.raises(PluginError, match="no caption"):
         run(trainer, ctx, job, quick_config(steps=2))
     result = run(trainer, ctx, job, quick_config(steps=2, allow_empty_captions=True))
@@ -397,14 +328,14 @@ def test_missing_captions_and_out_of_memory_fail_with_advice(
 
     monkeypatch.setattr(loop, "flow_matching_loss", out_of_memory)
     with pytest.raises(PluginError, match=r"batch_size.*gradient_checkpointing.*rank"):
-        run(trainer, RecordingContext(data_dir, data_dir / "jobs" / "k", tiny_model), job,
+        run(trainer, RecordingContext(data_dir, tiny_model, work_dir=data_dir / "jobs" / "k"), job,
             quick_config(steps=2, allow_empty_captions=True))  # fmt: skip
 
 
 def test_missing_base_model_is_a_clear_error(trainer: FluxLoraTrainer, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     job = make_dataset(data_dir, count=1)
-    ctx = RecordingContext(data_dir, data_dir / "jobs" / "j", tmp_path / "nowhere")
+    ctx = RecordingContext(data_dir, tmp_path / "nowhere", work_dir=data_dir / "jobs" / "j")
     with pytest.raises(PluginError, match="base model not found"):
         run(trainer, ctx, job, quick_config(steps=2))
     shutil.rmtree(data_dir)
