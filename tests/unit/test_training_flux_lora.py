@@ -339,3 +339,25 @@ def test_missing_base_model_is_a_clear_error(trainer: FluxLoraTrainer, tmp_path:
     with pytest.raises(PluginError, match="base model not found"):
         run(trainer, ctx, job, quick_config(steps=2))
     shutil.rmtree(data_dir)
+
+
+def test_prodigy_optimizer_trains_the_lora(trainer: FluxLoraTrainer, tiny_model: Path, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    ctx = RecordingContext(data_dir, tiny_model, work_dir=data_dir / "jobs" / "prodigy")
+    # Prodigy estimates the step size itself; its lr is a multiplier, 1.0 as its authors advise.
+    config = quick_config(steps=10, optimizer="prodigy", learning_rate=1.0, checkpoint_every=8, keep_checkpoints=1)
+    result = run(trainer, ctx, make_dataset(data_dir), config)
+    assert result["steps"] == 10
+    losses = ctx.losses()
+    assert sorted(losses) == list(range(1, 11)) and all(np.isfinite(list(losses.values())))
+
+    # lora_B starts at zero, so any non-zero lora_B in the saved file was learned.
+    with safe_open(str(ctx.data_dir / result["lora_path"]), framework="pt") as handle:
+        lora_b = [handle.get_tensor(k) for k in handle.keys() if ".lora_B." in k]  # noqa: SIM118
+    assert lora_b and all(torch.isfinite(t).all() for t in lora_b)
+    assert sum(float(t.abs().sum()) for t in lora_b) > 0
+
+    # The optimizer really was Prodigy: its state carries the step-size estimate d, grown from its start d0.
+    state = torch.load(ctx.work_dir / "checkpoints" / "step-000008" / "training_state.pt", weights_only=False)
+    group = state["optimizer"]["param_groups"][0]
+    assert group["d"] > group["d0"]
