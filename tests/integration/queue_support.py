@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -13,7 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from sqlalchemy.orm import Session, sessionmaker
 
 from isengard.api.app import build_services, create_app
@@ -25,6 +23,7 @@ from isengard.db.session import make_engine, make_sessionmaker
 from isengard.domain import JobKind
 from isengard.worker.main import Worker
 from tests.conftest import make_settings
+from tests.support.live_server import serve_in_thread
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = "tests.plugins.queue_plugins"
@@ -144,26 +143,11 @@ def worker_thread(settings: Settings, worker_id: str = "thread-worker", *, burst
         thread.join(timeout=30)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def live_api(settings: Settings) -> Iterator[str]:
     """The real app under uvicorn on a free port (SSE needs a real server); yields its base URL."""
-    port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, 30, "the API did not start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with serve_in_thread(create_app(settings)) as base:
+        yield base
 
 
 def engine_sessions(settings: Settings) -> sessionmaker[Session]:

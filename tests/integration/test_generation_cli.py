@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from PIL import Image
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
@@ -20,25 +19,18 @@ from isengard.config import Settings
 from isengard.db.models import Character, Job, Lora
 from isengard.models.locate import tiny_model_dir
 from isengard.models.tiny import save_tiny_model
+from isengard.redis_server import free_port
 from isengard.worker.main import run_worker
-from tests.support.comfyui_server import free_port
 from tests.support.image_jobs import make_test_lora
+from tests.support.live_server import serve_in_thread
 
 
 @pytest.fixture()
 def api_url(settings: Settings, tmp_path: Path) -> Iterator[str]:
     save_tiny_model(tmp_path / "tiny")
     shutil.copytree(tmp_path / "tiny", tiny_model_dir(settings))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(create_app(settings)) as url:
+        yield url
 
 
 def test_generate_command_writes_the_images(

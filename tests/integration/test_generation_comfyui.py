@@ -14,7 +14,8 @@ from isengard.domain import LoraRef
 from isengard.plugins.api import JobCancelled, PluginError
 from isengard.plugins.image.comfyui import ComfyUIGenerator
 from isengard.plugins.image.outputs import read_png_params
-from tests.support.comfyui_server import FakeComfyUI, free_port, running_comfyui
+from isengard.redis_server import free_port
+from tests.support.comfyui_server import FakeComfyUI, running_comfyui
 from tests.support.recording_context import RecordingContext
 
 

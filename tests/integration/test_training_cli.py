@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -11,7 +10,6 @@ from pathlib import Path
 import httpx
 import pytest
 import torch
-import uvicorn
 
 from isengard.api.app import create_app
 from isengard.cli import main as cli_main
@@ -19,22 +17,13 @@ from isengard.cli_client import IsengardClient, _sse_messages, format_eta
 from isengard.config import Settings
 from isengard.worker.main import run_worker
 from tests.integration.test_training_api import png
+from tests.support.live_server import serve_in_thread
 
 
 @pytest.fixture()
 def api_url(settings: Settings) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(create_app(settings)) as url:
+        yield url
 
 
 def test_sse_parsing_and_eta_format() -> None:

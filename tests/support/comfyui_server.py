@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import json
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,13 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from PIL import Image, ImageDraw
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from tests.support.live_server import serve_in_thread
 
 KNOWN_NODES = {
     "UNETLoader",
@@ -303,37 +301,10 @@ class FakeComfyUI:
         return Starlette(routes=routes)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def running_comfyui(loras_dir: Path, output_dir: Path, **options: Any) -> Iterator[FakeComfyUI]:
     """Serve a FakeComfyUI on 127.0.0.1 in a background thread for the duration of the block."""
     fake = FakeComfyUI(loras_dir=loras_dir, output_dir=output_dir, **options)
-    port = free_port()
-    config = uvicorn.Config(
-        fake.app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="websockets-sansio"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the ComfyUI test server did not start")
-        time.sleep(0.02)
-    fake.url = f"http://127.0.0.1:{port}"
-    try:
+    with serve_in_thread(fake.app(), start_timeout=10, lifespan="off", ws="websockets-sansio") as url:
+        fake.url = url
         yield fake
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
