@@ -8,11 +8,11 @@ from pathlib import Path
 
 from fastapi import HTTPException
 from fastapi.responses import FileResponse
-from sqlalchemy import String, cast, delete, select, tuple_
+from sqlalchemy import String, cast, delete, select
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.generation import AgainOptions, GenerationCreate, GenerationOut, GenerationPage, LoraSelection
-from isengard.api.services.images import decode_cursor, encode_cursor
+from isengard.api.services.pagination import keyset_page
 from isengard.db.models import Generation, JobArtifact
 from isengard.storage import DataTree, UnsafePathError
 
@@ -45,12 +45,8 @@ def list_generations(
     if lora_id is not None:
         # The LoRA list is JSON; its text holds each id quoted, on SQLite and PostgreSQL alike.
         query = query.where(cast(Generation.loras, String).like(f'%"{lora_id}"%'))
-    if cursor is not None:
-        created_at, last_id = decode_cursor(cursor)
-        query = query.where(tuple_(Generation.created_at, Generation.id) < tuple_(created_at, last_id))
-    rows = list(db.scalars(query.order_by(Generation.created_at.desc(), Generation.id.desc()).limit(limit + 1)))
-    next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
-    return GenerationPage(items=[GenerationOut.from_row(row) for row in rows[:limit]], next_cursor=next_cursor)
+    rows, next_cursor = keyset_page(db, query, Generation, cursor=cursor, limit=limit)
+    return GenerationPage(items=[GenerationOut.from_row(row) for row in rows], next_cursor=next_cursor)
 
 
 def _file(data: DataTree, relative: str | None, what: str) -> Path:

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import json
 import logging
 from datetime import datetime
 from pathlib import Path
 
 from fastapi import HTTPException, Request, Response
 from fastapi.responses import FileResponse
-from sqlalchemy import Select, select, tuple_, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.images import ImageOut, ImagePage, ImageUpdate
 from isengard.api.services.caption_files import caption_path, mirror_committed_captions
+from isengard.api.services.pagination import keyset_page, newest_first
 from isengard.captions import normalize_caption
 from isengard.db.models import Image
 from isengard.imaging import FLAG_NEAR_DUPLICATE, decode_flags, encode_flags
@@ -40,28 +38,14 @@ def get_image(db: Session, image_id: str) -> Image:
 # --- Dataset grid ------------------------------------------------------------------------------------------------
 
 
-def encode_cursor(created_at: datetime, image_id: str) -> str:
-    raw = json.dumps([created_at.isoformat(), image_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        stamp, image_id = json.loads(raw)
-        if not isinstance(image_id, str) or len(image_id) > 32:
-            raise ValueError("bad id")
-        return datetime.fromisoformat(stamp), image_id
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
-        raise HTTPException(
-            status_code=400, detail="invalid cursor: pass back the next_cursor of a previous page"
-        ) from None
-
-
 def grid_query(
     *, character_id: str | None, flag: str | None, after: tuple[datetime, str] | None, limit: int
 ) -> Select[Image]:
-    """Newest first. Keyset on (created_at, id): a deep page costs what the first one does, on the same index."""
+    """Newest first, keyset on (created_at, id) (see pagination)."""
+    return newest_first(grid_filter(character_id=character_id, flag=flag), Image, after=after, limit=limit)
+
+
+def grid_filter(*, character_id: str | None, flag: str | None) -> Select[Image]:
     query = select(Image)
     if character_id is not None:
         query = query.where(Image.character_id == character_id)
@@ -69,20 +53,15 @@ def grid_query(
         query = query.where(Image.caption == "")
     elif flag is not None:
         query = query.where(Image.flags.like(f"%,{flag},%"))
-    if after is not None:
-        # A row-value comparison, which SQLite and PostgreSQL both turn into a range seek on the index.
-        query = query.where(tuple_(Image.created_at, Image.id) < tuple_(after[0], after[1]))
-    return query.order_by(Image.created_at.desc(), Image.id.desc()).limit(limit)
+    return query
 
 
 def list_images(
     db: Session, *, character_id: str | None, flag: str | None, limit: int, cursor: str | None
 ) -> ImagePage:
-    after = decode_cursor(cursor) if cursor is not None else None
-    # One row more than asked tells whether another page exists without a COUNT.
-    rows = list(db.scalars(grid_query(character_id=character_id, flag=flag, after=after, limit=limit + 1)))
-    next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
-    return ImagePage(items=[ImageOut.from_row(row) for row in rows[:limit]], next_cursor=next_cursor)
+    query = grid_filter(character_id=character_id, flag=flag)
+    rows, next_cursor = keyset_page(db, query, Image, cursor=cursor, limit=limit)
+    return ImagePage(items=[ImageOut.from_row(row) for row in rows], next_cursor=next_cursor)
 
 
 # --- Editing -----------------------------------------------------------------------------------------------------

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from fastapi import HTTPException
 from fastapi.responses import FileResponse
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.loras import LoraJobSummary, LoraOut, LoraPage, LoraUpdate
-from isengard.api.services.images import decode_cursor, encode_cursor
+from isengard.api.services.pagination import keyset_page
 from isengard.db.models import Job, JobArtifact, Lora
 from isengard.domain import LoraRef
 from isengard.storage import DataTree, UnsafePathError
@@ -66,12 +66,8 @@ def list_loras(
         query = query.where(Lora.source == source)
     if job_id is not None:
         query = query.where(Lora.job_id == job_id)
-    if cursor is not None:
-        created_at, last_id = decode_cursor(cursor)
-        query = query.where(tuple_(Lora.created_at, Lora.id) < tuple_(created_at, last_id))
-    rows = list(db.scalars(query.order_by(Lora.created_at.desc(), Lora.id.desc()).limit(limit + 1)))
-    next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
-    return LoraPage(items=[to_out(db, data, row) for row in rows[:limit]], next_cursor=next_cursor)
+    rows, next_cursor = keyset_page(db, query, Lora, cursor=cursor, limit=limit)
+    return LoraPage(items=[to_out(db, data, row) for row in rows], next_cursor=next_cursor)
 
 
 def update_lora(db: Session, data: DataTree, lora_id: str, body: LoraUpdate) -> LoraOut:
