@@ -102,6 +102,7 @@ class JobContext(Protocol):
 
         Convention: resumable state lives in folders `work_dir/checkpoints/step-NNNNNN/`; a folder counts only once
         it holds a file named `COMPLETE` (written last), so a crash mid-save never resumes from half a checkpoint.
+        The rule itself is `isengard.plugins.checkpoint_folders`.
         """
         ...
 

@@ -8,7 +8,6 @@ training loop does not wait on the disk.
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import threading
 import time
@@ -35,6 +34,7 @@ from isengard.domain import (
     utcnow,
 )
 from isengard.plugins.api import Artifact, JobCancelled, JobInterrupted, PluginError
+from isengard.plugins.checkpoint_folders import latest_checkpoint_in
 from isengard.queue import events as queue_events
 from isengard.queue import jobs as queue
 from isengard.queue.history import add_events, should_persist
@@ -47,7 +47,6 @@ CANCEL_POLL_SECONDS = 0.2  # how often the Redis cancel flag is read at most
 DB_CANCEL_POLL_SECONDS = 2.0  # the database flag survives a Redis flush; read it less often
 LOSS_EMA_BETA = 0.9
 RATE_WINDOW = 50  # progress reports the it/s estimate looks back over
-CHECKPOINT_DIR = re.compile(r"^step-(\d+)$")
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 _LOG_RECORD_FIELDS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
@@ -70,21 +69,6 @@ def job_work_dir(data: DataTree, job: JobSnapshot) -> Path:
     if job.kind == JobKind.GENERATION:
         return data.outputs(job.character_id or "unassigned") / job.id
     return data.job_dir(job.id)
-
-
-def latest_checkpoint_in(work_dir: Path) -> Path | None:
-    """The newest `checkpoints/step-NNNNNN/` folder that holds its `COMPLETE` marker."""
-    root = work_dir / "checkpoints"
-    if not root.is_dir():
-        return None
-    best: tuple[int, Path] | None = None
-    for child in root.iterdir():
-        match = CHECKPOINT_DIR.match(child.name)
-        if match and child.is_dir() and (child / "COMPLETE").is_file():
-            step = int(match.group(1))
-            if best is None or step > best[0]:
-                best = (step, child)
-    return best[1] if best else None
 
 
 def _path_bytes(path: Path) -> int:

@@ -1,6 +1,6 @@
 """Resumable checkpoints: `work_dir/checkpoints/step-NNNNNN/` with the LoRA, the training state, and `COMPLETE`.
 
-`COMPLETE` is written last, so a crash in the middle of a save leaves a folder that never counts as a checkpoint.
+The folder convention (and what counts as complete) is plugins/checkpoint_folders.py, shared with the worker.
 The LoRA inside is a normal LoRA file (it is also offered in the LoRA library as an intermediate result).
 """
 
@@ -15,16 +15,12 @@ from typing import Any
 import torch
 
 from isengard.plugins.api import Artifact
+from isengard.plugins.checkpoint_folders import COMPLETE, complete_checkpoints
 from isengard.plugins.training.lora_io import load_lora_into, save_lora
 from isengard.storage import atomic_path, atomic_write_bytes
 
-COMPLETE = "COMPLETE"
 STATE_FILE = "training_state.pt"
 ARTIFACT_FILE = "artifact.json"
-
-
-def checkpoint_dir(work_dir: Path, step: int) -> Path:
-    return work_dir / "checkpoints" / f"step-{step:06d}"
 
 
 def lora_file_name(slug: str, step: int | None = None) -> str:
@@ -85,12 +81,7 @@ def remember_artifact(folder: Path, artifact: Artifact) -> None:
 def earlier_checkpoints(work_dir: Path) -> list[tuple[Path, Artifact | None]]:
     """Complete checkpoints of earlier attempts, oldest first, with their artifact record when known."""
     found: list[tuple[Path, Artifact | None]] = []
-    root = work_dir / "checkpoints"
-    if not root.is_dir():
-        return found
-    for folder in sorted(root.glob("step-*")):
-        if not (folder / COMPLETE).exists():
-            continue
+    for folder in complete_checkpoints(work_dir):
         record = folder / ARTIFACT_FILE
         artifact = None
         if record.exists():

@@ -19,6 +19,7 @@ from peft import LoraConfig
 
 from isengard.domain import ArtifactKind, TrainingInput
 from isengard.plugins.api import Artifact, JobContext, PluginError
+from isengard.plugins.checkpoint_folders import checkpoint_dir
 from isengard.plugins.training import checkpoints as ckpt
 from isengard.plugins.training.buckets import BucketBatchSampler
 from isengard.plugins.training.flow_matching import TextEmbedding, flow_matching_loss, sample_sigmas, stack_text
@@ -261,7 +262,7 @@ def _checkpoint(
     kept: list[tuple[Path, Artifact | None]],
 ) -> None:
     step = state.step
-    folder = ckpt.checkpoint_dir(Path(ctx.work_dir), step)
+    folder = checkpoint_dir(Path(ctx.work_dir), step)
     lora_path = ckpt.save_checkpoint(
         folder,
         transformer=transformer,
