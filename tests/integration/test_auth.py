@@ -28,15 +28,6 @@ TOKEN = "correct horse battery staple"
 
 
 @pytest.fixture()
-def web_dist(tmp_path: Path) -> Path:
-    dist = tmp_path / "dist"
-    (dist / "assets").mkdir(parents=True)
-    (dist / "index.html").write_text("<!doctype html><title>Isengard</title>")
-    (dist / "assets" / "app.js").write_text("console.log('isengard')")
-    return dist
-
-
-@pytest.fixture()
 def token_settings(data_dir: Path, redis_url: str) -> Settings:
     settings = make_settings(data_dir, redis_url=redis_url, api_token=TOKEN, host="0.0.0.0")
     upgrade(settings.sqlalchemy_url)

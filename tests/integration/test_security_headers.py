@@ -16,15 +16,6 @@ from tests.conftest import make_settings
 TOKEN = "s3cret-token-for-headers"
 
 
-@pytest.fixture()
-def web_dist(tmp_path: Path) -> Path:
-    dist = tmp_path / "dist"
-    (dist / "assets").mkdir(parents=True)
-    (dist / "index.html").write_text("<!doctype html><title>Isengard</title>")
-    (dist / "assets" / "app.js").write_text("console.log('isengard')")
-    return dist
-
-
 def _client(settings: Settings, web_dist: Path) -> TestClient:
     upgrade(settings.sqlalchemy_url)
     return TestClient(create_app(settings, web_dist=web_dist))

@@ -1,0 +1,17 @@
+"""Fixtures shared by the integration tests beyond those in tests/conftest.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture()
+def web_dist(tmp_path: Path) -> Path:
+    """A minimal built web bundle (index.html and one asset) for tests of what the app serves besides the API."""
+    dist = tmp_path / "dist"
+    (dist / "assets").mkdir(parents=True)
+    (dist / "index.html").write_text("<!doctype html><title>Isengard</title>")
+    (dist / "assets" / "app.js").write_text("console.log('isengard')")
+    return dist
