@@ -137,9 +137,6 @@ class EmbeddedRedis:
             self.process.kill()
             self.process.wait()
 
-    def is_running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
     def __enter__(self) -> EmbeddedRedis:
         return self.start()
 

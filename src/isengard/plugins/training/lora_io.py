@@ -56,11 +56,6 @@ def save_lora(path: Path, transformer: Any, *, rank: int, alpha: float, metadata
     return path
 
 
-def read_metadata(path: Path) -> dict[str, str]:
-    with safe_open(str(path), framework="pt") as handle:
-        return dict(handle.metadata() or {})
-
-
 def load_lora_into(transformer: Any, path: Path) -> None:
     """Load weights saved by `save_lora` back into a transformer that has the same adapter (resume)."""
     with safe_open(str(path), framework="pt") as handle:
