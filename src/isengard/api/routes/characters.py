@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from isengard.api.deps import DataDep, DbSession, ServicesDep
 from isengard.api.middleware import ErrorMessage
+from isengard.api.params import path_id
 from isengard.api.ratelimit import rate_limited
 from isengard.api.schemas.characters import (
     BulkCaptionEdit,
@@ -25,7 +26,7 @@ from isengard.api.services.uploads import receive_upload, upload_status_code
 
 router = APIRouter(tags=["characters"])
 
-CharacterId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="the character's id")]
+CharacterId = Annotated[str, path_id("character")]
 
 # The upload body is parsed by the route itself (streamed to disk), so its schema is declared here for clients.
 _UPLOAD_BODY: dict[str, Any] = {

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Response
+from fastapi import APIRouter, Body, Depends, Query, Response
 from fastapi.responses import FileResponse
 
 from isengard.api.deps import DataDep, DbSession, ServicesDep
+from isengard.api.params import OptionalId, PageCursor, path_id
 from isengard.api.ratelimit import rate_limited
 from isengard.api.schemas.generation import (
     AgainOptions,
@@ -24,8 +25,7 @@ from isengard.api.services.jobs import job_to_out
 
 router = APIRouter(tags=["generation"])
 
-GenerationId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="the generation's id")]
-HexId = Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")]
+GenerationId = Annotated[str, path_id("generation")]
 
 
 @router.get("/generation/plugins")
@@ -46,11 +46,11 @@ def generate_grid(services: ServicesDep, db: DbSession, body: GridCreate) -> Job
 @router.get("/generations")
 def list_generations(
     db: DbSession,
-    character_id: HexId = None,
-    lora_id: HexId = None,
-    job_id: HexId = None,
+    character_id: OptionalId = None,
+    lora_id: OptionalId = None,
+    job_id: OptionalId = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 60,
-    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+    cursor: PageCursor = None,
 ) -> GenerationPage:
     return gallery.list_generations(
         db, character_id=character_id, lora_id=lora_id, job_id=job_id, limit=limit, cursor=cursor

@@ -4,25 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from isengard.api.deps import DataDep, DbSession
+from isengard.api.params import OptionalId, PageCursor, path_id
 from isengard.api.schemas.images import ImageOut, ImagePage, ImageUpdate
 from isengard.api.services import images as service
 
 router = APIRouter(tags=["images"])
 
-ImageId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="the image's id")]
+ImageId = Annotated[str, path_id("image")]
 FlagFilter = Literal["small", "blurry", "extreme_aspect", "near_duplicate", "missing_caption"]
 
 
 @router.get("/images")
 def list_images(
     db: DbSession,
-    character_id: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")] = None,
+    character_id: OptionalId = None,
     flag: Annotated[FlagFilter | None, Query(description="only images with this quality flag")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 60,
-    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+    cursor: PageCursor = None,
 ) -> ImagePage:
     return service.list_images(db, character_id=character_id, flag=flag, limit=limit, cursor=cursor)
 

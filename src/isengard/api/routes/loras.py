@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from isengard.api.deps import DataDep, DbSession, ServicesDep
+from isengard.api.params import OptionalId, PageCursor, path_id
 from isengard.api.ratelimit import rate_limited
 from isengard.api.schemas.loras import LoraOut, LoraPage, LoraSource, LoraUpdate
 from isengard.api.services import lora_import
@@ -15,19 +16,18 @@ from isengard.api.services import loras as service
 
 router = APIRouter(tags=["loras"])
 
-LoraId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="the LoRA's id")]
-HexId = Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")]
+LoraId = Annotated[str, path_id("LoRA")]
 
 
 @router.get("/loras")
 def list_loras(
     db: DbSession,
     data: DataDep,
-    character_id: HexId = None,
+    character_id: OptionalId = None,
     source: Annotated[LoraSource | None, Query(description="trained, checkpoint or imported")] = None,
-    job_id: HexId = None,
+    job_id: OptionalId = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+    cursor: PageCursor = None,
 ) -> LoraPage:
     return service.list_loras(
         db, data, character_id=character_id, source=source, job_id=job_id, limit=limit, cursor=cursor
@@ -57,7 +57,7 @@ async def import_lora(
     request: Request,
     services: ServicesDep,
     name: Annotated[str | None, Query(max_length=200)] = None,
-    character_id: HexId = None,
+    character_id: OptionalId = None,
     trigger_word: Annotated[str | None, Query(max_length=100)] = None,
 ) -> LoraOut:
     """Import a FLUX LoRA (.safetensors in diffusers, ai-toolkit or kohya layout) sent as the multipart part

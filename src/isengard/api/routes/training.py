@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from isengard.api.deps import DbSession, ServicesDep
 from isengard.api.middleware import ErrorMessage
+from isengard.api.params import path_id
 from isengard.api.ratelimit import rate_limited
 from isengard.api.schemas.jobs import JobOut
 from isengard.api.schemas.training import PresetCreate, PresetOut, TrainingCreate, TrainingEstimate, TrainingPluginOut
@@ -17,7 +18,7 @@ from isengard.api.services.jobs import job_to_out
 
 router = APIRouter(tags=["training"])
 
-PresetId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="the preset's id")]
+PresetId = Annotated[str, path_id("preset")]
 
 
 @router.get("/training/plugins")

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from isengard.api.params import ID_PATTERN
 from isengard.api.schemas.images import ImageOut
 from isengard.captions import MAX_CAPTION_CHARS
 
@@ -16,7 +17,7 @@ TriggerWord = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\[\]\r\n]+$")
 ]
 Description = Annotated[str, StringConstraints(max_length=5000)]
-ImageId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+ImageId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 CaptionText = Annotated[str, StringConstraints(max_length=MAX_CAPTION_CHARS)]
 
 
