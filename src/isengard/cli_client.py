@@ -4,9 +4,11 @@ following a job live (server-sent events, with polling as the fallback) behind a
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import mimetypes
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +21,12 @@ log = logging.getLogger(__name__)
 DEFAULT_API = "http://127.0.0.1:8000"
 FINAL_STATUSES = {"succeeded", "failed", "cancelled"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
+
+
+def add_api_arguments(parser: argparse.ArgumentParser) -> None:
+    """--api and --token of every command that talks to a running Isengard (defaults from the environment)."""
+    parser.add_argument("--api", default=os.environ.get("ISENGARD_API_URL", DEFAULT_API), help="Isengard API URL")
+    parser.add_argument("--token", default=os.environ.get("ISENGARD_API_TOKEN"), help="API token, if one is set")
 
 
 class ApiError(Exception):

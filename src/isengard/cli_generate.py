@@ -9,12 +9,11 @@ embedded. Ctrl-C cancels the job on the server.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from isengard.cli_client import DEFAULT_API, ApiError, IsengardClient, follow_with_bar
+from isengard.cli_client import ApiError, IsengardClient, add_api_arguments, follow_with_bar
 
 
 def register(subparsers: Any) -> None:
@@ -31,8 +30,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--character", default=None, help="character id (default: the first LoRA's character)")
     parser.add_argument("--no-trigger-word", action="store_true", help="do not add the character's trigger word")
     parser.add_argument("--out", type=Path, default=Path("."), help="folder to write the images to")
-    parser.add_argument("--api", default=os.environ.get("ISENGARD_API_URL", DEFAULT_API), help="Isengard API URL")
-    parser.add_argument("--token", default=os.environ.get("ISENGARD_API_TOKEN"), help="API token, if one is set")
+    add_api_arguments(parser)
     parser.set_defaults(func=cmd_generate)
 
 

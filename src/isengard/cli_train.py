@@ -9,12 +9,11 @@ caption), submits the run, follows it live with a progress bar, and prints where
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from isengard.cli_client import DEFAULT_API, ApiError, IsengardClient, follow_with_bar, image_files
+from isengard.cli_client import ApiError, IsengardClient, add_api_arguments, follow_with_bar, image_files
 
 DEFAULT_CAPTION = "a photo of [trigger]"
 
@@ -31,8 +30,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--caption", default=DEFAULT_CAPTION, help=f"caption of images without a .txt (default: '{DEFAULT_CAPTION}')"
     )
-    parser.add_argument("--api", default=os.environ.get("ISENGARD_API_URL", DEFAULT_API), help="API base URL")
-    parser.add_argument("--token", default=os.environ.get("ISENGARD_API_TOKEN"), help="API token, if one is set")
+    add_api_arguments(parser)
     parser.add_argument("--no-follow", action="store_true", help="submit and return without following progress")
     parser.set_defaults(func=cmd_train)
 
