@@ -44,56 +44,6 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def test_up_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
-    port = free_port()
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp_path),
-        "ISENGARD_DATA_DIR": str(tmp_path / "data"),
-        "ISENGARD_PORT": str(port),
-        "ISENGARD_MODE": "fast-test",
-        "ISENGARD_LOG_LEVEL": "WARNING",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "isengard.cli", "up"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    children: set[int] = set()
-    try:
-        deadline = time.monotonic() + 120
-        health: dict[str, object] = {}
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).json()
-            except httpx.HTTPError:
-                time.sleep(0.5)
-                continue
-            if health.get("status") == "ok":
-                break
-            time.sleep(0.5)
-        assert health.get("status") == "ok", health
-        assert health["workers"]["count"] == 1  # type: ignore[index]
-        children = _descendants(proc.pid)
-        assert len(children) >= 3  # redis-server, the API, one worker
-        assert (tmp_path / "data" / "redis" / "redis.pid").exists()
-        proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0
-    assert f"http://127.0.0.1:{port}" in output
-    time.sleep(0.5)
-    assert not [pid for pid in children if _alive(pid)], "processes left running after Ctrl-C"
-    assert not (tmp_path / "data" / "redis" / "redis.pid").exists()
-
-
 def _start_up(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
     port = free_port()
     env = {
@@ -121,6 +71,36 @@ def _health(port: int) -> dict[str, Any]:
     except httpx.HTTPError:
         return {}
     return found
+
+
+def test_up_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
+    proc, port = _start_up(tmp_path)
+    children: set[int] = set()
+    try:
+        deadline = time.monotonic() + 120
+        health: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            health = _health(port)
+            if health.get("status") == "ok":
+                break
+            time.sleep(0.5)
+        assert health.get("status") == "ok", health
+        assert health["workers"]["count"] == 1
+        children = _descendants(proc.pid)
+        assert len(children) >= 3  # redis-server, the API, one worker
+        assert (tmp_path / "data" / "redis" / "redis.pid").exists()
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    assert f"http://127.0.0.1:{port}" in output
+    time.sleep(0.5)
+    assert not [pid for pid in children if _alive(pid)], "processes left running after Ctrl-C"
+    assert not (tmp_path / "data" / "redis" / "redis.pid").exists()
 
 
 def _wait_for_worker(proc: subprocess.Popen[str], port: int, *, other_than: int | None = None) -> int:
