@@ -26,7 +26,7 @@ from isengard.db.session import make_engine, make_sessionmaker
 from isengard.models.tiny import ensure_tiny_model
 from tests.conftest import make_settings
 from tests.integration.queue_support import start_worker_process, stop_process, wait_for
-from tests.integration.test_training_api import make_character
+from tests.support.training_setup import make_character
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 

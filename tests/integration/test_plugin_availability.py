@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from isengard.api.app import create_app
 from isengard.config import Mode, Settings
 from isengard.queue.workers import clear_heartbeat, write_heartbeat
-from tests.integration.test_training_api import SMALL, make_character
+from tests.support.training_setup import SMALL, make_character
 
 
 @pytest.fixture()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 from collections.abc import Iterator
@@ -12,17 +11,11 @@ from typing import Any
 import pytest
 import torch
 from fastapi.testclient import TestClient
-from PIL import Image, ImageDraw
 from safetensors import safe_open
 
 from isengard.config import Settings
 from isengard.worker.main import run_worker
-
-SMALL = {
-    "steps": 40, "rank": 4, "alpha": 8.0, "learning_rate": 3e-3, "resolutions": [64], "batch_size": 2,
-    "sample_every": 20, "sample_prompts": ["[trigger] portrait"], "sample_resolution": 64, "sample_steps": 2,
-    "checkpoint_every": 10, "keep_checkpoints": 2, "max_sequence_length": 32, "caption_dropout": 0.0,
-}  # fmt: skip
+from tests.support.training_setup import SMALL, make_character
 
 
 @pytest.fixture(autouse=True)
@@ -31,28 +24,6 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)  # tiny ops: threads only wait for each other on a busy machine
     yield
     torch.set_num_threads(previous)
-
-
-def png(index: int, size: tuple[int, int] = (96, 96)) -> bytes:
-    image = Image.new("RGB", size, (20 * index % 255, 90, 160))
-    ImageDraw.Draw(image).ellipse((20 + index, 20, 70, 70), fill=(230, 40, 40))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def make_character(client: TestClient, name: str, images: int, *, captions: bool = True) -> str:
-    response = client.post("/api/characters", json={"name": name, "trigger_word": "zxq"})
-    assert response.status_code == 201, response.text
-    character_id: str = response.json()["id"]
-    if images:
-        files = [("files", (f"photo{i}.png", png(i), "image/png")) for i in range(images)]
-        upload = client.post(f"/api/characters/{character_id}/images", files=files)
-        assert upload.status_code == 201, upload.text
-        for index, result in enumerate(upload.json()["results"]):
-            caption = f"a photo of [trigger], number {index}" if captions else ""
-            assert client.patch(f"/api/images/{result['image']['id']}", json={"caption": caption}).status_code == 200
-    return character_id
 
 
 def test_plugins_list_schema_defaults_and_capabilities(client: TestClient) -> None:

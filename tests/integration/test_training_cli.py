@@ -16,8 +16,8 @@ from isengard.cli import main as cli_main
 from isengard.cli_client import IsengardClient, _sse_messages, format_eta
 from isengard.config import Settings
 from isengard.worker.main import run_worker
-from tests.integration.test_training_api import png
 from tests.support.live_server import serve_in_thread
+from tests.support.training_setup import png
 
 
 @pytest.fixture()
