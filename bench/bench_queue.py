@@ -33,6 +33,8 @@ import redis.asyncio as aioredis
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # the test plugins live in tests/plugins
 
+from tests.integration.queue_support import worker_env  # noqa: E402
+
 from isengard.api.app import build_services  # noqa: E402
 from isengard.api.services.jobs import submit_job  # noqa: E402
 from isengard.config import Settings  # noqa: E402
@@ -58,22 +60,6 @@ def summary(name: str, samples_ms: list[float]) -> tuple[float, float]:
     p50, p99 = statistics.median(samples_ms), percentile(samples_ms, 0.99)
     print(f"  {name:<44} p50 {p50:8.2f} ms   p99 {p99:8.2f} ms   (n={len(samples_ms)})")
     return p50, p99
-
-
-def env_for(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ISENGARD_")}
-    env.update(
-        {
-            "ISENGARD_MODE": "fast-test",
-            "ISENGARD_DATA_DIR": str(settings.data_path),
-            "DATABASE_URL": settings.sqlalchemy_url,
-            "REDIS_URL": str(settings.redis_url),
-            "ISENGARD_PLUGIN_MODULES": ",".join(settings.plugin_modules),
-            "ISENGARD_LOG_LEVEL": "WARNING",
-            "PYTHONPATH": str(REPO_ROOT),
-        }
-    )
-    return env
 
 
 def wait_until(predicate: Any, timeout: float, what: str) -> None:
@@ -124,7 +110,7 @@ def enqueue_to_start_ms(settings: Settings, count: int) -> list[float]:
     services = build_services(settings)
     worker = subprocess.Popen(
         [sys.executable, "-m", "isengard.cli", "worker", "--id", "bench-worker"],
-        env=env_for(settings),
+        env=worker_env(settings, log_level="WARNING"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -278,7 +264,7 @@ def main() -> int:
         print(f"SSE delivery, {args.subscribers} subscribers of one job, {args.events} events")
         api = subprocess.Popen(
             [sys.executable, "-m", "isengard.cli", "api"],
-            env={**env_for(settings), "ISENGARD_PORT": str(settings.port)},
+            env={**worker_env(settings, log_level="WARNING"), "ISENGARD_PORT": str(settings.port)},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -40,7 +40,8 @@ def queue_settings(data_dir: Path, redis_url: str, **overrides: Any) -> Settings
     return make_settings(data_dir, **values)
 
 
-def worker_env(settings: Settings) -> dict[str, str]:
+def worker_env(settings: Settings, *, log_level: str = "INFO") -> dict[str, str]:
+    """The environment for an `isengard worker` or `isengard api` subprocess that uses exactly these settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ISENGARD_")}
     env.update(
         {
@@ -53,7 +54,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
             "ISENGARD_HEARTBEAT_SECONDS": str(settings.heartbeat_seconds),
             "ISENGARD_MAX_ATTEMPTS": str(settings.max_attempts),
             "ISENGARD_LOG_JSON": "true",
-            "ISENGARD_LOG_LEVEL": "INFO",
+            "ISENGARD_LOG_LEVEL": log_level,
             "PYTHONPATH": str(REPO_ROOT),
         }
     )
