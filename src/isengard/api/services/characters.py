@@ -24,6 +24,7 @@ from isengard.api.schemas.characters import (
 )
 from isengard.api.schemas.images import image_thumbnail_url
 from isengard.api.services.caption_files import mirror_committed_captions
+from isengard.api.services.rows import get_or_404
 from isengard.captions import mentions_trigger, normalize_caption, prepend_trigger
 from isengard.db.models import Character, Image, Job, Lora
 from isengard.domain import JobStatus, utcnow
@@ -48,10 +49,7 @@ def trigger_slug(name: str) -> str:
 
 
 def get_character(db: Session, character_id: str) -> Character:
-    character = db.get(Character, character_id)
-    if character is None:
-        raise HTTPException(status_code=404, detail=f"character {character_id} not found")
-    return character
+    return get_or_404(db, Character, character_id, f"character {character_id} not found")
 
 
 def _name_taken(db: Session, key: str, except_id: str | None = None) -> Character | None:

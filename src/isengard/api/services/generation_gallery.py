@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from isengard.api.schemas.generation import AgainOptions, GenerationCreate, GenerationOut, GenerationPage, LoraSelection
 from isengard.api.services.pagination import keyset_page
+from isengard.api.services.rows import get_or_404
 from isengard.db.models import Generation, JobArtifact
 from isengard.storage import DataTree, UnsafePathError
 
@@ -22,10 +23,7 @@ IMMUTABLE = "private, max-age=31536000, immutable"  # a generation's file never 
 
 
 def get_generation(db: Session, generation_id: str) -> Generation:
-    row = db.get(Generation, generation_id)
-    if row is None:
-        raise HTTPException(status_code=404, detail=f"generation {generation_id} not found")
-    return row
+    return get_or_404(db, Generation, generation_id, f"generation {generation_id} not found")
 
 
 def list_generations(

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from isengard.api.schemas.images import ImageOut, ImagePage, ImageUpdate
 from isengard.api.services.caption_files import caption_path, mirror_committed_captions
 from isengard.api.services.pagination import keyset_page, newest_first
+from isengard.api.services.rows import get_or_404
 from isengard.captions import normalize_caption
 from isengard.db.models import Image
 from isengard.imaging import FLAG_NEAR_DUPLICATE, decode_flags, encode_flags
@@ -29,10 +30,7 @@ IMMUTABLE = "private, max-age=31536000, immutable"
 
 
 def get_image(db: Session, image_id: str) -> Image:
-    image = db.get(Image, image_id)
-    if image is None:
-        raise HTTPException(status_code=404, detail=f"image {image_id} not found")
-    return image
+    return get_or_404(db, Image, image_id, f"image {image_id} not found")
 
 
 # --- Dataset grid ------------------------------------------------------------------------------------------------

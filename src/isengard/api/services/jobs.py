@@ -24,6 +24,7 @@ from isengard.api.schemas.jobs import (
     LossPoint,
     StatusChange,
 )
+from isengard.api.services.rows import get_or_404
 from isengard.api.state import Services
 from isengard.db.models import Job, JobArtifact
 from isengard.domain import ArtifactKind, JobKind, JobStatus, LogEvent, ProgressEvent, StatusEvent, utcnow
@@ -110,10 +111,7 @@ def submit_job(
 
 
 def get_job(session: Session, job_id: str) -> Job:
-    job = session.get(Job, job_id)
-    if job is None:
-        raise HTTPException(status_code=404, detail=f"no job with id '{job_id}'")
-    return job
+    return get_or_404(session, Job, job_id, f"no job with id '{job_id}'")
 
 
 def list_jobs(

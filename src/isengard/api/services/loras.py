@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from isengard.api.schemas.loras import LoraJobSummary, LoraOut, LoraPage, LoraUpdate
 from isengard.api.services.pagination import keyset_page
+from isengard.api.services.rows import get_or_404
 from isengard.db.models import Job, JobArtifact, Lora
 from isengard.domain import LoraRef
 from isengard.storage import DataTree, UnsafePathError
@@ -23,10 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def get_lora(db: Session, lora_id: str) -> Lora:
-    lora = db.get(Lora, lora_id)
-    if lora is None:
-        raise HTTPException(status_code=404, detail=f"LoRA {lora_id} not found")
-    return lora
+    return get_or_404(db, Lora, lora_id, f"LoRA {lora_id} not found")
 
 
 def lora_path(data: DataTree, lora: Lora) -> Path | None:

@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.training import PresetCreate, PresetOut
+from isengard.api.services.rows import get_or_404
 from isengard.db.models import TrainingPreset
 
 
@@ -25,10 +26,7 @@ def list_presets(db: Session, plugin: str | None = None) -> list[PresetOut]:
 
 
 def get_preset(db: Session, preset_id: str) -> TrainingPreset:
-    preset = db.get(TrainingPreset, preset_id)
-    if preset is None:
-        raise HTTPException(status_code=404, detail=f"no training preset with id '{preset_id}'")
-    return preset
+    return get_or_404(db, TrainingPreset, preset_id, f"no training preset with id '{preset_id}'")
 
 
 def create_preset(db: Session, body: PresetCreate, config: dict[str, object]) -> PresetOut:
