@@ -8,7 +8,6 @@ process it started, by PID.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import signal
@@ -22,8 +21,6 @@ from isengard.logging import configure_logging
 
 log = logging.getLogger("isengard.cli")
 
-JOB_COMMAND_MODULES = ("isengard.cli_train", "isengard.cli_generate")
-
 
 def _settings_or_exit(**overrides: Any) -> Settings:
     try:
@@ -31,6 +28,15 @@ def _settings_or_exit(**overrides: Any) -> Settings:
     except SettingsError as exc:
         print(f"isengard: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _settings_with_redis() -> Settings | None:
+    """Settings of a process that needs Redis (api, worker); None, after saying why, when REDIS_URL is not set."""
+    settings = _settings_or_exit()
+    if not settings.redis_url:
+        print("isengard: REDIS_URL is not set; `isengard up` starts an embedded Redis for you", file=sys.stderr)
+        return None
+    return settings
 
 
 def prepare(settings: Settings) -> None:
@@ -58,9 +64,8 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     from isengard.api.app import create_app
 
-    settings = _settings_or_exit()
-    if not settings.redis_url:
-        print("isengard: REDIS_URL is not set; `isengard up` starts an embedded Redis for you", file=sys.stderr)
+    settings = _settings_with_redis()
+    if settings is None:
         return 2
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
     return 0
@@ -69,9 +74,8 @@ def cmd_api(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from isengard.worker.main import run_worker
 
-    settings = _settings_or_exit()
-    if not settings.redis_url:
-        print("isengard: REDIS_URL is not set; `isengard up` starts an embedded Redis for you", file=sys.stderr)
+    settings = _settings_with_redis()
+    if settings is None:
         return 2
     return run_worker(settings, burst=args.burst, worker_id=args.id)
 
@@ -142,18 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
 
     # `train` and `generate` drive the API from a terminal; each module adds its own subcommand.
-    for module_name in JOB_COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError:
-            continue
-        module.register(sub)
+    from isengard import cli_generate, cli_train
+
+    cli_train.register(sub)
+    cli_generate.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command not in {"up"}:
+    if args.command != "up":
         settings = _settings_or_exit()
         configure_logging(settings.log_level, settings.log_json)
     result: int = args.func(args)
