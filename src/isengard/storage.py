@@ -64,6 +64,17 @@ class DataTree:
             raise UnsafePathError("stored paths are relative to the data tree")
         return self.safe_join(relative)
 
+    def stored_file(self, relative: str | None) -> Path | None:
+        """The file a row's stored relative path names; None when the path is empty, would leave the tree, or
+        names no file (one removed by hand, or never written)."""
+        if not relative:
+            return None
+        try:
+            path = self.resolve_relative(relative)
+        except UnsafePathError:
+            return None
+        return path if path.is_file() else None
+
     def relative(self, path: Path) -> str:
         resolved = path.resolve()
         if self.root not in resolved.parents:

@@ -12,14 +12,13 @@ from sqlalchemy import String, cast, delete, select
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.generation import AgainOptions, GenerationCreate, GenerationOut, GenerationPage, LoraSelection
+from isengard.api.services.images import IMMUTABLE
 from isengard.api.services.pagination import keyset_page
 from isengard.api.services.rows import get_or_404
 from isengard.db.models import Generation, JobArtifact
 from isengard.storage import DataTree, UnsafePathError
 
 log = logging.getLogger(__name__)
-
-IMMUTABLE = "private, max-age=31536000, immutable"  # a generation's file never changes under its id
 
 
 def get_generation(db: Session, generation_id: str) -> Generation:
@@ -48,13 +47,8 @@ def list_generations(
 
 
 def _file(data: DataTree, relative: str | None, what: str) -> Path:
-    if not relative:
-        raise HTTPException(status_code=404, detail=f"{what} not found")
-    try:
-        path = data.resolve_relative(relative)
-    except UnsafePathError:
-        raise HTTPException(status_code=404, detail=f"{what} not found") from None
-    if not path.is_file():
+    path = data.stored_file(relative)
+    if path is None:
         raise HTTPException(status_code=404, detail=f"{what} not found")
     return path
 

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 FLAG_MISSING_CAPTION = "missing_caption"  # not stored: a caption can change at any time, so it is queried
 MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
-# Files behind an image id never change (a new upload gets a new id), so browsers may keep them for good.
+# Files behind an id never change (a new upload or generation gets a new id), so browsers may keep them for good.
 IMMUTABLE = "private, max-age=31536000, immutable"
 
 

@@ -35,7 +35,6 @@ def lora_path(data: DataTree, lora: Lora) -> Path | None:
 
 
 def to_out(db: Session, data: DataTree, lora: Lora, *, with_job: bool = False) -> LoraOut:
-    path = lora_path(data, lora)
     job = None
     if with_job and lora.job_id:
         row = db.get(Job, lora.job_id)
@@ -43,7 +42,7 @@ def to_out(db: Session, data: DataTree, lora: Lora, *, with_job: bool = False) -
             job = LoraJobSummary(
                 id=row.id, name=row.name, status=row.status, plugin=row.plugin, created_at=row.created_at
             )
-    return LoraOut.from_row(lora, file_present=bool(path and path.is_file()), job=job)
+    return LoraOut.from_row(lora, file_present=data.stored_file(lora.path) is not None, job=job)
 
 
 def list_loras(
@@ -99,8 +98,8 @@ def _download_name(name: str) -> str:
 
 def serve_lora_file(db: Session, data: DataTree, lora_id: str) -> FileResponse:
     lora = get_lora(db, lora_id)
-    path = lora_path(data, lora)
-    if path is None or not path.is_file():
+    path = data.stored_file(lora.path)
+    if path is None:
         raise HTTPException(status_code=404, detail=f"the file of LoRA {lora_id} is missing")
     return FileResponse(path, media_type="application/octet-stream", filename=_download_name(lora.name))
 
@@ -112,8 +111,7 @@ def resolve_lora_refs(db: Session, data: DataTree, selections: list[tuple[str, f
         lora = db.get(Lora, lora_id)
         if lora is None:
             raise HTTPException(status_code=422, detail=f"no LoRA with id '{lora_id}'")
-        path = lora_path(data, lora)
-        if path is None or not path.is_file():
+        if data.stored_file(lora.path) is None:
             raise HTTPException(status_code=422, detail=f"the file of LoRA '{lora.name}' ({lora_id}) is missing")
         refs.append(
             LoraRef(lora_id=lora.id, path=lora.path, weight=weight, name=lora.name, trigger_word=lora.trigger_word)
