@@ -40,9 +40,6 @@ export type DatasetReport = Schemas["DatasetReport"];
 export type UploadOut = Schemas["UploadOut"];
 export type UploadFileResult = Schemas["UploadFileResult"];
 export type JobHistory = Schemas["JobHistory"];
-export type ArtifactOut = Schemas["ArtifactOut"];
-export type LossPoint = Schemas["LossPoint"];
-export type LogLine = Schemas["LogLine"];
 export type QualityFlag = "small" | "blurry" | "extreme_aspect" | "near_duplicate" | "missing_caption";
 
 export const FLAG_LABELS: Record<QualityFlag, string> = {
@@ -56,4 +53,3 @@ export type Lora = Schemas["LoraOut"];
 export type LoraPage = Schemas["LoraPage"];
 export type Generation = Schemas["GenerationOut"];
 export type GenerationPage = Schemas["GenerationPage"];
-export type GenerationCreate = Schemas["GenerationCreate"];

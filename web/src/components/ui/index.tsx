@@ -4,7 +4,6 @@ import * as Dialog from "@radix-ui/react-dialog";
 import * as ProgressPrimitive from "@radix-ui/react-progress";
 import * as SwitchPrimitive from "@radix-ui/react-switch";
 import * as TabsPrimitive from "@radix-ui/react-tabs";
-import * as TooltipPrimitive from "@radix-ui/react-tooltip";
 import { type ButtonHTMLAttributes, type ReactNode, forwardRef, useId, useState } from "react";
 import { errorMessage } from "../../lib/api-errors";
 
@@ -165,19 +164,6 @@ export function Switch({ checked, onChange, label }: { checked: boolean; onChang
       </SwitchPrimitive.Root>
       <label htmlFor={id} className="small">{label}</label>
     </div>
-  );
-}
-
-export function Tip({ content, children }: { content: ReactNode; children: ReactNode }) {
-  return (
-    <TooltipPrimitive.Root delayDuration={300}>
-      <TooltipPrimitive.Trigger asChild>{children}</TooltipPrimitive.Trigger>
-      <TooltipPrimitive.Portal>
-        <TooltipPrimitive.Content className="tooltip" sideOffset={6}>
-          {content}
-        </TooltipPrimitive.Content>
-      </TooltipPrimitive.Portal>
-    </TooltipPrimitive.Root>
   );
 }
 
