@@ -23,8 +23,10 @@ def _upload(client: TestClient, character_id: str, *files: tuple[str, bytes]) ->
         f"/api/characters/{character_id}/images",
         files=[("files", (name, data, "application/octet-stream")) for name, data in files],
     )
-    assert response.status_code in (200, 201), response.text
     body: dict[str, Any] = response.json()
+    # 201 when something was stored; 200 is only for a request that brought nothing but duplicates.
+    assert response.status_code == (201 if body["stored"] else 200), response.text
+    assert body["stored"] or body["duplicates"], response.text
     return body
 
 
