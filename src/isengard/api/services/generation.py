@@ -149,12 +149,10 @@ def submit_grid(services: Services, db: Session, body: GridCreate) -> Job:
     cells = len(body.prompts) * len(body.seeds) * len(columns)
     if cells > MAX_GRID_CELLS:
         raise HTTPException(status_code=422, detail=f"the grid would have {cells} images: at most {MAX_GRID_CELLS}")
-    resolved = [
-        {"label": column["label"], "loras": [ref.model_dump() for ref in _refs(services, db, column["loras"])]}
-        for column in columns
-    ]
-    all_refs = [LoraRef.model_validate(ref) for column in resolved for ref in column["loras"]]
+    column_refs = [(column["label"], _refs(services, db, column["loras"])) for column in columns]
+    all_refs = [ref for _, refs in column_refs for ref in refs]
     character_id, trigger = _owner_and_trigger(db, body.character_id, all_refs)
+    resolved = [{"label": label, "loras": [ref.model_dump() for ref in refs]} for label, refs in column_refs]
     payload = _validated_payload(
         plugin,
         {
