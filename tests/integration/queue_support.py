@@ -18,6 +18,7 @@ from isengard.api.app import build_services, create_app
 from isengard.api.services.jobs import submit_job
 from isengard.api.state import Services
 from isengard.config import Settings
+from isengard.db.migrate import upgrade
 from isengard.db.models import Job
 from isengard.db.session import make_engine, make_sessionmaker
 from isengard.domain import JobKind
@@ -123,6 +124,17 @@ class JobStore:
     def close(self) -> None:
         self.services.redis.close()
         self.services.engine.dispose()
+
+
+@contextmanager
+def open_store(settings: Settings) -> Iterator[JobStore]:
+    """A JobStore over a freshly migrated database, closed (Redis client, engine) when the block ends."""
+    upgrade(settings.sqlalchemy_url)
+    store = JobStore(settings)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def trace_lines(settings: Settings, job: Job) -> list[str]:

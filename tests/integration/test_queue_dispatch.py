@@ -14,6 +14,7 @@ from isengard.queue import keys
 from isengard.queue.workers import list_workers
 from tests.integration.queue_support import (
     JobStore,
+    open_store,
     queue_settings,
     start_worker_process,
     stop_process,
@@ -89,9 +90,7 @@ def test_a_duplicate_entry_for_a_job_running_elsewhere_is_dropped_not_run(
     data_dir: Path, redis_url: str, redis_client: redis.Redis
 ) -> None:
     settings = queue_settings(data_dir, redis_url)
-    upgrade(settings.sqlalchemy_url)
-    store = JobStore(settings)
-    try:
+    with open_store(settings) as store:
         job = store.submit("test-steps", {"steps": 30, "sleep": 0.05})
         with worker_thread(settings, "owner"):
             wait_for(lambda: store.job(job.id).status == "running", 60, "owner started the job")
@@ -103,5 +102,3 @@ def test_a_duplicate_entry_for_a_job_running_elsewhere_is_dropped_not_run(
         done = store.job(job.id)
         assert done.worker_id == "owner" and done.attempts == 1
         assert sum(line.startswith("start") for line in trace_lines(settings, job)) == 1
-    finally:
-        store.close()

@@ -17,7 +17,7 @@ from isengard.queue import jobs as queue
 from isengard.queue import keys
 from isengard.queue.recovery import QueueRecovery
 from isengard.redis_server import free_port
-from tests.integration.queue_support import JobStore, queue_settings, trace_lines, wait_for, worker_thread
+from tests.integration.queue_support import JobStore, open_store, queue_settings, trace_lines, wait_for, worker_thread
 
 
 def _stream_ids(client: redis.Redis) -> set[str]:
@@ -26,9 +26,7 @@ def _stream_ids(client: redis.Redis) -> set[str]:
 
 def test_flush_then_reenqueue_from_the_database(data_dir: Path, redis_url: str, redis_client: redis.Redis) -> None:
     settings = queue_settings(data_dir, redis_url)
-    upgrade(settings.sqlalchemy_url)
-    store = JobStore(settings)
-    try:
+    with open_store(settings) as store:
         with TestClient(create_app(settings)):
             finished = store.submit("test-steps", {"steps": 2})
             with worker_thread(settings, "early", burst=True):
@@ -45,8 +43,6 @@ def test_flush_then_reenqueue_from_the_database(data_dir: Path, redis_url: str, 
             starts = [line for line in trace_lines(settings, job) if line.startswith("start")]
             assert len(starts) == 1, f"job {job.id} ran {len(starts)} times"
             assert store.job(job.id).attempts == 1
-    finally:
-        store.close()
 
 
 def test_jobs_saved_while_redis_was_down_are_enqueued_when_the_api_starts(
@@ -77,9 +73,7 @@ def test_running_job_without_lease_or_entry_is_reenqueued_only_after_a_lease_per
     data_dir: Path, redis_url: str, redis_client: redis.Redis
 ) -> None:
     settings = queue_settings(data_dir, redis_url, lease_seconds=1.0, heartbeat_seconds=0.2)
-    upgrade(settings.sqlalchemy_url)
-    store = JobStore(settings)
-    try:
+    with open_store(settings) as store:
         job = store.submit("test-steps", {"steps": 3, "sleep": 0.01})
         # Its worker died while Redis lost everything: the row says running, Redis knows nothing.
         with session_scope(store.sessions) as session:
@@ -95,15 +89,11 @@ def test_running_job_without_lease_or_entry_is_reenqueued_only_after_a_lease_per
             wait_for(lambda: store.job(job.id).status == "succeeded", 60, "resumed")
         done = store.job(job.id)
         assert done.attempts == 2 and done.worker_id == "heir"
-    finally:
-        store.close()
 
 
 def test_a_lease_holder_keeps_its_running_job(data_dir: Path, redis_url: str, redis_client: redis.Redis) -> None:
     settings = queue_settings(data_dir, redis_url, lease_seconds=1.0, heartbeat_seconds=0.2)
-    upgrade(settings.sqlalchemy_url)
-    store = JobStore(settings)
-    try:
+    with open_store(settings) as store:
         job = store.submit("test-steps", {"steps": 3})
         with session_scope(store.sessions) as session:
             session.execute(update(Job).where(Job.id == job.id).values(status="running", worker_id="alive"))
@@ -114,5 +104,3 @@ def test_a_lease_holder_keeps_its_running_job(data_dir: Path, redis_url: str, re
         time.sleep(settings.lease_seconds + 0.1)
         assert recovery.recover() == []
         assert _stream_ids(redis_client) == set()
-    finally:
-        store.close()

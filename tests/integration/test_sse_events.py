@@ -10,9 +10,8 @@ from typing import Any
 import httpx
 import redis
 
-from isengard.db.migrate import upgrade
 from isengard.queue import keys
-from tests.integration.queue_support import JobStore, live_api, queue_settings, wait_for, worker_thread
+from tests.integration.queue_support import live_api, open_store, queue_settings, wait_for, worker_thread
 
 Event = tuple[str, str, dict[str, Any]]  # (id, type, data)
 
@@ -55,9 +54,7 @@ def test_reconnect_with_last_event_id_gets_exactly_the_missed_events(
     data_dir: Path, redis_url: str, redis_client: redis.Redis
 ) -> None:
     settings = queue_settings(data_dir, redis_url)
-    upgrade(settings.sqlalchemy_url)
-    store = JobStore(settings)
-    try:
+    with open_store(settings) as store:
         with live_api(settings) as base, worker_thread(settings, "sse-worker"):
             job = store.submit("test-steps", {"steps": 30, "sleep": 0.05, "checkpoint_every": 10})
             path = f"/api/jobs/{job.id}/events"
@@ -77,53 +74,41 @@ def test_reconnect_with_last_event_id_gets_exactly_the_missed_events(
         assert kinds.count("checkpoint") == 2
         steps = [e[2]["step"] for e in everything if e[1] == "progress"]
         assert steps == list(range(1, 31))
-    finally:
-        store.close()
 
 
 def test_finished_job_replays_from_the_database_when_redis_has_no_stream(
     data_dir: Path, redis_url: str, redis_client: redis.Redis
 ) -> None:
     settings = queue_settings(data_dir, redis_url)
-    upgrade(settings.sqlalchemy_url)
-    store = JobStore(settings)
-    try:
-        with live_api(settings) as base:
-            job = store.submit("test-steps", {"steps": 8, "sleep": 0.01, "checkpoint_every": 4})
-            with worker_thread(settings, "replay-worker", burst=True):
-                wait_for(lambda: store.job(job.id).status == "succeeded", 60, "job done")
-            live = read(base, f"/api/jobs/{job.id}/events")
-            redis_client.delete(keys.job_events(job.id))  # expired, or Redis restarted empty
-            replay = read(base, f"/api/jobs/{job.id}/events")
-            assert all(e[0].startswith("db-") for e in replay)
-            assert replay[-1][2]["status"] == "succeeded", "the stream closes after the final status"
-            # Everything the page needs survived: statuses, every loss point, checkpoints, the LoRA.
-            persisted = [(e[1], e[2]) for e in live if e[1] != "progress" or e[2]["loss"] is not None]
-            assert [(e[1], e[2]) for e in replay] == persisted
-            resumed = read(base, f"/api/jobs/{job.id}/events", last_id=replay[4][0])
-            assert resumed == replay[5:]
-            history = httpx.get(f"{base}/api/jobs/{job.id}/history").json()
-            assert [p["step"] for p in history["loss"]] == list(range(1, 9))
-            assert [c["step"] for c in history["checkpoints"]] == [4, 8]
-    finally:
-        store.close()
+    with open_store(settings) as store, live_api(settings) as base:
+        job = store.submit("test-steps", {"steps": 8, "sleep": 0.01, "checkpoint_every": 4})
+        with worker_thread(settings, "replay-worker", burst=True):
+            wait_for(lambda: store.job(job.id).status == "succeeded", 60, "job done")
+        live = read(base, f"/api/jobs/{job.id}/events")
+        redis_client.delete(keys.job_events(job.id))  # expired, or Redis restarted empty
+        replay = read(base, f"/api/jobs/{job.id}/events")
+        assert all(e[0].startswith("db-") for e in replay)
+        assert replay[-1][2]["status"] == "succeeded", "the stream closes after the final status"
+        # Everything the page needs survived: statuses, every loss point, checkpoints, the LoRA.
+        persisted = [(e[1], e[2]) for e in live if e[1] != "progress" or e[2]["loss"] is not None]
+        assert [(e[1], e[2]) for e in replay] == persisted
+        resumed = read(base, f"/api/jobs/{job.id}/events", last_id=replay[4][0])
+        assert resumed == replay[5:]
+        history = httpx.get(f"{base}/api/jobs/{job.id}/history").json()
+        assert [p["step"] for p in history["loss"]] == list(range(1, 9))
+        assert [c["step"] for c in history["checkpoints"]] == [4, 8]
 
 
 def test_global_feed_carries_status_changes(data_dir: Path, redis_url: str) -> None:
     settings = queue_settings(data_dir, redis_url)
-    upgrade(settings.sqlalchemy_url)
-    store = JobStore(settings)
-    try:
-        with live_api(settings) as base, worker_thread(settings, "feed-worker"):
-            job = store.submit("test-steps", {"steps": 2})
-            seen: list[str] = []
-            with httpx.stream("GET", f"{base}/api/events", headers={"Last-Event-ID": "0-0"}, timeout=60) as response:
-                for _id, kind, data in sse_events(response):
-                    assert kind == "status"
-                    if data["job_id"] == job.id:
-                        seen.append(data["status"])
-                        if data["status"] == "succeeded":
-                            break
-            assert seen == ["queued", "running", "succeeded"]
-    finally:
-        store.close()
+    with open_store(settings) as store, live_api(settings) as base, worker_thread(settings, "feed-worker"):
+        job = store.submit("test-steps", {"steps": 2})
+        seen: list[str] = []
+        with httpx.stream("GET", f"{base}/api/events", headers={"Last-Event-ID": "0-0"}, timeout=60) as response:
+            for _id, kind, data in sse_events(response):
+                assert kind == "status"
+                if data["job_id"] == job.id:
+                    seen.append(data["status"])
+                    if data["status"] == "succeeded":
+                        break
+        assert seen == ["queued", "running", "succeeded"]
