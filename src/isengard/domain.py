@@ -141,6 +141,11 @@ class ArtifactEvent(_Event):
     url: str | None = None
 
 
+def artifact_url(job_id: str, artifact_id: str) -> str:
+    """Where the API serves an artifact's file (events and artifact listings carry it)."""
+    return f"/api/jobs/{job_id}/artifacts/{artifact_id}/file"
+
+
 JobEvent = Annotated[
     StatusEvent | ProgressEvent | SampleEvent | CheckpointEvent | LogEvent | ErrorEvent | ArtifactEvent,
     Field(discriminator="type"),

@@ -21,7 +21,6 @@ from isengard.api.schemas.generation import (
 from isengard.api.schemas.jobs import JobOut
 from isengard.api.services import generation as service
 from isengard.api.services import generation_gallery as gallery
-from isengard.api.services.jobs import job_to_out
 
 router = APIRouter(tags=["generation"])
 
@@ -35,12 +34,12 @@ def image_plugins(services: ServicesDep) -> list[ImagePluginOut]:
 
 @router.post("/generation", status_code=202, dependencies=[Depends(rate_limited("generation"))])
 def generate(services: ServicesDep, db: DbSession, body: GenerationCreate) -> JobOut:
-    return job_to_out(service.submit_generation(services, db, body))
+    return JobOut.from_row(service.submit_generation(services, db, body))
 
 
 @router.post("/generation/grid", status_code=202, dependencies=[Depends(rate_limited("generation"))])
 def generate_grid(services: ServicesDep, db: DbSession, body: GridCreate) -> JobOut:
-    return job_to_out(service.submit_grid(services, db, body))
+    return JobOut.from_row(service.submit_grid(services, db, body))
 
 
 @router.get("/generations")
@@ -76,7 +75,7 @@ def generate_again(
     options: Annotated[AgainOptions | None, Body()] = None,
 ) -> JobOut:
     body = gallery.request_for(gallery.get_generation(db, generation_id), options)
-    return job_to_out(service.submit_generation(services, db, body))
+    return JobOut.from_row(service.submit_generation(services, db, body))
 
 
 @router.delete("/generations/{generation_id}", status_code=204)

@@ -34,12 +34,12 @@ def list_jobs(
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
 def get_job(job_id: str, db: DbSession) -> JobOut:
-    return service.job_to_out(service.get_job(db, job_id))
+    return JobOut.from_row(service.get_job(db, job_id))
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut)
 def cancel_job(job_id: str, db: DbSession, services: ServicesDep) -> JobOut:
-    return service.job_to_out(service.cancel_job(services, db, job_id))
+    return JobOut.from_row(service.cancel_job(services, db, job_id))
 
 
 @router.get("/jobs/{job_id}/artifacts", response_model=list[ArtifactOut])

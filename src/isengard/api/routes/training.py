@@ -14,7 +14,6 @@ from isengard.api.schemas.jobs import JobOut
 from isengard.api.schemas.training import PresetCreate, PresetOut, TrainingCreate, TrainingEstimate, TrainingPluginOut
 from isengard.api.services import training as service
 from isengard.api.services import training_presets as presets
-from isengard.api.services.jobs import job_to_out
 
 router = APIRouter(tags=["training"])
 
@@ -30,7 +29,7 @@ def training_plugins(services: ServicesDep) -> list[TrainingPluginOut]:
 @router.post("/training", status_code=202, dependencies=[Depends(rate_limited("training"))])
 def start_training(services: ServicesDep, db: DbSession, body: TrainingCreate) -> JobOut:
     """Validate the config and the dataset, snapshot the dataset, and queue the run."""
-    return job_to_out(service.submit_training(services, db, body))
+    return JobOut.from_row(service.submit_training(services, db, body))
 
 
 @router.post("/training/estimate")

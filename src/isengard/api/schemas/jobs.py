@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from isengard.domain import ArtifactKind, JobKind, JobStatus
+from isengard.db.models import Job, JobArtifact
+from isengard.domain import ArtifactKind, JobKind, JobStatus, artifact_url, utcnow
 
 
 class JobOut(BaseModel):
@@ -30,6 +31,33 @@ class JobOut(BaseModel):
     finished_at: datetime | None = None
     duration_seconds: float | None = Field(default=None, description="running time so far, or in total once finished")
 
+    @classmethod
+    def from_row(cls, job: Job) -> JobOut:
+        duration: float | None = None
+        if job.started_at is not None:
+            end = job.finished_at or utcnow()
+            duration = round(max(0.0, (end - job.started_at).total_seconds()), 3)
+        return cls(
+            id=job.id,
+            kind=JobKind(job.kind),
+            status=JobStatus(job.status),
+            plugin=job.plugin,
+            character_id=job.character_id,
+            name=job.name,
+            config=job.config or {},
+            progress=job.progress or {},
+            result=job.result or {},
+            error=job.error,
+            attempts=job.attempts,
+            max_attempts=job.max_attempts,
+            worker_id=job.worker_id,
+            cancel_requested=bool(job.cancel_requested),
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            duration_seconds=duration,
+        )
+
 
 class JobPage(BaseModel):
     items: list[JobOut]
@@ -48,6 +76,20 @@ class ArtifactOut(BaseModel):
     meta: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime
     url: str
+
+    @classmethod
+    def from_row(cls, artifact: JobArtifact) -> ArtifactOut:
+        return cls(
+            id=artifact.id,
+            job_id=artifact.job_id,
+            kind=ArtifactKind(artifact.kind),
+            name=artifact.name,
+            step=artifact.step,
+            bytes=artifact.bytes,
+            meta=artifact.meta or {},
+            created_at=artifact.created_at,
+            url=artifact_url(artifact.job_id, artifact.id),
+        )
 
 
 class LossPoint(BaseModel):

@@ -36,35 +36,6 @@ from isengard.storage import UnsafePathError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["JobOut", "cancel_job", "get_job", "job_to_out", "list_jobs", "submit_job"]
-
-
-def job_to_out(job: Job) -> JobOut:
-    duration: float | None = None
-    if job.started_at is not None:
-        end = job.finished_at or utcnow()
-        duration = round(max(0.0, (end - job.started_at).total_seconds()), 3)
-    return JobOut(
-        id=job.id,
-        kind=JobKind(job.kind),
-        status=JobStatus(job.status),
-        plugin=job.plugin,
-        character_id=job.character_id,
-        name=job.name,
-        config=job.config or {},
-        progress=job.progress or {},
-        result=job.result or {},
-        error=job.error,
-        attempts=job.attempts,
-        max_attempts=job.max_attempts,
-        worker_id=job.worker_id,
-        cancel_requested=bool(job.cancel_requested),
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        duration_seconds=duration,
-    )
-
 
 def _publish(services: Services, event: Any) -> None:
     queue_events.publish(services.redis, event, maxlen=services.settings.event_stream_maxlen)
@@ -132,7 +103,7 @@ def list_jobs(
         query = query.where(Job.character_id == character_id)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset)).all()
-    return JobPage(items=[job_to_out(job) for job in rows], total=total, limit=limit, offset=offset)
+    return JobPage(items=[JobOut.from_row(job) for job in rows], total=total, limit=limit, offset=offset)
 
 
 def cancel_job(services: Services, session: Session, job_id: str) -> Job:
@@ -179,31 +150,13 @@ def cancel_job(services: Services, session: Session, job_id: str) -> Job:
 # --- Artifacts and history ------------------------------------------------------------------------------------------
 
 
-def artifact_url(job_id: str, artifact_id: str) -> str:
-    return f"/api/jobs/{job_id}/artifacts/{artifact_id}/file"
-
-
-def artifact_to_out(artifact: JobArtifact) -> ArtifactOut:
-    return ArtifactOut(
-        id=artifact.id,
-        job_id=artifact.job_id,
-        kind=ArtifactKind(artifact.kind),
-        name=artifact.name,
-        step=artifact.step,
-        bytes=artifact.bytes,
-        meta=artifact.meta or {},
-        created_at=artifact.created_at,
-        url=artifact_url(artifact.job_id, artifact.id),
-    )
-
-
 def list_artifacts(session: Session, job_id: str, kind: ArtifactKind | None = None) -> list[ArtifactOut]:
     get_job(session, job_id)
     query = select(JobArtifact).where(JobArtifact.job_id == job_id)
     if kind is not None:
         query = query.where(JobArtifact.kind == kind.value)
     rows = session.scalars(query.order_by(JobArtifact.created_at, JobArtifact.id)).all()
-    return [artifact_to_out(row) for row in rows]
+    return [ArtifactOut.from_row(row) for row in rows]
 
 
 def artifact_file(services: Services, session: Session, job_id: str, artifact_id: str) -> tuple[Path, str]:
@@ -246,7 +199,7 @@ def job_history(session: Session, job_id: str) -> JobHistory:
             logs.append(LogLine(level="error", message=event.message, at=event.at))
     artifacts = list_artifacts(session, job_id)
     return JobHistory(
-        job=job_to_out(job),
+        job=JobOut.from_row(job),
         loss=loss,
         logs=logs,
         statuses=statuses,
