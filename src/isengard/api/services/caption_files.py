@@ -11,21 +11,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterable
-from pathlib import Path
 
+from isengard.api.services.image_files import caption_path
 from isengard.db.models import Image
 from isengard.storage import DataTree, atomic_write_bytes
 
 log = logging.getLogger(__name__)
-
-
-def caption_path_beside(original: Path) -> Path:
-    """Same folder and stem as the stored original, extension `.txt`."""
-    return original.with_suffix(".txt")
-
-
-def caption_path(data: DataTree, image: Image) -> Path:
-    return caption_path_beside(data.uploads(image.character_id) / image.filename)
 
 
 def write_caption_file(data: DataTree, image: Image) -> None:

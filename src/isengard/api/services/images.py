@@ -13,7 +13,8 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.images import ImageOut, ImagePage, ImageUpdate
-from isengard.api.services.caption_files import caption_path, mirror_committed_captions
+from isengard.api.services.caption_files import mirror_committed_captions
+from isengard.api.services.image_files import caption_path, original_path, thumbnail_path
 from isengard.api.services.pagination import keyset_page, newest_first
 from isengard.api.services.rows import get_or_404
 from isengard.captions import normalize_caption
@@ -90,15 +91,6 @@ def delete_image(db: Session, data: DataTree, image_id: str) -> None:
 
 
 # --- Files -------------------------------------------------------------------------------------------------------
-
-
-def original_path(data: DataTree, image: Image) -> Path:
-    """The stored original: `DataTree.uploads(character_id) / image.filename` (the trainer's contract too)."""
-    return data.uploads(image.character_id) / image.filename
-
-
-def thumbnail_path(data: DataTree, image: Image) -> Path:
-    return data.thumbnails(image.character_id) / f"{image.id}.webp"
 
 
 def serve_file(request: Request, data: DataTree, path: Path, etag: str, what: str) -> Response:

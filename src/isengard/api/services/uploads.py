@@ -29,8 +29,9 @@ from starlette.concurrency import run_in_threadpool
 
 from isengard.api.schemas.characters import UploadFileResult, UploadOut
 from isengard.api.schemas.images import ImageOut
-from isengard.api.services.caption_files import caption_path_beside, write_caption_file
+from isengard.api.services.caption_files import write_caption_file
 from isengard.api.services.characters import get_character
+from isengard.api.services.image_files import caption_path, original_path, thumbnail_path
 from isengard.api.services.upload_archive import Candidate, ZipLimits, ZipRejectedError, expand_zip
 from isengard.api.services.upload_receiver import MultipartReceiver, ReceivedFile, ReceiveLimits
 from isengard.api.state import Services
@@ -240,28 +241,26 @@ def _store_one(
     flags = quality_flags(image.width, image.height, blur, near_duplicate=near is not None)
     image_id = new_id()
     extension, pil_format = stored_extension(decoded.source_format, image)
-    target = data.uploads(character.id) / f"{image_id}.{extension}"
-    thumbnail = data.thumbnails(character.id) / f"{image_id}.webp"
-    caption_file = caption_path_beside(target)
+    row = Image(
+        id=image_id,
+        character_id=character.id,
+        filename=f"{image_id}.{extension}",
+        original_name=candidate.original_name,
+        format=pil_format,
+        width=image.width,
+        height=image.height,
+        sha256=sha,
+        phash=phash,
+        blur_score=blur,
+        caption=caption,
+        flags=encode_flags(flags),
+        near_duplicate_of=near,
+    )
+    target, thumbnail, caption_file = original_path(data, row), thumbnail_path(data, row), caption_path(data, row)
     try:
         save_image(image, target, pil_format)
         make_thumbnail(image, thumbnail)
-        row = Image(
-            id=image_id,
-            character_id=character.id,
-            filename=target.name,
-            original_name=candidate.original_name,
-            format=pil_format,
-            width=image.width,
-            height=image.height,
-            bytes=target.stat().st_size,
-            sha256=sha,
-            phash=phash,
-            blur_score=blur,
-            caption=caption,
-            flags=encode_flags(flags),
-            near_duplicate_of=near,
-        )
+        row.bytes = target.stat().st_size
         # Written before the commit, like the image itself, so a failed commit removes it with the rest.
         write_caption_file(data, row)
         db.add(row)
