@@ -95,10 +95,10 @@ def delete_image(db: Session, data: DataTree, image_id: str) -> None:
 
 def serve_file(request: Request, data: DataTree, path: Path, etag: str, what: str) -> Response:
     try:
-        inside = data.safe_join(data.relative(path))
-    except UnsafePathError:
-        raise HTTPException(status_code=404, detail=f"{what} not found") from None
-    if not inside.is_file():
+        inside = data.stored_file(data.relative(path))
+    except UnsafePathError:  # the path is outside the tree
+        inside = None
+    if inside is None:
         raise HTTPException(status_code=404, detail=f"{what} not found")
     quoted = f'"{etag}"'
     headers = {"Cache-Control": IMMUTABLE, "ETag": quoted}
