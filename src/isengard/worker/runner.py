@@ -159,16 +159,11 @@ class JobRunner:
             StatusEvent(job_id=entry.job_id, status=JobStatus.FAILED, message=error),
         ]
         now = utcnow()
-        with session_scope(self.sessions) as session:
-            changed = session.execute(
-                update(Job)
-                .where(Job.id == entry.job_id, Job.status == row.status)
-                .values(status=JobStatus.FAILED.value, error=error, finished_at=now, updated_at=now)
-                .execution_options(synchronize_session=False)
-            )
-            failed = getattr(changed, "rowcount", 0) == 1
-            if failed:
-                add_events(session, events)
+        failed = self._transition(
+            (Job.id == entry.job_id, Job.status == row.status),
+            {"status": JobStatus.FAILED.value, "error": error, "finished_at": now, "updated_at": now},
+            events,
+        )
         if failed:
             self._publish_all(events)
             log.warning("no worker can run the job's plugin; job failed", extra={"job_id": entry.job_id})
@@ -216,16 +211,9 @@ class JobRunner:
                 StatusEvent(job_id=entry.job_id, status=JobStatus.FAILED, message=error),
             ]
         if terminal is not None:
-            with session_scope(self.sessions) as session:
-                changed = session.execute(
-                    update(Job)
-                    .where(Job.id == entry.job_id, Job.status == status.value)
-                    .values(finished_at=now, updated_at=now, **terminal)
-                    .execution_options(synchronize_session=False)
-                )
-                if getattr(changed, "rowcount", 0) != 1:
-                    return "retry"
-                add_events(session, events)
+            conditions = (Job.id == entry.job_id, Job.status == status.value)
+            if not self._transition(conditions, {"finished_at": now, "updated_at": now, **terminal}, events):
+                return "retry"
             self._publish_all(events)
             return None
         with session_scope(self.sessions) as session:
@@ -349,6 +337,24 @@ class JobRunner:
 
     # --- Outcomes -----------------------------------------------------------------------------------------------
 
+    def _transition(self, conditions: tuple[Any, ...], values: dict[str, Any], events: list[Any]) -> bool:
+        """Update the job row only where `conditions` still hold, and store `events` with it; False when they did not.
+
+        Conditional on the state just read, so a change made in between (a cancel, another worker) is never
+        overwritten; the events go to the database in the same transaction, and to Redis only after it.
+        """
+        with session_scope(self.sessions) as session:
+            changed = session.execute(
+                update(Job).where(*conditions).values(**values).execution_options(synchronize_session=False)
+            )
+            applied = getattr(changed, "rowcount", 0) == 1
+            if applied:
+                add_events(session, events)
+        return applied
+
+    def _owned_and_running(self, job_id: str) -> tuple[Any, ...]:
+        return (Job.id == job_id, Job.worker_id == self.worker_id, Job.status == JobStatus.RUNNING.value)
+
     def _publish_all(self, events: list[Any]) -> None:
         for event in events:
             queue_events.publish(self.redis, event, maxlen=self.settings.event_stream_maxlen)
@@ -372,18 +378,8 @@ class JobRunner:
         values: dict[str, Any] = {"status": status.value, "finished_at": utcnow(), "error": error}
         if result is not None:
             values["result"] = result
-        with session_scope(self.sessions) as session:
-            # Only the owner finishes the job: after a lost lease another worker's outcome must stand.
-            changed = session.execute(
-                update(Job)
-                .where(Job.id == job.id, Job.worker_id == self.worker_id, Job.status == JobStatus.RUNNING.value)
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
-            owned = getattr(changed, "rowcount", 0) == 1
-            if owned:
-                add_events(session, events)
-        if not owned:
+        # Only the owner finishes the job: after a lost lease another worker's outcome must stand.
+        if not self._transition(self._owned_and_running(job.id), values, events):
             log.warning("job row changed hands; outcome not recorded", extra={"job_id": job.id})
             return False
         self._publish_all(events)
@@ -413,17 +409,8 @@ class JobRunner:
         event = StatusEvent(
             job_id=job.id, status=JobStatus.QUEUED, message=f"worker {self.worker_id} stopped; the job will resume"
         )
-        with session_scope(self.sessions) as session:
-            changed = session.execute(
-                update(Job)
-                .where(Job.id == job.id, Job.worker_id == self.worker_id, Job.status == JobStatus.RUNNING.value)
-                .values(status=JobStatus.QUEUED.value, worker_id=None, attempts=Job.attempts - 1)
-                .execution_options(synchronize_session=False)
-            )
-            owned = getattr(changed, "rowcount", 0) == 1
-            if owned:
-                add_events(session, [event])
-        if not owned:
+        requeued = {"status": JobStatus.QUEUED.value, "worker_id": None, "attempts": Job.attempts - 1}
+        if not self._transition(self._owned_and_running(job.id), requeued, [event]):
             return
         try:
             new_entry = queue.requeue(self.redis, entry.kind, entry.entry_id, job.id)
