@@ -14,6 +14,7 @@ from isengard.api.schemas.generation import GenerationCreate, GridCreate, ImageP
 from isengard.api.services.jobs import submit_job
 from isengard.api.services.loras import resolve_lora_refs
 from isengard.api.services.plugin_availability import ensure_runnable
+from isengard.api.services.validation_errors import readable_errors
 from isengard.api.state import Services
 from isengard.db.models import Character, Job, Lora
 from isengard.domain import JobKind, LoraRef, PluginKind
@@ -83,10 +84,7 @@ def _validated_payload(plugin: ImagePlugin, payload: dict[str, Any]) -> dict[str
     try:
         request = plugin.request_model.model_validate(payload)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-        raise HTTPException(status_code=422, detail=f"{where}: {message}" if where else message) from None
+        raise HTTPException(status_code=422, detail=readable_errors(exc, limit=1)) from None
     return request.model_dump(mode="json")
 
 

@@ -19,6 +19,7 @@ from isengard.api.schemas.training import TrainingCreate, TrainingEstimate, Trai
 from isengard.api.services.jobs import submit_job
 from isengard.api.services.plugin_availability import ensure_runnable
 from isengard.api.services.training_presets import get_preset
+from isengard.api.services.validation_errors import readable_errors
 from isengard.api.state import Services
 from isengard.config import Mode
 from isengard.db.models import Character, Image, Job
@@ -32,14 +33,6 @@ log = logging.getLogger(__name__)
 
 MIN_IMAGES = {Mode.FAST_TEST: 1, Mode.PRODUCTION: 5}
 RECOMMENDED_IMAGES = 10
-
-
-def readable_errors(exc: ValidationError, prefix: str = "config") -> str:
-    parts = []
-    for error in exc.errors()[:5]:
-        loc = ".".join(str(part) for part in (prefix, *error.get("loc", ())))
-        parts.append(f"{loc}: {str(error.get('msg', 'invalid')).removeprefix('Value error, ')}")
-    return "; ".join(parts)
 
 
 def default_config(plugin: TrainingPlugin) -> dict[str, Any]:
@@ -86,7 +79,7 @@ def resolve_config(plugin: TrainingPlugin, config: dict[str, Any], *, base: dict
     try:
         return plugin.validate_config(merged)
     except ValidationError as exc:
-        raise HTTPException(status_code=422, detail=readable_errors(exc)) from None
+        raise HTTPException(status_code=422, detail=readable_errors(exc, prefix="config")) from None
     except PluginError as exc:
         raise HTTPException(status_code=422, detail=f"config: {exc}") from None
 
