@@ -83,7 +83,8 @@ async def job_events(services: Services, job_id: str, last_event_id: str | None)
         live = False
     if not live:
         # Replay from the database: after a db row id, or after the time of a stream id the client already has.
-        after_row = int(last[len(DB_ID_PREFIX) :]) if last.startswith(DB_ID_PREFIX) and last[3:].isdigit() else 0
+        row_part = last[len(DB_ID_PREFIX) :] if last.startswith(DB_ID_PREFIX) else ""
+        after_row = int(row_part) if row_part.isdigit() else 0
         after_ms = _stream_ms(last) if queue_events.is_valid_stream_id(last) else None
         replayed = await asyncio.to_thread(_db_events, services, job_id, after_row)
         last_ms = after_ms or 0
@@ -102,13 +103,11 @@ async def job_events(services: Services, job_id: str, last_event_id: str | None)
         last = f"{last_ms}-{MAX_STREAM_SEQ}" if last_ms else "0-0"
     elif not queue_events.is_valid_stream_id(last):
         last = "0-0"
-    async for item in _follow(services, client, stream, job_id, last):
+    async for item in _follow(services, stream, job_id, last):
         yield item
 
 
-async def _follow(
-    services: Services, client: aioredis.Redis, stream: str, job_id: str, last: str
-) -> AsyncIterator[ServerSentEvent]:
+async def _follow(services: Services, stream: str, job_id: str, last: str) -> AsyncIterator[ServerSentEvent]:
     async for entry in fanout(services).subscribe(stream, last, idle_seconds=IDLE_CHECK_SECONDS):
         if entry is None:
             # A job that ended while its final event could not reach Redis would otherwise be followed forever.
