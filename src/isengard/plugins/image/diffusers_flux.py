@@ -90,7 +90,7 @@ def _load_pipeline(model_path: Path) -> LoadedPipeline:
         raise PluginError(f"no FLUX model at {model_path} (model_index.json is missing)")
     cuda = torch.cuda.is_available()
     dtype = torch.bfloat16 if cuda else torch.float32
-    pipe = FluxPipeline.from_pretrained(str(model_path), torch_dtype=dtype)
+    pipe = FluxPipeline.from_pretrained(str(model_path), dtype=dtype)
     device = "cuda" if cuda else "cpu"
     if cuda and torch.cuda.get_device_properties(0).total_memory < 40 * 1024**3:
         # FLUX.1-dev in bf16 (~33 GB with both text encoders) does not fit a 24 GB card whole.
