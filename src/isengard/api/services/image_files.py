@@ -10,8 +10,13 @@ from isengard.storage import DataTree
 
 
 def original_path(data: DataTree, image: Image) -> Path:
-    """The stored original: `DataTree.uploads(character_id) / image.filename` (the trainer's contract too)."""
+    """The stored original: `DataTree.uploads(character_id) / image.filename`."""
     return data.uploads(image.character_id) / image.filename
+
+
+def original_relative(image: Image) -> str:
+    """The same file relative to the data tree, as a training run's dataset snapshot names it for the trainer."""
+    return f"uploads/{image.character_id}/{image.filename}"
 
 
 def thumbnail_path(data: DataTree, image: Image) -> Path:

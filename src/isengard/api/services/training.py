@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.training import TrainingCreate, TrainingEstimate, TrainingPluginOut
+from isengard.api.services.image_files import original_relative
 from isengard.api.services.jobs import submit_job
 from isengard.api.services.plugin_availability import ensure_runnable
 from isengard.api.services.training_presets import get_preset
@@ -113,7 +114,7 @@ def snapshot_dataset(services: Services, db: Session, character_id: str, config:
         trigger_word=character.trigger_word,
         dataset=[
             DatasetItem(
-                image_path=f"uploads/{character.id}/{image.filename}",
+                image_path=original_relative(image),
                 caption=image.caption,
                 width=image.width,
                 height=image.height,
