@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fastapi import HTTPException, Request, Response
 from fastapi.responses import FileResponse
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.images import ImageOut, ImagePage, ImageUpdate
@@ -78,10 +78,9 @@ def delete_image(db: Session, data: DataTree, image_id: str) -> None:
     image = get_image(db, image_id)
     files = [original_path(data, image), thumbnail_path(data, image), caption_path(data, image)]
     # Images that pointed at this one as their near-duplicate no longer have that reason to be flagged.
-    followers = list(db.scalars(select(Image).where(Image.near_duplicate_of == image.id)))
-    for follower in followers:
+    for follower in list(db.scalars(select(Image).where(Image.near_duplicate_of == image.id))):
         follower.flags = encode_flags([f for f in decode_flags(follower.flags) if f != FLAG_NEAR_DUPLICATE])
-    db.execute(update(Image).where(Image.near_duplicate_of == image.id).values(near_duplicate_of=None))
+        follower.near_duplicate_of = None
     db.delete(image)
     db.commit()
     for path in files:
