@@ -18,13 +18,14 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
+from isengard.domain import JobStatus
 from isengard.queue.events import DATA_FIELD, as_text
 
 log = logging.getLogger(__name__)
 
 READ_BLOCK_MS = 5000
 READ_COUNT = 500
-FINAL_STATUSES = {"succeeded", "failed", "cancelled"}
+FINAL_STATUSES = {status.value for status in JobStatus if status.is_final}
 
 
 @dataclass(frozen=True)

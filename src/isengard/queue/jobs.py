@@ -15,6 +15,7 @@ from typing import Any
 import redis
 
 from isengard.queue import keys
+from isengard.queue.events import as_text
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +40,11 @@ class AutoclaimReply:
     deleted_without_id: int = 0
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _fields(raw: Any) -> dict[str, str]:
     if isinstance(raw, dict):
-        return {_text(k): _text(v) for k, v in raw.items()}
+        return {as_text(k): as_text(v) for k, v in raw.items()}
     items = list(raw)
-    return {_text(items[i]): _text(items[i + 1]) for i in range(0, len(items) - 1, 2)}
+    return {as_text(items[i]): as_text(items[i + 1]) for i in range(0, len(items) - 1, 2)}
 
 
 def parse_xautoclaim(reply: Sequence[Any]) -> AutoclaimReply:
@@ -60,7 +57,7 @@ def parse_xautoclaim(reply: Sequence[Any]) -> AutoclaimReply:
     if len(reply) not in (2, 3):
         raise ValueError(f"unexpected XAUTOCLAIM reply with {len(reply)} items")
     entries: list[tuple[str, dict[str, str]]] = []
-    deleted: list[str] = [_text(item) for item in reply[2]] if len(reply) == 3 and reply[2] else []
+    deleted: list[str] = [as_text(item) for item in reply[2]] if len(reply) == 3 and reply[2] else []
     without_id = 0
     for item in reply[1] or []:
         if item is None:
@@ -68,10 +65,10 @@ def parse_xautoclaim(reply: Sequence[Any]) -> AutoclaimReply:
             continue
         entry_id, raw_fields = item[0], item[1] if len(item) > 1 else None
         if raw_fields is None:
-            deleted.append(_text(entry_id))
+            deleted.append(as_text(entry_id))
             continue
-        entries.append((_text(entry_id), _fields(raw_fields)))
-    return AutoclaimReply(next_start=_text(reply[0]), entries=entries, deleted=deleted, deleted_without_id=without_id)
+        entries.append((as_text(entry_id), _fields(raw_fields)))
+    return AutoclaimReply(next_start=as_text(reply[0]), entries=entries, deleted=deleted, deleted_without_id=without_id)
 
 
 def ensure_group(client: redis.Redis, kind: str) -> None:
@@ -87,7 +84,7 @@ def enqueue(client: redis.Redis, kind: str, job_id: str) -> str:
     """Add a work entry for a job; returns the entry id."""
     ensure_group(client, kind)
     entry_id = client.xadd(keys.job_stream(kind), {ENTRY_FIELD: job_id})
-    return _text(entry_id)
+    return as_text(entry_id)
 
 
 def claim_new(client: redis.Redis, kinds: Iterable[str], consumer: str, block_ms: int) -> ClaimedEntry | None:
@@ -98,9 +95,9 @@ def claim_new(client: redis.Redis, kinds: Iterable[str], consumer: str, block_ms
     reply: Any = client.xreadgroup(keys.CONSUMER_GROUP, consumer, streams, count=1, block=block_ms)  # type: ignore[arg-type]
     for stream, entries in reply or []:
         for entry_id, fields in entries:
-            kind = _text(stream).rsplit(":", 1)[-1]
+            kind = as_text(stream).rsplit(":", 1)[-1]
             job_id = _fields(fields).get(ENTRY_FIELD, "")
-            return ClaimedEntry(kind=kind, entry_id=_text(entry_id), job_id=job_id)
+            return ClaimedEntry(kind=kind, entry_id=as_text(entry_id), job_id=job_id)
     return None
 
 
@@ -126,7 +123,7 @@ def _vanished_entries(client: redis.Redis, kind: str, consumer: str) -> list[str
     rows = client.xpending_range(keys.job_stream(kind), keys.CONSUMER_GROUP, "-", "+", 100, consumername=consumer)
     vanished = []
     for row in rows:
-        entry_id = _text(row["message_id"])
+        entry_id = as_text(row["message_id"])
         if not client.xrange(keys.job_stream(kind), min=entry_id, max=entry_id, count=1):
             vanished.append(entry_id)
     return vanished
@@ -161,7 +158,7 @@ def requeue(client: redis.Redis, kind: str, entry_id: str, job_id: str) -> str:
     pipe.xack(keys.job_stream(kind), keys.CONSUMER_GROUP, entry_id)
     pipe.xdel(keys.job_stream(kind), entry_id)
     pipe.xadd(keys.job_stream(kind), {ENTRY_FIELD: job_id})
-    return _text(pipe.execute()[-1])
+    return as_text(pipe.execute()[-1])
 
 
 def remove_entry(client: redis.Redis, kind: str, entry_id: str) -> None:
@@ -179,10 +176,10 @@ def stream_job_ids(client: redis.Redis, kind: str) -> dict[str, str]:
         for entry_id, fields in batch:
             job_id = _fields(fields).get(ENTRY_FIELD)
             if job_id:
-                found[job_id] = _text(entry_id)
+                found[job_id] = as_text(entry_id)
         if len(batch) < 500:
             return found
-        start = "(" + _text(batch[-1][0])
+        start = "(" + as_text(batch[-1][0])
 
 
 def pending_entries(
@@ -193,7 +190,7 @@ def pending_entries(
         rows = client.xpending_range(keys.job_stream(kind), keys.CONSUMER_GROUP, "-", "+", count, consumername=consumer)
     except redis.ResponseError:  # no such stream or group yet
         return []
-    return [(_text(r["message_id"]), _text(r["consumer"]), int(r["time_since_delivered"])) for r in rows]
+    return [(as_text(r["message_id"]), as_text(r["consumer"]), int(r["time_since_delivered"])) for r in rows]
 
 
 def delivery_count(client: redis.Redis, kind: str, entry_id: str) -> int:
@@ -249,7 +246,7 @@ def release_lease(client: redis.Redis, job_id: str, worker_id: str) -> None:
 
 def lease_holder(client: redis.Redis, job_id: str) -> str | None:
     value = client.get(keys.job_lease(job_id))
-    return _text(value) if value is not None else None
+    return as_text(value) if value is not None else None
 
 
 # --- Cancellation flags ---------------------------------------------------------------------------------------------
