@@ -19,7 +19,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import secrets
 import time
 import uuid
 from collections.abc import Iterator
@@ -37,7 +36,7 @@ from isengard.plugins.api import Capability, JobCancelled, JobContext, PluginErr
 from isengard.plugins.image.comfyui_workflow import available_workflows, fill_workflow, load_workflow
 from isengard.plugins.image.interface import ImagePlugin
 from isengard.plugins.image.outputs import save_output
-from isengard.plugins.image.request import MAX_SEED, ImageRequest, lora_summary, snap_size, with_trigger_word
+from isengard.plugins.image.request import ImageRequest, image_seeds, lora_summary, snap_size, with_trigger_word
 
 log = logging.getLogger(__name__)
 
@@ -250,15 +249,14 @@ class ComfyUIGenerator(ImagePlugin):
         workflow_name, template = load_workflow(request.workflow, self.workflows_dir)
         loras = [(lora_name_for_comfyui(ref), ref.weight) for ref in request.loras]
         prompt = with_trigger_word(request.prompt, request.trigger_word, request.add_trigger_word)
-        base_seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
+        planned_seeds = image_seeds(request)
         client = ComfyUIClient(self.url)
         artifacts, seeds = [], []
         try:
             with client.websocket() as ws:
-                for index in range(request.num_images):
+                for index, seed in enumerate(planned_seeds):
                     ctx.raise_if_cancelled()
                     # One prompt per image with its own seed, so each image can be reproduced alone.
-                    seed = (base_seed + index) % (MAX_SEED + 1)
                     values = {
                         "prompt": prompt,
                         "seed": seed,

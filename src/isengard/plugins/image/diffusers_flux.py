@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
-import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -26,7 +25,7 @@ from isengard.plugins.api import Capability, JobContext, PluginError
 from isengard.plugins.image.grid import GridCell, column_labels, render_grid
 from isengard.plugins.image.interface import ImagePlugin
 from isengard.plugins.image.outputs import save_output
-from isengard.plugins.image.request import MAX_SEED, ImageRequest, lora_summary, snap_size, with_trigger_word
+from isengard.plugins.image.request import ImageRequest, image_seeds, lora_summary, snap_size, with_trigger_word
 
 log = logging.getLogger(__name__)
 
@@ -268,12 +267,9 @@ class DiffusersFluxGenerator(ImagePlugin):
     ) -> dict[str, Any]:
         activate_loras(loaded, self._lora_files(ctx, request.loras), self.cache.max_loras)
         prompt = with_trigger_word(request.prompt, request.trigger_word, request.add_trigger_word)
-        base_seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
         total = request.steps * request.num_images
         artifacts, seeds = [], []
-        for index in range(request.num_images):
-            # Each image gets its own recorded seed, so any one of them can be reproduced on its own.
-            seed = (base_seed + index) % (MAX_SEED + 1)
+        for index, seed in enumerate(image_seeds(request)):
             image = self._render(ctx, loaded, prompt, seed, request, size, index * request.steps, total)
             params = {
                 **self._common_params(ctx, request, size),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
@@ -68,6 +69,15 @@ class ImageRequest(BaseModel):
         if self.grid is None and not self.prompt.strip():
             raise ValueError("the prompt must not be empty")
         return self
+
+
+def image_seeds(request: ImageRequest) -> list[int]:
+    """The seed of each image: the request's (random when absent), then one more per image, wrapping at MAX_SEED.
+
+    Each image gets its own recorded seed, so any one of them can be reproduced on its own.
+    """
+    base_seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
+    return [(base_seed + index) % (MAX_SEED + 1) for index in range(request.num_images)]
 
 
 def snap_size(width: int, height: int) -> tuple[int, int, str | None]:
