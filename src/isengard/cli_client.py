@@ -16,10 +16,12 @@ from typing import Any
 
 import httpx
 
+from isengard.domain import JobStatus
+
 log = logging.getLogger(__name__)
 
 DEFAULT_API = "http://127.0.0.1:8000"
-FINAL_STATUSES = {"succeeded", "failed", "cancelled"}
+FINAL_STATUSES = {status.value for status in JobStatus if status.is_final}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
 
 
