@@ -24,7 +24,7 @@ from isengard.api.schemas.characters import (
 )
 from isengard.api.schemas.images import image_thumbnail_url
 from isengard.api.services.caption_files import mirror_committed_captions
-from isengard.api.services.rows import get_or_404
+from isengard.api.services.rows import get_or_404, get_or_422
 from isengard.captions import mentions_trigger, normalize_caption, prepend_trigger
 from isengard.db.models import Character, Image, Job, Lora
 from isengard.domain import JobStatus, utcnow
@@ -50,6 +50,11 @@ def trigger_slug(name: str) -> str:
 
 def get_character(db: Session, character_id: str) -> Character:
     return get_or_404(db, Character, character_id, f"character {character_id} not found")
+
+
+def referenced_character(db: Session, character_id: str) -> Character:
+    """The character a request body names (a generation, a training run, an imported LoRA); a 422 if none."""
+    return get_or_422(db, Character, character_id, f"no character with id '{character_id}'")
 
 
 def _name_taken(db: Session, key: str, except_id: str | None = None) -> Character | None:

@@ -11,12 +11,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.generation import GenerationCreate, GridCreate, ImagePluginOut, LoraSelection
+from isengard.api.services.characters import referenced_character
 from isengard.api.services.jobs import submit_job
 from isengard.api.services.loras import resolve_lora_refs
 from isengard.api.services.plugin_availability import ensure_runnable
+from isengard.api.services.rows import get_or_422
 from isengard.api.services.validation_errors import readable_errors
 from isengard.api.state import Services
-from isengard.db.models import Character, Job, Lora
+from isengard.db.models import Job, Lora
 from isengard.domain import JobKind, LoraRef, PluginKind
 from isengard.plugins.image.interface import ImagePlugin
 from isengard.plugins.image.request import MAX_GRID_CELLS
@@ -56,15 +58,6 @@ def _usable_plugin(services: Services, name: str, *, grid: bool = False) -> Imag
     return plugin
 
 
-def _character(db: Session, character_id: str | None) -> Character | None:
-    if character_id is None:
-        return None
-    character = db.get(Character, character_id)
-    if character is None:
-        raise HTTPException(status_code=422, detail=f"no character with id '{character_id}'")
-    return character
-
-
 def _refs(services: Services, db: Session, selections: list[LoraSelection]) -> list[LoraRef]:
     return resolve_lora_refs(db, services.data, [(s.lora_id, s.weight) for s in selections])
 
@@ -74,7 +67,7 @@ def _owner_and_trigger(db: Session, character_id: str | None, refs: list[LoraRef
     if character_id is None and refs:
         first = db.get(Lora, refs[0].lora_id)
         character_id = first.character_id if first is not None else None
-    character = _character(db, character_id)
+    character = referenced_character(db, character_id) if character_id is not None else None
     if character is not None:
         return character.id, character.trigger_word
     return None, next((ref.trigger_word for ref in refs if ref.trigger_word), None)
@@ -119,8 +112,7 @@ def submit_generation(services: Services, db: Session, body: GenerationCreate) -
 
 def _run_columns(db: Session, job_id: str, weight: float) -> list[dict[str, Any]]:
     """One column per LoRA of a training run, checkpoints by step, the final LoRA last; evenly thinned if many."""
-    if db.get(Job, job_id) is None:
-        raise HTTPException(status_code=422, detail=f"no job with id '{job_id}'")
+    get_or_422(db, Job, job_id, f"no job with id '{job_id}'")
     rows = list(db.scalars(select(Lora).where(Lora.job_id == job_id)))
     if not rows:
         raise HTTPException(status_code=422, detail=f"job '{job_id}' has no LoRAs or checkpoints yet")

@@ -15,11 +15,12 @@ from fastapi import HTTPException, Request
 from safetensors.torch import save_file
 
 from isengard.api.schemas.loras import LoraOut
+from isengard.api.services.characters import referenced_character
 from isengard.api.services.loras import to_out
 from isengard.api.services.upload_receiver import MultipartReceiver, ReceiveLimits
 from isengard.api.state import Services
 from isengard.config import Mode, Settings
-from isengard.db.models import Character, Lora, new_id
+from isengard.db.models import Lora, new_id
 from isengard.lora_files import read_lora_file
 from isengard.lora_formats import LoraFormatError, convert_to_diffusers, expected_shapes
 from isengard.models.locate import base_model_dir
@@ -77,9 +78,7 @@ def import_lora(services: Services, upload: Path, original_name: str, options: I
     with services.sessions() as db:
         character = None
         if options.character_id is not None:
-            character = db.get(Character, options.character_id)
-            if character is None:
-                raise HTTPException(status_code=422, detail=f"no character with id '{options.character_id}'")
+            character = referenced_character(db, options.character_id)
         try:
             tensors, header = read_lora_file(upload)
             converted = convert_to_diffusers(tensors, base_transformer_shapes(settings))

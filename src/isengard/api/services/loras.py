@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from isengard.api.schemas.loras import LoraJobSummary, LoraOut, LoraPage, LoraUpdate
 from isengard.api.services.pagination import keyset_page
-from isengard.api.services.rows import get_or_404
+from isengard.api.services.rows import get_or_404, get_or_422
 from isengard.db.models import Job, JobArtifact, Lora
 from isengard.domain import LoraRef
 from isengard.storage import DataTree, UnsafePathError
@@ -108,9 +108,7 @@ def resolve_lora_refs(db: Session, data: DataTree, selections: list[tuple[str, f
     """LoRA ids (with weights) to references a plugin can load; unknown ids or missing files are a 422."""
     refs = []
     for lora_id, weight in selections:
-        lora = db.get(Lora, lora_id)
-        if lora is None:
-            raise HTTPException(status_code=422, detail=f"no LoRA with id '{lora_id}'")
+        lora = get_or_422(db, Lora, lora_id, f"no LoRA with id '{lora_id}'")
         if data.stored_file(lora.path) is None:
             raise HTTPException(status_code=422, detail=f"the file of LoRA '{lora.name}' ({lora_id}) is missing")
         refs.append(

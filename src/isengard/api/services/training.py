@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.training import TrainingCreate, TrainingEstimate, TrainingPluginOut
+from isengard.api.services.characters import referenced_character
 from isengard.api.services.image_files import original_relative
 from isengard.api.services.jobs import submit_job
 from isengard.api.services.plugin_availability import ensure_runnable
@@ -23,7 +24,7 @@ from isengard.api.services.training_presets import get_preset
 from isengard.api.services.validation_errors import readable_errors
 from isengard.api.state import Services
 from isengard.config import Mode
-from isengard.db.models import Character, Image, Job
+from isengard.db.models import Image, Job
 from isengard.domain import DatasetItem, JobKind, PluginKind, TrainingInput
 from isengard.plugins.api import PluginError
 from isengard.plugins.registry import UnknownPluginError
@@ -86,9 +87,7 @@ def resolve_config(plugin: TrainingPlugin, config: dict[str, Any], *, base: dict
 
 
 def snapshot_dataset(services: Services, db: Session, character_id: str, config: BaseModel) -> TrainingInput:
-    character = db.get(Character, character_id)
-    if character is None:
-        raise HTTPException(status_code=422, detail=f"no character with id '{character_id}'")
+    character = referenced_character(db, character_id)
     images = db.scalars(
         select(Image).where(Image.character_id == character_id).order_by(Image.created_at, Image.id)
     ).all()
