@@ -14,7 +14,9 @@ correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("cor
 job_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("job_id", default=None)
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and belongs in the JSON object.
-_RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "taskName"}
+# (A name in this set cannot be passed through `extra=` either: it would not reach the JSON object.)
+_RECORD_ATTRIBUTES = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__)
+RESERVED_RECORD_FIELDS = _RECORD_ATTRIBUTES | {"message", "asctime", "taskName"}
 
 
 def new_correlation_id() -> str:
@@ -34,7 +36,7 @@ class JsonFormatter(logging.Formatter):
         if job_id:
             entry["job_id"] = job_id
         for key, value in record.__dict__.items():
-            if key not in _RESERVED and not key.startswith("_"):
+            if key not in RESERVED_RECORD_FIELDS and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)

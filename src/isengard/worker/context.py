@@ -33,6 +33,7 @@ from isengard.domain import (
     SampleEvent,
     utcnow,
 )
+from isengard.logging import RESERVED_RECORD_FIELDS
 from isengard.plugins.api import Artifact, JobCancelled, JobInterrupted, PluginError
 from isengard.plugins.checkpoint_folders import latest_checkpoint_in
 from isengard.queue import events as queue_events
@@ -49,7 +50,6 @@ LOSS_EMA_BETA = 0.9
 RATE_WINDOW = 50  # progress reports the it/s estimate looks back over
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
-_LOG_RECORD_FIELDS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,7 @@ class WorkerJobContext:
     def log(self, message: str, level: str = "info", **fields: Any) -> None:
         level_name = level.lower() if level.lower() in _LEVELS else "info"
         self._record(LogEvent(job_id=self.job_id, level=level_name, message=message))
-        extra = {(f"field_{k}" if k in _LOG_RECORD_FIELDS else k): v for k, v in fields.items()}
+        extra = {(f"field_{k}" if k in RESERVED_RECORD_FIELDS else k): v for k, v in fields.items()}
         log.log(_LEVELS[level_name], message, extra={"plugin": self.job.plugin, **extra})
         self._maybe_flush()
 
