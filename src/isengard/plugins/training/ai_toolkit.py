@@ -88,7 +88,7 @@ def read_lines(stream: IO[bytes], sink: queue.Queue[str | None]) -> None:
     sink.put(None)
 
 
-def prepare_dataset(job: TrainingInput, data_dir: Path, folder: Path, *, allow_empty: bool = True) -> int:
+def prepare_dataset(job: TrainingInput, data_dir: Path, folder: Path) -> int:
     """ai-toolkit reads a folder of images with same-named .txt captions; links (or copies) them there."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
