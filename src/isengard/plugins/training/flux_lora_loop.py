@@ -8,6 +8,7 @@ batch from one bucket, flow-matching loss, step, report, sample, checkpoint; 7. 
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from isengard.plugins.checkpoint_folders import checkpoint_dir
 from isengard.plugins.training import checkpoints as ckpt
 from isengard.plugins.training.buckets import BucketBatchSampler
 from isengard.plugins.training.flow_matching import TextEmbedding, flow_matching_loss, sample_sigmas, stack_text
+from isengard.plugins.training.flux_lora import slugify
 from isengard.plugins.training.flux_lora_config import FluxLoraConfig
 from isengard.plugins.training.flux_lora_data import PreparedData, free_encoders, prepare_data
 from isengard.plugins.training.lora_io import save_lora
@@ -280,18 +282,10 @@ def _checkpoint(
         old_folder, old_artifact = kept.pop(0)
         if old_artifact is not None:
             ctx.remove_artifact(old_artifact)
-        _remove_folder(old_folder)
-
-
-def _remove_folder(folder: Path) -> None:
-    import shutil
-
-    shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(old_folder, ignore_errors=True)
 
 
 def _slug(job: TrainingInput) -> str:
-    from isengard.plugins.training.flux_lora import slugify
-
     return slugify(job.character_name or job.trigger_word)
 
 
