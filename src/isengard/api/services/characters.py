@@ -24,6 +24,7 @@ from isengard.api.schemas.characters import (
 )
 from isengard.api.schemas.images import image_thumbnail_url
 from isengard.api.services.caption_files import mirror_committed_captions
+from isengard.api.services.images import dataset_query
 from isengard.api.services.rows import get_or_404, get_or_422
 from isengard.captions import mentions_trigger, normalize_caption, prepend_trigger
 from isengard.db.models import Character, Image, Job, Lora
@@ -199,11 +200,11 @@ def delete_character(db: Session, data: DataTree, character_id: str) -> None:
 
 def bulk_edit_captions(db: Session, data: DataTree, character_id: str, edit: BulkCaptionEdit) -> BulkCaptionOut:
     character = get_character(db, character_id)
-    query = select(Image).where(Image.character_id == character_id)
+    query = dataset_query(character_id)
     if edit.image_ids is not None:
         query = query.where(Image.id.in_(edit.image_ids))
     changed: list[Image] = []
-    for image in db.scalars(query.order_by(Image.created_at, Image.id)):
+    for image in db.scalars(query):
         new_caption = _edited(image.caption, edit, character.trigger_word)
         if new_caption != image.caption:
             image.caption = new_caption

@@ -6,7 +6,6 @@ the report costs one query and never reopens a file.
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.characters import (
@@ -18,6 +17,7 @@ from isengard.api.schemas.characters import (
 )
 from isengard.api.schemas.images import image_thumbnail_url
 from isengard.api.services.characters import get_character
+from isengard.api.services.images import dataset_query
 from isengard.db.models import Image
 from isengard.imaging import BLUR_THRESHOLD, EXTREME_ASPECT_RATIO, aspect_ratio
 
@@ -103,9 +103,7 @@ def verdict(
 
 def build_report(db: Session, character_id: str, resolution: int) -> DatasetReport:
     get_character(db, character_id)
-    images = list(
-        db.scalars(select(Image).where(Image.character_id == character_id).order_by(Image.created_at, Image.id))
-    )
+    images = list(db.scalars(dataset_query(character_id)))
     too_small = [i for i in images if min(i.width, i.height) < resolution]
     groups = _near_duplicate_groups(images)
     blurry = [i for i in images if i.blur_score is not None and i.blur_score < BLUR_THRESHOLD]

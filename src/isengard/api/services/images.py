@@ -34,6 +34,11 @@ def get_image(db: Session, image_id: str) -> Image:
     return get_or_404(db, Image, image_id, f"image {image_id} not found")
 
 
+def dataset_query(character_id: str) -> Select[Image]:
+    """A character's images oldest first (upload order): how training, the quality report and bulk edits see them."""
+    return select(Image).where(Image.character_id == character_id).order_by(Image.created_at, Image.id)
+
+
 # --- Dataset grid ------------------------------------------------------------------------------------------------
 
 

@@ -12,19 +12,19 @@ from typing import Any
 
 from fastapi import HTTPException
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.training import TrainingCreate, TrainingEstimate, TrainingPluginOut
 from isengard.api.services.characters import referenced_character
 from isengard.api.services.image_files import original_relative
+from isengard.api.services.images import dataset_query
 from isengard.api.services.jobs import submit_job
 from isengard.api.services.plugin_availability import ensure_runnable
 from isengard.api.services.training_presets import get_preset
 from isengard.api.services.validation_errors import readable_errors
 from isengard.api.state import Services
 from isengard.config import Mode
-from isengard.db.models import Image, Job
+from isengard.db.models import Job
 from isengard.domain import DatasetItem, JobKind, PluginKind, TrainingInput
 from isengard.plugins.api import PluginError
 from isengard.plugins.registry import UnknownPluginError
@@ -88,9 +88,7 @@ def resolve_config(plugin: TrainingPlugin, config: dict[str, Any], *, base: dict
 
 def snapshot_dataset(services: Services, db: Session, character_id: str, config: BaseModel) -> TrainingInput:
     character = referenced_character(db, character_id)
-    images = db.scalars(
-        select(Image).where(Image.character_id == character_id).order_by(Image.created_at, Image.id)
-    ).all()
+    images = db.scalars(dataset_query(character_id)).all()
     minimum = MIN_IMAGES[services.settings.resolved_mode]
     if len(images) < minimum:
         raise HTTPException(
