@@ -68,12 +68,15 @@ class TrainingInput(BaseModel):
     dataset: list[DatasetItem]
 
 
+MAX_LORA_WEIGHT = 4.0  # the strength a LoRA is applied with lies in [-MAX_LORA_WEIGHT, MAX_LORA_WEIGHT]
+
+
 class LoraRef(BaseModel):
     """A LoRA to apply at generation: its id, its file (relative to the data dir) and its weight."""
 
     lora_id: str
     path: str
-    weight: float = Field(default=1.0, ge=-4.0, le=4.0)
+    weight: float = Field(default=1.0, ge=-MAX_LORA_WEIGHT, le=MAX_LORA_WEIGHT)
     name: str = ""
     trigger_word: str | None = None
 

@@ -8,13 +8,14 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from isengard.db.models import Generation
+from isengard.domain import MAX_LORA_WEIGHT
 from isengard.plugins.api import Capability
 from isengard.plugins.image.request import MAX_GRID_CELLS, MAX_IMAGES, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SIDE
 
 
 class LoraSelection(BaseModel):
     lora_id: str = Field(min_length=1, max_length=32)
-    weight: float = Field(default=1.0, ge=-4.0, le=4.0)
+    weight: float = Field(default=1.0, ge=-MAX_LORA_WEIGHT, le=MAX_LORA_WEIGHT)
 
 
 class _RenderSettings(BaseModel):
@@ -49,7 +50,9 @@ class GridCreate(_RenderSettings):
     columns: list[GridColumnCreate] = Field(default_factory=list, max_length=12)
     job_id: str | None = Field(default=None, max_length=32, description="use every LoRA and checkpoint of this run")
     include_base: bool = Field(default=False, description="add a column without any LoRA")
-    weight: float = Field(default=1.0, ge=-4.0, le=4.0, description="weight of the run's LoRAs (with job_id)")
+    weight: float = Field(
+        default=1.0, ge=-MAX_LORA_WEIGHT, le=MAX_LORA_WEIGHT, description="weight of the run's LoRAs (with job_id)"
+    )
     width: int = Field(default=512, ge=MIN_SIDE, le=MAX_SIDE)
     height: int = Field(default=512, ge=MIN_SIDE, le=MAX_SIDE)
 
