@@ -34,6 +34,10 @@ class PluginRecord:
     source: str
     load_error: str | None = None
 
+    @property
+    def description(self) -> str:
+        return self.cls.description if self.cls is not None else ""
+
 
 @dataclass
 class PluginRegistry:

@@ -31,6 +31,7 @@ from isengard.domain import (
     LogEvent,
     ProgressEvent,
     SampleEvent,
+    artifact_url,
     utcnow,
 )
 from isengard.logging import RESERVED_RECORD_FIELDS
@@ -371,7 +372,3 @@ class WorkerJobContext:
     def interrupted(self) -> bool:
         """The job must stop for the worker's sake (shutdown, lost lease), not because a user asked."""
         return self._shutdown.is_set() or self._lease_lost.is_set()
-
-
-def artifact_url(job_id: str, artifact_id: str) -> str:
-    return f"/api/jobs/{job_id}/artifacts/{artifact_id}/file"

@@ -141,7 +141,7 @@ def capabilities(services: ServicesDep) -> Capabilities:
                 PluginCapability(
                     name=name,
                     kind=kind,
-                    description=getattr(record.cls, "description", "") if record.cls else "",
+                    description=record.description,
                     capability=services.plugins.capabilities(kind, name),
                 )
             )

@@ -38,7 +38,7 @@ def list_image_plugins(services: Services) -> list[ImagePluginOut]:
         plugins.append(
             ImagePluginOut(
                 name=name,
-                description=getattr(cls, "description", "") if cls else "",
+                description=record.description,
                 capability=services.plugins.capabilities(PluginKind.IMAGE, name),
                 request_schema=schema,
             )

@@ -56,7 +56,7 @@ def list_training_plugins(services: Services) -> list[TrainingPluginOut]:
             assert isinstance(plugin, TrainingPlugin)
             schema = plugin.config_model.model_json_schema()
             defaults = default_config(plugin)
-        description = getattr(record.cls, "description", "") if record.cls else ""
+        description = record.description
         plugins.append(
             TrainingPluginOut(
                 name=name, description=description, capability=capability, config_schema=schema, defaults=defaults
