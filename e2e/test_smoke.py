@@ -86,3 +86,13 @@ def test_narrow_window_has_a_menu(page: Page, app: RunningApp, console: ConsoleW
     expect(page.get_by_role("heading", level=1)).to_have_text("Dataset")
     page.screenshot(path=screenshot_path("narrow_dataset"), full_page=True)
     assert console.errors == []
+
+
+def test_health_panel_shows_database_redis_and_worker_up(page: Page, app: RunningApp, console: ConsoleWatch) -> None:
+    # What a person sees after `make run`: the panel reports every part of the running system as up.
+    page.goto(app.url + "/")
+    expect(page.get_by_test_id("health-database")).to_contain_text("up")
+    expect(page.get_by_test_id("health-redis")).to_contain_text("up")
+    expect(page.get_by_test_id("health-workers")).to_contain_text("1 up")
+    expect(page.get_by_test_id("health-workers").locator(".dot.ok")).to_have_count(1)
+    assert console.errors == []
