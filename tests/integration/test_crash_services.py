@@ -19,11 +19,10 @@ import redis
 from isengard.config import Settings
 from isengard.db.migrate import upgrade
 from isengard.queue import keys
-from isengard.redis_server import EmbeddedRedis
+from isengard.redis_server import EmbeddedRedis, free_port
 from tests.integration.queue_support import (
     REPO_ROOT,
     JobStore,
-    free_port,
     queue_settings,
     stop_process,
     wait_for,
