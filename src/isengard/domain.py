@@ -20,6 +20,7 @@ class JobKind(StrEnum):
     TRAINING = "training"
     GENERATION = "generation"
     VIDEO = "video"
+    CAPTION = "caption"
 
 
 class JobStatus(StrEnum):
@@ -47,6 +48,7 @@ class PluginKind(StrEnum):
     TRAINING = "training"
     IMAGE = "image"
     VIDEO = "video"
+    CAPTION = "caption"
 
 
 # --- Job inputs (what a plugin receives; snapshotted into the job row at submission) -----------------------------
@@ -144,13 +146,31 @@ class ArtifactEvent(_Event):
     url: str | None = None
 
 
+class CaptionEvent(_Event):
+    """A caption job finished one image: `written` is False when an existing caption was kept (not overwritten)."""
+
+    type: Literal["caption"] = "caption"
+    image_id: str
+    index: int  # 1-based position of the image in the job
+    total: int
+    caption: str
+    written: bool
+
+
 def artifact_url(job_id: str, artifact_id: str) -> str:
     """Where the API serves an artifact's file (events and artifact listings carry it)."""
     return f"/api/jobs/{job_id}/artifacts/{artifact_id}/file"
 
 
 JobEvent = Annotated[
-    StatusEvent | ProgressEvent | SampleEvent | CheckpointEvent | LogEvent | ErrorEvent | ArtifactEvent,
+    StatusEvent
+    | ProgressEvent
+    | SampleEvent
+    | CheckpointEvent
+    | LogEvent
+    | ErrorEvent
+    | ArtifactEvent
+    | CaptionEvent,
     Field(discriminator="type"),
 ]
 

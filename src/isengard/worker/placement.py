@@ -19,6 +19,7 @@ PLUGIN_KIND_OF_JOB = {
     JobKind.TRAINING.value: PluginKind.TRAINING,
     JobKind.GENERATION.value: PluginKind.IMAGE,
     JobKind.VIDEO.value: PluginKind.VIDEO,
+    JobKind.CAPTION.value: PluginKind.CAPTION,
 }
 
 
