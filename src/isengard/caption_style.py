@@ -39,7 +39,7 @@ class CaptionStyle(BaseModel):
         description="ask the model not to describe hair, eyes, skin, face, age, ethnicity or body, and remove such "
         "words from what it writes",
     )
-    language: CaptionLanguage = DEFAULT_LANGUAGE
+    language: CaptionLanguage = "en"
 
 
 def instruction(style: CaptionStyle) -> str:

@@ -163,14 +163,7 @@ def artifact_url(job_id: str, artifact_id: str) -> str:
 
 
 JobEvent = Annotated[
-    StatusEvent
-    | ProgressEvent
-    | SampleEvent
-    | CheckpointEvent
-    | LogEvent
-    | ErrorEvent
-    | ArtifactEvent
-    | CaptionEvent,
+    StatusEvent | ProgressEvent | SampleEvent | CheckpointEvent | LogEvent | ErrorEvent | ArtifactEvent | CaptionEvent,
     Field(discriminator="type"),
 ]
 

@@ -62,7 +62,8 @@ ENGLISH = IdentityVocabulary(
         "age": (
             "young", "younger", "old", "older", "elderly", "aged", "middle-aged", "middle aged", "teenage", "teenager",
             "teen", "adolescent", "youthful", "mature", "senior", "year-old", "year old", "in her twenties",
-            "in his twenties", "in her thirties", "in his thirties", "in her forties", "in his forties", "old {subject}",
+            "in his twenties", "in her thirties", "in his thirties", "in her forties", "in his forties",
+            "old {subject}",
         ),
         "ethnicity": (
             "asian", "east asian", "south asian", "caucasian", "white {subject}", "black {subject}", "african",
@@ -121,7 +122,9 @@ GERMAN = IdentityVocabulary(
         "face": ("rundes gesicht", "ovales gesicht", "hohe wangenknochen", "volle lippen", "grübchen", "muttermal"),
         "age": ("junge", "jungen", "junger", "alte", "alter", "ältere", "älterer", "jugendliche", "jugendlicher"),
         "ethnicity": ("asiatische", "asiatischer", "kaukasische", "afrikanische", "hispanische"),
-        "body": ("schlanke", "schlanker", "dünne", "kurvige", "muskulöse", "muskulöser", "große", "großer", "zierliche"),
+        "body": (
+            "schlanke", "schlanker", "dünne", "kurvige", "muskulöse", "muskulöser", "große", "großer", "zierliche",
+        ),
     },
     subject_nouns=("frau", "mann", "person", "mädchen", "junge", "dame", "kind"),
     articles=("eine", "ein", "die", "der", "das"),

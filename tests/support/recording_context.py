@@ -41,6 +41,8 @@ class RecordingContext:
     - `artifacts`: files registered with `save_artifact`; `removed` those later removed (they stay in
       `artifacts`, so a test can see everything that was ever saved).
     - `logs`: every `log` call.
+    - `captions`: image id -> caption of every `save_caption` call that wrote (an existing caption is kept unless
+      the call overwrites, as in the worker); seed it with the captions the images already have.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class RecordingContext:
         self.artifacts: list[Artifact] = []
         self.removed: list[Artifact] = []
         self.logs: list[LogLine] = []
+        self.captions: dict[str, str] = {}
         self.work_dir.mkdir(parents=True, exist_ok=True)
 
     # --- JobContext ---------------------------------------------------------------------------------------------
@@ -125,6 +128,12 @@ class RecordingContext:
     def remove_artifact(self, artifact: Artifact) -> None:
         (self.data_dir / artifact.path).unlink(missing_ok=True)
         self.removed.append(artifact)
+
+    def save_caption(self, image_id: str, caption: str, *, index: int, total: int, overwrite: bool) -> bool:
+        if self.captions.get(image_id, "").strip() and not overwrite:
+            return False
+        self.captions[image_id] = caption
+        return True
 
     def latest_checkpoint(self) -> Path | None:
         return latest_checkpoint_in(self.work_dir)

@@ -96,7 +96,8 @@ def test_different_captions_that_share_a_few_words_are_not_near_identical() -> N
     [
         ("a black woman in a white dress", ["black"]),  # ethnicity next to the subject, not the dress's colour
         ("a man in a black jacket and a short skirt", []),
-        ("a tall woman, middle-aged, with freckles and long brown hair", ["tall", "middle-aged", "freckles", "long brown hair"]),
+        ("a tall woman, middle-aged, with freckles and long brown hair",
+         ["tall", "middle-aged", "freckles", "long brown hair"]),
         ("une jeune femme aux cheveux blonds", ["jeune", "cheveux blonds"]),
         ("eine Frau mit blonden Haaren und blauen Augen", ["blonden Haaren", "blauen Augen"]),
     ],

@@ -23,7 +23,7 @@ from isengard.api.middleware import (
     DiskGuardMiddleware,
     SecurityHeadersMiddleware,
 )
-from isengard.api.routes import auth, characters, generation, health, images, jobs, logs, loras, training
+from isengard.api.routes import auth, captions, characters, generation, health, images, jobs, logs, loras, training
 from isengard.api.services.queue_lifecycle import start_queue_recovery, stop_queue_recovery
 from isengard.api.state import Services
 from isengard.config import Settings
@@ -34,7 +34,7 @@ from isengard.storage import DataTree
 
 log = logging.getLogger(__name__)
 
-ROUTERS = [auth, health, characters, images, training, generation, loras, jobs, logs]
+ROUTERS = [auth, health, characters, images, training, generation, captions, loras, jobs, logs]
 
 # The built web bundle, beside the package in a source checkout.
 DEFAULT_WEB_DIST = Path(__file__).resolve().parents[3] / "web" / "dist"

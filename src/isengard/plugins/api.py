@@ -97,6 +97,12 @@ class JobContext(Protocol):
     def remove_artifact(self, artifact: Artifact) -> None:
         """Delete an artifact's file and its records (e.g. checkpoints beyond the last K kept)."""
 
+    def save_caption(self, image_id: str, caption: str, *, index: int, total: int, overwrite: bool) -> bool:
+        """Caption jobs: store the caption of a dataset image the way a hand edit is stored (database and the .txt
+        beside the image). An image that has a caption keeps it unless `overwrite`; returns whether it was written.
+        `index` (1-based) and `total` place the image in the job for the per-image progress event."""
+        ...
+
     def latest_checkpoint(self) -> Path | None:
         """The newest resumable checkpoint of this job from an earlier attempt, if any.
 

@@ -26,6 +26,7 @@ from isengard.db.session import session_scope
 from isengard.domain import (
     ArtifactEvent,
     ArtifactKind,
+    CaptionEvent,
     CheckpointEvent,
     JobKind,
     LogEvent,
@@ -323,6 +324,26 @@ class WorkerJobContext:
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
+
+    # --- Captions -----------------------------------------------------------------------------------------------
+
+    def save_caption(self, image_id: str, caption: str, *, index: int, total: int, overwrite: bool) -> bool:
+        from isengard.worker.records_caption import record_caption
+
+        written = record_caption(
+            self.sessions,
+            self.data,
+            image_id=image_id,
+            character_id=self.job.character_id,
+            caption=caption,
+            overwrite=overwrite,
+        )
+        event = CaptionEvent(
+            job_id=self.job_id, image_id=image_id, index=index, total=total, caption=caption, written=written
+        )
+        self._record(event)
+        self._maybe_flush()
+        return written
 
     # --- Cancellation ---------------------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from isengard.api.params import ID_PATTERN
 from isengard.api.schemas.images import ImageOut
+from isengard.caption_lint import CaptionFinding
 from isengard.captions import MAX_CAPTION_CHARS
 
 CharacterName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -141,3 +142,6 @@ class DatasetReport(BaseModel):
     extreme_aspect: list[AspectImage]
     extreme_aspect_threshold: float
     missing_captions: list[ImageRef]
+    caption_findings: list[CaptionFinding] = Field(
+        default_factory=list, description="the caption linter's findings (trigger word, identity words, length...)"
+    )

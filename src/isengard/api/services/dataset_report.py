@@ -16,9 +16,11 @@ from isengard.api.schemas.characters import (
     ResolutionBucket,
 )
 from isengard.api.schemas.images import image_thumbnail_url
+from isengard.api.services.captions.lint import lint_images
 from isengard.api.services.characters import get_character
 from isengard.api.services.images import dataset_query
 from isengard.db.models import Image
+from isengard.identity_words import DEFAULT_LANGUAGE
 from isengard.imaging import BLUR_THRESHOLD, EXTREME_ASPECT_RATIO, aspect_ratio
 
 # Buckets on the shorter side, the side that limits how large a training crop can be.
@@ -79,6 +81,7 @@ def verdict(
     blurry: int,
     extreme: int,
     missing_captions: int,
+    captions_to_fix: int = 0,
 ) -> str:
     if count == 0:
         return "no images yet: upload 10-30 varied photos of the character"
@@ -96,14 +99,19 @@ def verdict(
         parts.append(f"{extreme} with an extreme aspect ratio")
     if missing_captions:
         parts.append(f"{missing_captions} without a caption")
+    if captions_to_fix:
+        parts.append(f"{_plural(captions_to_fix, 'caption')} to fix")
     if len(parts) == 1:
         parts.append(f"ready to train at {resolution} px")
     return ", ".join(parts)
 
 
 def build_report(db: Session, character_id: str, resolution: int) -> DatasetReport:
-    get_character(db, character_id)
+    character = get_character(db, character_id)
     images = list(db.scalars(dataset_query(character_id)))
+    findings = lint_images(images, character.trigger_word, DEFAULT_LANGUAGE)
+    # An empty caption is already counted as missing; an over-long one for CLIP alone is only a note.
+    to_fix = {f.image_id for f in findings if f.severity != "info" and f.kind != "empty"}
     too_small = [i for i in images if min(i.width, i.height) < resolution]
     groups = _near_duplicate_groups(images)
     blurry = [i for i in images if i.blur_score is not None and i.blur_score < BLUR_THRESHOLD]
@@ -114,7 +122,14 @@ def build_report(db: Session, character_id: str, resolution: int) -> DatasetRepo
         resolution=resolution,
         count=len(images),
         verdict=verdict(
-            len(images), resolution, len(too_small), [len(g) for g in groups], len(blurry), len(extreme), len(missing)
+            len(images),
+            resolution,
+            len(too_small),
+            [len(g) for g in groups],
+            len(blurry),
+            len(extreme),
+            len(missing),
+            len(to_fix),
         ),
         resolution_histogram=_histogram(images),
         too_small=[_ref(i) for i in too_small],
@@ -126,4 +141,5 @@ def build_report(db: Session, character_id: str, resolution: int) -> DatasetRepo
         ],
         extreme_aspect_threshold=EXTREME_ASPECT_RATIO,
         missing_captions=[_ref(i) for i in missing],
+        caption_findings=findings,
     )

@@ -1,0 +1,1 @@
+"""Captions as a feature: automatic caption jobs and the caption linter."""

@@ -1,0 +1,103 @@
+"""Submitting caption jobs: which images, the plugin and its config checked, the payload snapshotted."""
+
+from __future__ import annotations
+
+from fastapi import HTTPException
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from isengard.api.schemas.captions import CaptionJobCreate, CaptionPluginOut
+from isengard.api.services.characters import get_character
+from isengard.api.services.image_files import original_relative
+from isengard.api.services.images import dataset_query
+from isengard.api.services.jobs import submit_job
+from isengard.api.services.plugin_availability import ensure_runnable
+from isengard.api.services.validation_errors import readable_errors
+from isengard.api.state import Services
+from isengard.db.models import Image, Job
+from isengard.domain import JobKind, PluginKind
+from isengard.plugins.caption.interface import CaptionJob, CaptionPlugin, CaptionTarget
+from isengard.plugins.registry import UnknownPluginError
+
+
+def list_caption_plugins(services: Services) -> list[CaptionPluginOut]:
+    plugins = []
+    for name in services.plugins.names(PluginKind.CAPTION):
+        record = services.plugins.records[(PluginKind.CAPTION, name)]
+        cls = record.cls
+        schema = cls.config_model.model_json_schema() if cls is not None and issubclass(cls, CaptionPlugin) else {}
+        plugins.append(
+            CaptionPluginOut(
+                name=name,
+                description=record.description,
+                capability=services.plugins.capabilities(PluginKind.CAPTION, name),
+                config_schema=schema,
+            )
+        )
+    return plugins
+
+
+def _usable_plugin(services: Services, name: str) -> CaptionPlugin:
+    try:
+        plugin = services.plugins.get(PluginKind.CAPTION, name)
+    except UnknownPluginError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    if not isinstance(plugin, CaptionPlugin):
+        raise HTTPException(status_code=422, detail=f"'{name}' is not a captioning plugin")
+    ensure_runnable(services, PluginKind.CAPTION, name)
+    return plugin
+
+
+def _chosen_images(db: Session, character_id: str, body: CaptionJobCreate) -> list[Image]:
+    images = list(db.scalars(dataset_query(character_id)))
+    if body.scope == "empty":
+        return [image for image in images if not image.caption.strip()]
+    if body.scope == "all":
+        return images
+    if not body.image_ids:
+        raise HTTPException(status_code=422, detail="scope 'selected' needs image_ids: the images to caption")
+    by_id = {image.id: image for image in images}
+    unknown = [image_id for image_id in dict.fromkeys(body.image_ids) if image_id not in by_id]
+    if unknown:
+        raise HTTPException(
+            status_code=422, detail=f"not images of this character: {', '.join(unknown[:5])}"
+        )  # fmt: skip
+    return [by_id[image_id] for image_id in dict.fromkeys(body.image_ids)]
+
+
+def submit_caption_job(services: Services, db: Session, character_id: str, body: CaptionJobCreate) -> Job:
+    """Queue a caption job over the chosen images; those with a caption are left out unless `overwrite`."""
+    character = get_character(db, character_id)
+    plugin = _usable_plugin(services, body.plugin)
+    try:
+        config = plugin.validate_config(body.config).model_dump(mode="json")
+    except ValidationError as exc:
+        raise HTTPException(status_code=422, detail=readable_errors(exc, prefix="config")) from None
+    chosen = _chosen_images(db, character.id, body)
+    targets = chosen if body.overwrite else [image for image in chosen if not image.caption.strip()]
+    if not targets:
+        reason = (
+            "the character has no images"
+            if not chosen and body.scope != "empty"
+            else "every chosen image already has a caption (set overwrite to replace them)"
+        )
+        raise HTTPException(status_code=422, detail=f"nothing to caption: {reason}")
+    payload = CaptionJob(
+        character_id=character.id,
+        images=[CaptionTarget(image_id=image.id, image_path=original_relative(image)) for image in targets],
+        style=body.style,
+        overwrite=body.overwrite,
+        config=config,
+    ).model_dump(mode="json")
+    summary = {
+        "scope": body.scope,
+        "overwrite": body.overwrite,
+        "images": len(targets),
+        "kept": len(chosen) - len(targets),
+        "style": body.style.model_dump(mode="json"),
+        **config,
+    }
+    return submit_job(
+        services, db, kind=JobKind.CAPTION, plugin=body.plugin, payload=payload, config=summary,
+        character_id=character.id, name=f"captions: {character.name} ({len(targets)} images)",
+    )  # fmt: skip

@@ -1,0 +1,1 @@
+"""Captioning plugins: vision-language models that write dataset captions."""
