@@ -129,7 +129,7 @@ def test_cancel_stops_a_running_caption_job(api: TestClient, settings: Settings)
 
 
 def test_bad_caption_requests_are_clear_4xx(api: TestClient) -> None:
-    character, ids = _dataset(api, 1)
+    character, _ids = _dataset(api, 1)
     other = api.post("/api/characters", json={"name": "Bo"}).json()["id"]
     url = f"/api/characters/{character}/captions/auto"
     cases: list[tuple[dict[str, Any], int, str]] = [
