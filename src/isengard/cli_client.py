@@ -191,11 +191,12 @@ def follow_with_bar(
     description: str = "job",
     on_event: Callable[[dict[str, Any]], None] | None = None,
     disable: bool = False,
+    unit: str = "step",
 ) -> dict[str, Any]:
     """Show a job's progress as a tqdm bar (step, loss, ETA) until it ends; returns the finished job."""
     from tqdm import tqdm
 
-    bar = tqdm(total=None, desc=description, unit="step", disable=disable, dynamic_ncols=True)
+    bar = tqdm(total=None, desc=description, unit=unit, disable=disable, dynamic_ncols=True)
     try:
         for event in client.events(job_id):
             if on_event is not None:
@@ -210,7 +211,7 @@ def follow_with_bar(
                     postfix["loss"] = f"{float(loss):.4f}"
                 if event.get("eta_seconds") is not None:
                     postfix["eta"] = format_eta(event["eta_seconds"])
-                if event.get("stage") and event.get("stage") != "training":
+                if event.get("stage") and event.get("stage") not in {"training", "captioning"}:
                     postfix["stage"] = event["stage"]
                 bar.set_postfix(postfix, refresh=False)
                 bar.refresh()

@@ -1,9 +1,10 @@
 """`isengard train`: train a character LoRA from a folder of photos through a running Isengard API.
 
-    isengard train --character "Anna" --images ./photos [--steps 2000] [--rank 16] [--api URL] [--token T]
+    isengard train --character "Anna" --images ./photos [--steps 2000] [--rank 16] [--auto-caption] [--api URL]
 
 Creates the character when it does not exist, uploads the images (a same-named .txt file beside an image is its
-caption), submits the run, follows it live with a progress bar, and prints where the LoRA is.
+caption), captions the images still without one when --auto-caption is given, submits the run, follows it live
+with a progress bar, and prints where the LoRA is.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from isengard.cli_caption import add_style_arguments, caption_request, run_caption_job
 from isengard.cli_client import ApiError, IsengardClient, add_api_arguments, follow_with_bar, image_files
 
 DEFAULT_CAPTION = "a photo of [trigger]"
@@ -30,6 +32,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--caption", default=DEFAULT_CAPTION, help=f"caption of images without a .txt (default: '{DEFAULT_CAPTION}')"
     )
+    parser.add_argument(
+        "--auto-caption",
+        action="store_true",
+        help="caption the images without a caption with a vision-language model before training (instead of --caption)",
+    )
+    add_style_arguments(parser)
     add_api_arguments(parser)
     parser.add_argument("--no-follow", action="store_true", help="submit and return without following progress")
     parser.set_defaults(func=cmd_train)
@@ -73,8 +81,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             character = client.create_character(args.character, args.trigger_word)
             print(f"created character '{character['name']}' (trigger word: {character['trigger_word']})")
         if args.images is not None:
-            stored = upload_folder(client, character["id"], args.images, args.caption)
+            # With --auto-caption an image without a .txt stays uncaptioned, for the captioner to describe.
+            default_caption = "" if args.auto_caption else args.caption
+            stored = upload_folder(client, character["id"], args.images, default_caption)
             print(f"uploaded {stored} new image(s) from {args.images}")
+        if args.auto_caption and not auto_caption(client, character, args):
+            return 1
         config: dict[str, Any] = {}
         if args.steps is not None:
             config["steps"] = args.steps
@@ -97,6 +109,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130
     finally:
         client.close()
+
+
+def auto_caption(client: IsengardClient, character: dict[str, Any], args: argparse.Namespace) -> bool:
+    """Caption the images without a caption; True when training may go on (done, or nothing to caption)."""
+    uncaptioned = client.request(
+        "GET", "/api/images", params={"character_id": character["id"], "flag": "missing_caption", "limit": 1}
+    )
+    if not uncaptioned["items"]:
+        print("every image has a caption; nothing to auto-caption")
+        return True
+    job = run_caption_job(client, character, caption_request(args, scope="empty", overwrite=False))
+    if job["status"] != "succeeded":
+        print(f"auto-captioning {job['status']}: {job.get('error') or ''}; not training".rstrip(), file=sys.stderr)
+        return False
+    return True
 
 
 def report(client: IsengardClient, job: dict[str, Any]) -> int:
