@@ -72,6 +72,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/captions/plugins": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Caption Plugins */
+        get: operations["caption_plugins_api_captions_plugins_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/characters": {
         parameters: {
             query?: never;
@@ -109,6 +126,26 @@ export interface paths {
         patch: operations["update_character_api_characters__character_id__patch"];
         trace?: never;
     };
+    "/api/characters/{character_id}/captions/auto": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Caption Dataset
+         * @description Queue a caption job: the worker captions the chosen images and stores each caption as a hand edit is.
+         */
+        post: operations["caption_dataset_api_characters__character_id__captions_auto_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/characters/{character_id}/captions/bulk": {
         parameters: {
             query?: never;
@@ -120,6 +157,23 @@ export interface paths {
         put?: never;
         /** Bulk Edit Captions */
         post: operations["bulk_edit_captions_api_characters__character_id__captions_bulk_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/characters/{character_id}/captions/lint": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lint Captions */
+        get: operations["lint_captions_api_characters__character_id__captions_lint_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -846,6 +900,151 @@ export interface components {
             /** Reason */
             reason?: string | null;
         };
+        /**
+         * CaptionFinding
+         * @description One problem with one image's caption.
+         */
+        CaptionFinding: {
+            /**
+             * Fixed Caption
+             * @description the caption with the problem fixed, when it can be
+             */
+            fixed_caption?: string | null;
+            /** Image Id */
+            image_id: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "empty" | "missing_trigger" | "identity" | "near_identical" | "too_long_t5" | "too_long_clip";
+            /** Message */
+            message: string;
+            /**
+             * Other Image Ids
+             * @description near-identical captions: the other images
+             */
+            other_image_ids?: string[];
+            /**
+             * Severity
+             * @enum {string}
+             */
+            severity: "error" | "warning" | "info";
+            /**
+             * Words
+             * @description the words the finding is about
+             */
+            words?: string[];
+        };
+        /**
+         * CaptionJobCreate
+         * @description Caption a character's images: all of them, those without a caption, or the chosen ones.
+         */
+        CaptionJobCreate: {
+            /**
+             * Config
+             * @description the plugin's own settings (see its schema)
+             */
+            config?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Image Ids
+             * @description the images, for scope 'selected'
+             */
+            image_ids?: string[];
+            /**
+             * Overwrite
+             * @description replace captions the images already have (otherwise those images are skipped)
+             * @default false
+             */
+            overwrite: boolean;
+            /**
+             * Plugin
+             * @default qwen-vl
+             */
+            plugin: string;
+            /**
+             * Scope
+             * @default empty
+             * @enum {string}
+             */
+            scope: "all" | "empty" | "selected";
+            style?: components["schemas"]["CaptionStyle"];
+        };
+        /** CaptionLintOut */
+        CaptionLintOut: {
+            /** Character Id */
+            character_id: string;
+            /** Findings */
+            findings: components["schemas"]["CaptionFinding"][];
+            /** Images */
+            images: number;
+            /**
+             * Language
+             * @enum {string}
+             */
+            language: "en" | "fr" | "de";
+            /** Trigger Word */
+            trigger_word: string;
+        };
+        /** CaptionPluginOut */
+        CaptionPluginOut: {
+            capability: components["schemas"]["Capability"];
+            /**
+             * Config Schema
+             * @description JSON schema of the plugin's `config`
+             */
+            config_schema: {
+                [key: string]: unknown;
+            };
+            /** Description */
+            description: string;
+            /** Name */
+            name: string;
+        };
+        /**
+         * CaptionStyle
+         * @description How automatic captions are written for a character.
+         */
+        CaptionStyle: {
+            /**
+             * Language
+             * @default en
+             * @enum {string}
+             */
+            language: "en" | "fr" | "de";
+            /**
+             * Leave Identity Out
+             * @description ask the model not to describe hair, eyes, skin, face, age, ethnicity or body, and remove such words from what it writes
+             * @default true
+             */
+            leave_identity_out: boolean;
+            /**
+             * Max Words
+             * @description captions are cut at a clause boundary past this
+             * @default 60
+             */
+            max_words: number;
+            /**
+             * Prefix
+             * @description text put before every caption
+             * @default
+             */
+            prefix: string;
+            /**
+             * Suffix
+             * @description text put after every caption
+             * @default
+             */
+            suffix: string;
+            /**
+             * Trigger Placement
+             * @description 'first': `[trigger], <caption>`; 'replace_subject': the first 'a woman' / 'the man' becomes `[trigger]` (first when the caption names no subject)
+             * @default first
+             * @enum {string}
+             */
+            trigger_placement: "first" | "replace_subject";
+        };
         /** CharacterCreate */
         CharacterCreate: {
             /**
@@ -947,6 +1146,11 @@ export interface components {
             blur_threshold: number;
             /** Blurry */
             blurry: components["schemas"]["BlurryImage"][];
+            /**
+             * Caption Findings
+             * @description the caption linter's findings (trigger word, identity words, length...)
+             */
+            caption_findings?: components["schemas"]["CaptionFinding"][];
             /** Character Id */
             character_id: string;
             /** Count */
@@ -1298,7 +1502,7 @@ export interface components {
          * JobKind
          * @enum {string}
          */
-        JobKind: "training" | "generation" | "video";
+        JobKind: "training" | "generation" | "video" | "caption";
         /** JobOut */
         JobOut: {
             /** Attempts */
@@ -1517,7 +1721,7 @@ export interface components {
          * PluginKind
          * @enum {string}
          */
-        PluginKind: "training" | "image" | "video";
+        PluginKind: "training" | "image" | "video" | "caption";
         /** PrependTrigger */
         PrependTrigger: {
             /**
@@ -2133,6 +2337,80 @@ export interface operations {
             };
         };
     };
+    caption_plugins_api_captions_plugins_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CaptionPluginOut"][];
+                };
+            };
+            /** @description the request body could not be parsed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a cookie-authenticated write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
     list_characters_api_characters_get: {
         parameters: {
             query?: never;
@@ -2545,6 +2823,87 @@ export interface operations {
             };
         };
     };
+    caption_dataset_api_characters__character_id__captions_auto_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the character's id */
+                character_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CaptionJobCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobOut"];
+                };
+            };
+            /** @description the request body could not be parsed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a cookie-authenticated write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
     bulk_edit_captions_api_characters__character_id__captions_bulk_post: {
         parameters: {
             query?: never;
@@ -2568,6 +2927,86 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["BulkCaptionOut"];
+                };
+            };
+            /** @description the request body could not be parsed */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a cookie-authenticated write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    lint_captions_api_characters__character_id__captions_lint_get: {
+        parameters: {
+            query?: {
+                /** @description the captions' language */
+                language?: "en" | "fr" | "de";
+            };
+            header?: never;
+            path: {
+                /** @description the character's id */
+                character_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CaptionLintOut"];
                 };
             };
             /** @description the request body could not be parsed */

@@ -6,6 +6,8 @@ import { BulkCaptionTools } from "../components/dataset/BulkCaptionTools";
 import { DatasetChecklist } from "../components/dataset/DatasetChecklist";
 import { ImageGrid } from "../components/dataset/ImageGrid";
 import { Uploader } from "../components/dataset/Uploader";
+import { CaptionFindings } from "../features/captions/CaptionFindings";
+import { CaptionWithAI } from "../features/captions/CaptionWithAI";
 import { Badge, Button, Card, ConfirmButton, Empty, ErrorNotice, PageHeader, Spinner } from "../components/ui";
 import { useImages } from "../hooks/useImages";
 import { api } from "../lib/api";
@@ -97,7 +99,8 @@ export default function CharacterDetail() {
             ) : images.images.length === 0 && !images.error ? (
               <Empty icon="▦" title="No photos yet">Upload 10–50 photos of {c.name} from different angles and in different light.</Empty>
             ) : (
-              <ImageGrid images={images.images} selected={selected} onToggle={toggle} error={images.error} />
+              <ImageGrid images={images.images} selected={selected} onToggle={toggle} error={images.error}
+                captionExtras={(image) => <CaptionFindings image={image} />} />
             )}
             {images.hasNextPage ? (
               <div className="row" style={{ justifyContent: "center", marginTop: 12 }}>
@@ -108,6 +111,9 @@ export default function CharacterDetail() {
         </div>
         <div className="stack">
           <DatasetChecklist characterId={c.id} />
+          <Card title="Caption with AI" description="A vision-language model describes each photo; the trigger word stands for the character.">
+            <CaptionWithAI characterId={c.id} selected={[...selected]} />
+          </Card>
           <Card title="Caption tools">
             <BulkCaptionTools characterId={c.id} selected={[...selected]} triggerWord={c.trigger_word} />
           </Card>

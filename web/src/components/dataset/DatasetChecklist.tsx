@@ -45,6 +45,15 @@ export function checksFromReport(report: DatasetReport): Check[] {
       detail: report.missing_captions.length ? "Uncaptioned images train on the trigger word alone; use the caption tools." : "Captions are ready.",
     },
   ];
+  // The caption linter: an empty caption is the line above; a caption only long for CLIP is a note, not a fault.
+  const toFix = new Set((report.caption_findings ?? []).filter((f) => f.kind !== "empty" && f.severity !== "info").map((f) => f.image_id));
+  checks.push({
+    level: toFix.size ? "warn" : "ok",
+    title: toFix.size ? `${toFix.size} caption${toFix.size === 1 ? "" : "s"} to fix` : "Captions pass the caption check",
+    detail: toFix.size
+      ? "Missing trigger word, identity traits, near-identical or over-long captions; see the notes under each caption."
+      : "Trigger word present, no identity traits, varied, within the text encoders' length.",
+  });
   return checks;
 }
 

@@ -1,5 +1,5 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { useState } from "react";
+import { useState, type ReactNode } from "react";
 import { api } from "../../lib/api";
 import { FLAG_LABELS, type ImageOut, type QualityFlag } from "../../lib/types";
 import { Badge, ConfirmButton, ErrorNotice } from "../ui";
@@ -37,12 +37,14 @@ function CaptionEditor({ image }: { image: ImageOut }) {
   );
 }
 
-export function ImageCard({ image, selected, onToggle, editable = true, characterName }: {
+export function ImageCard({ image, selected, onToggle, editable = true, characterName, captionExtras }: {
   image: ImageOut;
   selected?: boolean;
   onToggle?: () => void;
   editable?: boolean;
   characterName?: string;
+  /** Shown under the caption (e.g. what the caption linter found). */
+  captionExtras?: (image: ImageOut) => ReactNode;
 }) {
   const client = useQueryClient();
   return (
@@ -82,19 +84,22 @@ export function ImageCard({ image, selected, onToggle, editable = true, characte
             {image.flags.map((flag) => <Badge key={flag} tone="warn">{FLAG_LABELS[flag as QualityFlag] ?? flag}</Badge>)}
           </div>
         ) : null}
-        {editable ? <CaptionEditor image={image} /> : image.caption ? <span className="small muted">{image.caption}</span> : null}
+        {/* Keyed by the stored caption: a caption written elsewhere (a caption job) replaces what the editor shows. */}
+        {editable ? <CaptionEditor key={image.caption} image={image} /> : image.caption ? <span className="small muted">{image.caption}</span> : null}
+        {captionExtras?.(image)}
       </div>
     </div>
   );
 }
 
-export function ImageGrid({ images, selected, onToggle, error, editable, characterNames }: {
+export function ImageGrid({ images, selected, onToggle, error, editable, characterNames, captionExtras }: {
   images: ImageOut[];
   selected?: Set<string>;
   onToggle?: (id: string) => void;
   error?: unknown;
   editable?: boolean;
   characterNames?: Map<string, string>;
+  captionExtras?: (image: ImageOut) => ReactNode;
 }) {
   if (error) return <ErrorNotice error={error} title="Could not load images" />;
   return (
@@ -107,6 +112,7 @@ export function ImageGrid({ images, selected, onToggle, error, editable, charact
           onToggle={onToggle ? () => onToggle(image.id) : undefined}
           editable={editable}
           characterName={characterNames?.get(image.character_id)}
+          captionExtras={captionExtras}
         />
       ))}
     </div>

@@ -1,0 +1,35 @@
+import { describe, expect, it } from "vitest";
+import { findingsByImage, type CaptionFinding } from "./api";
+import { isFinal, reduceProgress, startProgress } from "./useCaptionJob";
+
+const caption = (index: number, written = true) => ({
+  type: "caption", job_id: "j", image_id: `i${index}`, index, total: 3, caption: `c${index}`, written,
+});
+
+describe("caption job progress", () => {
+  it("counts each image once done, written or kept, until the final status", () => {
+    let state = startProgress("j", 3);
+    state = reduceProgress(state, "status", { status: "running" });
+    state = reduceProgress(state, "caption", caption(1));
+    state = reduceProgress(state, "progress", { step: 1, total: 3 });
+    state = reduceProgress(state, "caption", caption(2, false));
+    expect(state).toMatchObject({ status: "running", done: 2, total: 3, written: 1, kept: 1 });
+    expect(state.last?.image_id).toBe("i2");
+    expect(isFinal(state.status)).toBe(false);
+    state = reduceProgress(state, "status", { status: "cancelled", message: "cancelled" });
+    expect(isFinal(state.status)).toBe(true);
+    expect(state.message).toBe("cancelled");
+  });
+});
+
+describe("findings by image", () => {
+  it("groups findings under their image in the linter's order", () => {
+    const f = (image_id: string, kind: CaptionFinding["kind"]): CaptionFinding => ({
+      image_id, kind, severity: "warning", message: kind, words: [], fixed_caption: null, other_image_ids: [],
+    });
+    const grouped = findingsByImage([f("a", "missing_trigger"), f("b", "empty"), f("a", "identity")]);
+    expect(grouped.get("a")?.map((x) => x.kind)).toEqual(["missing_trigger", "identity"]);
+    expect(grouped.get("b")?.map((x) => x.kind)).toEqual(["empty"]);
+    expect(grouped.get("c")).toBeUndefined();
+  });
+});
