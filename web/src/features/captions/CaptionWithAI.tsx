@@ -106,7 +106,12 @@ export function CaptionWithAI({ characterId, selected }: { characterId: string; 
             <Badge tone={progress.status === "succeeded" ? "ok" : progress.status === "failed" ? "danger" : "info"}>{progress.status}</Badge>
           </div>
           <ProgressBar value={progress.done} max={progress.total || 1} label="captioning progress" tone={progress.status === "failed" ? "danger" : undefined} />
-          {progress.last ? <span className="small faint" title={progress.last.caption}>Last: {progress.last.caption}</span> : null}
+          {progress.last ? (
+            <span className="small faint" title={progress.last.caption}
+              style={{ display: "block", overflow: "hidden", textOverflow: "ellipsis", whiteSpace: "nowrap" }}>
+              Last: {progress.last.caption}
+            </span>
+          ) : null}
           {isFinal(progress.status) ? (
             <span className="small muted">
               {progress.written} captioned{progress.kept ? `, ${progress.kept} kept (edited meanwhile)` : ""}
