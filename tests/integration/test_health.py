@@ -40,7 +40,7 @@ def test_health_when_redis_is_down(settings, monkeypatch: pytest.MonkeyPatch) ->
 def test_capabilities(client: TestClient) -> None:
     body = client.get("/api/capabilities").json()
     assert body["mode"] == "fast-test"
-    assert set(body["plugins"]) == {"training", "image", "video"}
+    assert set(body["plugins"]) == {"training", "image", "video", "caption"}
     assert body["torch"]["version"]
     assert "present" in body["model"]
 
