@@ -95,3 +95,13 @@ def test_production_without_weights_says_what_is_missing(monkeypatch: pytest.Mon
     assert "Qwen/Qwen3-VL-2B-Instruct" in str(capability.reason) and "ISENGARD_QWEN_VL_MODEL_PATH" in str(
         capability.reason
     )
+
+
+def test_an_image_deleted_after_submission_is_skipped_not_fatal(tmp_path: Path, models_dir: Path) -> None:
+    images = _dataset(tmp_path, 3, models_dir)
+    (tmp_path / images[1]["image_path"]).unlink()
+    ctx = RecordingContext(tmp_path, tmp_path / "unused")
+    result = _plugin().run(ctx, {"character_id": "c1", "images": images, "config": FAST})
+    assert result == {"captioned": 2, "kept": 0, "missing": 1, "images": 3}
+    assert set(ctx.captions) == {"img0", "img2"}
+    assert any("img1" in line.message for line in ctx.logs)

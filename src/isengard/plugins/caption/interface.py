@@ -61,21 +61,32 @@ class CaptionPlugin(Plugin):
         prompt = instruction(job.style)
         size = self.batch_size(config)
         total = len(job.images)
-        written = kept = 0
+        counts = {"captioned": 0, "kept": 0, "missing": 0}
         ctx.report_progress(0, total, stage=STAGE)
         for start in range(0, total, size):
             ctx.raise_if_cancelled()
-            batch = job.images[start : start + size]
-            raw = self.caption(ctx, [ctx.data_dir / target.image_path for target in batch], config, prompt)
-            if len(raw) != len(batch):
-                raise PluginError(f"caption plugin '{self.name}' returned {len(raw)} captions for {len(batch)} images")
-            for offset, (target, text) in enumerate(zip(batch, raw, strict=True)):
-                index = start + offset + 1
+            batch = list(enumerate(job.images[start : start + size], start=start + 1))
+            # An image deleted since the job was submitted has nothing to caption: skip it, caption the rest.
+            present = [(index, target) for index, target in batch if (ctx.data_dir / target.image_path).is_file()]
+            for index, target in batch:
+                if (index, target) not in present:
+                    counts["missing"] += 1
+                    ctx.log(f"image {target.image_id} is gone; skipped", level="warning", image_id=target.image_id)
+            paths = [ctx.data_dir / target.image_path for _index, target in present]
+            raw = self.caption(ctx, paths, config, prompt) if paths else []
+            if len(raw) != len(paths):
+                raise PluginError(f"caption plugin '{self.name}' returned {len(raw)} captions for {len(paths)} images")
+            for (index, target), text in zip(present, raw, strict=True):
                 caption = apply_style(text, job.style)
-                if ctx.save_caption(target.image_id, caption, index=index, total=total, overwrite=job.overwrite):
-                    written += 1
-                else:
-                    kept += 1
+                stored = ctx.save_caption(target.image_id, caption, index=index, total=total, overwrite=job.overwrite)
+                counts["captioned" if stored else "kept"] += 1
             ctx.report_progress(min(start + size, total), total, stage=STAGE)
-        ctx.log(f"captioned {written} image(s); kept {kept} existing caption(s)", written=written, kept=kept)
-        return {"captioned": written, "kept": kept, "images": total}
+        ctx.log(
+            f"captioned {counts['captioned']} image(s); kept {counts['kept']} existing caption(s)",
+            captioned=counts["captioned"],
+            kept=counts["kept"],
+            missing=counts["missing"],
+        )
+        if not counts["missing"]:
+            del counts["missing"]
+        return {**counts, "images": total}
