@@ -126,6 +126,10 @@ class RecordingContext:
         (self.data_dir / artifact.path).unlink(missing_ok=True)
         self.removed.append(artifact)
 
+    def recorded_artifacts(self) -> list[Artifact]:
+        removed = {artifact.id for artifact in self.removed}
+        return [a for a in [*self.artifacts, *self.samples] if a.id not in removed]
+
     def latest_checkpoint(self) -> Path | None:
         return latest_checkpoint_in(self.work_dir)
 
