@@ -66,6 +66,7 @@ class RecordingContext:
         self.base_model_path = base_model_path
         self.cancel_at_step = cancel_at_step
         self.cancel_after_generating = cancel_after_generating
+        self.cancel_requested = False  # set from another thread to cancel at once
         self.progress: list[ProgressReport] = []
         self.samples: list[Artifact] = []
         self.artifacts: list[Artifact] = []
@@ -105,6 +106,8 @@ class RecordingContext:
         return artifact
 
     def is_cancelled(self) -> bool:
+        if self.cancel_requested:
+            return True
         if self.cancel_at_step is not None:
             done = max((p.step for p in self.progress), default=0)
             if done >= self.cancel_at_step:
