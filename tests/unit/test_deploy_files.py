@@ -54,7 +54,7 @@ FOREIGN_VARIABLES = {
 def _settings_classes() -> list[type[BaseSettings]]:
     """Every settings model in the package (the core settings and any plugin's own)."""
     for module in pkgutil.walk_packages(isengard.__path__, "isengard."):
-        if ".migrations" in module.name:
+        if ".migrations" in module.name or module.name.endswith("__main__"):
             continue
         importlib.import_module(module.name)
     found: list[type[BaseSettings]] = []
