@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     base_model: str = "black-forest-labs/FLUX.1-dev"
     base_model_path: Path | None = None
     ai_toolkit_path: Path | None = None
+    # The Python that runs ai-toolkit when it is neither <ai_toolkit_path>/.venv nor <ai_toolkit_path>/venv.
+    ai_toolkit_python: Path | None = None
     comfyui_url: str | None = None
     # User-supplied ComfyUI workflow templates (API format JSON); paths are confined to this folder.
     comfyui_workflows_dir: Path | None = None
