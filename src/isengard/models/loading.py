@@ -122,10 +122,16 @@ def quantization_config(weight_format: WeightFormat, transformer_config: dict[st
         return TorchAoConfig(Int8WeightOnlyConfig())
     from torchao.prototype._nf4tensor_api import NF4WeightOnlyConfig  # its documented home in torchao 0.18
 
-    skip = unquantizable_linears(transformer_config, weight_format)
     nf4 = NF4WeightOnlyConfig()
     nf4.block_size, nf4.scaler_block_size = NF4_BLOCK_SIZE, NF4_SCALER_BLOCK_SIZE
-    return TorchAoConfig(nf4, modules_to_not_convert=skip or None)
+    skip = unquantizable_linears(transformer_config, weight_format)
+    if not skip:
+        return TorchAoConfig(nf4)
+    from torchao.quantization import FqnToConfig
+
+    # Exact names (diffusers' modules_to_not_convert matches substrings: "proj_out" would also keep every single
+    # block's proj_out unquantized).
+    return TorchAoConfig(FqnToConfig({**dict.fromkeys(skip), "re:.*": nf4}))  # exact names are looked up first
 
 
 def load_transformer(base: Path, *, profile: MemoryProfile, dtype: torch.dtype, device: torch.device) -> Any:

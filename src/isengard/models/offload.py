@@ -50,6 +50,7 @@ class _Slot:
 class BlockSwap:
     """The hooks of one transformer; `moves` counts block visits to the execution device (tests and logs)."""
 
+    transformer: torch.nn.Module
     device: torch.device
     slots: dict[int, list[_Slot]] = field(default_factory=dict)
     handles: list[Any] = field(default_factory=list)
@@ -57,7 +58,7 @@ class BlockSwap:
 
     def onload(self, block: torch.nn.Module, *_args: Any) -> None:
         for slot in self.slots[id(block)]:
-            self._put(slot, slot.cpu.to(self.device, non_blocking=True))
+            self._put(slot, slot.cpu.detach().to(self.device, non_blocking=True))
         self.moves += 1
 
     def offload(self, block: torch.nn.Module, *_args: Any) -> None:
@@ -69,6 +70,8 @@ class BlockSwap:
     def _put(slot: _Slot, value: torch.Tensor) -> None:
         if slot.is_buffer:
             slot.module._buffers[slot.name] = value
+        elif isinstance(value, torch.nn.Parameter):
+            slot.module._parameters[slot.name] = value
         else:
             slot.module._parameters[slot.name] = torch.nn.Parameter(value, requires_grad=False)
 
@@ -78,17 +81,26 @@ class BlockSwap:
         self.handles.clear()
 
 
+def _pinned(tensor: torch.Tensor) -> torch.Tensor:
+    """Page-locked, so copies to the GPU run asynchronously; a tensor subclass that cannot pin stays pageable."""
+    try:
+        return tensor.pin_memory()
+    except (RuntimeError, NotImplementedError, TypeError):
+        return tensor
+
+
 def _frozen_slots(block: torch.nn.Module, pin: bool) -> list[_Slot]:
     slots = []
     for module in block.modules():
         for name, param in list(module._parameters.items()):
             if param is not None and not param.requires_grad:
                 cpu = param.detach().to("cpu")
-                slots.append(_Slot(module, name, False, cpu.pin_memory() if pin else cpu))
+                resident = torch.nn.Parameter(_pinned(cpu) if pin else cpu, requires_grad=False)
+                slots.append(_Slot(module, name, False, resident))
         for name, buffer in list(module._buffers.items()):
             if buffer is not None:
                 cpu = buffer.to("cpu")
-                slots.append(_Slot(module, name, True, cpu.pin_memory() if pin else cpu))
+                slots.append(_Slot(module, name, True, _pinned(cpu) if pin else cpu))
     return slots
 
 
@@ -120,7 +132,7 @@ def attach_block_swap(transformer: torch.nn.Module, device: torch.device) -> Blo
         for name, buffer in list(module._buffers.items()):
             if buffer is not None and id(buffer) not in in_blocks:
                 module._buffers[name] = buffer.to(device)
-    swap = BlockSwap(device=device)
+    swap = BlockSwap(transformer=transformer, device=device)
     pin = device.type == "cuda"
     for block in blocks:
         swap.slots[id(block)] = _frozen_slots(block, pin)
