@@ -10,9 +10,8 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from isengard.plugins.training.sampling_config import SamplingConfig
-
 from isengard.models.profiles import ProfileChoice
+from isengard.plugins.training.sampling_config import SamplingConfig
 
 # The attention and feed-forward projections of FLUX's double- and single-stream blocks, as diffusers names them.
 DEFAULT_TARGET_MODULES = [
