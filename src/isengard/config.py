@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
     log_json: bool = True
+    # The built web app; by default web/dist beside the source tree (an image installs the package elsewhere).
+    web_dist: Path | None = None
 
     # Where the real base model lives in production: a local folder or a Hugging Face cache id (offline).
     base_model: str = "black-forest-labs/FLUX.1-dev"

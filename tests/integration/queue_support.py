@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from isengard.api.app import build_services, create_app
-from isengard.api.services.jobs import submit_job
+from isengard.api.services.jobs.manage import submit_job
 from isengard.api.state import Services
 from isengard.config import Settings
 from isengard.db.migrate import upgrade
