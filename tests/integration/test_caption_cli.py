@@ -11,7 +11,7 @@ import pytest
 
 from isengard.api.app import create_app
 from isengard.cli import main as cli_main
-from isengard.cli_client import IsengardClient
+from isengard.cli.client import IsengardClient
 from isengard.config import Settings
 from isengard.plugins.caption.qwen_vl_tiny import TINY_DIRNAME, ensure_tiny_vlm
 from tests.integration.queue_support import worker_thread

@@ -97,6 +97,14 @@ class JobContext(Protocol):
     def remove_artifact(self, artifact: Artifact) -> None:
         """Delete an artifact's file and its records (e.g. checkpoints beyond the last K kept)."""
 
+    def recorded_artifacts(self) -> list[Artifact]:
+        """Every artifact (samples included) this job has recorded so far, earlier attempts included.
+
+        A plugin that watches an engine's output folder seeds its "already reported" sets from it, so a retried
+        attempt does not announce the files of the first one again.
+        """
+        ...
+
     def save_caption(self, image_id: str, caption: str, *, index: int, total: int, overwrite: bool) -> bool:
         """Caption jobs: store the caption of a dataset image the way a hand edit is stored (database and the .txt
         beside the image). An image that has a caption keeps it unless `overwrite`; returns whether it was written.

@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from isengard.api.deps import DbSession, ServicesDep
-from isengard.api.params import path_id
 from isengard.api.ratelimit import rate_limited
 from isengard.api.schemas.captions import CaptionJobCreate, CaptionLintOut, CaptionPluginOut
 from isengard.api.schemas.jobs import JobOut
 from isengard.api.services.captions.jobs import list_caption_plugins, submit_caption_job
 from isengard.api.services.captions.lint import lint_dataset
+from isengard.api.support.params import path_id
 from isengard.caption_style import CaptionLanguage
 
 router = APIRouter(tags=["captions"])

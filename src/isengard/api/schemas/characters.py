@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from isengard.api.params import ID_PATTERN
 from isengard.api.schemas.images import ImageOut
+from isengard.api.support.params import ID_PATTERN
 from isengard.caption_lint import CaptionFinding
 from isengard.captions import MAX_CAPTION_CHARS
 

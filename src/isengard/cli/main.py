@@ -146,11 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
 
     # `train`, `caption` and `generate` drive the API from a terminal; each module adds its own subcommand.
-    from isengard import cli_caption, cli_generate, cli_train
+    from isengard.cli import caption, generate, train
 
-    cli_train.register(sub)
-    cli_caption.register(sub)
-    cli_generate.register(sub)
+    train.register(sub)
+    caption.register(sub)
+    generate.register(sub)
     return parser
 
 
@@ -161,7 +161,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings.log_level, settings.log_json)
     result: int = args.func(args)
     return result
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from isengard.cli_client import ApiError, IsengardClient, add_api_arguments, follow_with_bar
+from isengard.cli.client import ApiError, IsengardClient, add_api_arguments, follow_with_bar
 
 DEFAULT_PLUGIN = "qwen-vl"
 
