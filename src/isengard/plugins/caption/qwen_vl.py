@@ -40,7 +40,9 @@ FAST_TEST = "fast-test"
 class QwenVLSettings(BaseSettings):
     """Where the weights are: ISENGARD_QWEN_VL_MODEL_PATH (a local folder) or ISENGARD_QWEN_VL_MODEL in the cache."""
 
-    model_config = SettingsConfigDict(env_prefix="ISENGARD_QWEN_VL_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="ISENGARD_QWEN_VL_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
 
     model: str = "Qwen/Qwen3-VL-2B-Instruct"
     model_path: Path | None = None
