@@ -152,5 +152,5 @@ def create_app(settings: Settings, *, web_dist: Path | None = None) -> FastAPI:
         )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(CorrelationIdMiddleware)
-    _mount_web(app, web_dist or DEFAULT_WEB_DIST)
+    _mount_web(app, web_dist or settings.web_dist or DEFAULT_WEB_DIST)
     return app
