@@ -17,8 +17,8 @@ from isengard.api.schemas.jobs import (
     JobOut,
     JobPage,
 )
-from isengard.api.services import job_events
-from isengard.api.services import jobs as service
+from isengard.api.services.jobs import events as job_events
+from isengard.api.services.jobs import manage as service
 from isengard.domain import ArtifactKind, JobKind, JobStatus
 
 router = APIRouter(tags=["jobs"])
