@@ -4,9 +4,7 @@ import { ApiError } from "../../lib/api-errors";
 import { FIRST_PAGE, client, postFilesWithProgress, unwrap, type paths, type Schemas, type UploadProgress } from "../../api/client";
 
 export type ImageOut = Schemas["ImageOut"];
-export type ImagePage = Schemas["ImagePage"];
 export type DatasetReport = Schemas["DatasetReport"];
-export type UploadOut = Schemas["UploadOut"];
 export type UploadFileResult = Schemas["UploadFileResult"];
 export type BulkCaptionAction = paths["/api/characters/{character_id}/captions/bulk"]["post"]["requestBody"]["content"]["application/json"];
 export type ImageFilters = Omit<NonNullable<paths["/api/images"]["get"]["parameters"]["query"]>, "limit" | "cursor">;

@@ -3,10 +3,8 @@ import { infiniteQueryOptions, queryOptions } from "@tanstack/react-query";
 import { FIRST_PAGE, client, unwrap, type Schemas } from "../../api/client";
 
 export type Generation = Schemas["GenerationOut"];
-export type GenerationPage = Schemas["GenerationPage"];
 export type GenerationCreate = Schemas["GenerationCreate"];
 export type GridCreate = Schemas["GridCreate"];
-export type ImagePlugin = Schemas["ImagePluginOut"];
 
 export const generationKeys = {
   all: ["generations"] as const,

@@ -3,7 +3,6 @@ import { queryOptions } from "@tanstack/react-query";
 import { client, unwrap, type paths, type Schemas } from "../../api/client";
 
 export type Lora = Schemas["LoraOut"];
-export type LoraPage = Schemas["LoraPage"];
 export type LoraFilters = NonNullable<paths["/api/loras"]["get"]["parameters"]["query"]>;
 
 export const loraKeys = {

@@ -1,8 +1,7 @@
 // The server's own state: health (database, Redis, workers) for the side panel and the pages that adapt to the mode.
 import { queryOptions, useQuery } from "@tanstack/react-query";
-import { client, unwrap, type Schemas } from "../../api/client";
+import { client, unwrap } from "../../api/client";
 
-export type Health = Schemas["Health"];
 
 export const healthQuery = () =>
   queryOptions({

@@ -7,7 +7,6 @@ export type TrainingPlugin = Schemas["TrainingPluginOut"];
 export type Preset = Schemas["PresetOut"];
 export type PresetCreate = Schemas["PresetCreate"];
 export type TrainingCreate = Schemas["TrainingCreate"];
-export type TrainingEstimate = Schemas["TrainingEstimate"];
 
 export const trainingKeys = {
   plugins: ["training", "plugins"] as const,
