@@ -6,7 +6,7 @@ import { defaultsOf, SchemaFields } from "../components/training/SchemaForm";
 import { Alert, Button, Card, Empty, ErrorNotice, Field, PageHeader, Spinner, Stat } from "../components/ui";
 import { useCharacters } from "../features/characters/api";
 import { jobKeys } from "../features/jobs/api";
-import { configSchemaOf, savePreset as savePresetCall, startTraining, trainingKeys, trainingQueries } from "../features/training/api";
+import { savePreset as savePresetCall, startTraining, trainingKeys, trainingQueries } from "../features/training/api";
 import { ApiError } from "../lib/api-errors";
 import { formatDuration } from "../lib/format";
 
@@ -40,7 +40,7 @@ export default function StartTraining() {
   // Start on an engine that can run here (ai-toolkit needs its own install; flux-lora always runs).
   const plugin =
     plugins.data?.find((p) => p.name === pluginName) ?? plugins.data?.find((p) => p.capability?.available !== false) ?? plugins.data?.[0];
-  const schema = plugin ? configSchemaOf(plugin) : undefined;
+  const schema = plugin?.config_schema;
 
   useEffect(() => {
     if (plugin && schema) {

@@ -1,7 +1,6 @@
 // Training: the engines and their config schemas, presets, the server's estimate, and starting a run.
 import { queryOptions } from "@tanstack/react-query";
 import { client, unwrap, type Schemas } from "../../api/client";
-import type { JsonSchema } from "../../components/training/SchemaForm";
 
 export type TrainingPlugin = Schemas["TrainingPluginOut"];
 export type Preset = Schemas["PresetOut"];
@@ -34,11 +33,6 @@ export const trainingQueries = {
       retry: false,
     }),
 };
-
-/** The plugin's config schema as the form reads it: pydantic's JSON schema, which the API passes through as is. */
-export function configSchemaOf(plugin: TrainingPlugin): JsonSchema {
-  return plugin.config_schema;
-}
 
 export function startTraining(request: TrainingCreate) {
   return unwrap(client.POST("/api/training", { body: request }));
