@@ -146,6 +146,13 @@ class FakeComfyUI:
                 await self.send(
                     client_id, "executing", {"node": node_id, "display_node": node_id, "prompt_id": prompt_id}
                 )
+                # 0.3.64 also reports every node's state around it; clients must let messages they do not use pass.
+                await self.send(
+                    client_id,
+                    "progress_state",
+                    {"prompt_id": prompt_id, "nodes": {node_id: {"state": "running", "node_id": node_id,
+                                                                 "prompt_id": prompt_id}}},
+                )  # fmt: skip
                 if node["class_type"] == self.fail_node_type:
                     await self.send(
                         client_id,
@@ -191,12 +198,15 @@ class FakeComfyUI:
                         {"node": node_id, "display_node": node_id, "output": result, "prompt_id": prompt_id},
                     )
             else:
-                await self.send(client_id, "execution_success", {"prompt_id": prompt_id, "timestamp": 0})
+                await self.send(
+                    client_id, "execution_success", {"prompt_id": prompt_id, "timestamp": int(time.time() * 1000)}
+                )
         finally:
             self.history[prompt_id] = {
                 "prompt": [0, prompt_id, graph, {}, list(outputs)],
                 "outputs": outputs,
                 "status": {"status_str": status, "completed": status == "success", "messages": []},
+                "meta": {node_id: {"node_id": node_id, "display_node": node_id} for node_id in outputs},
             }
             self.running = None
             # Written after the history entry, as ComfyUI does: the reliable end of a prompt.

@@ -115,10 +115,10 @@ class AiToolkitTrainer(TrainingPlugin):
     def train(self, ctx: JobContext, config: BaseModel, job: TrainingInput) -> dict[str, Any]:
         folder = self._folder()
         capability = self.capabilities()
-        python = self.python_for(folder)[0] if folder is not None else None
-        if folder is None or python is None or not capability.available:
+        if folder is None or not capability.available:
             raise PluginError(capability.reason or "ai-toolkit is not available")
-        return AiToolkitRun(ctx, cast(AiToolkitConfig, config), job, folder, str(python)).run()
+        python = str(capability.details["python"])
+        return AiToolkitRun(ctx, cast(AiToolkitConfig, config), job, folder, python).run()
 
 
 class AiToolkitRun:
