@@ -100,9 +100,7 @@ def test_without_a_gpu_any_profile_may_be_asked_for() -> None:
 
 def test_generation_keeps_a_quantized_transformer_resident_where_it_fits() -> None:
     def chosen(gpu_gib: int) -> str | None:
-        return plan_generation(
-            transformer_config=FLUX_DEV_TRANSFORMER, resolution=1024, gpu_bytes=gpu_gib * GIB
-        ).chosen
+        return plan_generation(transformer_config=FLUX_DEV_TRANSFORMER, resolution=1024, gpu_bytes=gpu_gib * GIB).chosen
 
     assert chosen(48) == "bf16"
     assert chosen(24) == "int8"
