@@ -5,14 +5,16 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
+import redis
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from isengard import __version__
 from isengard.api.deps import ServicesDep
 from isengard.domain import PluginKind
 from isengard.models.locate import ModelStatus, model_status
+from isengard.models.planning import WorkerMemoryPlan, worker_plans
 from isengard.plugins.api import Capability
 from isengard.queue.workers import list_workers
 
@@ -32,6 +34,8 @@ class WorkerInfo(BaseModel):
     kinds: list[str] = []
     plugins: dict[str, list[str]] = {}  # job kind -> plugins this worker can run
     gpu_memory_mb: int | None = None
+    gpu_total_bytes: int | None = None  # None: the worker has no GPU
+    gpu_free_bytes: int | None = None
     current_job: str | None = None
     state: str | None = None
 
@@ -110,6 +114,11 @@ class Capabilities(BaseModel):
     plugins: dict[str, list[PluginCapability]]
     torch: TorchInfo
     model: ModelStatus
+    memory: list[WorkerMemoryPlan] = Field(
+        default_factory=list,
+        description="per live worker: its GPU and the memory plan of a default flux-lora run on it "
+        "(a worker without a GPU has a plan with fits = null and a reason saying so)",
+    )
 
 
 def torch_info() -> TorchInfo:
@@ -152,4 +161,13 @@ def capabilities(services: ServicesDep) -> Capabilities:
         plugins=plugins,
         torch=torch_info(),
         model=model_status(services.settings),
+        memory=_memory_plans(services),
     )
+
+
+def _memory_plans(services: ServicesDep) -> list[WorkerMemoryPlan]:
+    try:
+        workers = list_workers(services.redis)
+    except redis.RedisError:
+        return []
+    return worker_plans(services.settings, workers)

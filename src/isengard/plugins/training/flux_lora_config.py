@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from isengard.models.profiles import ProfileChoice
+
 # The attention and feed-forward projections of FLUX's double- and single-stream blocks, as diffusers names them.
 DEFAULT_TARGET_MODULES = [
     "attn.to_k",
@@ -76,6 +78,11 @@ class FluxLoraConfig(BaseModel):
     )
     mixed_precision: Precision = Field(
         default="bf16", description="Precision of the frozen base model (a CPU always uses fp32)."
+    )
+    memory_profile: ProfileChoice = Field(
+        default="auto",
+        description="How the frozen base is held in GPU memory: bf16 (fastest, most memory), int8, nf4 (4-bit), "
+        "nf4-offload (blocks swapped to CPU memory: smallest, slowest), or auto: the fastest that fits the GPU.",
     )
     seed: int = Field(default=42, ge=0, le=2**31 - 1, description="Seed of data order, noise and timesteps.")
 
