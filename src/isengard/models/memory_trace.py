@@ -121,7 +121,7 @@ def trace_training_step(
 
     from isengard.plugins.training.flow_matching import TextEmbedding, flow_matching_loss
     from isengard.plugins.training.flux_lora_config import FluxLoraConfig
-    from isengard.plugins.training.flux_lora_loop import add_lora
+    from isengard.plugins.training.flux_lora_stages import add_lora
 
     with torch.device("meta"):
         transformer: Any = FluxTransformer2DModel(**transformer_config)
