@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from isengard.config import Settings
+from isengard.config import Mode, Settings
 from isengard.models.flux_layout import FLUX_DEV_TRANSFORMER
 from isengard.models.locate import base_model_dir
 from isengard.models.memory_plan import MemoryPlan, plan_training
@@ -34,8 +34,9 @@ def _read_config(path: Path, mtime: float) -> dict[str, Any]:
 
 
 def base_transformer_config(settings: Settings) -> dict[str, Any]:
-    """The transformer config of the base model on this machine; FLUX.1-dev's published one when it is not here."""
-    folder = base_model_dir(settings)
+    """The transformer config of the production base model on this machine; FLUX.1-dev's published one when it is
+    not here, and in fast-test mode (whose tiny model never runs on a GPU: plans are about the real model)."""
+    folder = base_model_dir(settings) if settings.resolved_mode == Mode.PRODUCTION else None
     if folder is not None:
         path = folder / "transformer" / "config.json"
         if path.is_file():
