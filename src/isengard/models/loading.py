@@ -37,9 +37,11 @@ GPU_HEADROOM = 1.25  # weights plus activations and allocator slack of one forwa
 
 
 def free_memory() -> None:
-    """Return what deleted models held: Python's references first, then the CUDA allocator's cache."""
-    gc.collect()
+    """Return what deleted models held to the GPU: reference cycles first, then the CUDA allocator's cache.
+
+    Without a GPU there is nothing to return early (a full collection costs over a second on a busy heap)."""
     if torch.cuda.is_available():
+        gc.collect()
         torch.cuda.empty_cache()
 
 
