@@ -29,6 +29,7 @@ interface Settings {
   seed: number;
   lockSeed: boolean;
   count: number;
+  engine: string;
 }
 
 const randomSeed = () => Math.floor(Math.random() * 2 ** 31);
@@ -169,6 +170,7 @@ export default function ImageGen() {
     seed: randomSeed(),
     lockSeed: false,
     count: 1,
+    engine: "diffusers",
   }));
   const set = <K extends keyof Settings>(key: K, value: Settings[K]) => setS((prev) => ({ ...prev, [key]: value }));
   const [activeJob, setActiveJob] = useState<string | null>(null);
@@ -200,6 +202,7 @@ export default function ImageGen() {
         guidance: s.guidance,
         seed: s.seed,
         num_images: s.count,
+        plugin: s.engine,
       }),
     onSuccess: (job) => {
       setActiveJob(job.id);
@@ -244,6 +247,13 @@ export default function ImageGen() {
                 {characters.data?.map((c) => <option key={c.id} value={c.id}>{c.name}</option>)}
               </select>
             </Field>
+            {(plugins.data?.filter((p) => p.capability.available).length ?? 0) > 1 ? (
+              <Field label="Engine" htmlFor="gen-engine" hint="Which image engine renders the request">
+                <select id="gen-engine" className="select" value={s.engine} onChange={(e) => set("engine", e.target.value)}>
+                  {plugins.data?.map((p) => <option key={p.name} value={p.name} disabled={!p.capability.available}>{p.capability.available ? p.name : `${p.name} (not set up)`}</option>)}
+                </select>
+              </Field>
+            ) : null}
             <Field label="LoRAs"><LoraPicker value={s.loras} onChange={(v) => set("loras", v)} loras={loras.data?.items ?? []} /></Field>
             <Field label="Size" htmlFor="gen-size">
               <select id="gen-size" className="select" value={`${s.width}x${s.height}`} onChange={(e) => { const [w, h] = e.target.value.split("x").map(Number); setS((p) => ({ ...p, width: w, height: h })); }}>

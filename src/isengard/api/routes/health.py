@@ -3,51 +3,27 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel
 from sqlalchemy import text
 
 from isengard import __version__
 from isengard.api.deps import ServicesDep
+from isengard.api.schemas.health import (
+    Capabilities,
+    ComponentHealth,
+    Health,
+    PluginCapability,
+    TorchInfo,
+    WorkerInfo,
+    WorkersHealth,
+)
 from isengard.domain import PluginKind
-from isengard.models.locate import ModelStatus, model_status
-from isengard.plugins.api import Capability
+from isengard.models.locate import model_status
 from isengard.queue.workers import list_workers
 
 router = APIRouter(tags=["health"])
-
-
-class ComponentHealth(BaseModel):
-    status: Literal["up", "down"]
-    detail: str | None = None
-    latency_ms: float | None = None
-
-
-class WorkerInfo(BaseModel):
-    id: str
-    host: str | None = None
-    pid: int | None = None
-    kinds: list[str] = []
-    plugins: dict[str, list[str]] = {}  # job kind -> plugins this worker can run
-    gpu_memory_mb: int | None = None
-    current_job: str | None = None
-    state: str | None = None
-
-
-class WorkersHealth(ComponentHealth):
-    count: int = 0
-    workers: list[WorkerInfo] = []
-
-
-class Health(BaseModel):
-    status: Literal["ok", "degraded"]
-    version: str
-    mode: str
-    database: ComponentHealth
-    redis: ComponentHealth
-    workers: WorkersHealth
 
 
 def _timed(check: Any) -> ComponentHealth:
@@ -88,28 +64,6 @@ def health(services: ServicesDep) -> Health:
         redis=redis_health,
         workers=workers,
     )
-
-
-class PluginCapability(BaseModel):
-    name: str
-    kind: PluginKind
-    description: str = ""
-    capability: Capability
-
-
-class TorchInfo(BaseModel):
-    version: str | None
-    cuda_available: bool
-    cuda_version: str | None = None
-    gpus: list[dict[str, Any]] = []
-
-
-class Capabilities(BaseModel):
-    mode: str
-    version: str
-    plugins: dict[str, list[PluginCapability]]
-    torch: TorchInfo
-    model: ModelStatus
 
 
 def torch_info() -> TorchInfo:

@@ -14,8 +14,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.loras import LoraJobSummary, LoraOut, LoraPage, LoraUpdate
-from isengard.api.services.pagination import keyset_page
-from isengard.api.services.rows import get_or_404, get_or_422
+from isengard.api.support.pagination import keyset_page
+from isengard.api.support.rows import get_or_404, get_or_422
 from isengard.db.models import Job, JobArtifact, Lora
 from isengard.domain import LoraRef
 from isengard.storage import DataTree, UnsafePathError
