@@ -95,6 +95,12 @@ def _transformer_class() -> Any:
     return FluxTransformer2DModel
 
 
+def transformer_config(base: Path) -> dict[str, Any]:
+    """The transformer's config from a diffusers folder (what the memory planner estimates from)."""
+    config: dict[str, Any] = _transformer_class().load_config(base, subfolder="transformer")
+    return config
+
+
 def unquantizable_linears(config: dict[str, Any], weight_format: WeightFormat) -> list[str]:
     """Linear layers of a transformer with this config that the format cannot store (kept in the run's precision).
 
@@ -143,8 +149,7 @@ def load_transformer(base: Path, *, profile: MemoryProfile, dtype: torch.dtype, 
     the model then loads on the CPU and `offload.attach_block_swap` places it.
     """
     cls = _transformer_class()
-    config = cls.load_config(base, subfolder="transformer")
-    quant = quantization_config(profile.weight_format, config)
+    quant = quantization_config(profile.weight_format, transformer_config(base))
     kwargs: dict[str, Any] = {"subfolder": "transformer", "dtype": dtype}
     if quant is not None:
         kwargs["quantization_config"] = quant
