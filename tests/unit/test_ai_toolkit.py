@@ -242,8 +242,8 @@ def test_a_run_stops_the_ai_toolkit_an_earlier_attempt_left_running(
     ctx = _context(tmp_path, model_dir)
     trainer = _trainer(tmp_path, toolkit)
     # What a worker killed with -9 leaves behind: ai-toolkit still running this job's config, in its own session.
-    config = trainer.validate_config({"steps": 500, "resolutions": [128]})
-    config_path = AiToolkitRun(ctx, config, make_dataset(ctx.data_dir, 2), toolkit, sys.executable).write_job()  # type: ignore[arg-type]
+    config = AiToolkitConfig(steps=500, resolutions=[128])
+    config_path = AiToolkitRun(ctx, config, make_dataset(ctx.data_dir, 2), toolkit, sys.executable).write_job()
     orphan = subprocess.Popen(
         [sys.executable, "run.py", str(config_path)], cwd=toolkit, start_new_session=True,
         env={**os.environ, "AITK_DOUBLE_STEP_SECONDS": "1"},
