@@ -285,6 +285,13 @@ def test_availability_names_the_files_the_server_lacks(data_dir: Path, tmp_path:
         comfy.models["text_encoders"] = ["clip_l.safetensors", "t5xxl_fp16.safetensors"]
         ready = ComfyUIGenerator(_Settings(comfy.url)).capabilities()
         assert ready.available and ready.details["workflows"] == ["flux-dev-lora"] and ready.details["grid"]
+        # A user's workflow that needs a custom node, or is not even JSON, is named and left out; the rest works.
+        folder = _user_workflow(tmp_path, {**TINY_WORKFLOW, "8": {"class_type": "VAEDecodeTiledPlus", "inputs": {}}})
+        (folder / "broken.json").write_text("{not json")
+        mixed = ComfyUIGenerator(_Settings(comfy.url, folder)).capabilities()
+        assert mixed.available and mixed.details["workflows"] == ["flux-dev-lora"]
+        assert mixed.details["missing"]["tiny"] == ["node type VAEDecodeTiledPlus (not installed on the server)"]
+        assert "not valid JSON" in mixed.details["missing"]["broken"][0]
 
 
 def test_a_comparison_grid_renders_each_cell_as_its_own_prompt(comfy: FakeComfyUI, data_dir: Path) -> None:
