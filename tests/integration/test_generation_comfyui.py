@@ -285,6 +285,13 @@ def test_availability_names_the_files_the_server_lacks(data_dir: Path, tmp_path:
         comfy.models["text_encoders"] = ["clip_l.safetensors", "t5xxl_fp16.safetensors"]
         ready = ComfyUIGenerator(_Settings(comfy.url)).capabilities()
         assert ready.available and ready.details["workflows"] == ["flux-dev-lora"] and ready.details["grid"]
+        # A user's workflow that needs a custom node, or is not even JSON, is named and left out; the rest works.
+        folder = _user_workflow(tmp_path, {**TINY_WORKFLOW, "8": {"class_type": "VAEDecodeTiledPlus", "inputs": {}}})
+        (folder / "broken.json").write_text("{not json")
+        mixed = ComfyUIGenerator(_Settings(comfy.url, folder)).capabilities()
+        assert mixed.available and mixed.details["workflows"] == ["flux-dev-lora"]
+        assert mixed.details["missing"]["tiny"] == ["node type VAEDecodeTiledPlus (not installed on the server)"]
+        assert "not valid JSON" in mixed.details["missing"]["broken"][0]
 
 
 def test_a_comparison_grid_renders_each_cell_as_its_own_prompt(comfy: FakeComfyUI, data_dir: Path) -> None:
@@ -311,3 +318,16 @@ def test_a_comparison_grid_renders_each_cell_as_its_own_prompt(comfy: FakeComfyU
         assert image.convert("RGB").tobytes() == expected.tobytes()
     params = read_png_params(data_dir / artifact.path)
     assert params["kind"] == "grid" and params["plugin"] == "comfyui" and params["seeds"] == [3, 4]
+
+
+def test_the_shipped_graph_validates_with_zero_one_and_two_loras(comfy: FakeComfyUI, data_dir: Path) -> None:
+    (data_dir / "loras" / "char" / "run" / "step-10.safetensors").write_bytes(b"weights")
+    second = LoraRef(lora_id="l3", path="loras/char/run/step-10.safetensors", weight=0.4, name="s10").model_dump()
+    for loras in ([], [LORA], [LORA, second]):
+        ctx = RecordingContext(data_dir, data_dir / "models")
+        assert ComfyUIGenerator(_Settings(comfy.url)).run(ctx, _request(loras=loras))["images"] == 1
+    no_lora, one, two = (body["prompt"] for body in comfy.prompts)
+    assert "4" not in no_lora and no_lora["9"]["inputs"]["model"] == ["1", 0]
+    assert one["9"]["inputs"]["model"] == ["4", 0]
+    assert two["4_1"]["inputs"]["model"] == ["4", 0] and two["9"]["inputs"]["model"] == ["4_1", 0]
+    assert two["4_1"]["inputs"]["lora_name"] == "char/run/step-10.safetensors"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from safetensors import safe_open
 
 from isengard.domain import ArtifactKind
 from isengard.plugins.api import JobCancelled, PluginError
-from isengard.plugins.training.ai_toolkit import AiToolkitTrainer, parse_progress, prepare_dataset
+from isengard.plugins.training.ai_toolkit import AiToolkitRun, AiToolkitTrainer, parse_progress, prepare_dataset
 from isengard.plugins.training.ai_toolkit_config import AiToolkitConfig, job_config
 from tests.conftest import make_settings
 from tests.support.ai_toolkit_run import step_loss
@@ -233,6 +234,31 @@ def test_a_retried_attempt_does_not_re_emit_what_the_first_recorded(
     assert len(artifact_paths) == len(set(artifact_paths))
     assert any("RESUMING" in line.message for line in ctx.logs)
     assert max(a.step or 0 for a in ctx.samples) == 20
+
+
+def test_a_run_stops_the_ai_toolkit_an_earlier_attempt_left_running(
+    toolkit: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    ctx = _context(tmp_path, model_dir)
+    trainer = _trainer(tmp_path, toolkit)
+    # What a worker killed with -9 leaves behind: ai-toolkit still running this job's config, in its own session.
+    config = AiToolkitConfig(steps=500, resolutions=[128])
+    config_path = AiToolkitRun(ctx, config, make_dataset(ctx.data_dir, 2), toolkit, sys.executable).write_job()
+    orphan = subprocess.Popen(
+        [sys.executable, "run.py", str(config_path)], cwd=toolkit, start_new_session=True,
+        env={**os.environ, "AITK_DOUBLE_STEP_SECONDS": "1"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    (ctx.work_dir / "ai-toolkit.pid").write_text(str(orphan.pid))
+    try:
+        _run(trainer, ctx)
+        assert orphan.wait(timeout=5) is not None
+        assert any("left running" in line.message for line in ctx.logs)
+        assert not (ctx.work_dir / "ai-toolkit.pid").exists()  # the finished run leaves no pid behind
+    finally:
+        if orphan.poll() is None:
+            orphan.kill()
+            orphan.wait()
 
 
 def test_cancel_stops_the_whole_process_group(

@@ -799,12 +799,54 @@ export interface components {
              * @description pick a new random seed instead of reusing the recorded one
              * @default false
              */
-            new_seed: boolean;
+            new_seed?: boolean;
             /**
              * Num Images
              * @default 1
              */
-            num_images: number;
+            num_images?: number;
+        };
+        /**
+         * AppliedLora
+         * @description A LoRA an image was generated with, as recorded with the image (other recorded keys pass through).
+         */
+        AppliedLora: {
+            /** Lora Id */
+            lora_id: string;
+            /**
+             * Name
+             * @default
+             */
+            name?: string;
+            /**
+             * Weight
+             * @default 1
+             */
+            weight?: number;
+        } & {
+            [key: string]: unknown;
+        };
+        /** ArtifactEvent */
+        ArtifactEvent: {
+            /** Artifact Id */
+            artifact_id: string;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Job Id */
+            job_id: string;
+            kind: components["schemas"]["ArtifactKind"];
+            /** Name */
+            name: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "artifact";
+            /** Url */
+            url: string | null;
         };
         /**
          * ArtifactKind
@@ -875,6 +917,11 @@ export interface components {
         };
         /** Capabilities */
         Capabilities: {
+            /**
+             * Memory
+             * @description per live worker: its GPU and the memory plan of a default flux-lora run on it (a worker without a GPU has a plan with fits = null and a reason saying so)
+             */
+            memory?: components["schemas"]["WorkerMemoryPlan"][];
             /** Mode */
             mode: string;
             model: components["schemas"]["ModelStatus"];
@@ -899,6 +946,34 @@ export interface components {
             };
             /** Reason */
             reason?: string | null;
+        };
+        /**
+         * CaptionEvent
+         * @description A caption job finished one image: `written` is False when an existing caption was kept (not overwritten).
+         */
+        CaptionEvent: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Caption */
+            caption: string;
+            /** Image Id */
+            image_id: string;
+            /** Index */
+            index: number;
+            /** Job Id */
+            job_id: string;
+            /** Total */
+            total: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "caption";
+            /** Written */
+            written: boolean;
         };
         /**
          * CaptionFinding
@@ -957,18 +1032,18 @@ export interface components {
              * @description replace captions the images already have (otherwise those images are skipped)
              * @default false
              */
-            overwrite: boolean;
+            overwrite?: boolean;
             /**
              * Plugin
              * @default qwen-vl
              */
-            plugin: string;
+            plugin?: string;
             /**
              * Scope
              * @default empty
              * @enum {string}
              */
-            scope: "all" | "empty" | "selected";
+            scope?: "all" | "empty" | "selected";
             style?: components["schemas"]["CaptionStyle"];
         };
         /** CaptionLintOut */
@@ -1012,38 +1087,38 @@ export interface components {
              * @default en
              * @enum {string}
              */
-            language: "en" | "fr" | "de";
+            language?: "en" | "fr" | "de";
             /**
              * Leave Identity Out
              * @description ask the model not to describe hair, eyes, skin, face, age, ethnicity or body, and remove such words from what it writes
              * @default true
              */
-            leave_identity_out: boolean;
+            leave_identity_out?: boolean;
             /**
              * Max Words
              * @description captions are cut at a clause boundary past this
              * @default 60
              */
-            max_words: number;
+            max_words?: number;
             /**
              * Prefix
              * @description text put before every caption
              * @default
              */
-            prefix: string;
+            prefix?: string;
             /**
              * Suffix
              * @description text put after every caption
              * @default
              */
-            suffix: string;
+            suffix?: string;
             /**
              * Trigger Placement
              * @description 'first': `[trigger], <caption>`; 'replace_subject': the first 'a woman' / 'the man' becomes `[trigger]` (first when the caption names no subject)
              * @default first
              * @enum {string}
              */
-            trigger_placement: "first" | "replace_subject";
+            trigger_placement?: "first" | "replace_subject";
         };
         /** CharacterCreate */
         CharacterCreate: {
@@ -1051,7 +1126,7 @@ export interface components {
              * Description
              * @default
              */
-            description: string;
+            description?: string;
             /** Name */
             name: string;
             /**
@@ -1099,6 +1174,29 @@ export interface components {
             /** Trigger Word */
             trigger_word?: string | null;
         };
+        /** CheckpointEvent */
+        CheckpointEvent: {
+            /** Artifact Id */
+            artifact_id: string | null;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Job Id */
+            job_id: string;
+            /** Lora Id */
+            lora_id: string | null;
+            /** Step */
+            step: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "checkpoint";
+            /** Url */
+            url: string | null;
+        };
         /** ClientLogIn */
         ClientLogIn: {
             /** Context */
@@ -1112,14 +1210,14 @@ export interface components {
              * @default error
              * @enum {string}
              */
-            level: "debug" | "info" | "warn" | "error";
+            level?: "debug" | "info" | "warn" | "error";
             /** Message */
             message: string;
             /**
              * Url
              * @default
              */
-            url: string;
+            url?: string;
         };
         /** ClientLogStored */
         ClientLogStored: {
@@ -1178,6 +1276,23 @@ export interface components {
              */
             verdict: string;
         };
+        /** ErrorEvent */
+        ErrorEvent: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Job Id */
+            job_id: string;
+            /** Message */
+            message: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "error";
+        };
         /** ErrorMessage */
         ErrorMessage: {
             /** Detail */
@@ -1194,7 +1309,7 @@ export interface components {
              * Case Sensitive
              * @default true
              */
-            case_sensitive: boolean;
+            case_sensitive?: boolean;
             /** Find */
             find: string;
             /**
@@ -1206,7 +1321,7 @@ export interface components {
              * Replace
              * @default
              */
-            replace: string;
+            replace?: string;
         };
         /** GenerationCreate */
         GenerationCreate: {
@@ -1215,36 +1330,36 @@ export interface components {
              * @description prefix the character's trigger word when missing
              * @default true
              */
-            add_trigger_word: boolean;
+            add_trigger_word?: boolean;
             /** Character Id */
             character_id?: string | null;
             /**
              * Guidance
              * @default 3.5
              */
-            guidance: number;
+            guidance?: number;
             /**
              * Height
              * @default 1024
              */
-            height: number;
+            height?: number;
             /** Loras */
             loras?: components["schemas"]["LoraSelection"][];
             /**
              * Name
              * @default
              */
-            name: string;
+            name?: string;
             /**
              * Num Images
              * @default 1
              */
-            num_images: number;
+            num_images?: number;
             /**
              * Plugin
              * @default diffusers
              */
-            plugin: string;
+            plugin?: string;
             /** Prompt */
             prompt: string;
             /**
@@ -1256,12 +1371,12 @@ export interface components {
              * Steps
              * @default 28
              */
-            steps: number;
+            steps?: number;
             /**
              * Width
              * @default 1024
              */
-            width: number;
+            width?: number;
             /**
              * Workflow
              * @description ComfyUI workflow template name
@@ -1288,9 +1403,7 @@ export interface components {
             /** Kind */
             kind: string;
             /** Loras */
-            loras: {
-                [key: string]: unknown;
-            }[];
+            loras: components["schemas"]["AppliedLora"][];
             /** Params */
             params: {
                 [key: string]: unknown;
@@ -1323,7 +1436,7 @@ export interface components {
              * Label
              * @default
              */
-            label: string;
+            label?: string;
             /** Loras */
             loras?: components["schemas"]["LoraSelection"][];
         };
@@ -1337,7 +1450,7 @@ export interface components {
              * @description prefix the character's trigger word when missing
              * @default true
              */
-            add_trigger_word: boolean;
+            add_trigger_word?: boolean;
             /** Character Id */
             character_id?: string | null;
             /** Columns */
@@ -1346,18 +1459,18 @@ export interface components {
              * Guidance
              * @default 3.5
              */
-            guidance: number;
+            guidance?: number;
             /**
              * Height
              * @default 512
              */
-            height: number;
+            height?: number;
             /**
              * Include Base
              * @description add a column without any LoRA
              * @default false
              */
-            include_base: boolean;
+            include_base?: boolean;
             /**
              * Job Id
              * @description use every LoRA and checkpoint of this run
@@ -1367,12 +1480,12 @@ export interface components {
              * Name
              * @default
              */
-            name: string;
+            name?: string;
             /**
              * Plugin
              * @default diffusers
              */
-            plugin: string;
+            plugin?: string;
             /** Prompts */
             prompts: string[];
             /** Seeds */
@@ -1381,18 +1494,18 @@ export interface components {
              * Steps
              * @default 28
              */
-            steps: number;
+            steps?: number;
             /**
              * Weight
              * @description weight of the run's LoRAs (with job_id)
              * @default 1
              */
-            weight: number;
+            weight?: number;
             /**
              * Width
              * @default 512
              */
-            width: number;
+            width?: number;
             /**
              * Workflow
              * @description ComfyUI workflow template name
@@ -1480,6 +1593,11 @@ export interface components {
             caption: string;
         };
         /**
+         * JobEventData
+         * @description The JSON `data` of one server-sent job event; the SSE `event` name is its `type`.
+         */
+        JobEventData: components["schemas"]["StatusEvent"] | components["schemas"]["ProgressEvent"] | components["schemas"]["SampleEvent"] | components["schemas"]["CheckpointEvent"] | components["schemas"]["LogEvent"] | components["schemas"]["ErrorEvent"] | components["schemas"]["ArtifactEvent"] | components["schemas"]["CaptionEvent"];
+        /**
          * JobHistory
          * @description Everything a finished job's page shows, from the database alone.
          */
@@ -1511,7 +1629,7 @@ export interface components {
              * Cancel Requested
              * @default false
              */
-            cancel_requested: boolean;
+            cancel_requested?: boolean;
             /** Character Id */
             character_id: string | null;
             /** Config */
@@ -1571,6 +1689,28 @@ export interface components {
          * @enum {string}
          */
         JobStatus: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+        /** LogEvent */
+        LogEvent: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Job Id */
+            job_id: string;
+            /**
+             * Level
+             * @default info
+             */
+            level: string;
+            /** Message */
+            message: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "log";
+        };
         /** LogLine */
         LogLine: {
             /**
@@ -1626,7 +1766,7 @@ export interface components {
              * File Present
              * @default true
              */
-            file_present: boolean;
+            file_present?: boolean;
             /** Id */
             id: string;
             job?: components["schemas"]["LoraJobSummary"] | null;
@@ -1667,7 +1807,7 @@ export interface components {
              * Weight
              * @default 1
              */
-            weight: number;
+            weight?: number;
         };
         /** LoraUpdate */
         LoraUpdate: {
@@ -1694,6 +1834,17 @@ export interface components {
             /** Total */
             total: number;
         };
+        /** MemoryPlan */
+        MemoryPlan: {
+            /** Chosen */
+            chosen: ("bf16" | "int8" | "nf4" | "nf4-offload") | null;
+            /** Estimates */
+            estimates: components["schemas"]["ProfileEstimate"][];
+            /** Gpu Bytes */
+            gpu_bytes: number | null;
+            /** Reason */
+            reason: string;
+        };
         /** ModelStatus */
         ModelStatus: {
             /** Name */
@@ -1712,7 +1863,7 @@ export interface components {
              * Description
              * @default
              */
-            description: string;
+            description?: string;
             kind: components["schemas"]["PluginKind"];
             /** Name */
             name: string;
@@ -1747,7 +1898,7 @@ export interface components {
              * Plugin
              * @default flux-lora
              */
-            plugin: string;
+            plugin?: string;
         };
         /** PresetOut */
         PresetOut: {
@@ -1767,6 +1918,53 @@ export interface components {
             /** Plugin */
             plugin: string;
         };
+        /** ProfileEstimate */
+        ProfileEstimate: {
+            /** Breakdown */
+            breakdown: {
+                [key: string]: number;
+            };
+            /** Estimated Peak Bytes */
+            estimated_peak_bytes: number;
+            /** Fits */
+            fits: boolean | null;
+            /**
+             * Profile
+             * @enum {string}
+             */
+            profile: "bf16" | "int8" | "nf4" | "nf4-offload";
+        };
+        /** ProgressEvent */
+        ProgressEvent: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Eta Seconds */
+            eta_seconds: number | null;
+            /** It Per S */
+            it_per_s: number | null;
+            /** Job Id */
+            job_id: string;
+            /** Loss */
+            loss: number | null;
+            /** Lr */
+            lr: number | null;
+            /** Smoothed Loss */
+            smoothed_loss: number | null;
+            /** Stage */
+            stage: string | null;
+            /** Step */
+            step: number;
+            /** Total */
+            total: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "progress";
+        };
         /** ResolutionBucket */
         ResolutionBucket: {
             /** Count */
@@ -1783,6 +1981,37 @@ export interface components {
              * @description shorter side from (inclusive)
              */
             min_side: number;
+        };
+        /** SampleEvent */
+        SampleEvent: {
+            /** Artifact Id */
+            artifact_id: string | null;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /**
+             * Index
+             * @default 0
+             */
+            index: number;
+            /** Job Id */
+            job_id: string;
+            /**
+             * Prompt
+             * @default
+             */
+            prompt: string;
+            /** Step */
+            step: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "sample";
+            /** Url */
+            url: string | null;
         };
         /** SessionState */
         SessionState: {
@@ -1823,6 +2052,24 @@ export interface components {
             message?: string | null;
             status: components["schemas"]["JobStatus"];
         };
+        /** StatusEvent */
+        StatusEvent: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Job Id */
+            job_id: string;
+            /** Message */
+            message: string | null;
+            status: components["schemas"]["JobStatus"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "status";
+        };
         /** TorchInfo */
         TorchInfo: {
             /** Cuda Available */
@@ -1833,7 +2080,7 @@ export interface components {
              * Gpus
              * @default []
              */
-            gpus: {
+            gpus?: {
                 [key: string]: unknown;
             }[];
             /** Version */
@@ -1854,12 +2101,12 @@ export interface components {
              * Name
              * @default
              */
-            name: string;
+            name?: string;
             /**
              * Plugin
              * @default flux-lora
              */
-            plugin: string;
+            plugin?: string;
             /**
              * Preset Id
              * @description start from this preset's config; `config` overrides it
@@ -1894,6 +2141,13 @@ export interface components {
             examples: number;
             /** Images */
             images: number;
+            /** @description each memory profile's estimate on that GPU */
+            memory_plan?: components["schemas"]["MemoryPlan"] | null;
+            /**
+             * Memory Summary
+             * @description whether the run fits the workers' GPU, with which profile and its estimated peak
+             */
+            memory_summary?: string | null;
             /** Plugin */
             plugin: string;
             /** Seconds Per Step */
@@ -1978,8 +2232,12 @@ export interface components {
         WorkerInfo: {
             /** Current Job */
             current_job?: string | null;
+            /** Gpu Free Bytes */
+            gpu_free_bytes?: number | null;
             /** Gpu Memory Mb */
             gpu_memory_mb?: number | null;
+            /** Gpu Total Bytes */
+            gpu_total_bytes?: number | null;
             /** Host */
             host?: string | null;
             /** Id */
@@ -1988,18 +2246,28 @@ export interface components {
              * Kinds
              * @default []
              */
-            kinds: string[];
+            kinds?: string[];
             /** Pid */
             pid?: number | null;
             /**
              * Plugins
              * @default {}
              */
-            plugins: {
+            plugins?: {
                 [key: string]: string[];
             };
             /** State */
             state?: string | null;
+        };
+        /** WorkerMemoryPlan */
+        WorkerMemoryPlan: {
+            /** Gpu Free Bytes */
+            gpu_free_bytes: number | null;
+            /** Gpu Total Bytes */
+            gpu_total_bytes: number | null;
+            plan: components["schemas"]["MemoryPlan"];
+            /** Worker Id */
+            worker_id: string;
         };
         /** WorkersHealth */
         WorkersHealth: {
@@ -2007,7 +2275,7 @@ export interface components {
              * Count
              * @default 0
              */
-            count: number;
+            count?: number;
             /** Detail */
             detail?: string | null;
             /** Latency Ms */
@@ -2021,7 +2289,7 @@ export interface components {
              * Workers
              * @default []
              */
-            workers: components["schemas"]["WorkerInfo"][];
+            workers?: components["schemas"]["WorkerInfo"][];
         };
     };
     responses: never;
@@ -3179,7 +3447,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["UploadOut"];
                 };
             };
             /** @description the request body could not be parsed */
@@ -3257,7 +3525,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "text/event-stream": components["schemas"]["StatusEvent"];
+                };
             };
             /** @description the request body could not be parsed */
             400: {
@@ -5030,7 +5300,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "text/event-stream": components["schemas"]["JobEventData"];
+                };
             };
             /** @description the request body could not be parsed */
             400: {

@@ -15,7 +15,6 @@ import os
 import queue
 import re
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -40,6 +39,7 @@ from isengard.plugins.training.ai_toolkit_output import (
     read_lines,
     sample_step,
 )
+from isengard.plugins.training.ai_toolkit_process import stop_leftover, stop_process_group
 from isengard.plugins.training.interface import TrainingPlugin
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 # samples/1718000000000__000000250_0.jpg
 _SAMPLE = re.compile(r"__(\d+)_(\d+)\.(?:jpg|jpeg|png|webp)$")
 POLL_SECONDS = 0.2
-STOP_GRACE_SECONDS = 10.0
+PID_FILE = "ai-toolkit.pid"
 __all__ = ["AiToolkitTrainer", "parse_progress", "prepare_dataset"]
 
 
@@ -170,6 +170,11 @@ class AiToolkitRun:
 
     def run(self) -> dict[str, Any]:
         config_path = self.write_job()
+        pid_file = self.work_dir / PID_FILE
+        # An earlier attempt's ai-toolkit outlives a worker killed with -9 (it has its own session): stop it before
+        # a second one writes into the same folder.
+        if stop_leftover(pid_file, config_path):
+            self.ctx.log("stopped the ai-toolkit an earlier attempt had left running", level="warning")
         self.ctx.log("starting ai-toolkit", command=f"{self.python} run.py {config_path}")
         process = subprocess.Popen(
             [self.python, "run.py", str(config_path)],
@@ -179,6 +184,7 @@ class AiToolkitRun:
             start_new_session=True,  # its own process group: cancel stops it and every child it started
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
+        pid_file.write_text(str(process.pid), encoding="utf-8")
         lines: queue.Queue[str | None] = queue.Queue()
         assert process.stdout is not None
         reader = threading.Thread(target=read_lines, args=(process.stdout, lines), daemon=True)
@@ -190,6 +196,7 @@ class AiToolkitRun:
             raise
         finally:
             reader.join(timeout=5)
+            pid_file.unlink(missing_ok=True)
         return self.finish(process.returncode)
 
     def follow(self, process: subprocess.Popen[bytes], lines: queue.Queue[str | None]) -> None:
@@ -309,17 +316,3 @@ def _settled(path: Path) -> bool:
         return time.time() - path.stat().st_mtime > 0.3
     except FileNotFoundError:
         return False
-
-
-def stop_process_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the whole group (ai-toolkit starts workers), then SIGKILL what is left after a grace period."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=STOP_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass

@@ -2,8 +2,8 @@
 import { useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { Badge, Button } from "../../components/ui";
-import type { ImageOut } from "../../lib/types";
-import { DEFAULT_PLUGIN, DEFAULT_STYLE, findingsByImage, setCaption, useCaptionLint, type CaptionFinding } from "./api";
+import { datasetKeys, type ImageOut } from "../dataset/api";
+import { applyFix, DEFAULT_PLUGIN, DEFAULT_STYLE, findingsByImage, useCaptionLint, type CaptionFinding } from "./api";
 import { isFinal, useCaptionJob } from "./useCaptionJob";
 
 const TONE: Record<CaptionFinding["severity"], "danger" | "warn" | "info"> = { error: "danger", warning: "warn", info: "info" };
@@ -34,8 +34,8 @@ function Finding({ finding }: { finding: CaptionFinding }) {
             onClick={async () => {
               setFixing(true);
               try {
-                await setCaption(finding.image_id, fixed);
-                await client.invalidateQueries({ queryKey: ["images"] });
+                await applyFix(finding);
+                await client.invalidateQueries({ queryKey: datasetKeys.all });
               } finally {
                 setFixing(false);
               }

@@ -1,27 +1,17 @@
 // The caption feature's calls: captioning plugins, caption jobs over a character's dataset, the caption linter.
-import { useQuery } from "@tanstack/react-query";
-import type { components } from "../../api/schema";
-import { api } from "../../lib/api";
-import type { Job } from "../../lib/types";
+import { queryOptions, useQuery } from "@tanstack/react-query";
+import { client, unwrap, type Schemas } from "../../api/client";
+import type { EventOf } from "../../api/events";
+import { datasetKeys, updateCaption } from "../dataset/api";
 
-type Schemas = components["schemas"];
 export type CaptionStyle = Schemas["CaptionStyle"];
 export type CaptionJobCreate = Schemas["CaptionJobCreate"];
 export type CaptionFinding = Schemas["CaptionFinding"];
 export type CaptionLint = Schemas["CaptionLintOut"];
 export type CaptionPlugin = Schemas["CaptionPluginOut"];
 export type CaptionScope = NonNullable<CaptionJobCreate["scope"]>;
-
 /** What the worker sends over the job's event stream once an image is done (`written` false: caption kept). */
-export interface CaptionEvent {
-  type: "caption";
-  job_id: string;
-  image_id: string;
-  index: number;
-  total: number;
-  caption: string;
-  written: boolean;
-}
+export type CaptionEvent = EventOf<"caption">;
 
 export const DEFAULT_PLUGIN = "qwen-vl";
 
@@ -34,35 +24,38 @@ export const DEFAULT_STYLE: CaptionStyle = {
   language: "en",
 };
 
-// Under ["images"], so every caption edit (which refreshes image queries) refreshes the findings too.
-export const lintKey = (characterId: string) => ["images", "caption-lint", characterId] as const;
+export const captionKeys = {
+  // Under the dataset's key, so every caption edit (which refreshes the dataset) refreshes the findings too.
+  lint: (characterId: string) => [...datasetKeys.all, "caption-lint", characterId] as const,
+  plugins: ["captions", "plugins"] as const,
+};
 
-export function useCaptionLint(characterId: string) {
-  return useQuery({
-    queryKey: lintKey(characterId),
-    queryFn: ({ signal }) => api.get<CaptionLint>(`/api/characters/${characterId}/captions/lint`, undefined, signal),
-  });
+export const captionQueries = {
+  lint: (characterId: string) =>
+    queryOptions({
+      queryKey: captionKeys.lint(characterId),
+      queryFn: ({ signal }) =>
+        unwrap(client.GET("/api/characters/{character_id}/captions/lint", { params: { path: { character_id: characterId } }, signal })),
+    }),
+  plugins: () =>
+    queryOptions({
+      queryKey: captionKeys.plugins,
+      queryFn: ({ signal }) => unwrap(client.GET("/api/captions/plugins", { signal })),
+      staleTime: 60_000,
+    }),
+};
+
+export const useCaptionLint = (characterId: string) => useQuery(captionQueries.lint(characterId));
+export const useCaptionPlugins = () => useQuery(captionQueries.plugins());
+
+export function submitCaptionJob(characterId: string, body: CaptionJobCreate) {
+  return unwrap(
+    client.POST("/api/characters/{character_id}/captions/auto", { params: { path: { character_id: characterId } }, body }),
+  );
 }
 
-export function useCaptionPlugins() {
-  return useQuery({
-    queryKey: ["captions", "plugins"],
-    queryFn: ({ signal }) => api.get<CaptionPlugin[]>("/api/captions/plugins", undefined, signal),
-    staleTime: 60_000,
-  });
-}
-
-export function submitCaptionJob(characterId: string, body: CaptionJobCreate): Promise<Job> {
-  return api.post<Job>(`/api/characters/${characterId}/captions/auto`, body);
-}
-
-export function cancelJob(jobId: string): Promise<Job> {
-  return api.post<Job>(`/api/jobs/${jobId}/cancel`);
-}
-
-export function setCaption(imageId: string, caption: string): Promise<unknown> {
-  return api.patch(`/api/images/${imageId}`, { caption });
-}
+/** The one-click fix: the finding's fixed caption, stored as a hand edit is. */
+export const applyFix = (finding: CaptionFinding) => updateCaption(finding.image_id, finding.fixed_caption ?? "");
 
 /** Findings by image id, each image's in the order the linter gave them. */
 export function findingsByImage(findings: CaptionFinding[]): Map<string, CaptionFinding[]> {

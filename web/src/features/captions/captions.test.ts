@@ -1,22 +1,27 @@
 import { describe, expect, it } from "vitest";
+import type { JobEvent } from "../../api/events";
 import { findingsByImage, type CaptionFinding } from "./api";
 import { isFinal, reduceProgress, startProgress } from "./useCaptionJob";
 
-const caption = (index: number, written = true) => ({
-  type: "caption", job_id: "j", image_id: `i${index}`, index, total: 3, caption: `c${index}`, written,
+const at = "2026-12-01T00:00:00Z";
+const caption = (index: number, written = true): JobEvent => ({
+  type: "caption", job_id: "j", at, image_id: `i${index}`, index, total: 3, caption: `c${index}`, written,
+});
+const status = (value: "running" | "cancelled", message: string | null = null): JobEvent => ({
+  type: "status", job_id: "j", at, status: value, message,
 });
 
 describe("caption job progress", () => {
   it("counts each image once done, written or kept, until the final status", () => {
     let state = startProgress("j", 3);
-    state = reduceProgress(state, "status", { status: "running" });
-    state = reduceProgress(state, "caption", caption(1));
-    state = reduceProgress(state, "progress", { step: 1, total: 3 });
-    state = reduceProgress(state, "caption", caption(2, false));
+    state = reduceProgress(state, status("running"));
+    state = reduceProgress(state, caption(1));
+    state = reduceProgress(state, { type: "progress", job_id: "j", at, step: 1, total: 3 } as JobEvent);
+    state = reduceProgress(state, caption(2, false));
     expect(state).toMatchObject({ status: "running", done: 2, total: 3, written: 1, kept: 1 });
     expect(state.last?.image_id).toBe("i2");
     expect(isFinal(state.status)).toBe(false);
-    state = reduceProgress(state, "status", { status: "cancelled", message: "cancelled" });
+    state = reduceProgress(state, status("cancelled", "cancelled"));
     expect(isFinal(state.status)).toBe(true);
     expect(state.message).toBe("cancelled");
   });

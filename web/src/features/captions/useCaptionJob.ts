@@ -1,9 +1,11 @@
 // A caption job from submission to its end: live per-image progress over the job's event stream, and cancel.
 import { useQueryClient } from "@tanstack/react-query";
 import { useCallback, useState } from "react";
+import { jobEventOf, jobEventsUrl, type JobEvent } from "../../api/events";
 import { useSSE, type SSEMessage } from "../../hooks/useSSE";
-import type { JobStatus } from "../../lib/types";
-import { cancelJob, submitCaptionJob, type CaptionEvent, type CaptionJobCreate } from "./api";
+import { datasetKeys } from "../dataset/api";
+import { cancelJob, isFinal, jobKeys, type JobStatus } from "../jobs/api";
+import { submitCaptionJob, type CaptionEvent, type CaptionJobCreate } from "./api";
 
 export interface CaptionProgress {
   jobId: string;
@@ -16,36 +18,33 @@ export interface CaptionProgress {
   message: string | null;
 }
 
-const FINAL: JobStatus[] = ["succeeded", "failed", "cancelled"];
 const EVENT_TYPES = ["status", "progress", "caption", "log", "error"];
+
+export { isFinal };
 
 export function startProgress(jobId: string, total: number): CaptionProgress {
   return { jobId, status: "queued", done: 0, total, written: 0, kept: 0, last: null, message: null };
 }
 
 /** The next progress state after one event of the job's stream. */
-export function reduceProgress(state: CaptionProgress, type: string, data: unknown): CaptionProgress {
-  const event = (data ?? {}) as Record<string, unknown>;
-  if (type === "caption") {
-    const caption = event as unknown as CaptionEvent;
-    return {
-      ...state,
-      done: Math.max(state.done, caption.index),
-      total: caption.total,
-      written: state.written + (caption.written ? 1 : 0),
-      kept: state.kept + (caption.written ? 0 : 1),
-      last: caption,
-    };
+export function reduceProgress(state: CaptionProgress, event: JobEvent): CaptionProgress {
+  switch (event.type) {
+    case "caption":
+      return {
+        ...state,
+        done: Math.max(state.done, event.index),
+        total: event.total,
+        written: state.written + (event.written ? 1 : 0),
+        kept: state.kept + (event.written ? 0 : 1),
+        last: event,
+      };
+    case "status":
+      return { ...state, status: event.status, message: event.message ?? state.message };
+    case "error":
+      return { ...state, message: event.message };
+    default:
+      return state;
   }
-  if (type === "status") {
-    return { ...state, status: event.status as JobStatus, message: (event.message as string | null) ?? state.message };
-  }
-  if (type === "error") return { ...state, message: String(event.message ?? "") };
-  return state;
-}
-
-export function isFinal(status: JobStatus): boolean {
-  return FINAL.includes(status);
 }
 
 /** Submit caption jobs for one character and follow the latest one live. */
@@ -56,13 +55,15 @@ export function useCaptionJob(characterId: string) {
 
   const onMessage = useCallback(
     (message: SSEMessage) => {
-      setProgress((state) => (state ? reduceProgress(state, message.type, message.data) : state));
+      const event = jobEventOf(message);
+      if (!event) return;
+      setProgress((state) => (state ? reduceProgress(state, event) : state));
       // Each caption is already stored: show it in the grid and re-run the linter at once.
-      if (message.type === "caption" || message.type === "status") void client.invalidateQueries({ queryKey: ["images"] });
+      if (event.type === "caption" || event.type === "status") void client.invalidateQueries({ queryKey: datasetKeys.all });
     },
     [client],
   );
-  const { state: connection } = useSSE(following ? `/api/jobs/${following}/events` : null, onMessage, {
+  const { state: connection } = useSSE(following ? jobEventsUrl(following) : null, onMessage, {
     eventTypes: EVENT_TYPES,
   });
 
@@ -70,7 +71,7 @@ export function useCaptionJob(characterId: string) {
     async (body: CaptionJobCreate) => {
       const job = await submitCaptionJob(characterId, body);
       setProgress(startProgress(job.id, Number(job.config?.images ?? 0)));
-      void client.invalidateQueries({ queryKey: ["jobs"] });
+      void client.invalidateQueries({ queryKey: jobKeys.all });
       return job;
     },
     [characterId, client],
