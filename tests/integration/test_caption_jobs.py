@@ -13,6 +13,8 @@ from fastapi.testclient import TestClient
 
 from isengard.api.app import create_app
 from isengard.config import Settings
+from isengard.domain import PluginKind
+from isengard.plugins.caption.qwen_vl import QwenVLCaptioner
 from isengard.plugins.caption.qwen_vl_tiny import TINY_DIRNAME, ensure_tiny_vlm
 from isengard.worker.main import run_worker
 from tests.image_samples import encode, photo
@@ -107,6 +109,10 @@ def test_caption_job_through_the_queue_and_a_worker(api: TestClient, settings: S
     after = _caption_of(api, ids[0])
     assert after != before and after.startswith("[trigger], ") and after.endswith(", film grain")
     assert _caption_file(settings, character, ids[0]) == after
+
+    # The API only queued the work: its own instance of the captioner never loaded a model (the worker's did).
+    api_captioner = api.app.state.services.plugins.get(PluginKind.CAPTION, "qwen-vl")  # type: ignore[attr-defined]
+    assert isinstance(api_captioner, QwenVLCaptioner) and api_captioner._loaded is None
 
     # Nothing left without a caption: "only empty" has nothing to do, and says so.
     empty_only = api.post(f"/api/characters/{character}/captions/auto", json={"scope": "empty", "config": FAST})
