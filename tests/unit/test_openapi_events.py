@@ -25,6 +25,7 @@ def sample(model: type[BaseModel]) -> BaseModel:
     values: dict[str, Any] = {"job_id": "j1", "at": datetime(2026, 1, 1, tzinfo=UTC)}
     fillers = {"status": JobStatus.RUNNING, "step": 3, "total": 10, "message": "m", "artifact_id": "a1"}
     fillers |= {"kind": ArtifactKind.SAMPLE, "name": "n.png"}
+    fillers |= {"image_id": "i1", "index": 1, "caption": "c", "written": True}
     for name, field in model.model_fields.items():
         if field.is_required() and name not in values:
             values[name] = fillers[name]
