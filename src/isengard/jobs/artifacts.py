@@ -36,6 +36,16 @@ class StoredArtifact:
     lora_id: str | None
 
 
+@dataclass(frozen=True)
+class RecordedArtifact:
+    id: str
+    kind: str
+    path: str
+    name: str
+    step: int | None
+    meta: dict[str, Any]
+
+
 def record_artifact(
     sessions: sessionmaker[Session],
     job: JobSnapshot,
@@ -79,3 +89,17 @@ def forget_artifact(sessions: sessionmaker[Session], job_id: str, artifact_id: s
         session.execute(delete(JobArtifact).where(JobArtifact.id == artifact_id, JobArtifact.job_id == job_id))
         session.execute(delete(Lora).where(Lora.job_id == job_id, Lora.path == relative_path))
         session.execute(delete(Generation).where(Generation.job_id == job_id, Generation.path == relative_path))
+
+
+def recorded_artifacts(sessions: sessionmaker[Session], job_id: str) -> list[RecordedArtifact]:
+    """A job's artifact rows, oldest first: what earlier attempts recorded (removed ones are gone)."""
+    with sessions() as session:
+        rows = session.scalars(
+            select(JobArtifact).where(JobArtifact.job_id == job_id).order_by(JobArtifact.created_at)
+        ).all()
+        return [
+            RecordedArtifact(
+                id=row.id, kind=row.kind, path=row.path, name=row.name, step=row.step, meta=dict(row.meta or {})
+            )
+            for row in rows
+        ]
