@@ -15,7 +15,7 @@ from PIL import Image
 
 from isengard.domain import LoraRef
 from isengard.plugins.api import JobCancelled, PluginError
-from isengard.plugins.image.comfyui import ComfyUIGenerator
+from isengard.plugins.image.comfyui import ComfyUIGenerator, ComfyUISettings
 from isengard.plugins.image.comfyui_client import ComfyUIClient
 from isengard.plugins.image.grid import column_labels, compose_grid, row_labels
 from isengard.plugins.image.outputs import read_png_params
@@ -25,11 +25,8 @@ from tests.support.comfyui_server import FakeComfyUI, running_comfyui
 from tests.support.recording_context import RecordingContext
 
 
-class _Settings:
-    def __init__(self, url: str, workflows: Path | None = None, timeout: float = 30.0) -> None:
-        self.comfyui_url = url
-        self.comfyui_workflows_dir = workflows
-        self.comfyui_timeout_seconds = timeout
+def _with(url: str, workflows: Path | None = None, timeout: float = 30.0) -> ComfyUIGenerator:
+    return ComfyUIGenerator(None, ComfyUISettings(url=url, workflows_dir=workflows, timeout_seconds=timeout))
 
 
 @pytest.fixture()
@@ -57,7 +54,7 @@ LORA = LoraRef(lora_id="l1", path="loras/char/run/final.safetensors", weight=0.6
 
 
 def test_generates_with_a_lora_and_records_everything(comfy: FakeComfyUI, data_dir: Path) -> None:
-    plugin = ComfyUIGenerator(_Settings(comfy.url))
+    plugin = _with(comfy.url)
     assert plugin.capabilities().available
     assert plugin.capabilities().details["version"] == "0.3.64"
     ctx = RecordingContext(data_dir, data_dir / "models")
@@ -91,7 +88,7 @@ def test_a_lora_the_server_does_not_list_is_refused_before_queueing(comfy: FakeC
     missing = LoraRef(lora_id="l2", path="loras/char/other.safetensors", name="other").model_dump()
     ctx = RecordingContext(data_dir, data_dir / "models")
     with pytest.raises(PluginError) as caught:
-        ComfyUIGenerator(_Settings(comfy.url)).run(ctx, _request(loras=[missing]))
+        _with(comfy.url).run(ctx, _request(loras=[missing]))
     message = str(caught.value)
     assert "does not list the LoRA char/other.safetensors" in message and "extra_model_paths.yaml" in message
     assert comfy.prompts == [] and ctx.artifacts == []
@@ -101,7 +98,7 @@ def test_an_execution_error_names_the_node(data_dir: Path, tmp_path: Path) -> No
     with running_comfyui(data_dir / "loras", tmp_path / "out", fail_node_type="VAEDecode") as comfy:
         ctx = RecordingContext(data_dir, data_dir / "models")
         with pytest.raises(PluginError, match=r"node 10 \(VAEDecode\).*out of memory"):
-            ComfyUIGenerator(_Settings(comfy.url)).run(ctx, _request())
+            _with(comfy.url).run(ctx, _request())
     assert ctx.artifacts == []
 
 
@@ -110,7 +107,7 @@ def test_cancel_interrupts_the_running_prompt(data_dir: Path, tmp_path: Path) ->
         ctx = RecordingContext(data_dir, data_dir / "models", cancel_after_generating=3)
         started = time.monotonic()
         with pytest.raises(JobCancelled):
-            ComfyUIGenerator(_Settings(comfy.url)).run(ctx, _request(steps=100))
+            _with(comfy.url).run(ctx, _request(steps=100))
         assert time.monotonic() - started < 8  # 100 steps would take 10 s
         prompt_id = comfy.prompts[0]["prompt_id"]
         assert comfy.interrupts == [prompt_id] and comfy.deleted == []
@@ -153,7 +150,7 @@ def test_cancelling_a_waiting_prompt_removes_it_from_the_queue(data_dir: Path, t
         ctx = RecordingContext(data_dir, data_dir / "models")
         watcher = _cancel_once_queued(comfy, ctx)
         with pytest.raises(JobCancelled):
-            ComfyUIGenerator(_Settings(comfy.url)).run(ctx, _request(steps=5))
+            _with(comfy.url).run(ctx, _request(steps=5))
         watcher.join()
         ours = comfy.prompts[-1]["prompt_id"]
         assert comfy.deleted == [ours]
@@ -170,14 +167,14 @@ def test_a_prompt_that_times_out_while_waiting_is_removed_too(data_dir: Path, tm
         _occupy(comfy, steps=40)
         ctx = RecordingContext(data_dir, data_dir / "models")
         with pytest.raises(PluginError, match="did not finish the prompt in time"):
-            ComfyUIGenerator(_Settings(comfy.url, timeout=1.0)).run(ctx, _request(steps=5))
+            _with(comfy.url, timeout=1.0).run(ctx, _request(steps=5))
         ours = comfy.prompts[-1]["prompt_id"]
         assert comfy.deleted == [ours] and ours not in comfy.executed
 
 
 def test_a_server_that_is_down_fails_fast_with_a_clear_message(data_dir: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    plugin = ComfyUIGenerator(_Settings(url))
+    plugin = _with(url)
     capability = plugin.capabilities()
     assert not capability.available and "not reachable" in (capability.reason or "")
     ctx = RecordingContext(data_dir, data_dir / "models")
@@ -191,7 +188,7 @@ def test_a_server_that_stops_answering_times_out(data_dir: Path, tmp_path: Path)
     with running_comfyui(data_dir / "loras", tmp_path / "out", step_seconds=1.0) as comfy:
         ctx = RecordingContext(data_dir, data_dir / "models")
         with pytest.raises(PluginError, match="did not finish the prompt in time"):
-            ComfyUIGenerator(_Settings(comfy.url, timeout=1.5)).run(ctx, _request(steps=50))
+            _with(comfy.url, timeout=1.5).run(ctx, _request(steps=50))
         assert comfy.interrupts  # the abandoned prompt is interrupted, not left running
 
 
@@ -223,7 +220,7 @@ def _user_workflow(tmp_path: Path, graph: dict[str, Any]) -> Path:
 def test_user_workflow_from_the_configured_folder(comfy: FakeComfyUI, data_dir: Path, tmp_path: Path) -> None:
     folder = _user_workflow(tmp_path, TINY_WORKFLOW)
     ctx = RecordingContext(data_dir, data_dir / "models")
-    summary = ComfyUIGenerator(_Settings(comfy.url, folder)).run(ctx, _request(workflow="tiny"))
+    summary = _with(comfy.url, folder).run(ctx, _request(workflow="tiny"))
     assert summary["workflow"] == "tiny" and summary["images"] == 1
     assert comfy.prompts[0]["prompt"]["7"]["inputs"]["steps"] == 5
 
@@ -267,7 +264,7 @@ def test_an_invalid_workflow_is_refused_with_comfyuis_message(
     change(graph)
     ctx = RecordingContext(data_dir, data_dir / "models")
     with pytest.raises(PluginError, match=expected):
-        ComfyUIGenerator(_Settings(comfy.url, _user_workflow(tmp_path, graph))).run(ctx, _request(workflow="tiny"))
+        _with(comfy.url, _user_workflow(tmp_path, graph)).run(ctx, _request(workflow="tiny"))
     assert comfy.prompts == [] and ctx.artifacts == []
 
 
@@ -275,7 +272,7 @@ def test_availability_names_the_files_the_server_lacks(data_dir: Path, tmp_path:
     with running_comfyui(data_dir / "loras", tmp_path / "out") as comfy:
         comfy.models["diffusion_models"] = []
         comfy.models["text_encoders"] = ["clip_l.safetensors"]
-        capability = ComfyUIGenerator(_Settings(comfy.url)).capabilities()
+        capability = _with(comfy.url).capabilities()
         assert not capability.available
         reason = capability.reason or ""
         assert "flux1-dev.safetensors (UNETLoader.unet_name)" in reason
@@ -283,7 +280,7 @@ def test_availability_names_the_files_the_server_lacks(data_dir: Path, tmp_path:
         assert "clip_l" not in reason and "ae.safetensors" not in reason  # only what is missing
         comfy.models["diffusion_models"] = ["flux1-dev.safetensors"]
         comfy.models["text_encoders"] = ["clip_l.safetensors", "t5xxl_fp16.safetensors"]
-        ready = ComfyUIGenerator(_Settings(comfy.url)).capabilities()
+        ready = _with(comfy.url).capabilities()
         assert ready.available and ready.details["workflows"] == ["flux-dev-lora"] and ready.details["grid"]
 
 
@@ -291,7 +288,7 @@ def test_a_comparison_grid_renders_each_cell_as_its_own_prompt(comfy: FakeComfyU
     columns = [{"label": "base", "loras": []}, {"label": "", "loras": [LORA]}]
     grid = {"prompts": ["a knight"], "seeds": [3, 4], "columns": columns}
     ctx = RecordingContext(data_dir, data_dir / "models")
-    summary = ComfyUIGenerator(_Settings(comfy.url)).run(ctx, _request(prompt="", grid=grid, trigger_word="sirx"))
+    summary = _with(comfy.url).run(ctx, _request(prompt="", grid=grid, trigger_word="sirx"))
     assert summary["grid"] and summary["cells"] == 4 and len(comfy.prompts) == 4
     sent = [(p["prompt"]["9"]["inputs"]["seed"], p["prompt"].get("4", {}).get("inputs", {}).get("lora_name"))
             for p in comfy.prompts]  # fmt: skip
