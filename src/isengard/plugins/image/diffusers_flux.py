@@ -96,7 +96,7 @@ def _load_pipeline(model_path: Path, requested: ProfileName | None) -> LoadedPip
         raise PluginError(f"no FLUX model at {model_path} (model_index.json is missing)")
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
-    setup = choose_generation_setup(device, requested)
+    setup = choose_generation_setup(model_path, device, requested)
     pipe = load_generation_pipeline(
         model_path, profile=setup.profile, placement=setup.placement,
         dtype=torch.bfloat16 if cuda else torch.float32, device=device,
