@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from isengard.models.memory_plan import ProfileDoesNotFit, choose_profile, gb, plan_generation
+from isengard.models.memory_plan import MemoryPlan, ProfileDoesNotFit, choose_profile, gb, plan_generation
 from isengard.models.profiles import MemoryProfile, ProfileName, profile
 
 # Generation is planned for the largest image the engine is usually asked for; smaller ones need less.
@@ -36,6 +36,11 @@ def choose_generation_setup(base: Path, device: torch.device, requested: Profile
     plan = plan_generation(
         transformer_config=transformer_config(base), resolution=PLANNED_RESOLUTION, gpu_bytes=int(free)
     )
+    return setup_from_plan(plan, requested)
+
+
+def setup_from_plan(plan: MemoryPlan, requested: ProfileName | None = None) -> GenerationSetup:
+    """The fastest profile that fits stays resident; where none does, NF4 with every component offloaded."""
     if requested is None:
         try:
             requested = choose_profile("auto", plan)
@@ -44,8 +49,6 @@ def choose_generation_setup(base: Path, device: torch.device, requested: Profile
     chosen = profile(requested)
     estimate = plan.estimate(requested)
     placement = "offload" if chosen.offload_blocks or not estimate.fits else "resident"
-    return GenerationSetup(
-        chosen,
-        placement,
-        f"{requested}, {placement} (est. {gb(estimate.estimated_peak_bytes)} of {gb(int(free))} free)",
-    )
+    peak = gb(estimate.estimated_peak_bytes)
+    free = gb(plan.gpu_bytes or 0)
+    return GenerationSetup(chosen, placement, f"{requested}, {placement} (est. {peak} of {free} free)")
