@@ -28,7 +28,7 @@ from isengard.domain import (
     SampleEvent,
     artifact_url,
 )
-from isengard.jobs.artifacts import JobSnapshot, forget_artifact, record_artifact
+from isengard.jobs.artifacts import JobSnapshot, artifacts_of, forget_artifact, record_artifact
 from isengard.jobs.history import should_persist
 from isengard.jobs.states import JobStates
 from isengard.logging import RESERVED_RECORD_FIELDS
@@ -130,21 +130,17 @@ class WorkerJobContext:
         return latest_checkpoint_in(self.work_dir)
 
     def recorded_artifacts(self) -> list[Artifact]:
-        with self.sessions() as session:
-            rows = session.scalars(
-                select(JobArtifact).where(JobArtifact.job_id == self.job_id).order_by(JobArtifact.created_at)
-            ).all()
-            return [
-                Artifact(
-                    id=row.id,
-                    kind=ArtifactKind(row.kind),
-                    path=row.path,
-                    name=row.name,
-                    step=row.step,
-                    meta=dict(row.meta or {}),
-                )
-                for row in rows
-            ]
+        return [
+            Artifact(
+                id=row.id,
+                kind=ArtifactKind(row.kind),
+                path=row.path,
+                name=row.name,
+                step=row.step,
+                meta=dict(row.meta or {}),
+            )
+            for row in artifacts_of(self.states.sessions, self.job_id)
+        ]
 
     # --- Events -------------------------------------------------------------------------------------------------
 
