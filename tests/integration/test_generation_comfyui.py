@@ -331,3 +331,33 @@ def test_the_shipped_graph_validates_with_zero_one_and_two_loras(comfy: FakeComf
     assert one["9"]["inputs"]["model"] == ["4", 0]
     assert two["4_1"]["inputs"]["model"] == ["4", 0] and two["9"]["inputs"]["model"] == ["4_1", 0]
     assert two["4_1"]["inputs"]["lora_name"] == "char/run/step-10.safetensors"
+
+
+def test_the_stand_in_queues_and_describes_itself_as_comfyui_does(data_dir: Path, tmp_path: Path) -> None:
+    with running_comfyui(data_dir / "loras", tmp_path / "out", step_seconds=0.05) as comfy:
+        _occupy(comfy, steps=100)
+        client = ComfyUIClient(comfy.url)
+        try:
+            graph = {k: {kk: vv for kk, vv in v.items() if kk != "_meta"} for k, v in TINY_WORKFLOW.items()}
+            client.queue_prompt(graph, "second")
+            wait_for_running = time.monotonic() + 5
+            while client.queue_state()[0] != {"blocker"} and time.monotonic() < wait_for_running:
+                time.sleep(0.02)
+            assert client.queue_state() == ({"blocker"}, {"second"})
+            client.interrupt("second")  # not the running one: skipped
+            time.sleep(0.2)
+            assert client.queue_state() == ({"blocker"}, {"second"})
+            client.delete_queued("second")
+            assert client.queue_state() == ({"blocker"}, set())
+            client.interrupt("blocker")
+            deadline = time.monotonic() + 5
+            while "blocker" not in comfy.history and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert comfy.history["blocker"]["status"]["status_str"] == "error" and comfy.executed == ["blocker"]
+            sampler = client.object_info("KSampler")
+            assert sampler is not None and "euler" in sampler["input"]["required"]["sampler_name"][0]
+            assert client.object_info("NoSuchNode") is None
+            assert client.models("loras") == ["char/run/final.safetensors"]
+            assert client.models("diffusion_models") == ["flux1-dev.safetensors"]
+        finally:
+            client.close()
