@@ -863,6 +863,11 @@ export interface components {
         };
         /** Capabilities */
         Capabilities: {
+            /**
+             * Memory
+             * @description per live worker: its GPU and the memory plan of a default flux-lora run on it (a worker without a GPU has a plan with fits = null and a reason saying so)
+             */
+            memory?: components["schemas"]["WorkerMemoryPlan"][];
             /** Mode */
             mode: string;
             model: components["schemas"]["ModelStatus"];
@@ -1597,6 +1602,17 @@ export interface components {
             /** Total */
             total: number;
         };
+        /** MemoryPlan */
+        MemoryPlan: {
+            /** Chosen */
+            chosen: ("bf16" | "int8" | "nf4" | "nf4-offload") | null;
+            /** Estimates */
+            estimates: components["schemas"]["ProfileEstimate"][];
+            /** Gpu Bytes */
+            gpu_bytes: number | null;
+            /** Reason */
+            reason: string;
+        };
         /** ModelStatus */
         ModelStatus: {
             /** Name */
@@ -1669,6 +1685,22 @@ export interface components {
             name: string;
             /** Plugin */
             plugin: string;
+        };
+        /** ProfileEstimate */
+        ProfileEstimate: {
+            /** Breakdown */
+            breakdown: {
+                [key: string]: number;
+            };
+            /** Estimated Peak Bytes */
+            estimated_peak_bytes: number;
+            /** Fits */
+            fits: boolean | null;
+            /**
+             * Profile
+             * @enum {string}
+             */
+            profile: "bf16" | "int8" | "nf4" | "nf4-offload";
         };
         /** ProgressEvent */
         ProgressEvent: {
@@ -1877,6 +1909,13 @@ export interface components {
             examples: number;
             /** Images */
             images: number;
+            /** @description each memory profile's estimate on that GPU */
+            memory_plan?: components["schemas"]["MemoryPlan"] | null;
+            /**
+             * Memory Summary
+             * @description whether the run fits the workers' GPU, with which profile and its estimated peak
+             */
+            memory_summary?: string | null;
             /** Plugin */
             plugin: string;
             /** Seconds Per Step */
@@ -1961,8 +2000,12 @@ export interface components {
         WorkerInfo: {
             /** Current Job */
             current_job?: string | null;
+            /** Gpu Free Bytes */
+            gpu_free_bytes?: number | null;
             /** Gpu Memory Mb */
             gpu_memory_mb?: number | null;
+            /** Gpu Total Bytes */
+            gpu_total_bytes?: number | null;
             /** Host */
             host?: string | null;
             /** Id */
@@ -1983,6 +2026,16 @@ export interface components {
             };
             /** State */
             state?: string | null;
+        };
+        /** WorkerMemoryPlan */
+        WorkerMemoryPlan: {
+            /** Gpu Free Bytes */
+            gpu_free_bytes: number | null;
+            /** Gpu Total Bytes */
+            gpu_total_bytes: number | null;
+            plan: components["schemas"]["MemoryPlan"];
+            /** Worker Id */
+            worker_id: string;
         };
         /** WorkersHealth */
         WorkersHealth: {

@@ -2,6 +2,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { Link, useNavigate, useSearchParams } from "react-router-dom";
 import { DatasetChecklist } from "../components/dataset/DatasetChecklist";
+import { MemoryFit } from "../components/training/MemoryFit";
 import { defaultsOf, SchemaFields } from "../components/training/SchemaForm";
 import { Alert, Button, Card, Empty, ErrorNotice, Field, PageHeader, Spinner, Stat } from "../components/ui";
 import { useCharacters } from "../features/characters/api";
@@ -132,6 +133,7 @@ export default function StartTraining() {
               <Stat label="Time" value={serverEstimate.data ? `~${formatDuration(serverEstimate.data.estimated_seconds)}` : "—"} hint="The run page shows the measured speed" />
             </div>
             {serverEstimate.data ? <div className="small faint" style={{ marginTop: 8 }} data-dynamic>{serverEstimate.data.basis}</div> : null}
+            <MemoryFit summary={serverEstimate.data?.memory_summary} error={serverEstimate.error} />
             {serverEstimate.error ? <div style={{ marginTop: 8 }}><ErrorNotice error={serverEstimate.error} title="This run would not start" /></div> : null}
             {serverEstimate.data?.warnings?.map((w) => <div key={w} className="small" style={{ color: "var(--warn)", marginTop: 4 }}>{w}</div>)}
           </Card>
