@@ -148,6 +148,7 @@ class AiToolkitRun:
         self.loss_log = LossLog(self.output_dir / "loss_log.db", since_wall_time=time.time())
         self.loss_source: str | None = None  # "db" or "bar", fixed at the first loss the bar shows
         self.reported_step = 0
+        self.last_db_read = 0.0
         self.last_loss: float | None = None
         self.bar: ProgressLine | None = None
         self.stage_log = StageLog()
@@ -234,10 +235,13 @@ class AiToolkitRun:
             if step is not None:
                 self.report(step)
 
-    def read_loss_log(self) -> None:
-        if self.loss_source == "db":
-            for step in self.loss_log.new_losses():
-                self.report(step)
+    def read_loss_log(self, *, now: bool = False) -> None:
+        # At most a few reads a second: ai-toolkit itself flushes its log only every quarter second.
+        if self.loss_source != "db" or (not now and time.monotonic() - self.last_db_read < POLL_SECONDS):
+            return
+        self.last_db_read = time.monotonic()
+        for step in self.loss_log.new_losses():
+            self.report(step)
 
     def report(self, step: StepLoss) -> None:
         if step.step <= self.reported_step or step.step > self.config.steps:
@@ -291,7 +295,7 @@ class AiToolkitRun:
         }
 
     def finish(self, returncode: int | None) -> dict[str, Any]:
-        self.read_loss_log()  # ai-toolkit flushed its last rows when it closed the log
+        self.read_loss_log(now=True)  # ai-toolkit flushed its last rows when it closed the log
         pending = self.bar_losses.flush() if self.loss_source == "bar" else None
         if pending is not None:
             self.report(pending)
