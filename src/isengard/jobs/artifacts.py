@@ -36,16 +36,6 @@ class StoredArtifact:
     lora_id: str | None
 
 
-@dataclass(frozen=True)
-class RecordedArtifact:
-    id: str
-    kind: str
-    path: str
-    name: str
-    step: int | None
-    meta: dict[str, Any]
-
-
 def record_artifact(
     sessions: sessionmaker[Session],
     job: JobSnapshot,
@@ -91,15 +81,13 @@ def forget_artifact(sessions: sessionmaker[Session], job_id: str, artifact_id: s
         session.execute(delete(Generation).where(Generation.job_id == job_id, Generation.path == relative_path))
 
 
-def recorded_artifacts(sessions: sessionmaker[Session], job_id: str) -> list[RecordedArtifact]:
-    """A job's artifact rows, oldest first: what earlier attempts recorded (removed ones are gone)."""
+def artifacts_of(sessions: sessionmaker[Session], job_id: str) -> list[JobArtifact]:
+    """Every artifact row a job has recorded, all attempts, oldest first (detached from the session)."""
     with sessions() as session:
-        rows = session.scalars(
-            select(JobArtifact).where(JobArtifact.job_id == job_id).order_by(JobArtifact.created_at)
-        ).all()
-        return [
-            RecordedArtifact(
-                id=row.id, kind=row.kind, path=row.path, name=row.name, step=row.step, meta=dict(row.meta or {})
-            )
-            for row in rows
-        ]
+        rows = list(
+            session.scalars(
+                select(JobArtifact).where(JobArtifact.job_id == job_id).order_by(JobArtifact.created_at)
+            ).all()
+        )
+        session.expunge_all()
+        return rows

@@ -28,7 +28,7 @@ from isengard.domain import (
     SampleEvent,
     artifact_url,
 )
-from isengard.jobs.artifacts import JobSnapshot, forget_artifact, record_artifact, recorded_artifacts
+from isengard.jobs.artifacts import JobSnapshot, artifacts_of, forget_artifact, record_artifact
 from isengard.jobs.history import should_persist
 from isengard.jobs.states import JobStates
 from isengard.logging import RESERVED_RECORD_FIELDS
@@ -134,8 +134,15 @@ class WorkerJobContext:
 
     def recorded_artifacts(self) -> list[Artifact]:
         return [
-            Artifact(id=r.id, kind=ArtifactKind(r.kind), path=r.path, name=r.name, step=r.step, meta=r.meta)
-            for r in recorded_artifacts(self.states.sessions, self.job_id)
+            Artifact(
+                id=row.id,
+                kind=ArtifactKind(row.kind),
+                path=row.path,
+                name=row.name,
+                step=row.step,
+                meta=dict(row.meta or {}),
+            )
+            for row in artifacts_of(self.states.sessions, self.job_id)
         ]
 
     # --- Events -------------------------------------------------------------------------------------------------

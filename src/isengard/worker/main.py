@@ -45,14 +45,19 @@ EXIT_JOB_DID_NOT_STOP = 70
 EXIT_JOBS_FAILED = 1
 
 
-def gpu_memory_mb() -> int | None:
+def gpu_memory() -> tuple[int, int] | None:
+    """(total, free) bytes of this worker's GPU as the driver reports them; None without CUDA.
+
+    Free memory is what other processes (a desktop, another worker) leave: the memory planner fits a job to it.
+    """
     # Only when torch is already loaded (or a GPU is expected): importing it costs seconds for nothing otherwise.
     torch = sys.modules.get("torch")
     if torch is None:
         return None
     try:
         if torch.cuda.is_available():
-            return int(torch.cuda.get_device_properties(0).total_memory // (1024 * 1024))
+            free, total = torch.cuda.mem_get_info()
+            return int(total), int(free)
     except Exception:
         return None
     return None
@@ -118,13 +123,16 @@ class Worker:
 
     def _info(self) -> dict[str, Any]:
         current = self.runner.current
+        gpu = gpu_memory()
         return {
             "id": self.worker_id,
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "kinds": self.kinds,
             "plugins": self.plugins,  # other workers leave a job to this one when they cannot run its plugin
-            "gpu_memory_mb": gpu_memory_mb(),
+            "gpu_memory_mb": gpu[0] // (1024 * 1024) if gpu else None,
+            "gpu_total_bytes": gpu[0] if gpu else None,
+            "gpu_free_bytes": gpu[1] if gpu else None,
             "current_job": current.job_id if current else None,
             "state": "stopping" if self.stopping.is_set() else ("busy" if current else "idle"),
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import redis
 from fastapi import APIRouter
 from sqlalchemy import text
 
@@ -21,6 +22,7 @@ from isengard.api.schemas.health import (
 )
 from isengard.domain import PluginKind
 from isengard.models.locate import model_status
+from isengard.models.planning import WorkerMemoryPlan, worker_plans
 from isengard.queue.workers import list_workers
 
 router = APIRouter(tags=["health"])
@@ -106,4 +108,13 @@ def capabilities(services: ServicesDep) -> Capabilities:
         plugins=plugins,
         torch=torch_info(),
         model=model_status(services.settings),
+        memory=_memory_plans(services),
     )
+
+
+def _memory_plans(services: ServicesDep) -> list[WorkerMemoryPlan]:
+    try:
+        workers = list_workers(services.redis)
+    except redis.RedisError:
+        return []
+    return worker_plans(services.settings, workers)

@@ -19,6 +19,7 @@ from isengard.api.services.dataset.image_files import original_relative
 from isengard.api.services.dataset.images import dataset_query
 from isengard.api.services.jobs.availability import ensure_runnable
 from isengard.api.services.jobs.manage import submit_job
+from isengard.api.services.training.memory import MemoryFit, ensure_memory_fits
 from isengard.api.services.training.presets import get_preset
 from isengard.api.state import Services
 from isengard.api.support.validation_errors import readable_errors
@@ -119,7 +120,9 @@ def snapshot_dataset(services: Services, db: Session, character_id: str, config:
     )
 
 
-def _prepare(services: Services, db: Session, body: TrainingCreate) -> tuple[TrainingPlugin, BaseModel, TrainingInput]:
+def _prepare(
+    services: Services, db: Session, body: TrainingCreate
+) -> tuple[TrainingPlugin, BaseModel, TrainingInput, MemoryFit | None]:
     plugin = training_plugin(services, body.plugin)
     base = None
     if body.preset_id is not None:
@@ -131,11 +134,13 @@ def _prepare(services: Services, db: Session, body: TrainingCreate) -> tuple[Tra
         base = preset.config
     config = resolve_config(plugin, body.config, base=base)
     ensure_runnable(services, PluginKind.TRAINING, body.plugin)
-    return plugin, config, snapshot_dataset(services, db, body.character_id, config)
+    dataset = snapshot_dataset(services, db, body.character_id, config)
+    fit = ensure_memory_fits(services, body.plugin, config.model_dump(mode="json"))
+    return plugin, config, dataset, fit
 
 
 def submit_training(services: Services, db: Session, body: TrainingCreate) -> Job:
-    plugin, config, dataset = _prepare(services, db, body)
+    plugin, config, dataset, _fit = _prepare(services, db, body)
     config_dict = config.model_dump(mode="json")
     payload = TrainingJob(plugin=plugin.name, config=config_dict, input=dataset).model_dump(mode="json")
     name = body.name.strip() or f"{dataset.character_name} · {plugin.name}"
@@ -155,7 +160,7 @@ def submit_training(services: Services, db: Session, body: TrainingCreate) -> Jo
 
 def estimate_training(services: Services, db: Session, body: TrainingCreate) -> TrainingEstimate:
     """The plugin's own estimate, at the speed its recent runs measured (its stated default before any run)."""
-    plugin, config, dataset = _prepare(services, db, body)
+    plugin, config, dataset, fit = _prepare(services, db, body)
     measured = measured_speed(db, plugin.name, plugin.speed_resolution(config))
     estimate = plugin.estimate(config, dataset, measured)
     return TrainingEstimate(
@@ -163,4 +168,6 @@ def estimate_training(services: Services, db: Session, body: TrainingCreate) -> 
         config=config.model_dump(mode="json"),
         images=len(dataset.dataset),
         **estimate.model_dump(),
+        memory_summary=fit.summary if fit else None,
+        memory_plan=fit.plan if fit else None,
     )
