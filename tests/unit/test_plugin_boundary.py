@@ -17,8 +17,10 @@ PLUGINS_DIR = Path(isengard.plugins.__file__).parent
 FORBIDDEN = ("isengard.api", "isengard.db", "isengard.queue", "isengard.worker", "isengard.jobs")
 # A plugin module may import the plugin API, the shared vocabulary of types, and its own package.
 ALLOWED = ("isengard.plugins", "isengard.domain")
-# What the core offers plugins beyond that, until it moves behind the plugin API: the memory planner's modules.
-PENDING = ("isengard.models.loading", "isengard.models.offload", "isengard.models.profiles")
+# What the core offers plugins beyond that, until it moves behind the plugin API: the model loading and memory
+# planning modules (loading, offload, profiles, memory_plan). Where the base model is comes from the API's Host.
+PENDING = ("isengard.models.",)
+NEVER = ("isengard.models.locate",)
 
 
 def plugin_modules() -> list[str]:
