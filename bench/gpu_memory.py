@@ -2,7 +2,8 @@
 
 Run on a CUDA machine: `python bench/gpu_memory.py [--steps 3] [--resolutions 512 1024] [--profiles bf16 int8 ...]`.
 `--dry-run` runs anywhere in seconds: it builds the full-size transformer and T5-XXL on the meta device, checks the
-planner's parameter layout against them, and prints the planner's table per profile at 512 and 1024 px.
+planner's parameter layout against them, and prints the planner's table per profile at 512 and 1024 px; with
+`--trace` it also runs the whole model's step under fake tensors (minutes) against the planner's activation model.
 
 On a GPU the full-size transformer (19 double + 38 single blocks, hidden 3072) is built from its published config
 with random weights directly on the GPU: nothing is downloaded, and memory and speed do not depend on the values.
@@ -10,8 +11,9 @@ For each profile and resolution it goes through the trainer's own code: the prof
 (models/loading.py's quantization_config), gradient checkpointing, the LoRA (add_lora), block offloading
 (attach_block_swap), the optimizer (build_optimizer) and the flow-matching step; it prints the measured peak
 (torch.cuda.max_memory_allocated, weights included), the planner's estimate of the same (without the CUDA context
-and the allocator's slack, which max_memory_allocated does not see), s/step, and s/step of a bare forward/backward
-loop on the same model and batch. T5-XXL is built the same way and timed encoding one caption (the text stage).
+and the allocator's slack, which max_memory_allocated does not see, nor sampling, which the bench skips), s/step,
+and s/step of a bare forward/backward loop on the same model and batch. T5-XXL is built the same way and timed
+encoding one caption (the text stage).
 Exits 1 when a measured peak is outside [0.5, 2] x its estimate, or a step is over 2x the bare loop's time.
 """
 
@@ -49,10 +51,31 @@ def plan_at(resolution: int, gpu_bytes: int | None, rank: int) -> MemoryPlan:
 
 
 def allocated_estimate(plan: MemoryPlan, name: ProfileName) -> int:
-    """The planner's peak without what max_memory_allocated cannot see (context, slack) and without the VAE the
-    bench does not load."""
+    """The planner's peak without what max_memory_allocated cannot see (context, slack), and with a step's working
+    memory where the plan's peak is a sample's (the bench does not sample)."""
     parts = plan.estimate(name).breakdown
-    return sum(v for k, v in parts.items() if k not in (*OVERHEADS, "vae"))
+    return sum(v for k, v in parts.items() if k not in (*OVERHEADS, "sampling"))
+
+
+def trace_check(resolutions: list[int], rank: int) -> None:
+    """The slow path the planner is calibrated on: a fake-tensor run of the real step on the whole FLUX.1-dev
+    (about two minutes per resolution on a CPU) against the per-block model's activations."""
+    from isengard.models.memory_activations import step_working_bytes
+    from isengard.models.memory_trace import trace_training_step
+
+    layout = flux_layout(FLUX_DEV_TRANSFORMER)
+    for resolution in resolutions:
+        started = time.perf_counter()
+        traced = trace_training_step(
+            FLUX_DEV_TRANSFORMER, resolution=resolution, batch_size=1, rank=rank, gradient_checkpointing=True
+        )
+        planned = step_working_bytes(layout, resolution=resolution, batch_size=1, gradient_checkpointing=True)
+        print(
+            f"traced step at {resolution} px: working memory {traced.working_bytes / GIB:.3f} GiB, per-block model "
+            f"{planned / GIB:.3f} GiB (ratio {planned / traced.working_bytes:.3f}; "
+            f"{time.perf_counter() - started:.0f} s)",
+            flush=True,
+        )
 
 
 def dry_run(resolutions: list[int], gpu_gib: float | None, rank: int) -> int:
@@ -274,9 +297,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per profile and resolution")
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--gpu-memory", type=float, default=None, help="GPU size in GiB for the dry run's fits")
+    parser.add_argument(
+        "--trace", action="store_true", help="with --dry-run: also trace the whole model with fake tensors (slow)"
+    )
     args = parser.parse_args(argv)
     if args.dry_run:
-        return dry_run(args.resolutions, args.gpu_memory, args.rank)
+        status = dry_run(args.resolutions, args.gpu_memory, args.rank)
+        if args.trace:
+            trace_check(args.resolutions, args.rank)
+        return status
     if not torch.cuda.is_available():
         print("no CUDA GPU here: run with --dry-run for the planner's table", file=sys.stderr)
         return 2

@@ -3,13 +3,13 @@ given GPU, and which one `auto` takes (the fastest that fits, in the order of `p
 
 Estimates are arithmetic on the model's config, fast enough for every API call:
 - weights exactly from the config and each profile's storage format (memory_storage.py);
-- the LoRA in fp32 with its gradients and AdamW's two moments;
-- activations and temporaries from a per-block model calibrated on fake-tensor runs of the real step
+- the LoRA in fp32 and AdamW's two moments;
+- activations, gradients and temporaries from a per-block model calibrated on fake-tensor runs of the real step
   (memory_activations.py, memory_trace.py);
 - what the card loses besides: the CUDA context and the caching allocator's slack (stated constants below).
 
 Loading is staged (models/loading.py): text encoders encode and leave before the transformer loads, and fall back to
-the CPU when they do not fit, so they never set a training run's peak; the VAE stays for samples.
+the CPU when they do not fit, so they never set a training run's peak; the VAE returns only to decode samples.
 """
 
 from __future__ import annotations
@@ -139,21 +139,28 @@ def training_breakdown(
     gradient_checkpointing: bool,
     target_modules: list[str],
 ) -> dict[str, int]:
-    """The parts of a training step's peak under one profile (before the context and the allocator's slack)."""
+    """The parts of a training run's peak under one profile (before the context and the allocator's slack): the
+    weights, the LoRA and its optimizer state, and the larger of a step's working memory and a sample's (the VAE
+    waits in CPU memory and comes back between steps to decode samples, priced at the training resolution)."""
     lora = lora_numel(layout.outer, rank, target_modules) + sum(
         lora_numel(block, rank, target_modules) * n for block, n in layout.blocks()
     )
     # Block offloading always checkpoints (a block's weights could not leave the GPU while the graph needs them).
     checkpointing = gradient_checkpointing or profile.offload_blocks
-    return {
-        "transformer_weights": _weights_on_gpu(layout, profile),
-        "lora_weights": FP32 * lora,
-        "optimizer_state": ADAM_STATES * FP32 * lora,
+    step = {
         "activations": step_working_bytes(
             layout, resolution=resolution, batch_size=batch_size, gradient_checkpointing=checkpointing
         ),
         "dequantized_weights": _dequantized_bytes(layout, profile, checkpointing),
-        "vae": BF16 * FLUX_VAE_PARAMS,  # kept for the samples; it decodes between steps, when activations are gone
+    }
+    sample = {
+        "sampling": _vae_bytes(resolution, 1) + inference_working_bytes(layout, resolution=resolution, batch_size=1)
+    }
+    return {
+        "transformer_weights": _weights_on_gpu(layout, profile),
+        "lora_weights": FP32 * lora,
+        "optimizer_state": ADAM_STATES * FP32 * lora,
+        **(step if sum(step.values()) >= sum(sample.values()) else sample),
     }
 
 
