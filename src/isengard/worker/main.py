@@ -41,6 +41,8 @@ TAKEOVER_MARGIN_MS = 250
 # Exit status of a worker that gave up on a job whose plugin would not stop (see worker/watchdog.py); distinct so a
 # supervisor's log tells it apart from a crash. EX_SOFTWARE in sysexits.h.
 EXIT_JOB_DID_NOT_STOP = 70
+# Exit status of a burst run in which a job failed (arq's `run_check` does the same), so a script notices.
+EXIT_JOBS_FAILED = 1
 
 
 def gpu_memory() -> tuple[int, int] | None:
@@ -222,6 +224,8 @@ class Worker:
         self.stopping.set()
 
     def run(self) -> int:
+        """Work until stopped (or, in burst mode, until the queue is drained). Returns the process exit status:
+        non-zero after a burst run in which a job failed."""
         log.info(
             "worker started",
             extra={
@@ -272,7 +276,12 @@ class Worker:
                 self._leave_groups()
             self.redis.close()
             self.engine.dispose()
-            log.info("worker stopped", extra={"worker_id": self.worker_id, "jobs": self.jobs_done})
+            log.info(
+                "worker stopped",
+                extra={"worker_id": self.worker_id, "jobs": self.jobs_done, "failed": self.runner.jobs_failed},
+            )
+        if self.burst and self.runner.jobs_failed:
+            return EXIT_JOBS_FAILED
         return 0
 
 

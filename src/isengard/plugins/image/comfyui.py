@@ -19,14 +19,14 @@ from PIL import Image
 from pydantic import BaseModel
 
 from isengard.domain import LoraRef
-from isengard.plugins.api import Capability, JobContext
+from isengard.plugins.api import Capability, JobContext, PluginError
 from isengard.plugins.image.comfyui_client import (
     CONNECT_TIMEOUT,
     ComfyUIClient,
     ComfyUIError,
     follow_prompt,
 )
-from isengard.plugins.image.comfyui_models import cached, missing_on_server
+from isengard.plugins.image.comfyui_models import NodeInfo, cached, missing_on_server
 from isengard.plugins.image.comfyui_workflow import Graph, available_workflows, fill_workflow, load_workflow
 from isengard.plugins.image.grid import GridCell, grid_params, render_grid
 from isengard.plugins.image.interface import ImagePlugin
@@ -71,7 +71,7 @@ class ComfyUIGenerator(ImagePlugin):
             stats = client.system_stats()
             node_info = cached(client.object_info)
             names = available_workflows(self.workflows_dir)
-            lacking = {name: missing_on_server(load_workflow(name, self.workflows_dir)[1], node_info) for name in names}
+            lacking = {name: self._lacking(name, node_info) for name in names}
         except ComfyUIError as exc:
             return Capability(available=False, reason=str(exc))
         finally:
@@ -89,6 +89,15 @@ class ComfyUIGenerator(ImagePlugin):
             return Capability(available=False, reason=f"ComfyUI at {self.url} lacks what the workflows use: {what}",
                               details=details)  # fmt: skip
         return Capability(available=True, details=details)
+
+    def _lacking(self, name: str, node_info: NodeInfo) -> list[str]:
+        try:
+            graph = load_workflow(name, self.workflows_dir)[1]
+        except ComfyUIError:
+            raise  # the server, not the file
+        except PluginError as exc:
+            return [f"a readable workflow file ({exc})"]
+        return missing_on_server(graph, node_info)
 
     def generate(self, ctx: JobContext, request: BaseModel) -> dict[str, Any]:
         assert isinstance(request, ImageRequest)

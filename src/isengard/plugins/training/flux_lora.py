@@ -52,8 +52,8 @@ class FluxLoraTrainer(TrainingPlugin):
         if not torch.cuda.is_available():
             return Capability(
                 available=False,
-                reason="no CUDA GPU: training FLUX.1-dev needs an NVIDIA GPU with 24 GB or more "
-                "(fast-test mode trains the tiny model on a CPU)",
+                reason="no CUDA GPU: training FLUX.1-dev needs an NVIDIA GPU (`isengard plan` shows which memory "
+                "profile fits a card's size; fast-test mode trains the tiny model on a CPU)",
                 details=details,
             )
         details["device"] = torch.cuda.get_device_name(0)

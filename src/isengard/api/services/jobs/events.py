@@ -19,10 +19,10 @@ from sse_starlette import ServerSentEvent
 from isengard.api.state import Services
 from isengard.db.models import Job
 from isengard.domain import JobStatus, StatusEvent
+from isengard.jobs.history import load_events
 from isengard.queue import events as queue_events
 from isengard.queue import keys
 from isengard.queue.fanout import EventFanout
-from isengard.queue.history import load_events
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import redis
 
 from isengard.api.services.jobs.events import ASYNC_REDIS, EVENT_FANOUT, async_redis
 from isengard.api.state import Services
-from isengard.queue.recovery import QueueRecovery
+from isengard.jobs.recovery import QueueRecovery
 
 log = logging.getLogger(__name__)
 
