@@ -12,7 +12,7 @@ from transformers import T5Config, T5EncoderModel
 
 from isengard.models.flux_layout import FLUX_DEV_TRANSFORMER, T5_XXL_ENCODER, flux_layout, t5_encoder_layout
 from isengard.models.loading import quantization_config
-from isengard.models.memory_storage import lora_numel, transformer_bytes
+from isengard.models.memory_storage import layout_bytes, lora_numel, transformer_bytes
 from isengard.models.profiles import WeightFormat
 from isengard.plugins.training.flux_lora_config import DEFAULT_TARGET_MODULES
 
@@ -71,6 +71,18 @@ def test_t5_layout_matches_the_encoder_transformers_builds() -> None:
     with torch.device("meta"):
         model = T5EncoderModel(T5Config(**T5_XXL_ENCODER))
     assert t5_encoder_layout(T5_XXL_ENCODER).numel == sum(p.numel() for p in model.parameters())
+
+
+def test_t5_in_int8_stores_what_the_planner_says() -> None:
+    """T5-XXL as the generation engine holds it beside a quantized transformer (torchao int8 weight-only)."""
+    from torchao.quantization import Int8WeightOnlyConfig, quantize_
+
+    with torch.device("meta"):
+        model = T5EncoderModel(T5Config(**T5_XXL_ENCODER))
+    model.to(torch.bfloat16)
+    quantize_(model, Int8WeightOnlyConfig())
+    measured = model_bytes(model)
+    assert abs(layout_bytes(t5_encoder_layout(T5_XXL_ENCODER), "int8") - measured) <= 0.05 * measured
 
 
 def test_lora_parameter_count_matches_peft() -> None:

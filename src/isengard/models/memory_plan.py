@@ -167,12 +167,13 @@ def training_breakdown(
 def generation_breakdown(
     layout: FluxLayout, profile: MemoryProfile, *, resolution: int, batch_size: int, text_encoder: dict[str, Any]
 ) -> dict[str, int]:
-    """The parts of a generation's peak. The text encoders visit the GPU in bf16 once per prompt, then the
-    transformer denoises, then the VAE decodes. The transformer and VAE stay resident; with `offload_blocks` the
-    pipeline instead moves every component to the GPU only while it runs (diffusers' model CPU offload), so the
-    peak is its largest component with its working memory."""
-    encoders = BF16 * (t5_encoder_layout(text_encoder).numel + CLIP_L_PARAMS)
-    transformer = sum(_size * n for _size, n in _transformer_parts(layout, profile.weight_format))
+    """The parts of a generation's peak, as models/loading.py places the pipeline: every component resident (T5-XXL
+    in int8 beside a quantized transformer, in bf16 beside a bf16 one), the peak being the denoising or the VAE's
+    decoding on top. With `offload_blocks` every component instead visits the GPU while it runs (diffusers' model
+    CPU offload): the peak is the largest component with its working memory."""
+    t5_format: WeightFormat = "bf16" if profile.weight_format == "bf16" else "int8"
+    encoders = layout_bytes(t5_encoder_layout(text_encoder), t5_format) + BF16 * CLIP_L_PARAMS
+    transformer = sum(size * n for size, n in _transformer_parts(layout, profile.weight_format))
     denoise = inference_working_bytes(layout, resolution=resolution, batch_size=batch_size)
     vae = BF16 * FLUX_VAE_PARAMS
     decode = _vae_bytes(resolution, batch_size) - vae
@@ -182,8 +183,9 @@ def generation_breakdown(
         return {f"largest_stage_{largest}": stages[largest]}
     return {
         "transformer_weights": transformer,
+        "text_encoders": encoders,
         "vae": vae,
-        "largest_stage": max(encoders, denoise, decode),
+        "largest_stage": max(denoise, decode),
     }
 
 
