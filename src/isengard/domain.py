@@ -51,6 +51,16 @@ class PluginKind(StrEnum):
     CAPTION = "caption"
 
 
+# Which kind of plugin runs each kind of job (job kind value -> plugin kind), and back.
+PLUGIN_KIND_OF_JOB = {
+    JobKind.TRAINING.value: PluginKind.TRAINING,
+    JobKind.GENERATION.value: PluginKind.IMAGE,
+    JobKind.VIDEO.value: PluginKind.VIDEO,
+    JobKind.CAPTION.value: PluginKind.CAPTION,
+}
+JOB_KIND_OF_PLUGIN = {plugin_kind: job_kind for job_kind, plugin_kind in PLUGIN_KIND_OF_JOB.items()}
+
+
 # --- Job inputs (what a plugin receives; snapshotted into the job row at submission) -----------------------------
 
 

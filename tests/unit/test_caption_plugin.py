@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from isengard.config import Mode
-from isengard.plugins.api import JobCancelled
-from isengard.plugins.caption.qwen_vl import QwenVLCaptioner
+from isengard.plugins.api import Host, JobCancelled
+from isengard.plugins.caption.qwen_vl import QwenVLCaptioner, QwenVLSettings
 from isengard.plugins.caption.qwen_vl_tiny import TINY_DIRNAME, ensure_tiny_vlm
 from tests.image_samples import photo
 from tests.support.recording_context import RecordingContext
@@ -49,7 +47,7 @@ def _dataset(data_dir: Path, count: int, models_dir: Path) -> list[dict[str, str
 
 
 def _plugin() -> QwenVLCaptioner:
-    return QwenVLCaptioner(SimpleNamespace(resolved_mode=Mode.FAST_TEST))
+    return QwenVLCaptioner(Host(mode="fast-test"))
 
 
 def test_every_image_gets_a_styled_caption_from_the_real_generate_path(tmp_path: Path, models_dir: Path) -> None:
@@ -89,12 +87,17 @@ def test_cancel_stops_between_batches(tmp_path: Path, models_dir: Path) -> None:
 
 
 def test_production_without_weights_says_what_is_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("ISENGARD_QWEN_VL_MODEL_PATH", str(tmp_path / "nowhere"))
-    capability = QwenVLCaptioner(SimpleNamespace(resolved_mode=Mode.PRODUCTION)).capabilities()
+    monkeypatch.setenv("ISENGARD_QWEN_VL_MODEL_PATH", str(tmp_path / "nowhere"))  # read as the plugin's own setting
+    capability = QwenVLCaptioner(Host(mode="production")).capabilities()
     assert not capability.available
     assert "Qwen/Qwen3-VL-2B-Instruct" in str(capability.reason) and "ISENGARD_QWEN_VL_MODEL_PATH" in str(
         capability.reason
     )
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "config.json").write_text("{}")
+    found = QwenVLCaptioner(Host(mode="production"), QwenVLSettings(model_path=weights)).capabilities()
+    assert found.available and found.details["path"] == str(weights)
 
 
 def test_an_image_deleted_after_submission_is_skipped_not_fatal(tmp_path: Path, models_dir: Path) -> None:

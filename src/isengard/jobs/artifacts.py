@@ -14,7 +14,6 @@ from isengard.db.session import session_scope
 from isengard.domain import ArtifactKind, JobKind
 from isengard.jobs.records_generation import record_generation
 from isengard.jobs.records_training import record_lora
-from isengard.plugins.api import Artifact
 
 
 @dataclass(frozen=True)
@@ -74,24 +73,21 @@ def record_artifact(
         return StoredArtifact(id=row.id, name=row.name, meta=dict(row.meta or {}), lora_id=lora_id)
 
 
-def recorded_artifacts(sessions: sessionmaker[Session], job_id: str) -> list[Artifact]:
-    """Every artifact the job has recorded, oldest first (earlier attempts included)."""
-    with sessions() as session:
-        rows = session.scalars(
-            select(JobArtifact).where(JobArtifact.job_id == job_id).order_by(JobArtifact.created_at)
-        ).all()
-        return [
-            Artifact(
-                id=row.id, kind=ArtifactKind(row.kind), path=row.path, name=row.name, step=row.step,
-                meta=dict(row.meta or {}),
-            )
-            for row in rows
-        ]  # fmt: skip
-
-
 def forget_artifact(sessions: sessionmaker[Session], job_id: str, artifact_id: str, relative_path: str) -> None:
     """Delete an artifact's rows: its own, and the LoRA or gallery row it became."""
     with session_scope(sessions) as session:
         session.execute(delete(JobArtifact).where(JobArtifact.id == artifact_id, JobArtifact.job_id == job_id))
         session.execute(delete(Lora).where(Lora.job_id == job_id, Lora.path == relative_path))
         session.execute(delete(Generation).where(Generation.job_id == job_id, Generation.path == relative_path))
+
+
+def artifacts_of(sessions: sessionmaker[Session], job_id: str) -> list[JobArtifact]:
+    """Every artifact row a job has recorded, all attempts, oldest first (detached from the session)."""
+    with sessions() as session:
+        rows = list(
+            session.scalars(
+                select(JobArtifact).where(JobArtifact.job_id == job_id).order_by(JobArtifact.created_at)
+            ).all()
+        )
+        session.expunge_all()
+        return rows

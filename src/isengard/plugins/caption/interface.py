@@ -14,9 +14,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from isengard.caption_style import CaptionStyle, apply_style, instruction
 from isengard.domain import PluginKind
-from isengard.plugins.api import JobContext, Plugin, PluginError
+from isengard.plugins.api import CaptionStyle, JobContext, Plugin, PluginError, apply_style, instruction
 
 STAGE = "captioning"
 

@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from isengard.plugins.api import Capability, JobContext, PluginError
+from isengard.plugins.api import Capability, JobContext, PluginError, PluginSettings, SettingsConfigDict
 from isengard.plugins.caption.interface import CaptionPlugin
 from isengard.plugins.caption.qwen_vl_tiny import MERGE_SIZE, ensure_tiny_vlm
 
@@ -37,12 +36,10 @@ log = logging.getLogger(__name__)
 FAST_TEST = "fast-test"
 
 
-class QwenVLSettings(BaseSettings):
+class QwenVLSettings(PluginSettings):
     """Where the weights are: ISENGARD_QWEN_VL_MODEL_PATH (a local folder) or ISENGARD_QWEN_VL_MODEL in the cache."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="ISENGARD_QWEN_VL_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="ISENGARD_QWEN_VL_")
 
     model: str = "Qwen/Qwen3-VL-2B-Instruct"
     model_path: Path | None = None
@@ -80,17 +77,18 @@ class QwenVLCaptioner(CaptionPlugin):
     name: ClassVar[str] = "qwen-vl"
     description: ClassVar[str] = "Qwen3-VL vision-language captions on transformers (local weights, GPU or CPU)"
     config_model: ClassVar[type[BaseModel]] = QwenVLConfig
+    settings_model: ClassVar[type[PluginSettings]] = QwenVLSettings
 
-    def __init__(self, settings: Any | None = None) -> None:
-        super().__init__(settings)
-        self.own_settings = QwenVLSettings()
+    def __init__(self, settings: Any | None = None, config: PluginSettings | None = None) -> None:
+        super().__init__(settings, config)
+        assert isinstance(self.config, QwenVLSettings)
+        self.own_settings: QwenVLSettings = self.config  # the same object, typed as this plugin's settings
         self._loaded: _Loaded | None = None
         self._lock = threading.Lock()
 
     @property
     def _fast_test(self) -> bool:
-        mode = getattr(self.settings, "resolved_mode", None)
-        return str(getattr(mode, "value", mode)) == FAST_TEST
+        return self.host.mode == FAST_TEST
 
     def _production_folder(self) -> Path | None:
         if self.own_settings.model_path is not None:
