@@ -6,9 +6,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from isengard.api.services.dataset.image_files import original_path
 from isengard.captions import substitute_trigger
 from isengard.config import Settings
+from isengard.dataset.image_files import original_path
 from isengard.db.models import Character, Image
 from isengard.storage import DataTree
 from tests.image_samples import encode, photo

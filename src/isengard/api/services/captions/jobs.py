@@ -8,12 +8,12 @@ from sqlalchemy.orm import Session
 
 from isengard.api.schemas.captions import CaptionJobCreate, CaptionPluginOut
 from isengard.api.services.dataset.characters import get_character
-from isengard.api.services.dataset.image_files import original_relative
 from isengard.api.services.dataset.images import dataset_query
 from isengard.api.services.jobs.availability import ensure_runnable
 from isengard.api.services.jobs.manage import submit_job
 from isengard.api.state import Services
 from isengard.api.support.validation_errors import readable_errors
+from isengard.dataset.image_files import original_relative
 from isengard.db.models import Image, Job
 from isengard.domain import JobKind, PluginKind
 from isengard.plugins.caption.interface import CaptionJob, CaptionPlugin, CaptionTarget

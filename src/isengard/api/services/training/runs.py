@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from isengard.api.schemas.training import TrainingCreate, TrainingEstimate, TrainingPluginOut
 from isengard.api.services.dataset.characters import referenced_character
-from isengard.api.services.dataset.image_files import original_relative
 from isengard.api.services.dataset.images import dataset_query
 from isengard.api.services.jobs.availability import ensure_runnable
 from isengard.api.services.jobs.manage import submit_job
@@ -24,6 +23,7 @@ from isengard.api.services.training.presets import get_preset
 from isengard.api.state import Services
 from isengard.api.support.validation_errors import readable_errors
 from isengard.config import Mode
+from isengard.dataset.image_files import original_relative
 from isengard.db.models import Job
 from isengard.domain import DatasetItem, JobKind, PluginKind, TrainingInput
 from isengard.jobs.speeds import measured_speed
