@@ -28,7 +28,7 @@ def test_cancel_interrupts_the_running_prompt(data_dir: Path, tmp_path: Path) ->
         ctx = RecordingContext(data_dir, data_dir / "models", cancel_after_generating=3)
         started = time.monotonic()
         with pytest.raises(JobCancelled):
-            ComfyUIGenerator(ComfySettings(comfy.url)).run(ctx, image_request(steps=100))
+            ComfyUIGenerator(None, ComfySettings(comfy.url)).run(ctx, image_request(steps=100))
         assert time.monotonic() - started < 8  # 100 steps would take 10 s
         prompt_id = comfy.prompts[0]["prompt_id"]
         assert comfy.interrupts == [prompt_id] and comfy.deleted == []
@@ -71,7 +71,7 @@ def test_cancelling_a_waiting_prompt_removes_it_from_the_queue(data_dir: Path, t
         ctx = RecordingContext(data_dir, data_dir / "models")
         watcher = _cancel_once_queued(comfy, ctx)
         with pytest.raises(JobCancelled):
-            ComfyUIGenerator(ComfySettings(comfy.url)).run(ctx, image_request(steps=5))
+            ComfyUIGenerator(None, ComfySettings(comfy.url)).run(ctx, image_request(steps=5))
         watcher.join()
         ours = comfy.prompts[-1]["prompt_id"]
         assert comfy.deleted == [ours]
@@ -88,7 +88,7 @@ def test_a_prompt_that_times_out_while_waiting_is_removed_too(data_dir: Path, tm
         _occupy(comfy, steps=40)
         ctx = RecordingContext(data_dir, data_dir / "models")
         with pytest.raises(PluginError, match="did not finish the prompt in time"):
-            ComfyUIGenerator(ComfySettings(comfy.url, timeout=1.0)).run(ctx, image_request(steps=5))
+            ComfyUIGenerator(None, ComfySettings(comfy.url, timeout=1.0)).run(ctx, image_request(steps=5))
         ours = comfy.prompts[-1]["prompt_id"]
         assert comfy.deleted == [ours] and ours not in comfy.executed
 

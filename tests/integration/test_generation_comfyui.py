@@ -40,7 +40,7 @@ LORA = LoraRef(lora_id="l1", path="loras/char/run/final.safetensors", weight=0.6
 
 
 def test_generates_with_a_lora_and_records_everything(comfy: FakeComfyUI, data_dir: Path) -> None:
-    plugin = ComfyUIGenerator(ComfySettings(comfy.url))
+    plugin = ComfyUIGenerator(None, ComfySettings(comfy.url))
     assert plugin.capabilities().available
     assert plugin.capabilities().details["version"] == "0.3.64"
     ctx = RecordingContext(data_dir, data_dir / "models")
@@ -74,7 +74,7 @@ def test_a_lora_the_server_does_not_list_is_refused_before_queueing(comfy: FakeC
     missing = LoraRef(lora_id="l2", path="loras/char/other.safetensors", name="other").model_dump()
     ctx = RecordingContext(data_dir, data_dir / "models")
     with pytest.raises(PluginError) as caught:
-        ComfyUIGenerator(ComfySettings(comfy.url)).run(ctx, image_request(loras=[missing]))
+        ComfyUIGenerator(None, ComfySettings(comfy.url)).run(ctx, image_request(loras=[missing]))
     message = str(caught.value)
     assert "does not list the LoRA char/other.safetensors" in message and "extra_model_paths.yaml" in message
     assert comfy.prompts == [] and ctx.artifacts == []
@@ -84,13 +84,13 @@ def test_an_execution_error_names_the_node(data_dir: Path, tmp_path: Path) -> No
     with running_comfyui(data_dir / "loras", tmp_path / "out", fail_node_type="VAEDecode") as comfy:
         ctx = RecordingContext(data_dir, data_dir / "models")
         with pytest.raises(PluginError, match=r"node 10 \(VAEDecode\).*out of memory"):
-            ComfyUIGenerator(ComfySettings(comfy.url)).run(ctx, image_request())
+            ComfyUIGenerator(None, ComfySettings(comfy.url)).run(ctx, image_request())
     assert ctx.artifacts == []
 
 
 def test_a_server_that_is_down_fails_fast_with_a_clear_message(data_dir: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    plugin = ComfyUIGenerator(ComfySettings(url))
+    plugin = ComfyUIGenerator(None, ComfySettings(url))
     capability = plugin.capabilities()
     assert not capability.available and "not reachable" in (capability.reason or "")
     ctx = RecordingContext(data_dir, data_dir / "models")
@@ -104,7 +104,7 @@ def test_a_server_that_stops_answering_times_out(data_dir: Path, tmp_path: Path)
     with running_comfyui(data_dir / "loras", tmp_path / "out", step_seconds=1.0) as comfy:
         ctx = RecordingContext(data_dir, data_dir / "models")
         with pytest.raises(PluginError, match="did not finish the prompt in time"):
-            ComfyUIGenerator(ComfySettings(comfy.url, timeout=1.5)).run(ctx, image_request(steps=50))
+            ComfyUIGenerator(None, ComfySettings(comfy.url, timeout=1.5)).run(ctx, image_request(steps=50))
         assert comfy.interrupts  # the abandoned prompt is interrupted, not left running
 
 
@@ -118,7 +118,7 @@ def _user_workflow(tmp_path: Path, graph: dict[str, Any]) -> Path:
 def test_user_workflow_from_the_configured_folder(comfy: FakeComfyUI, data_dir: Path, tmp_path: Path) -> None:
     folder = _user_workflow(tmp_path, TINY_WORKFLOW)
     ctx = RecordingContext(data_dir, data_dir / "models")
-    summary = ComfyUIGenerator(ComfySettings(comfy.url, folder)).run(ctx, image_request(workflow="tiny"))
+    summary = ComfyUIGenerator(None, ComfySettings(comfy.url, folder)).run(ctx, image_request(workflow="tiny"))
     assert summary["workflow"] == "tiny" and summary["images"] == 1
     assert comfy.prompts[0]["prompt"]["7"]["inputs"]["steps"] == 5
 
@@ -162,7 +162,7 @@ def test_an_invalid_workflow_is_refused_with_comfyuis_message(
     change(graph)
     ctx = RecordingContext(data_dir, data_dir / "models")
     with pytest.raises(PluginError, match=expected):
-        ComfyUIGenerator(ComfySettings(comfy.url, _user_workflow(tmp_path, graph))).run(
+        ComfyUIGenerator(None, ComfySettings(comfy.url, _user_workflow(tmp_path, graph))).run(
             ctx, image_request(workflow="tiny")
         )
     assert comfy.prompts == [] and ctx.artifacts == []
@@ -172,7 +172,7 @@ def test_availability_names_the_files_the_server_lacks(data_dir: Path, tmp_path:
     with running_comfyui(data_dir / "loras", tmp_path / "out") as comfy:
         comfy.models["diffusion_models"] = []
         comfy.models["text_encoders"] = ["clip_l.safetensors"]
-        capability = ComfyUIGenerator(ComfySettings(comfy.url)).capabilities()
+        capability = ComfyUIGenerator(None, ComfySettings(comfy.url)).capabilities()
         assert not capability.available
         reason = capability.reason or ""
         assert "flux1-dev.safetensors (UNETLoader.unet_name)" in reason
@@ -180,12 +180,12 @@ def test_availability_names_the_files_the_server_lacks(data_dir: Path, tmp_path:
         assert "clip_l" not in reason and "ae.safetensors" not in reason  # only what is missing
         comfy.models["diffusion_models"] = ["flux1-dev.safetensors"]
         comfy.models["text_encoders"] = ["clip_l.safetensors", "t5xxl_fp16.safetensors"]
-        ready = ComfyUIGenerator(ComfySettings(comfy.url)).capabilities()
+        ready = ComfyUIGenerator(None, ComfySettings(comfy.url)).capabilities()
         assert ready.available and ready.details["workflows"] == ["flux-dev-lora"] and ready.details["grid"]
         # A user's workflow that needs a custom node, or is not even JSON, is named and left out; the rest works.
         folder = _user_workflow(tmp_path, {**TINY_WORKFLOW, "8": {"class_type": "VAEDecodeTiledPlus", "inputs": {}}})
         (folder / "broken.json").write_text("{not json")
-        mixed = ComfyUIGenerator(ComfySettings(comfy.url, folder)).capabilities()
+        mixed = ComfyUIGenerator(None, ComfySettings(comfy.url, folder)).capabilities()
         assert mixed.available and mixed.details["workflows"] == ["flux-dev-lora"]
         assert mixed.details["missing"]["tiny"] == ["node type VAEDecodeTiledPlus (not installed on the server)"]
         assert "not valid JSON" in mixed.details["missing"]["broken"][0]
@@ -195,7 +195,7 @@ def test_a_comparison_grid_renders_each_cell_as_its_own_prompt(comfy: FakeComfyU
     columns = [{"label": "base", "loras": []}, {"label": "", "loras": [LORA]}]
     grid = {"prompts": ["a knight"], "seeds": [3, 4], "columns": columns}
     ctx = RecordingContext(data_dir, data_dir / "models")
-    summary = ComfyUIGenerator(ComfySettings(comfy.url)).run(
+    summary = ComfyUIGenerator(None, ComfySettings(comfy.url)).run(
         ctx, image_request(prompt="", grid=grid, trigger_word="sirx")
     )
     assert summary["grid"] and summary["cells"] == 4 and len(comfy.prompts) == 4
@@ -224,7 +224,7 @@ def test_the_shipped_graph_validates_with_zero_one_and_two_loras(comfy: FakeComf
     second = LoraRef(lora_id="l3", path="loras/char/run/step-10.safetensors", weight=0.4, name="s10").model_dump()
     for loras in ([], [LORA], [LORA, second]):
         ctx = RecordingContext(data_dir, data_dir / "models")
-        assert ComfyUIGenerator(ComfySettings(comfy.url)).run(ctx, image_request(loras=loras))["images"] == 1
+        assert ComfyUIGenerator(None, ComfySettings(comfy.url)).run(ctx, image_request(loras=loras))["images"] == 1
     no_lora, one, two = (body["prompt"] for body in comfy.prompts)
     assert "4" not in no_lora and no_lora["9"]["inputs"]["model"] == ["1", 0]
     assert one["9"]["inputs"]["model"] == ["4", 0]

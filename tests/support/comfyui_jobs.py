@@ -6,14 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from isengard.plugins.image.comfyui import ComfyUISettings
 
-class ComfySettings:
-    """The settings the ComfyUI plugin reads."""
 
-    def __init__(self, url: str, workflows: Path | None = None, timeout: float = 30.0) -> None:
-        self.comfyui_url = url
-        self.comfyui_workflows_dir = workflows
-        self.comfyui_timeout_seconds = timeout
+def ComfySettings(url: str, workflows: Path | None = None, timeout: float = 30.0) -> ComfyUISettings:
+    """The ComfyUI plugin's own settings, as ISENGARD_COMFYUI_* would give them."""
+    return ComfyUISettings(url=url, workflows_dir=workflows, timeout_seconds=timeout)
 
 
 def image_request(**values: Any) -> dict[str, Any]:

@@ -168,6 +168,15 @@ def test_text_encoders_and_vae_leave_before_the_transformer_loads(
     assert seen_at_transformer == {"t5": False, "clip": False, "vae": True, "vae_on_cpu": True}
 
 
+def test_text_encoders_run_on_the_cpu_of_a_card_they_do_not_fit(wide_model: Path) -> None:
+    cuda = torch.device("cuda")  # only named: the choice is made from the free memory given
+    weights = loading.folder_bytes(wide_model, *loading.TEXT_ENCODER_FOLDERS)
+    assert weights > 0
+    assert loading.text_encoder_device(wide_model, cuda, free_bytes=weights * 2) == cuda
+    assert loading.text_encoder_device(wide_model, cuda, free_bytes=weights).type == "cpu"
+    assert loading.text_encoder_device(wide_model, torch.device("cpu")).type == "cpu"
+
+
 def test_resume_under_a_quantized_base_continues_the_loss_curve(wide_model: Path, tmp_path: Path) -> None:
     overrides = {"steps": 16, "checkpoint_every": 8, "keep_checkpoints": 3, "memory_profile": "int8",
                  "sample_every": 8, "sample_prompts": ["[trigger] portrait"]}  # fmt: skip

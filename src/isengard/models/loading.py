@@ -54,13 +54,16 @@ def folder_bytes(base: Path, *folders: str) -> int:
     return total
 
 
-def text_encoder_device(base: Path, device: torch.device) -> torch.device:
-    """Where the text encoders run: the GPU when they fit its free memory alone, else the CPU (a small card)."""
+def text_encoder_device(base: Path, device: torch.device, free_bytes: int | None = None) -> torch.device:
+    """Where the text encoders run: the GPU when they fit its free memory alone, else the CPU (a small card).
+
+    `free_bytes`: the GPU's free memory, asked of the GPU when not given."""
     if device.type != "cuda":
         return device
-    free, _total = torch.cuda.mem_get_info(device)
+    if free_bytes is None:
+        free_bytes = int(torch.cuda.mem_get_info(device)[0])
     needed = folder_bytes(base, *TEXT_ENCODER_FOLDERS) * GPU_HEADROOM
-    return device if needed < free else torch.device("cpu")
+    return device if needed < free_bytes else torch.device("cpu")
 
 
 def load_text_encoders(base: Path, *, dtype: torch.dtype, device: torch.device) -> Any:

@@ -24,9 +24,17 @@ from typing import Any, cast
 import yaml
 from pydantic import BaseModel
 
-from isengard.captions import substitute_trigger
 from isengard.domain import ArtifactKind, TrainingInput
-from isengard.plugins.api import Artifact, Capability, JobCancelled, JobContext, PluginError
+from isengard.plugins.api import (
+    Artifact,
+    Capability,
+    JobCancelled,
+    JobContext,
+    PluginError,
+    PluginSettings,
+    SettingsConfigDict,
+    substitute_trigger,
+)
 from isengard.plugins.training.ai_toolkit_config import AiToolkitConfig, job_config
 from isengard.plugins.training.ai_toolkit_output import (
     BarLosses,
@@ -67,13 +75,26 @@ def prepare_dataset(job: TrainingInput, data_dir: Path, folder: Path) -> int:
     return len(job.dataset)
 
 
+class AiToolkitSettings(PluginSettings):
+    """ISENGARD_AI_TOOLKIT_PATH: the ai-toolkit checkout; ISENGARD_AI_TOOLKIT_PYTHON: the Python that runs it when
+    it is neither <path>/.venv nor <path>/venv."""
+
+    model_config = SettingsConfigDict(env_prefix="ISENGARD_AI_TOOLKIT_")
+
+    path: Path | None = None
+    python: Path | None = None
+
+
 class AiToolkitTrainer(TrainingPlugin):
     name = "ai-toolkit"
     description = "Runs an installed ostris/ai-toolkit (ISENGARD_AI_TOOLKIT_PATH) and follows it live"
     config_model = AiToolkitConfig
 
+    settings_model = AiToolkitSettings
+    config: AiToolkitSettings
+
     def _folder(self) -> Path | None:
-        path = getattr(self.settings, "ai_toolkit_path", None)
+        path = self.config.path
         return Path(path).expanduser() if path else None
 
     def python_for(self, folder: Path) -> tuple[Path | None, str]:
@@ -81,7 +102,7 @@ class AiToolkitTrainer(TrainingPlugin):
 
         An interpreter set in ISENGARD_AI_TOOLKIT_PYTHON wins; otherwise `<folder>/.venv` (what ai-toolkit's
         installer and UI make), then `<folder>/venv`. Never Isengard's own: ai-toolkit pins its own diffusers."""
-        configured = getattr(self.settings, "ai_toolkit_python", None)
+        configured = self.config.python
         if configured:
             path = Path(configured).expanduser()
             if path.is_file() and os.access(path, os.X_OK):
