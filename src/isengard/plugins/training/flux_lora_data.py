@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from PIL import Image, ImageOps
 
-from isengard.captions import substitute_trigger
+from isengard.captions import apply_trigger, substitute_trigger
 from isengard.domain import TrainingInput
 from isengard.plugins.api import PluginError
 from isengard.plugins.training.buckets import BucketedItem, assign_buckets, resize_and_crop, to_model_input
@@ -93,7 +93,7 @@ def prepare_data(
         return encode_text(pipeline, prompt, device=device, max_sequence_length=max_sequence_length)
 
     unique = {caption: encode(caption) for caption in dict.fromkeys([*captions, ""])}
-    samples = [(prompt, encode(substitute_trigger(prompt, job.trigger_word))) for prompt in sample_prompts]
+    samples = [(prompt, encode(apply_trigger(prompt, job.trigger_word))) for prompt in sample_prompts]
     return PreparedData(
         items=items,
         latents=latents,
