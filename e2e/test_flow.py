@@ -78,7 +78,7 @@ def test_create_upload_train_watch_and_generate(
     # 2. Eight photos at once, each with its own result; then one caption for all.
     photos = make_photos(tmp_path / "photos", 8)
     page.get_by_test_id("file-input").set_input_files([str(p) for p in photos])
-    expect(page.get_by_text("8 of 8 files processed")).to_be_visible(timeout=60_000)
+    expect(page.get_by_test_id("upload-summary")).to_have_text("8 stored, 0 refused", timeout=60_000)
     expect(page.get_by_test_id("image-card")).to_have_count(8)
     page.locator("#bulk-action").select_option("set_missing")
     page.locator("#bulk-caption").fill("a photo of flowp")
