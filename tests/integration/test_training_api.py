@@ -89,6 +89,7 @@ def test_a_run_through_the_queue_and_worker_produces_a_lora(
     assert response.status_code == 202, response.text
     job = response.json()
     assert job["status"] == "queued" and job["kind"] == "training" and job["config"]["rank"] == 4
+    assert job["run_number"] == 1
 
     assert run_worker(settings, burst=True) == 0
 
@@ -115,6 +116,32 @@ def test_a_run_through_the_queue_and_worker_produces_a_lora(
 
     history = client.get(f"/api/jobs/{job['id']}/history").json()
     assert len(history["loss"]) >= 40
+
+    # Downloads carry names a person can tell apart: character, run number, step.
+    steps = SMALL["steps"]
+    assert f'filename="queue_runner-run1-step{steps}.safetensors"' in download.headers["content-disposition"]
+    by_library = client.get(f"/api/loras/{trained[0]['id']}/file")
+    assert f'filename="queue_runner-run1-step{steps}.safetensors"' in by_library.headers["content-disposition"]
+    checkpoint = next(a for a in artifacts if a["kind"] == "checkpoint" and a["step"] == 20)
+    named = client.get(f"/api/jobs/{job['id']}/artifacts/{checkpoint['id']}/file").headers["content-disposition"]
+    assert 'filename="queue_runner-run1-step20.safetensors"' in named
+    sample = next(a for a in artifacts if a["kind"] == "sample")
+    named = client.get(f"/api/jobs/{job['id']}/artifacts/{sample['id']}/file").headers["content-disposition"]
+    assert named.startswith("inline") and "queue_runner-run1-" in named
+
+
+def test_runs_get_distinct_default_names_and_numbers(client: TestClient) -> None:
+    character = make_character(client, "Ada Lovelace", 2)
+    jobs = []
+    for config in ({**SMALL, "steps": 50}, {**SMALL, "steps": 80, "rank": 8}):
+        response = client.post("/api/training", json={"character_id": character, "config": config})
+        assert response.status_code == 202, response.text
+        jobs.append(response.json())
+        client.post(f"/api/jobs/{jobs[-1]['id']}/cancel")
+    assert [job["run_number"] for job in jobs] == [1, 2]
+    assert jobs[0]["name"] == "Ada Lovelace run 1 (50 steps, rank 4)"
+    assert jobs[1]["name"] == "Ada Lovelace run 2 (80 steps, rank 8)"
+    assert all(ch.isascii() for job in jobs for ch in job["name"])
 
 
 def test_cancel_a_running_job(client: TestClient, settings: Settings) -> None:

@@ -25,11 +25,13 @@ from isengard.diskspace import InsufficientStorageError, remove_partial_files, r
 from isengard.domain import ArtifactKind, ErrorEvent, JobStatus, StatusEvent, utcnow
 from isengard.logging import correlation_id, job_id_var, new_correlation_id
 from isengard.plugins.api import JobCancelled, JobInterrupted, Plugin, PluginError
+from isengard.plugins.checkpoint_folders import checkpoint_step, latest_checkpoint_in
 from isengard.plugins.registry import PluginRegistry, UnknownPluginError
 from isengard.queue import events as queue_events
 from isengard.queue import jobs as queue
 from isengard.queue.history import add_events
-from isengard.worker.context import JobSnapshot, WorkerJobContext
+from isengard.storage import DataTree
+from isengard.worker.context import JobSnapshot, WorkerJobContext, job_work_dir
 from isengard.worker.placement import PLUGIN_KIND_OF_JOB, unavailable_reason, workers_able_to_run
 
 log = logging.getLogger(__name__)
@@ -235,19 +237,27 @@ class JobRunner:
                 return "retry"
             job = session.get(Job, entry.job_id)
             assert job is not None
-            if status == JobStatus.RUNNING:
-                message = f"resumed by {self.worker_id} after {previous_worker or 'its worker'} stopped"
-            else:
-                message = f"started on {self.worker_id}"
-            message += f" (attempt {job.attempts} of {job.max_attempts})"
-            started = StatusEvent(job_id=job.id, status=JobStatus.RUNNING, message=message)
-            add_events(session, [started])
             snapshot = JobSnapshot(
                 id=job.id, kind=job.kind, plugin=job.plugin, character_id=job.character_id, name=job.name
             )
+            if job.attempts > 1:
+                # What the user sees: where the run picks up, and which attempt this is.
+                step = self._resume_step(snapshot)
+                where = f"resumed from step {step}" if step else "resumed"
+                message = f"{where} (attempt {job.attempts} of {job.max_attempts})"
+                if status == JobStatus.RUNNING:
+                    message += f" after worker {previous_worker or '?'} was lost"
+            else:
+                message = f"started on {self.worker_id} (attempt {job.attempts} of {job.max_attempts})"
+            started = StatusEvent(job_id=job.id, status=JobStatus.RUNNING, message=message)
+            add_events(session, [started])
             attempt = job.attempts
         self._publish_all([started])
         return snapshot, attempt
+
+    def _resume_step(self, job: JobSnapshot) -> int | None:
+        latest = latest_checkpoint_in(job_work_dir(DataTree(self.settings.data_path), job))
+        return checkpoint_step(latest) if latest is not None else None
 
     # --- Run --------------------------------------------------------------------------------------------------------
 

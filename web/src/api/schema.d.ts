@@ -1345,11 +1345,22 @@ export interface components {
             result?: {
                 [key: string]: unknown;
             };
+            /**
+             * Run Number
+             * @description training runs: 1, 2, ... per character
+             */
+            run_number?: number | null;
             /** Started At */
             started_at?: string | null;
             status: components["schemas"]["JobStatus"];
             /** Worker Id */
             worker_id?: string | null;
+            /**
+             * Worker Lost
+             * @description running, but its worker stopped sending heartbeats
+             * @default false
+             */
+            worker_lost: boolean;
         };
         /** JobPage */
         JobPage: {
@@ -1772,6 +1783,12 @@ export interface components {
         };
         /** WorkerInfo */
         WorkerInfo: {
+            /**
+             * Alive
+             * @description false once the worker missed several heartbeats
+             * @default true
+             */
+            alive: boolean;
             /** Current Job */
             current_job?: string | null;
             /** Gpu Memory Mb */
@@ -1785,6 +1802,11 @@ export interface components {
              * @default []
              */
             kinds: string[];
+            /**
+             * Last Beat Seconds
+             * @description seconds since the worker's last heartbeat
+             */
+            last_beat_seconds?: number | null;
             /** Pid */
             pid?: number | null;
             /**

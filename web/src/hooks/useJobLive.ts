@@ -44,6 +44,8 @@ export interface LiveState {
   samples: Map<string, MediaRef>;
   checkpoints: Map<string, MediaRef>;
   seenLogs: Set<string>;
+  /** What the last status change said ("resumed from step 500 (attempt 2 of 3)"). */
+  statusMessage: string | null;
 }
 
 type Action = { type: "history"; history: JobHistory } | { type: "event"; kind: string; data: Record<string, unknown> } | { type: "reset" };
@@ -54,7 +56,7 @@ export const isFinal = (status: JobStatus | null | undefined) => !!status && FIN
 const MAX_LOG_LINES = 2000;
 
 function empty(): LiveState {
-  return { status: null, error: null, progress: null, loss: new Map(), logs: [], samples: new Map(), checkpoints: new Map(), seenLogs: new Set() };
+  return { status: null, error: null, progress: null, loss: new Map(), logs: [], samples: new Map(), checkpoints: new Map(), seenLogs: new Set(), statusMessage: null };
 }
 
 function progressFromJob(job: Job): LiveProgress | null {
@@ -94,6 +96,7 @@ function reducer(previous: LiveState, action: Action): LiveState {
     state.status = history.job.status;
     state.error = history.job.error ?? null;
     state.progress = progressFromJob(history.job) ?? state.progress;
+    state.statusMessage = history.statuses.at(-1)?.message ?? state.statusMessage;
     for (const p of history.loss) state.loss.set(p.step, { step: p.step, loss: p.loss ?? null, smoothed: p.smoothed_loss ?? null });
     for (const line of history.logs) addLog(state, line);
     for (const s of history.samples) state.samples.set(s.id, { key: s.id, step: s.step ?? null, url: s.url, name: s.name, prompt: String(s.meta?.prompt ?? "") });
@@ -123,6 +126,7 @@ function reducer(previous: LiveState, action: Action): LiveState {
     }
     case "status":
       state.status = d.status as JobStatus;
+      state.statusMessage = d.message ? String(d.message) : null;
       if (d.status === "failed" && d.message) state.error = String(d.message);
       break;
     case "error":
@@ -154,7 +158,8 @@ export function useJobLive(jobId: string): { job: Job | undefined; live: LiveSta
   const job = useQuery({
     queryKey: keys.job(jobId),
     queryFn: ({ signal }) => api.get<Job>(`/api/jobs/${jobId}`, undefined, signal),
-    refetchInterval: (q) => (isFinal(q.state.data?.status) ? false : 10_000),
+    // Often enough that a lost worker shows within seconds (the job row says so; no event can).
+    refetchInterval: (q) => (isFinal(q.state.data?.status) ? false : 3_000),
   });
   const history = useQuery({
     queryKey: keys.jobHistory(jobId),

@@ -6,15 +6,16 @@ import time
 from typing import Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from isengard import __version__
 from isengard.api.deps import ServicesDep
+from isengard.api.state import Services
 from isengard.domain import PluginKind
 from isengard.models.locate import ModelStatus, model_status
 from isengard.plugins.api import Capability
-from isengard.queue.workers import list_workers
+from isengard.queue.workers import is_alive, list_workers
 
 router = APIRouter(tags=["health"])
 
@@ -34,6 +35,8 @@ class WorkerInfo(BaseModel):
     gpu_memory_mb: int | None = None
     current_job: str | None = None
     state: str | None = None
+    alive: bool = Field(default=True, description="false once the worker missed several heartbeats")
+    last_beat_seconds: float | None = Field(default=None, description="seconds since the worker's last heartbeat")
 
 
 class WorkersHealth(ComponentHealth):
@@ -59,6 +62,30 @@ def _timed(check: Any) -> ComponentHealth:
     return ComponentHealth(status="up", latency_ms=round((time.perf_counter() - started) * 1000, 2))
 
 
+def _workers_health(services: Services) -> WorkersHealth:
+    """Each worker with the age of its last beat; one that stopped beating is listed as lost, not counted up."""
+    now = time.time()
+    beat = services.settings.heartbeat_seconds
+    found = []
+    for record in list_workers(services.redis):
+        beat_at = record.get("beat_at")
+        found.append(
+            WorkerInfo.model_validate(
+                {
+                    **record,
+                    "alive": is_alive(record, beat, now),
+                    "last_beat_seconds": round(now - beat_at, 1) if isinstance(beat_at, int | float) else None,
+                }
+            )
+        )
+    alive = [w for w in found if w.alive]
+    lost = [w.id for w in found if not w.alive]
+    detail = None if alive else "no worker is running"
+    if lost:
+        detail = f"{', '.join(lost)} stopped sending heartbeats" + ("" if alive else "; no worker is running")
+    return WorkersHealth(status="up" if alive else "down", detail=detail, count=len(alive), workers=found)
+
+
 @router.get("/health", response_model=Health)
 def health(services: ServicesDep) -> Health:
     def check_db() -> None:
@@ -70,13 +97,7 @@ def health(services: ServicesDep) -> Health:
     workers = WorkersHealth(status="down", detail="redis is down")
     if redis_health.status == "up":
         try:
-            found = [WorkerInfo.model_validate(w) for w in list_workers(services.redis)]
-            workers = WorkersHealth(
-                status="up" if found else "down",
-                detail=None if found else "no worker is running",
-                count=len(found),
-                workers=found,
-            )
+            workers = _workers_health(services)
         except Exception as exc:
             workers = WorkersHealth(status="down", detail=str(exc)[:300])
     healthy = all(part.status == "up" for part in (database, redis_health, workers))

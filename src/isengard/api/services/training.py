@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import HTTPException
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.training import TrainingCreate, TrainingEstimate, TrainingPluginOut
@@ -136,11 +137,29 @@ def _prepare(services: Services, db: Session, body: TrainingCreate) -> tuple[Tra
     return plugin, config, snapshot_dataset(services, db, body.character_id, config)
 
 
+def next_run_number(db: Session, character_id: str) -> int:
+    highest = db.scalar(
+        select(func.max(Job.run_number)).where(Job.kind == JobKind.TRAINING.value, Job.character_id == character_id)
+    )
+    return (highest or 0) + 1
+
+
+def default_run_name(character_name: str, run_number: int, config: dict[str, Any]) -> str:
+    """`Ada Lovelace run 3 (1500 steps, rank 16)`: distinct per run, plain characters only, easy to type."""
+    settings = [
+        f"{config['steps']} steps" if "steps" in config else "",
+        f"rank {config['rank']}" if "rank" in config else "",
+    ]
+    detail = ", ".join(part for part in settings if part)
+    return f"{character_name} run {run_number}" + (f" ({detail})" if detail else "")
+
+
 def submit_training(services: Services, db: Session, body: TrainingCreate) -> Job:
     plugin, config, dataset = _prepare(services, db, body)
     config_dict = config.model_dump(mode="json")
     payload = TrainingJob(plugin=plugin.name, config=config_dict, input=dataset).model_dump(mode="json")
-    name = body.name.strip() or f"{dataset.character_name} · {plugin.name}"
+    run_number = next_run_number(db, dataset.character_id)
+    name = body.name.strip() or default_run_name(dataset.character_name, run_number, config_dict)
     job = submit_job(
         services,
         db,
@@ -150,6 +169,7 @@ def submit_training(services: Services, db: Session, body: TrainingCreate) -> Jo
         config=config_dict,
         character_id=dataset.character_id,
         name=name,
+        run_number=run_number,
     )
     log.info("training submitted", extra={"job_id": job.id, "images": len(dataset.dataset), "plugin": plugin.name})
     return job

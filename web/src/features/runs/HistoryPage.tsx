@@ -1,13 +1,13 @@
 import { useQuery } from "@tanstack/react-query";
 import { useMemo, useState } from "react";
 import { useNavigate, useSearchParams } from "react-router-dom";
-import { StatusBadge } from "../components/training/JobBits";
-import { Button, Card, Empty, ErrorNotice, Field, PageHeader, Spinner } from "../components/ui";
-import { api } from "../lib/api";
-import { formatDate, formatDuration, formatLoss } from "../lib/format";
-import { keys } from "../lib/queries";
-import type { JobPage, JobStatus } from "../lib/types";
-import { useCharacters } from "./Characters";
+import { StatusBadge } from "../../components/training/JobBits";
+import { Button, Card, Empty, ErrorNotice, Field, PageHeader, Spinner } from "../../components/ui";
+import { api } from "../../lib/api";
+import { formatDate, formatDuration, formatLoss } from "../../lib/format";
+import { keys } from "../../lib/queries";
+import type { JobPage, JobStatus } from "../../lib/types";
+import { useCharacters } from "../../pages/Characters";
 
 const PAGE = 50;
 
@@ -60,7 +60,7 @@ export default function TrainingHistory() {
         <Card flush>
           <div className="table-wrap">
             <table className="table" data-testid="history-table">
-              <thead><tr><th>Run</th><th>Character</th><th>Status</th><th>Started</th><th>Duration</th><th>Final loss</th></tr></thead>
+              <thead><tr><th>Run</th><th>Character</th><th>Status</th><th>Started</th><th>Duration</th><th>Attempts</th><th>Final loss</th></tr></thead>
               <tbody>
                 {rows.map((job) => {
                   const progress = (job.progress ?? {}) as Record<string, unknown>;
@@ -71,6 +71,7 @@ export default function TrainingHistory() {
                       <td><StatusBadge status={job.status} /></td>
                       <td className="muted" data-dynamic>{formatDate(job.started_at ?? job.created_at)}</td>
                       <td data-dynamic>{formatDuration(job.duration_seconds)}</td>
+                      <td className="mono" data-testid="history-attempts" title="Attempts: more than one when a worker was lost and the run resumed">{job.attempts}</td>
                       <td className="mono" data-dynamic>{formatLoss((progress.smoothed_loss as number) ?? (progress.loss as number))}</td>
                     </tr>
                   );

@@ -1,15 +1,15 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { Link, useParams } from "react-router-dom";
-import { CheckpointsPanel } from "../components/training/CheckpointsPanel";
-import { ConnectionBadge, StatusBadge } from "../components/training/JobBits";
-import { LossChart } from "../components/training/LossChart";
-import { SampleImagesPanel } from "../components/training/SampleImagesPanel";
-import { TrainingLogsPanel } from "../components/training/TrainingLogsPanel";
-import { Alert, Button, Card, ErrorNotice, PageHeader, ProgressBar, Spinner, Stat, Tab, TabList, TabPanel, Tabs } from "../components/ui";
-import { isFinal, useJobLive } from "../hooks/useJobLive";
-import { api } from "../lib/api";
-import { formatDate, formatDuration, formatLoss } from "../lib/format";
-import { keys } from "../lib/queries";
+import { CheckpointsPanel } from "../../components/training/CheckpointsPanel";
+import { ConnectionBadge, StatusBadge } from "../../components/training/JobBits";
+import { LossChart } from "../../components/training/LossChart";
+import { SampleImagesPanel } from "../../components/training/SampleImagesPanel";
+import { TrainingLogsPanel } from "../../components/training/TrainingLogsPanel";
+import { Alert, Button, Card, ErrorNotice, PageHeader, ProgressBar, Spinner, Stat, Tab, TabList, TabPanel, Tabs } from "../../components/ui";
+import { isFinal, useJobLive } from "../../hooks/useJobLive";
+import { api } from "../../lib/api";
+import { formatDate, formatDuration, formatLoss } from "../../lib/format";
+import { keys } from "../../lib/queries";
 
 function ConfigList({ config }: { config: Record<string, unknown> }) {
   const entries = Object.entries(config);
@@ -48,16 +48,19 @@ export default function TrainingDetail() {
   const total = progress?.total || Number((job.config as Record<string, unknown>)?.steps ?? 0);
   const running = !isFinal(status);
   const error = live.error ?? job.error;
+  // The job row tells when its worker stopped beating: the last step, speed and ETA are then not live any more.
+  const lost = running && status === "running" && !!job.worker_lost;
+  const resumed = running && !lost && live.statusMessage?.startsWith("resumed") ? live.statusMessage : null;
   return (
     <div className="page">
       <PageHeader
         crumbs={<><Link to="/training/history">Training</Link><span>/</span></>}
         title={job.name || `Run ${job.id.slice(0, 8)}`}
-        description={<>Plugin <code>{job.plugin}</code> · started {formatDate(job.started_at ?? job.created_at)}{job.character_id ? <> · <Link className="link" to={`/characters/${job.character_id}`}>character</Link></> : null}</>}
+        description={<>Plugin <code>{job.plugin}</code> · started {formatDate(job.started_at ?? job.created_at)} · <span data-testid="run-attempt">attempt {Math.max(1, job.attempts)} of {job.max_attempts}</span>{job.character_id ? <> · <Link className="link" to={`/characters/${job.character_id}`}>character</Link></> : null}</>}
         actions={
           <>
             <span data-testid="run-status"><StatusBadge status={status} /></span>
-            {running ? <ConnectionBadge state={connection} /> : null}
+            {running && !lost ? <ConnectionBadge state={connection} /> : null}
             {running ? (
               <Button variant="danger" onClick={() => cancel.mutate()} loading={cancel.isPending} disabled={job.cancel_requested}>
                 {job.cancel_requested ? "Cancelling…" : "Cancel run"}
@@ -68,6 +71,8 @@ export default function TrainingDetail() {
       />
       {cancel.error ? <ErrorNotice error={cancel.error} title="Could not cancel" /> : null}
       {error ? <Alert tone="danger" title="The run failed">{error}</Alert> : null}
+      {lost ? <Alert tone="warn" title="worker lost — waiting to resume"><span data-testid="worker-state">worker lost — waiting to resume</span>: its worker stopped sending heartbeats at step {progress?.step ?? 0}. Another worker takes the run over from its last checkpoint.</Alert> : null}
+      {resumed ? <div className="small muted" data-testid="resume-note">{resumed}</div> : null}
       {historyError ? <ErrorNotice error={historyError} title="Could not load the run's history" /> : null}
       <Card>
         <div className="stack">
@@ -82,8 +87,8 @@ export default function TrainingDetail() {
           <div className="stats">
             <Stat label="Loss" value={formatLoss(progress?.loss)} />
             <Stat label="Smoothed" value={formatLoss(progress?.smoothed)} />
-            <Stat label="Speed" value={progress?.itPerS ? `${progress.itPerS.toFixed(2)} it/s` : "—"} />
-            <Stat label={running ? "ETA" : "Duration"} value={running ? formatDuration(progress?.etaSeconds) : formatDuration(job.duration_seconds)} />
+            <Stat label="Speed" value={progress?.itPerS && !lost ? `${progress.itPerS.toFixed(2)} it/s` : "—"} />
+            <Stat label={running ? "ETA" : "Duration"} value={running ? (lost ? "—" : formatDuration(progress?.etaSeconds)) : formatDuration(job.duration_seconds)} />
           </div>
         </div>
       </Card>
