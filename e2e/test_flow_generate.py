@@ -18,7 +18,9 @@ def ada(app: RunningApp) -> dict[str, object]:
 
 
 def newest_lora(app: RunningApp, character_id: str) -> dict[str, object]:
-    page = httpx.get(f"{app.url}/api/loras", params={"character_id": character_id, "source": "trained"}).json()
+    page = httpx.get(
+        f"{app.url}/api/loras", params={"character_id": character_id, "source": "trained"}, timeout=30
+    ).json()
     return dict(page["items"][0])
 
 
@@ -69,6 +71,6 @@ def test_comparison_grid_uses_the_forms_size_and_steps(
         page.get_by_role("button", name="Compare checkpoints").click()
     body = json.loads(sent.value.post_data or "{}")
     assert (body["width"], body["height"], body["steps"]) == (128, 128, 3)
-    card = page.get_by_test_id("generation-card").filter(has_text="grid")
+    card = page.get_by_test_id("generation-card").filter(has_text="at the sea")
     expect(card.first).to_contain_text("· 3 steps", timeout=120_000)
     assert console.errors == []
