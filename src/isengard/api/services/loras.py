@@ -9,14 +9,15 @@ from pathlib import Path
 
 from fastapi import HTTPException
 from fastapi.responses import FileResponse
-from sqlalchemy import String, cast, delete, false, or_, select
+from sqlalchemy import String, cast, delete, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.loras import LoraJobSummary, LoraOut, LoraPage, LoraUpdate
 from isengard.api.services import download_names
+from isengard.api.services.characters import name_key
 from isengard.api.services.pagination import keyset_page
 from isengard.api.services.rows import get_or_404, get_or_422
-from isengard.db.models import Job, JobArtifact, Lora
+from isengard.db.models import Character, Job, JobArtifact, Lora
 from isengard.domain import JobStatus, LoraRef
 from isengard.storage import DataTree, UnsafePathError
 
@@ -65,6 +66,35 @@ def list_loras(
         query = query.where(Lora.job_id == job_id)
     rows, next_cursor = keyset_page(db, query, Lora, cursor=cursor, limit=limit)
     return LoraPage(items=[to_out(db, data, row) for row in rows], next_cursor=next_cursor)
+
+
+def resolve_name(db: Session, data: DataTree, name: str) -> LoraOut:
+    """What a person types for a LoRA: its id, its name, or a character's name (then that character's newest
+    trained or imported LoRA). Unknown is a 404; a name several LoRAs share is a 409 that lists them."""
+    key = name.strip()
+    by_id = db.get(Lora, key)
+    if by_id is not None:
+        return to_out(db, data, by_id)
+    named = list(
+        db.scalars(select(Lora).where(func.lower(Lora.name) == key.lower()).order_by(Lora.created_at.desc()).limit(10))
+    )
+    if len(named) == 1:
+        return to_out(db, data, named[0])
+    if named:
+        listed = ", ".join(f"{row.id} ({row.source}, {row.created_at:%Y-%m-%d})" for row in named)
+        raise HTTPException(status_code=409, detail=f"several LoRAs are named '{key}'; pass an id instead: {listed}")
+    character = db.scalars(select(Character).where(Character.name_key == name_key(key))).first()
+    if character is None:
+        raise HTTPException(status_code=404, detail=f"no LoRA or character named '{key}' (see the LoRA library)")
+    newest = db.scalars(
+        select(Lora)
+        .where(Lora.character_id == character.id, Lora.source.in_(["trained", "imported"]))
+        .order_by(Lora.created_at.desc(), Lora.id.desc())
+        .limit(1)
+    ).first()
+    if newest is None:
+        raise HTTPException(status_code=404, detail=f"character '{character.name}' has no trained LoRA yet")
+    return to_out(db, data, newest)
 
 
 def update_lora(db: Session, data: DataTree, lora_id: str, body: LoraUpdate) -> LoraOut:
