@@ -211,6 +211,7 @@ def test_cancelling_a_run_from_the_ongoing_page(page: Page, app: RunningApp, con
     expect(card).to_contain_text("running", timeout=RUN_TIMEOUT_MS)
     expect(card.locator(".job-meta")).not_to_contain_text("Step 0/", timeout=120_000)
     card.get_by_role("button", name="Cancel").click()
+    page.get_by_role("alertdialog").get_by_role("button", name="Cancel run").click()
     expect(card).to_have_count(0, timeout=60_000)  # gone from the list once it has stopped
     expect(page.get_by_text("Nothing is training")).to_be_visible()
 

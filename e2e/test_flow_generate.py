@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
 from e2e.conftest import ConsoleWatch, RunningApp
-from e2e.helpers import create_character, trained_character
+from e2e.helpers import create_character, trained_character, wait_for_job
 
 
 @pytest.fixture(scope="module")
@@ -73,4 +74,36 @@ def test_comparison_grid_uses_the_forms_size_and_steps(
     assert (body["width"], body["height"], body["steps"]) == (128, 128, 3)
     card = page.get_by_test_id("generation-card").filter(has_text="at the sea")
     expect(card.first).to_contain_text("· 3 steps", timeout=120_000)
+    assert console.errors == []
+
+
+def test_images_open_large_navigate_by_keyboard_and_download_with_real_names(
+    page: Page, app: RunningApp, console: ConsoleWatch, ada: dict[str, object]
+) -> None:
+    job = httpx.post(
+        f"{app.url}/api/generation",
+        json={"prompt": "[trigger] two views", "character_id": ada["id"], "width": 64, "height": 64, "steps": 1,
+              "seed": 1257857271, "num_images": 2},
+        timeout=30,
+    ).json()  # fmt: skip
+    wait_for_job(app.url, job["id"])
+    page.goto(f"{app.url}/generate")
+    cards = page.get_by_test_id("generation-card").filter(has_text="two views")
+    expect(cards).to_have_count(2)
+    with page.expect_download() as download:
+        cards.filter(has_text="seed 1257857271").get_by_role("link", name="Download").click()
+    assert download.value.suggested_filename == "ada_gen-1257857271.png"
+
+    cards.first.get_by_role("button", name=re.compile("^Open")).click()
+    viewer = page.get_by_role("dialog")
+    expect(viewer).to_be_visible()
+    large = viewer.get_by_test_id("lightbox-image")
+    first_src = large.get_attribute("src")
+    page.wait_for_function("(img) => img.complete && img.naturalWidth === 64", arg=large.element_handle())
+    page.keyboard.press("ArrowRight")
+    expect(large).not_to_have_attribute("src", first_src or "")
+    page.keyboard.press("ArrowLeft")
+    expect(large).to_have_attribute("src", first_src or "")
+    page.keyboard.press("Escape")
+    expect(viewer).to_have_count(0)
     assert console.errors == []

@@ -10,7 +10,7 @@ const Characters = lazy(() => import("./pages/Characters"));
 const CharacterDetail = lazy(() => import("./pages/CharacterDetail"));
 const Dataset = lazy(() => import("./pages/Dataset"));
 const StartTraining = lazy(() => import("./pages/StartTraining"));
-const OngoingTraining = lazy(() => import("./pages/OngoingTraining"));
+const OngoingTraining = lazy(() => import("./features/runs/OngoingPage"));
 const TrainingHistory = lazy(() => import("./features/runs/HistoryPage"));
 const TrainingDetail = lazy(() => import("./features/runs/RunPage"));
 const ImageGen = lazy(() => import("./features/generate/ImageGenPage"));

@@ -93,7 +93,9 @@ def prepare_data(
         return encode_text(pipeline, prompt, device=device, max_sequence_length=max_sequence_length)
 
     unique = {caption: encode(caption) for caption in dict.fromkeys([*captions, ""])}
-    samples = [(prompt, encode(apply_trigger(prompt, job.trigger_word))) for prompt in sample_prompts]
+    # Each sample is labelled with the prompt the model got (trigger word in place), as generated images are.
+    prompts = [apply_trigger(prompt, job.trigger_word) for prompt in sample_prompts]
+    samples = [(prompt, encode(prompt)) for prompt in prompts]
     return PreparedData(
         items=items,
         latents=latents,

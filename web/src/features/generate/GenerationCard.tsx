@@ -2,12 +2,12 @@ import { Badge, Button } from "../../components/ui";
 import { timeAgo } from "../../lib/format";
 import type { Generation } from "../../lib/types";
 
-export function GenerationCard({ item, onReuse }: { item: Generation; onReuse: (g: Generation) => void }) {
+export function GenerationCard({ item, onReuse, onOpen }: { item: Generation; onReuse: (g: Generation) => void; onOpen: () => void }) {
   return (
     <div className="media-card" data-testid="generation-card">
-      <a className="media-thumb" href={item.url} target="_blank" rel="noreferrer">
+      <button type="button" className="media-thumb" aria-label={`Open ${item.prompt} large`} onClick={onOpen}>
         <img src={item.thumbnail_url ?? item.url} alt={item.prompt} className="pixelated" loading="lazy" />
-      </a>
+      </button>
       <div className="media-body">
         <div className="small" title={item.prompt} style={{ overflow: "hidden", textOverflow: "ellipsis", whiteSpace: "nowrap" }}>{item.prompt}</div>
         <div className="small faint">{item.width}×{item.height} · {item.steps} steps · cfg {item.guidance} · seed {item.seed}</div>

@@ -1,6 +1,7 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { useSearchParams } from "react-router-dom";
+import { Lightbox } from "../../components/Lightbox";
 import { Alert, Button, Card, Empty, ErrorNotice, PageHeader, Spinner } from "../../components/ui";
 import { useHealth } from "../../lib/queries";
 import type { Generation } from "../../lib/types";
@@ -32,6 +33,7 @@ export default function ImageGenPage() {
   const [activeJob, setActiveJob] = useState<string | null>(null);
   const gallery = useGallery();
   const items = gallery.data?.pages.flatMap((p) => p.items) ?? [];
+  const [viewing, setViewing] = useState<number | null>(null);
   const plugins = useImagePlugins();
   const health = useHealth();
   const mode = health.data?.mode;
@@ -95,10 +97,15 @@ export default function ImageGenPage() {
             {gallery.error ? <ErrorNotice error={gallery.error} title="Could not load the gallery" /> : gallery.isPending ? <Spinner /> : items.length === 0 ? (
               <Empty icon="✦" title="No images yet">Write a prompt and press Generate.</Empty>
             ) : (
-              <div className="media-grid" data-testid="gallery">{items.map((g) => <GenerationCard key={g.id} item={g} onReuse={reuse} />)}</div>
+              <div className="media-grid" data-testid="gallery">{items.map((g, i) => <GenerationCard key={g.id} item={g} onReuse={reuse} onOpen={() => setViewing(i)} />)}</div>
             )}
             {gallery.hasNextPage ? <div className="row" style={{ justifyContent: "center", marginTop: 12 }}><Button onClick={() => void gallery.fetchNextPage()} loading={gallery.isFetchingNextPage}>Load more</Button></div> : null}
           </Card>
+          <Lightbox
+            items={items.map((g) => ({ key: g.id, url: g.url, alt: g.prompt, caption: `${g.prompt} · ${g.width}×${g.height} · seed ${g.seed}` }))}
+            index={viewing}
+            onIndex={setViewing}
+          />
           <Card title="Checkpoint comparison" description="The same prompt and seeds across a run's checkpoints">
             <ComparisonGrid prompt={s.prompt} characterId={s.characterId} params={{ width: s.width, height: s.height, steps: s.steps, guidance: s.guidance }} />
           </Card>

@@ -8,6 +8,7 @@ import { formatDate, formatDuration, formatLoss } from "../../lib/format";
 import { keys } from "../../lib/queries";
 import type { JobPage, JobStatus } from "../../lib/types";
 import { useCharacters } from "../../pages/Characters";
+import { RunActions } from "./RunActions";
 
 const PAGE = 50;
 
@@ -60,19 +61,23 @@ export default function TrainingHistory() {
         <Card flush>
           <div className="table-wrap">
             <table className="table" data-testid="history-table">
-              <thead><tr><th>Run</th><th>Character</th><th>Status</th><th>Started</th><th>Duration</th><th>Attempts</th><th>Final loss</th></tr></thead>
+              <thead><tr><th>#</th><th>Run</th><th>Character</th><th>Status</th><th>Settings</th><th>Started</th><th>Duration</th><th>Attempts</th><th>Final loss</th><th /></tr></thead>
               <tbody>
                 {rows.map((job) => {
                   const progress = (job.progress ?? {}) as Record<string, unknown>;
+                  const config = (job.config ?? {}) as Record<string, unknown>;
                   return (
                     <tr key={job.id} className="clickable" onClick={() => navigate(`/training/${job.id}`)}>
+                      <td className="mono" data-testid="history-run-number">{job.run_number ?? "—"}</td>
                       <td><a className="link" href={`/training/${job.id}`} onClick={(e) => { e.preventDefault(); navigate(`/training/${job.id}`); }}>{job.name || job.id.slice(0, 8)}</a></td>
                       <td className="muted">{job.character_id ? names.get(job.character_id) ?? "—" : "—"}</td>
                       <td><StatusBadge status={job.status} /></td>
+                      <td className="small muted">{[config.steps != null ? `${String(config.steps)} steps` : "", config.rank != null ? `rank ${String(config.rank)}` : ""].filter(Boolean).join(" · ") || "—"}</td>
                       <td className="muted" data-dynamic>{formatDate(job.started_at ?? job.created_at)}</td>
                       <td data-dynamic>{formatDuration(job.duration_seconds)}</td>
                       <td className="mono" data-testid="history-attempts" title="Attempts: more than one when a worker was lost and the run resumed">{job.attempts}</td>
                       <td className="mono" data-dynamic>{formatLoss((progress.smoothed_loss as number) ?? (progress.loss as number))}</td>
+                      <td onClick={(e) => e.stopPropagation()}><RunActions job={job} /></td>
                     </tr>
                   );
                 })}

@@ -2,14 +2,15 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { Link, useParams } from "react-router-dom";
 import { CheckpointsPanel } from "../../components/training/CheckpointsPanel";
 import { ConnectionBadge, StatusBadge } from "../../components/training/JobBits";
-import { LossChart } from "../../components/training/LossChart";
-import { SampleImagesPanel } from "../../components/training/SampleImagesPanel";
+import { LossChart, type ValidationPoint } from "../../components/training/LossChart";
 import { TrainingLogsPanel } from "../../components/training/TrainingLogsPanel";
 import { Alert, Button, Card, ErrorNotice, PageHeader, ProgressBar, Spinner, Stat, Tab, TabList, TabPanel, Tabs } from "../../components/ui";
 import { isFinal, useJobLive } from "../../hooks/useJobLive";
-import { api } from "../../lib/api";
 import { formatDate, formatDuration, formatLoss } from "../../lib/format";
 import { keys } from "../../lib/queries";
+import { resumeRun } from "./api";
+import { CancelRunButton } from "./CancelRunButton";
+import { SamplesGrid } from "./SamplesGrid";
 
 function ConfigList({ config }: { config: Record<string, unknown> }) {
   const entries = Object.entries(config);
@@ -26,13 +27,25 @@ function ConfigList({ config }: { config: Record<string, unknown> }) {
   );
 }
 
+/** The validation losses a finished run reports: where it started (0, or the step it resumed from) and its end. */
+function validationPoints(result: Record<string, unknown>): ValidationPoint[] {
+  const points: ValidationPoint[] = [];
+  if (typeof result.validation_loss_start === "number") points.push({ step: Number(result.resumed_from ?? 0), loss: result.validation_loss_start });
+  if (typeof result.validation_loss_end === "number" && typeof result.steps === "number") points.push({ step: result.steps, loss: result.validation_loss_end });
+  return points;
+}
+
 export default function TrainingDetail() {
   const { jobId = "" } = useParams();
   const client = useQueryClient();
   const { job, live, connection, historyError, jobError } = useJobLive(jobId);
-  const cancel = useMutation({
-    mutationFn: () => api.post(`/api/jobs/${jobId}/cancel`),
-    onSuccess: () => void client.invalidateQueries({ queryKey: keys.job(jobId) }),
+  const resume = useMutation({
+    mutationFn: () => resumeRun(jobId),
+    onSuccess: () => {
+      void client.invalidateQueries({ queryKey: keys.job(jobId) });
+      void client.invalidateQueries({ queryKey: keys.jobHistory(jobId) });
+      void client.invalidateQueries({ queryKey: ["jobs"] });
+    },
   });
   if (jobError) {
     return (
@@ -48,6 +61,9 @@ export default function TrainingDetail() {
   const total = progress?.total || Number((job.config as Record<string, unknown>)?.steps ?? 0);
   const running = !isFinal(status);
   const error = live.error ?? job.error;
+  // A stopped run with a checkpoint can continue from it, as a new attempt of the same run.
+  const lastCheckpoint = Math.max(0, ...[...live.checkpoints.values()].filter((c) => c.kind === "checkpoint").map((c) => c.step ?? 0));
+  const resumable = job.kind === "training" && (status === "cancelled" || status === "failed") && lastCheckpoint > 0;
   // The job row tells when its worker stopped beating: the last step, speed and ETA are then not live any more.
   const lost = running && status === "running" && !!job.worker_lost;
   const resumed = running && !lost && live.statusMessage?.startsWith("resumed") ? live.statusMessage : null;
@@ -61,15 +77,12 @@ export default function TrainingDetail() {
           <>
             <span data-testid="run-status"><StatusBadge status={status} /></span>
             {running && !lost ? <ConnectionBadge state={connection} /> : null}
-            {running ? (
-              <Button variant="danger" onClick={() => cancel.mutate()} loading={cancel.isPending} disabled={job.cancel_requested}>
-                {job.cancel_requested ? "Cancelling…" : "Cancel run"}
-              </Button>
-            ) : null}
+            {running ? <CancelRunButton job={job} /> : null}
+            {resumable ? <Button variant="primary" onClick={() => resume.mutate()} loading={resume.isPending}>Resume from step {lastCheckpoint}</Button> : null}
           </>
         }
       />
-      {cancel.error ? <ErrorNotice error={cancel.error} title="Could not cancel" /> : null}
+      {resume.error ? <ErrorNotice error={resume.error} title="Could not resume" /> : null}
       {error ? <Alert tone="danger" title="The run failed">{error}</Alert> : null}
       {lost ? <Alert tone="warn" title="worker lost — waiting to resume"><span data-testid="worker-state">worker lost — waiting to resume</span>: its worker stopped sending heartbeats at step {progress?.step ?? 0}. Another worker takes the run over from its last checkpoint.</Alert> : null}
       {resumed ? <div className="small muted" data-testid="resume-note">{resumed}</div> : null}
@@ -93,7 +106,7 @@ export default function TrainingDetail() {
         </div>
       </Card>
       <Card title="Loss">
-        <LossChart points={[...live.loss.values()]} totalSteps={total} />
+        <LossChart points={[...live.loss.values()]} totalSteps={total} validation={validationPoints(job.result ?? {})} />
       </Card>
       <Tabs defaultValue="samples">
         <TabList label="Run details">
@@ -102,7 +115,7 @@ export default function TrainingDetail() {
           <Tab value="logs">Logs</Tab>
           <Tab value="config">Config</Tab>
         </TabList>
-        <TabPanel value="samples"><Card><SampleImagesPanel samples={[...live.samples.values()]} /></Card></TabPanel>
+        <TabPanel value="samples"><Card><SamplesGrid samples={[...live.samples.values()]} checkpoints={[...live.checkpoints.values()]} characterId={job.character_id} /></Card></TabPanel>
         <TabPanel value="checkpoints"><Card flush><CheckpointsPanel checkpoints={[...live.checkpoints.values()]} characterId={job.character_id} /></Card></TabPanel>
         <TabPanel value="logs"><Card><TrainingLogsPanel lines={live.logs} /></Card></TabPanel>
         <TabPanel value="config"><Card><ConfigList config={(job.config ?? {}) as Record<string, unknown>} /></Card></TabPanel>

@@ -1,20 +1,14 @@
-import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { Link } from "react-router-dom";
-import { ConnectionBadge, StatusBadge } from "../components/training/JobBits";
-import { Button, Card, Empty, ErrorNotice, PageHeader, ProgressBar, Spinner } from "../components/ui";
-import { useActiveJobs } from "../hooks/useJobEvents";
-import { useJobLive } from "../hooks/useJobLive";
-import { api } from "../lib/api";
-import { formatDuration, formatLoss, timeAgo } from "../lib/format";
-import type { Job } from "../lib/types";
+import { ConnectionBadge, StatusBadge } from "../../components/training/JobBits";
+import { Card, Empty, ErrorNotice, PageHeader, ProgressBar, Spinner } from "../../components/ui";
+import { useActiveJobs } from "../../hooks/useJobEvents";
+import { useJobLive } from "../../hooks/useJobLive";
+import { formatDuration, formatLoss, timeAgo } from "../../lib/format";
+import type { Job } from "../../lib/types";
+import { CancelRunButton } from "./CancelRunButton";
 
 function RunCard({ job }: { job: Job }) {
-  const client = useQueryClient();
   const { live, connection } = useJobLive(job.id);
-  const cancel = useMutation({
-    mutationFn: () => api.post(`/api/jobs/${job.id}/cancel`),
-    onSuccess: () => void client.invalidateQueries({ queryKey: ["jobs"] }),
-  });
   const p = live.progress;
   const status = live.status ?? job.status;
   const total = p?.total || Number((job.config as Record<string, unknown>)?.steps ?? 0);
@@ -29,9 +23,7 @@ function RunCard({ job }: { job: Job }) {
           </div>
           <div className="row">
             <Link className="btn sm" to={`/training/${job.id}`}>Open</Link>
-            <Button size="sm" variant="danger" onClick={() => cancel.mutate()} loading={cancel.isPending} disabled={job.cancel_requested}>
-              {job.cancel_requested ? "Cancelling…" : "Cancel"}
-            </Button>
+            <CancelRunButton job={job} size="sm" label="Cancel" />
           </div>
         </div>
         <ProgressBar value={p?.step ?? 0} max={total || 1} indeterminate={status === "queued"} label={`progress of ${job.name}`} />
@@ -42,7 +34,6 @@ function RunCard({ job }: { job: Job }) {
           <span>ETA <b>{status === "queued" ? "waiting for a worker" : formatDuration(p?.etaSeconds)}</b></span>
           <span className="faint">queued {timeAgo(job.created_at)}</span>
         </div>
-        {cancel.error ? <ErrorNotice error={cancel.error} title="Could not cancel" /> : null}
       </div>
     </Card>
   );
