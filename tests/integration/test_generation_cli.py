@@ -92,8 +92,8 @@ def _lora_row(db: Session, settings: Settings, character_id: str | None, name: s
 def test_a_character_name_resolves_to_its_newest_lora_and_ambiguity_lists_the_choices(
     api_url: str, settings: Settings
 ) -> None:
-    from isengard.cli_client import ApiError, IsengardClient
-    from isengard.cli_generate import resolve_lora
+    from isengard.cli.client import ApiError, IsengardClient
+    from isengard.cli.generate import resolve_lora
 
     with Session(create_engine(settings.sqlalchemy_url)) as db:
         ada = Character(name="Ada", name_key="ada", trigger_word="adaxq")

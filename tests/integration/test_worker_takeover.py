@@ -8,7 +8,7 @@ from pathlib import Path
 
 import redis
 
-from isengard.api.services.jobs import job_out
+from isengard.api.services.jobs.manage import job_out
 from isengard.db.migrate import upgrade
 from isengard.db.models import Job
 from isengard.domain import JobStatus

@@ -146,6 +146,23 @@ class WorkerJobContext:
     def latest_checkpoint(self) -> Path | None:
         return latest_checkpoint_in(self.work_dir)
 
+    def recorded_artifacts(self) -> list[Artifact]:
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(JobArtifact).where(JobArtifact.job_id == self.job_id).order_by(JobArtifact.created_at)
+            ).all()
+            return [
+                Artifact(
+                    id=row.id,
+                    kind=ArtifactKind(row.kind),
+                    path=row.path,
+                    name=row.name,
+                    step=row.step,
+                    meta=dict(row.meta or {}),
+                )
+                for row in rows
+            ]
+
     # --- Events -------------------------------------------------------------------------------------------------
 
     def _publish(self, event: Any) -> None:

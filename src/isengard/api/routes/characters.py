@@ -9,7 +9,6 @@ from fastapi.responses import JSONResponse
 
 from isengard.api.deps import DataDep, DbSession, ServicesDep
 from isengard.api.middleware import ErrorMessage
-from isengard.api.params import path_id
 from isengard.api.ratelimit import rate_limited
 from isengard.api.schemas.characters import (
     BulkCaptionEdit,
@@ -20,9 +19,10 @@ from isengard.api.schemas.characters import (
     DatasetReport,
     UploadOut,
 )
-from isengard.api.services import characters as service
-from isengard.api.services.dataset_report import build_report
-from isengard.api.services.uploads import receive_upload, upload_status_code
+from isengard.api.services.dataset import characters as service
+from isengard.api.services.dataset.report import build_report
+from isengard.api.services.dataset.uploads import receive_upload, upload_status_code
+from isengard.api.support.params import path_id
 
 router = APIRouter(tags=["characters"])
 

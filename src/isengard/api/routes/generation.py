@@ -8,7 +8,6 @@ from fastapi import APIRouter, Body, Depends, Query, Response
 from fastapi.responses import FileResponse
 
 from isengard.api.deps import DataDep, DbSession, ServicesDep
-from isengard.api.params import OptionalId, PageCursor, path_id
 from isengard.api.ratelimit import rate_limited
 from isengard.api.schemas.generation import (
     AgainOptions,
@@ -19,8 +18,9 @@ from isengard.api.schemas.generation import (
     ImagePluginOut,
 )
 from isengard.api.schemas.jobs import JobOut
-from isengard.api.services import generation as service
-from isengard.api.services import generation_gallery as gallery
+from isengard.api.services.generation import gallery
+from isengard.api.services.generation import submit as service
+from isengard.api.support.params import OptionalId, PageCursor, path_id
 
 router = APIRouter(tags=["generation"])
 

@@ -3,63 +3,28 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from isengard import __version__
 from isengard.api.deps import ServicesDep
+from isengard.api.schemas.health import (
+    Capabilities,
+    ComponentHealth,
+    Health,
+    PluginCapability,
+    TorchInfo,
+    WorkerInfo,
+    WorkersHealth,
+)
 from isengard.api.state import Services
 from isengard.domain import PluginKind
-from isengard.models.locate import ModelStatus, model_status
-from isengard.plugins.api import Capability
+from isengard.models.locate import model_status
 from isengard.queue.workers import is_alive, list_workers
 
 router = APIRouter(tags=["health"])
-
-
-class ComponentHealth(BaseModel):
-    status: Literal["up", "down"]
-    detail: str | None = None
-    latency_ms: float | None = None
-
-
-class WorkerInfo(BaseModel):
-    id: str
-    host: str | None = None
-    pid: int | None = None
-    kinds: list[str] = []
-    plugins: dict[str, list[str]] = {}  # job kind -> plugins this worker can run
-    gpu_memory_mb: int | None = None
-    current_job: str | None = None
-    state: str | None = None
-    alive: bool = Field(default=True, description="false once the worker missed several heartbeats")
-    last_beat_seconds: float | None = Field(default=None, description="seconds since the worker's last heartbeat")
-
-
-class WorkersHealth(ComponentHealth):
-    count: int = 0
-    workers: list[WorkerInfo] = []
-
-
-class Health(BaseModel):
-    status: Literal["ok", "degraded"]
-    version: str
-    mode: str
-    database: ComponentHealth
-    redis: ComponentHealth
-    workers: WorkersHealth
-
-
-def _timed(check: Any) -> ComponentHealth:
-    started = time.perf_counter()
-    try:
-        check()
-    except Exception as exc:
-        return ComponentHealth(status="down", detail=f"{type(exc).__name__}: {exc}"[:300])
-    return ComponentHealth(status="up", latency_ms=round((time.perf_counter() - started) * 1000, 2))
 
 
 def _workers_health(services: Services) -> WorkersHealth:
@@ -86,6 +51,15 @@ def _workers_health(services: Services) -> WorkersHealth:
     return WorkersHealth(status="up" if alive else "down", detail=detail, count=len(alive), workers=found)
 
 
+def _timed(check: Any) -> ComponentHealth:
+    started = time.perf_counter()
+    try:
+        check()
+    except Exception as exc:
+        return ComponentHealth(status="down", detail=f"{type(exc).__name__}: {exc}"[:300])
+    return ComponentHealth(status="up", latency_ms=round((time.perf_counter() - started) * 1000, 2))
+
+
 @router.get("/health", response_model=Health)
 def health(services: ServicesDep) -> Health:
     def check_db() -> None:
@@ -109,28 +83,6 @@ def health(services: ServicesDep) -> Health:
         redis=redis_health,
         workers=workers,
     )
-
-
-class PluginCapability(BaseModel):
-    name: str
-    kind: PluginKind
-    description: str = ""
-    capability: Capability
-
-
-class TorchInfo(BaseModel):
-    version: str | None
-    cuda_available: bool
-    cuda_version: str | None = None
-    gpus: list[dict[str, Any]] = []
-
-
-class Capabilities(BaseModel):
-    mode: str
-    version: str
-    plugins: dict[str, list[PluginCapability]]
-    torch: TorchInfo
-    model: ModelStatus
 
 
 def torch_info() -> TorchInfo:

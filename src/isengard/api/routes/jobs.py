@@ -10,8 +10,8 @@ from sse_starlette import EventSourceResponse
 
 from isengard.api.deps import DbSession, ServicesDep
 from isengard.api.schemas.jobs import ArtifactOut, JobHistory, JobOut, JobPage
-from isengard.api.services import job_events
-from isengard.api.services import jobs as service
+from isengard.api.services.jobs import events as job_events
+from isengard.api.services.jobs import manage as service
 from isengard.domain import ArtifactKind, JobKind, JobStatus
 
 router = APIRouter(tags=["jobs"])

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from isengard.api.deps import DataDep, DbSession, ServicesDep
-from isengard.api.params import OptionalId, PageCursor, path_id
 from isengard.api.ratelimit import rate_limited
 from isengard.api.schemas.loras import LoraOut, LoraPage, LoraSource, LoraUpdate
-from isengard.api.services import lora_import
-from isengard.api.services import loras as service
+from isengard.api.services.loras import importer as lora_import
+from isengard.api.services.loras import library as service
+from isengard.api.support.params import OptionalId, PageCursor, path_id
 
 router = APIRouter(tags=["loras"])
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from isengard.domain import LoraRef
 from isengard.plugins.api import Capability, JobContext, PluginError
-from isengard.plugins.image.grid import GridCell, column_labels, render_grid
+from isengard.plugins.image.grid import GridCell, grid_params, render_grid
 from isengard.plugins.image.interface import ImagePlugin
 from isengard.plugins.image.outputs import save_output
 from isengard.plugins.image.request import ImageRequest, image_seeds, lora_summary, snap_size, with_trigger_word
@@ -309,22 +309,7 @@ class DiffusersFluxGenerator(ImagePlugin):
             return self._render(ctx, loaded, prompt, cell.seed, request, size, index * request.steps, total)
 
         grid = render_grid(spec, render)
-        params = {
-            **self._common_params(ctx, request, size),
-            "kind": "grid",
-            "prompt": " | ".join(spec.prompts),
-            "seed": spec.seeds[0],
-            "prompts": spec.prompts,
-            "seeds": spec.seeds,
-            "columns": [
-                {"label": label, "loras": lora_summary(column.loras)}
-                for label, column in zip(column_labels(spec), spec.columns, strict=True)
-            ],
-            "loras": [item for column in spec.columns for item in lora_summary(column.loras)],
-            "trigger_word": request.trigger_word,
-            "add_trigger_word": request.add_trigger_word,
-            "size_note": note,
-        }
+        params = {**self._common_params(ctx, request, size), **grid_params(spec, request), "size_note": note}
         artifact = save_output(ctx, grid, "grid", params)
         ctx.log(f"rendered a comparison grid of {total_cells} images")
         return {"images": 1, "grid": True, "cells": total_cells, "artifact_ids": [artifact.id]}

@@ -1,6 +1,7 @@
 import { Button, ErrorNotice, Field, Switch } from "../../components/ui";
 import type { Character } from "../../lib/types";
-import { useLoraLibrary, type LoraChoice } from "./api";
+import { useLoraLibrary, type ImagePlugin, type LoraChoice } from "./api";
+import { EngineField } from "./EngineField";
 import type { CharacterLoraChip } from "./useCharacterLoraChip";
 import { LiveJob } from "./LiveJob";
 import { LoraPicker } from "./LoraPicker";
@@ -24,12 +25,14 @@ export interface Settings {
   seed: number;
   lockSeed: boolean;
   count: number;
+  engine: string;
 }
 
 export const randomSeed = () => Math.floor(Math.random() * 2 ** 31);
 
-export function GenerateForm({ s, setS, characters, chip, onSubmit, submitting, error, activeJob, onDone }: {
+export function GenerateForm({ s, setS, characters, chip, engines, onSubmit, submitting, error, activeJob, onDone }: {
   s: Settings;
+  engines: ImagePlugin[];
   setS: (f: (prev: Settings) => Settings) => void;
   characters: Character[];
   chip: CharacterLoraChip;
@@ -59,6 +62,7 @@ export function GenerateForm({ s, setS, characters, chip, onSubmit, submitting, 
           {character?.name ?? "This character"} has no trained LoRA yet: only its trigger word is added to the prompt.
         </div>
       ) : null}
+      <EngineField engines={engines} value={s.engine} onChange={(engine) => set("engine", engine)} />
       <Field label="LoRAs"><LoraPicker value={s.loras} onChange={(v) => set("loras", v)} loras={loras.data?.items ?? []} /></Field>
       <Field label="Size" htmlFor="gen-size">
         <select id="gen-size" className="select" value={`${s.width}x${s.height}`} onChange={(e) => { const [w, h] = e.target.value.split("x").map(Number); setS((p) => ({ ...p, width: w, height: h })); }}>
@@ -81,7 +85,7 @@ export function GenerateForm({ s, setS, characters, chip, onSubmit, submitting, 
       </div>
       <Switch checked={s.lockSeed} onChange={(v) => set("lockSeed", v)} label="Lock seed (keep it after generating)" />
       {error ? <ErrorNotice error={error} title="Could not start" /> : null}
-      <Button type="submit" variant="primary" loading={submitting} disabled={!s.prompt.trim()}>Generate <span className="kbd">Ctrl ↵</span></Button>
+      <Button type="submit" variant="primary" loading={submitting} disabled={!s.prompt.trim() || engines.some((e) => e.name === s.engine && !e.capability.available)}>Generate <span className="kbd">Ctrl ↵</span></Button>
       {activeJob ? <LiveJob key={activeJob} jobId={activeJob} onDone={onDone} /> : null}
     </form>
   );

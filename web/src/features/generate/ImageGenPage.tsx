@@ -27,6 +27,7 @@ export default function ImageGenPage() {
     seed: randomSeed(),
     lockSeed: false,
     count: 1,
+    engine: "diffusers",
   }));
   // A LoRA named in the link (a checkpoint's "Generate with this") is the choice; otherwise the character's newest.
   const chip = useCharacterLoraChip(s, setS, params.get("lora") ? params.get("character") : null);
@@ -54,6 +55,7 @@ export default function ImageGenPage() {
         guidance: s.guidance,
         seed: s.seed,
         num_images: s.count,
+        plugin: s.engine,
       }),
     onSuccess: (job) => {
       setActiveJob(job.id);
@@ -75,7 +77,7 @@ export default function ImageGenPage() {
       lockSeed: true,
     }));
   };
-  // Warn only when nothing can generate; an optional engine that is not set up (ComfyUI) is a footnote.
+  // Warn on the page only when nothing can generate; an engine that is not set up says why where it is chosen.
   const unavailable = plugins.data?.filter((p) => !p.capability.available) ?? [];
   const noneAvailable = !!plugins.data?.length && unavailable.length === plugins.data.length;
 
@@ -84,12 +86,10 @@ export default function ImageGenPage() {
       <PageHeader title="Generate images" description="Prompt, pick LoRAs and weights, and generate. Every image keeps its parameters." />
       {noneAvailable ? (
         <Alert tone="warn" title="No image engine is available">{unavailable.map((p) => `${p.name}: ${p.capability.reason ?? "unavailable"}`).join(" · ")}</Alert>
-      ) : unavailable.length ? (
-        <div className="small faint" data-testid="engines-unavailable">Not set up: {unavailable.map((p) => `${p.name} (${p.capability.reason ?? "unavailable"})`).join(", ")}</div>
       ) : null}
       <div className="cols-side-main">
         <Card>
-          <GenerateForm s={s} setS={setS} characters={characters.data ?? []} chip={chip} onSubmit={() => submit.mutate()} submitting={submit.isPending}
+          <GenerateForm s={s} setS={setS} characters={characters.data ?? []} chip={chip} engines={plugins.data ?? []} onSubmit={() => submit.mutate()} submitting={submit.isPending}
             error={submit.error} activeJob={activeJob} onDone={() => void client.invalidateQueries({ queryKey: ["generations"] })} />
         </Card>
         <div className="stack">

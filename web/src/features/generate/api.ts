@@ -56,7 +56,7 @@ export function useFinishedRuns() {
   });
 }
 
-export const submitGeneration = (body: GenerationParams & { prompt: string; character_id: string | null; loras: LoraChoice[]; seed: number; num_images: number }) =>
+export const submitGeneration = (body: GenerationParams & { prompt: string; character_id: string | null; loras: LoraChoice[]; seed: number; num_images: number; plugin: string }) =>
   api.post<Job>("/api/generation", body);
 
 export const submitGrid = (body: GenerationParams & { job_id: string; prompts: string[]; seeds: number[]; character_id: string | null; include_base: boolean }) =>

@@ -18,7 +18,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from isengard.api.services.upload_receiver import MAX_NAME_CHARS, client_file_name
+from isengard.api.services.dataset.receiver import MAX_NAME_CHARS, client_file_name
 
 CHUNK_BYTES = 1024 * 1024
 _DRIVE = re.compile(r"^[A-Za-z]:")

@@ -146,10 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
 
     # `train` and `generate` drive the API from a terminal; each module adds its own subcommand.
-    from isengard import cli_generate, cli_train
+    from isengard.cli import generate, train
 
-    cli_train.register(sub)
-    cli_generate.register(sub)
+    train.register(sub)
+    generate.register(sub)
     return parser
 
 
@@ -160,7 +160,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings.log_level, settings.log_json)
     result: int = args.func(args)
     return result
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

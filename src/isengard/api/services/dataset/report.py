@@ -16,8 +16,8 @@ from isengard.api.schemas.characters import (
     ResolutionBucket,
 )
 from isengard.api.schemas.images import image_thumbnail_url
-from isengard.api.services.characters import get_character
-from isengard.api.services.images import dataset_query
+from isengard.api.services.dataset.characters import get_character
+from isengard.api.services.dataset.images import dataset_query
 from isengard.db.models import Image
 from isengard.imaging import BLUR_THRESHOLD, EXTREME_ASPECT_RATIO, aspect_ratio
 

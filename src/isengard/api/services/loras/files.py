@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
-from isengard.lora_formats import LoraFormatError
+from isengard.api.services.loras.formats import LoraFormatError
 
 MAX_HEADER_BYTES = 16 * 1024 * 1024  # thousands of tensors need well under 1 MB of JSON
 _DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,

@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import Iterable
 
-from isengard.api.services.image_files import caption_path
+from isengard.api.services.dataset.image_files import caption_path
 from isengard.db.models import Image
 from isengard.storage import DataTree, atomic_write_bytes
 

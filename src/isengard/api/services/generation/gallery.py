@@ -12,10 +12,10 @@ from sqlalchemy import String, cast, delete, select
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.generation import AgainOptions, GenerationCreate, GenerationOut, GenerationPage, LoraSelection
-from isengard.api.services import download_names
-from isengard.api.services.images import IMMUTABLE
-from isengard.api.services.pagination import keyset_page
-from isengard.api.services.rows import get_or_404
+from isengard.api.services.dataset.images import IMMUTABLE
+from isengard.api.support import download_names
+from isengard.api.support.pagination import keyset_page
+from isengard.api.support.rows import get_or_404
 from isengard.db.models import Generation, JobArtifact
 from isengard.storage import DataTree, UnsafePathError
 

@@ -11,7 +11,7 @@ import logging
 
 import redis
 
-from isengard.api.services.job_events import ASYNC_REDIS, EVENT_FANOUT, async_redis
+from isengard.api.services.jobs.events import ASYNC_REDIS, EVENT_FANOUT, async_redis
 from isengard.api.state import Services
 from isengard.queue.recovery import QueueRecovery
 

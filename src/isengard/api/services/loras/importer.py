@@ -15,14 +15,14 @@ from fastapi import HTTPException, Request
 from safetensors.torch import save_file
 
 from isengard.api.schemas.loras import LoraOut
-from isengard.api.services.characters import referenced_character
-from isengard.api.services.loras import to_out
-from isengard.api.services.upload_receiver import MultipartReceiver, ReceiveLimits
+from isengard.api.services.dataset.characters import referenced_character
+from isengard.api.services.dataset.receiver import MultipartReceiver, ReceiveLimits
+from isengard.api.services.loras.files import read_lora_file
+from isengard.api.services.loras.formats import LoraFormatError, convert_to_diffusers, expected_shapes
+from isengard.api.services.loras.library import to_out
 from isengard.api.state import Services
 from isengard.config import Mode, Settings
 from isengard.db.models import Lora, new_id
-from isengard.lora_files import read_lora_file
-from isengard.lora_formats import LoraFormatError, convert_to_diffusers, expected_shapes
 from isengard.models.locate import base_model_dir
 from isengard.storage import atomic_path
 

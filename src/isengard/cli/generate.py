@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from isengard.cli_client import ApiError, IsengardClient, add_api_arguments, follow_with_bar
+from isengard.cli.client import ApiError, IsengardClient, add_api_arguments, follow_with_bar
 
 
 def register(subparsers: Any) -> None:

@@ -11,13 +11,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.generation import GenerationCreate, GridCreate, ImagePluginOut, LoraSelection
-from isengard.api.services.characters import referenced_character
-from isengard.api.services.jobs import submit_job
-from isengard.api.services.loras import resolve_lora_refs
-from isengard.api.services.plugin_availability import ensure_runnable
-from isengard.api.services.rows import get_or_422
-from isengard.api.services.validation_errors import readable_errors
+from isengard.api.services.dataset.characters import referenced_character
+from isengard.api.services.jobs.availability import ensure_runnable
+from isengard.api.services.jobs.manage import submit_job
+from isengard.api.services.loras.library import resolve_lora_refs
 from isengard.api.state import Services
+from isengard.api.support.rows import get_or_422
+from isengard.api.support.validation_errors import readable_errors
 from isengard.db.models import Job, Lora
 from isengard.domain import JobKind, LoraRef, PluginKind
 from isengard.plugins.image.interface import ImagePlugin

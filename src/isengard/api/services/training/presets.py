@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.training import PresetCreate, PresetOut
-from isengard.api.services.rows import get_or_404
+from isengard.api.support.rows import get_or_404
 from isengard.db.models import TrainingPreset
 
 

@@ -24,9 +24,9 @@ from isengard.api.schemas.jobs import (
     LossPoint,
     StatusChange,
 )
-from isengard.api.services import download_names
-from isengard.api.services.rows import get_or_404
 from isengard.api.state import Services
+from isengard.api.support import download_names
+from isengard.api.support.rows import get_or_404
 from isengard.db.models import Job, JobArtifact
 from isengard.domain import ArtifactKind, JobKind, JobStatus, LogEvent, ProgressEvent, StatusEvent, utcnow
 from isengard.logging import correlation_id

@@ -29,11 +29,11 @@ from starlette.concurrency import run_in_threadpool
 
 from isengard.api.schemas.characters import UploadFileResult, UploadOut
 from isengard.api.schemas.images import ImageOut
-from isengard.api.services.caption_files import write_caption_file
-from isengard.api.services.characters import get_character
-from isengard.api.services.image_files import caption_path, original_path, thumbnail_path
-from isengard.api.services.upload_archive import Candidate, ZipLimits, ZipRejectedError, expand_zip
-from isengard.api.services.upload_receiver import MultipartReceiver, ReceivedFile, ReceiveLimits
+from isengard.api.services.dataset.archive import Candidate, ZipLimits, ZipRejectedError, expand_zip
+from isengard.api.services.dataset.caption_files import write_caption_file
+from isengard.api.services.dataset.characters import get_character
+from isengard.api.services.dataset.image_files import caption_path, original_path, thumbnail_path
+from isengard.api.services.dataset.receiver import MultipartReceiver, ReceivedFile, ReceiveLimits
 from isengard.api.state import Services
 from isengard.captions import caption_from_bytes
 from isengard.config import Settings

@@ -13,10 +13,10 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.images import ImageOut, ImagePage, ImageUpdate
-from isengard.api.services.caption_files import mirror_committed_captions
-from isengard.api.services.image_files import caption_path, original_path, thumbnail_path
-from isengard.api.services.pagination import keyset_page, newest_first
-from isengard.api.services.rows import get_or_404
+from isengard.api.services.dataset.caption_files import mirror_committed_captions
+from isengard.api.services.dataset.image_files import caption_path, original_path, thumbnail_path
+from isengard.api.support.pagination import keyset_page, newest_first
+from isengard.api.support.rows import get_or_404
 from isengard.captions import normalize_caption
 from isengard.db.models import Image
 from isengard.imaging import FLAG_NEAR_DUPLICATE, decode_flags, encode_flags

@@ -13,10 +13,10 @@ from sqlalchemy import String, cast, delete, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.loras import LoraJobSummary, LoraOut, LoraPage, LoraUpdate
-from isengard.api.services import download_names
-from isengard.api.services.characters import name_key
-from isengard.api.services.pagination import keyset_page
-from isengard.api.services.rows import get_or_404, get_or_422
+from isengard.api.services.dataset.characters import name_key
+from isengard.api.support import download_names
+from isengard.api.support.pagination import keyset_page
+from isengard.api.support.rows import get_or_404, get_or_422
 from isengard.db.models import Character, Job, JobArtifact, Lora
 from isengard.domain import JobStatus, LoraRef
 from isengard.storage import DataTree, UnsafePathError

@@ -16,14 +16,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.training import TrainingCreate, TrainingEstimate, TrainingPluginOut
-from isengard.api.services.characters import referenced_character
-from isengard.api.services.image_files import original_relative
-from isengard.api.services.images import dataset_query
-from isengard.api.services.jobs import submit_job
-from isengard.api.services.plugin_availability import ensure_runnable
-from isengard.api.services.training_presets import get_preset
-from isengard.api.services.validation_errors import readable_errors
+from isengard.api.services.dataset.characters import referenced_character
+from isengard.api.services.dataset.image_files import original_relative
+from isengard.api.services.dataset.images import dataset_query
+from isengard.api.services.jobs.availability import ensure_runnable
+from isengard.api.services.jobs.manage import submit_job
+from isengard.api.services.training.presets import get_preset
 from isengard.api.state import Services
+from isengard.api.support.validation_errors import readable_errors
 from isengard.config import Mode
 from isengard.db.models import Job
 from isengard.domain import DatasetItem, JobKind, PluginKind, TrainingInput

@@ -23,9 +23,9 @@ from isengard.api.schemas.characters import (
     PrependTrigger,
 )
 from isengard.api.schemas.images import image_thumbnail_url
-from isengard.api.services.caption_files import mirror_committed_captions
-from isengard.api.services.images import dataset_query
-from isengard.api.services.rows import get_or_404, get_or_422
+from isengard.api.services.dataset.caption_files import mirror_committed_captions
+from isengard.api.services.dataset.images import dataset_query
+from isengard.api.support.rows import get_or_404, get_or_422
 from isengard.captions import mentions_trigger, normalize_caption, prepend_trigger
 from isengard.db.models import Character, Image, Job, Lora
 from isengard.domain import JobStatus, utcnow
