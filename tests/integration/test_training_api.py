@@ -161,3 +161,56 @@ def test_cancel_a_running_job(client: TestClient, settings: Settings) -> None:
     final = client.get(f"/api/jobs/{job_id}").json()
     assert final["status"] == "cancelled"
     assert 3 <= final["progress"]["step"] < 5000
+
+
+def test_a_cancelled_run_resumes_from_its_checkpoint_as_a_new_attempt_then_is_deleted(
+    client: TestClient, settings: Settings
+) -> None:
+    character = make_character(client, "Resume Me", 2)
+    config = {**SMALL, "steps": 400, "sample_every": 0, "checkpoint_every": 10, "keep_checkpoints": 1}
+    job_id = client.post("/api/training", json={"character_id": character, "config": config}).json()["id"]
+    assert client.post(f"/api/jobs/{job_id}/resume").status_code == 409  # queued: nothing to resume yet
+    worker = threading.Thread(target=run_worker, args=(settings,), kwargs={"burst": True})
+    worker.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if (client.get(f"/api/jobs/{job_id}").json()["progress"].get("step") or 0) >= 15:
+            break
+        time.sleep(0.1)
+    assert client.post(f"/api/jobs/{job_id}/cancel").status_code == 200
+    worker.join(timeout=60)
+    stopped = client.get(f"/api/jobs/{job_id}").json()
+    assert stopped["status"] == "cancelled" and stopped["attempts"] == 1
+    seen_steps = {point["step"] for point in client.get(f"/api/jobs/{job_id}/history").json()["loss"]}
+
+    resumed = client.post(f"/api/jobs/{job_id}/resume")
+    assert resumed.status_code == 200, resumed.text
+    assert resumed.json()["status"] == "queued" and not resumed.json()["cancel_requested"]
+    assert run_worker(settings, burst=True) == 0
+    done = client.get(f"/api/jobs/{job_id}").json()
+    assert done["status"] == "succeeded", done["error"]
+    assert done["attempts"] == 2
+    assert 10 <= done["result"]["resumed_from"] <= max(seen_steps)
+    history = client.get(f"/api/jobs/{job_id}/history").json()
+    assert {point["step"] for point in history["loss"]} == set(range(1, 401))  # one curve across both attempts
+    messages = [status["message"] or "" for status in history["statuses"]]
+    assert f"resumed from step {done['result']['resumed_from']} (attempt 2 of" in messages[-2]
+    assert client.post(f"/api/jobs/{job_id}/resume").status_code == 409  # succeeded: nothing to resume
+
+    # Deleting the run removes its rows, its LoRAs and its folder.
+    folder = settings.data_path / "loras" / character / job_id
+    assert folder.is_dir()
+    assert client.delete(f"/api/jobs/{job_id}").status_code == 204
+    assert client.get(f"/api/jobs/{job_id}").status_code == 404
+    assert client.get("/api/loras", params={"job_id": job_id}).json()["items"] == []
+    assert not folder.exists()
+
+
+def test_a_run_without_checkpoint_does_not_resume_and_an_active_run_is_not_deleted(client: TestClient) -> None:
+    character = make_character(client, "No Checkpoint", 2)
+    job_id = client.post("/api/training", json={"character_id": character, "config": SMALL}).json()["id"]
+    assert client.delete(f"/api/jobs/{job_id}").status_code == 409
+    client.post(f"/api/jobs/{job_id}/cancel")
+    refused = client.post(f"/api/jobs/{job_id}/resume")
+    assert refused.status_code == 409 and "no checkpoint" in refused.json()["detail"]
+    assert client.delete(f"/api/jobs/{job_id}").status_code == 204

@@ -9,7 +9,7 @@ import { NotFound } from "./pages/NotFound";
 const Characters = lazy(() => import("./pages/Characters"));
 const CharacterDetail = lazy(() => import("./pages/CharacterDetail"));
 const Dataset = lazy(() => import("./pages/Dataset"));
-const StartTraining = lazy(() => import("./pages/StartTraining"));
+const StartTraining = lazy(() => import("./features/training/StartTrainingPage"));
 const OngoingTraining = lazy(() => import("./features/runs/OngoingPage"));
 const TrainingHistory = lazy(() => import("./features/runs/HistoryPage"));
 const TrainingDetail = lazy(() => import("./features/runs/RunPage"));

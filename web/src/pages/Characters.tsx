@@ -1,7 +1,7 @@
 import { useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { Link, useNavigate } from "react-router-dom";
-import { CharacterFormDialog } from "../components/CharacterForm";
+import { CharacterFormDialog } from "../features/characters/CharacterFormDialog";
 import { Badge, Button, Empty, ErrorNotice, PageHeader } from "../components/ui";
 import { api } from "../lib/api";
 import { initials, timeAgo } from "../lib/format";

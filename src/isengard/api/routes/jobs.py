@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import FileResponse
 from sse_starlette import EventSourceResponse
 
@@ -12,6 +12,7 @@ from isengard.api.deps import DbSession, ServicesDep
 from isengard.api.schemas.jobs import ArtifactOut, JobHistory, JobOut, JobPage
 from isengard.api.services.jobs import events as job_events
 from isengard.api.services.jobs import manage as service
+from isengard.api.services.jobs import stopped_runs
 from isengard.domain import ArtifactKind, JobKind, JobStatus
 
 router = APIRouter(tags=["jobs"])
@@ -43,6 +44,19 @@ def get_job(job_id: str, db: DbSession, services: ServicesDep) -> JobOut:
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut)
 def cancel_job(job_id: str, db: DbSession, services: ServicesDep) -> JobOut:
     return JobOut.from_row(service.cancel_job(services, db, job_id))
+
+
+@router.post("/jobs/{job_id}/resume", response_model=JobOut)
+def resume_job(job_id: str, db: DbSession, services: ServicesDep) -> JobOut:
+    """A cancelled or failed training run continues from its last checkpoint, as a new attempt of the same run."""
+    return JobOut.from_row(stopped_runs.resume_job(services, db, job_id))
+
+
+@router.delete("/jobs/{job_id}", status_code=204)
+def delete_job(job_id: str, db: DbSession, services: ServicesDep) -> Response:
+    """A training run that has ended, with its history, checkpoints, samples and LoRAs (refused while in use)."""
+    stopped_runs.delete_job(services, db, job_id)
+    return Response(status_code=204)
 
 
 @router.get("/jobs/{job_id}/artifacts", response_model=list[ArtifactOut])

@@ -39,7 +39,7 @@ from isengard.storage import UnsafePathError
 log = logging.getLogger(__name__)
 
 
-def _publish(services: Services, event: Any) -> None:
+def publish_event(services: Services, event: Any) -> None:
     queue_events.publish(services.redis, event, maxlen=services.settings.event_stream_maxlen)
 
 
@@ -80,7 +80,7 @@ def submit_job(
         # The row is the source of truth: the recovery task enqueues it when Redis is back.
         log.warning("job saved but not enqueued: redis is unavailable", extra={"job_id": job.id, "error": str(exc)})
         return job
-    _publish(services, queued)
+    publish_event(services, queued)
     log.info("job submitted", extra={"job_id": job.id, "kind": job.kind, "plugin": plugin})
     return job
 
@@ -148,7 +148,7 @@ def cancel_job(services: Services, session: Session, job_id: str) -> Job:
                 queue.remove_entry(services.redis, job.kind, job.stream_id)
         except redis.RedisError:
             pass  # a worker that meets the entry later sees the cancelled row and acks it
-        _publish(services, event)
+        publish_event(services, event)
         return job
     session.refresh(job)
     if JobStatus(job.status).is_final:
@@ -162,7 +162,7 @@ def cancel_job(services: Services, session: Session, job_id: str) -> Job:
     except redis.RedisError:
         # The worker also reads cancel_requested from the database when Redis is unreachable.
         log.warning("cancel flag not set in redis", extra={"job_id": job_id})
-    _publish(services, notice)
+    publish_event(services, notice)
     return job
 
 

@@ -109,7 +109,7 @@ def update_lora(db: Session, data: DataTree, lora_id: str, body: LoraUpdate) -> 
     return to_out(db, data, lora, with_job=True)
 
 
-def _jobs_using(db: Session, lora: Lora) -> list[Job]:
+def jobs_using(db: Session, lora: Lora) -> list[Job]:
     """Jobs not yet ended that need the LoRA: the run still writing it, generations queued or running with it."""
     active = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
     # Generation payloads list their LoRAs as JSON; the id appears quoted in its text on SQLite and PostgreSQL.
@@ -122,7 +122,7 @@ def delete_lora(db: Session, data: DataTree, lora_id: str) -> None:
     """Remove the row, the job artifact that points at the same file, then the file itself; refused while a job
     that has not ended needs it."""
     lora = get_lora(db, lora_id)
-    users = _jobs_using(db, lora)
+    users = jobs_using(db, lora)
     if users:
         named = ", ".join(f"{job.kind} job '{job.name or job.id[:8]}' ({job.status})" for job in users)
         raise HTTPException(
