@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PIL import Image
 from playwright.sync_api import Page, expect
 
 from e2e.conftest import ConsoleWatch, RunningApp
-from e2e.helpers import create_character, upload_photos, write_photos
+from e2e.helpers import create_character, photo_bytes, upload_photos, write_photos
 
 
 def test_bulk_caption_tools_refresh_the_caption_boxes(page: Page, app: RunningApp, console: ConsoleWatch) -> None:
@@ -57,4 +58,34 @@ def test_loose_txt_captions_pair_with_their_images(
     expect(page.get_by_test_id("image-card")).to_have_count(3)
     for photo in photos:
         expect(page.get_by_label(f"Caption of {photo.name}")).to_have_value(f"[trigger] as {photo.stem}")
+    assert console.errors == []
+
+
+def test_checklist_empty_state_one_range_twins_named_and_size_by_training_resolution(
+    page: Page, app: RunningApp, console: ConsoleWatch, tmp_path: Path
+) -> None:
+    console.ignore.append("status of 422")  # the estimate refuses the uncaptioned dataset, as it should
+    character = create_character(app.url, "Checklist Person", "chkp")
+    page.goto(f"{app.url}/characters/{character['id']}")
+    checklist = page.get_by_test_id("dataset-checklist")
+    expect(checklist).to_contain_text("No images yet")
+    expect(checklist.locator(".check-icon.ok")).to_have_count(0)
+    expect(checklist).to_contain_text("10–30 varied photos")
+
+    # Two photos, one a resized copy of the other: a near duplicate that names its twin.
+    original = tmp_path / "beach.png"
+    original.write_bytes(photo_bytes(801))
+    with Image.open(original) as image:
+        image.resize((300, 300)).save(tmp_path / "beach_again.png")
+    page.get_by_test_id("file-input").set_input_files([str(original), str(tmp_path / "beach_again.png")])
+    expect(page.get_by_test_id("upload-summary")).to_have_text("2 stored, 0 refused", timeout=60_000)
+    expect(checklist).to_contain_text("beach_again.png looks like beach.png")
+    expect(checklist).to_contain_text("fewer than the 10–30")
+
+    # On Start training, the size check follows the resolution being chosen.
+    page.goto(f"{app.url}/training/new?character={character['id']}")
+    page.locator("#cfg-resolutions").fill("512")
+    expect(page.get_by_test_id("dataset-checklist")).to_contain_text("2 smaller than 512 px")
+    page.locator("#cfg-resolutions").fill("128")
+    expect(page.get_by_test_id("dataset-checklist")).to_contain_text("All at least 128 px")
     assert console.errors == []

@@ -46,7 +46,7 @@ def test_report_finds_each_known_flaw(client: TestClient) -> None:
     histogram = {bucket["label"]: bucket["count"] for bucket in report["resolution_histogram"]}
     assert histogram == {"0-511 px": 1, "512-767 px": 1, "768-1023 px": 1, "1024-1535 px": 4, "1536+ px": 0}
     assert report["verdict"] == (
-        "7 images, fewer than the 10-30 that train well, 3 under 1024 px, 1 near-duplicate pair, 1 blurry, "
+        "7 images, fewer than the 10–30 that train well, 3 under 1024 px, 1 near-duplicate pair, 1 blurry, "
         "1 with an extreme aspect ratio, 4 without a caption"
     )
 
@@ -69,7 +69,7 @@ def test_report_verdicts_for_empty_and_clean_datasets(client: TestClient) -> Non
     character_id = client.post("/api/characters", json={"name": "Merry"}).json()["id"]
     url = f"/api/characters/{character_id}/dataset/report"
     assert client.get(url).json()["verdict"].startswith("no images yet")
-    assert client.get(url, params={"resolution": 100}).status_code == 422
+    assert client.get(url, params={"resolution": 32}).status_code == 422
     files = [("files", (f"{i}.jpg", encode(photo(60 + i, (512, 640))), "image/jpeg")) for i in range(10)]
     files += [("files", (f"{i}.txt", b"[trigger] portrait", "text/plain")) for i in range(10)]
     assert client.post(f"/api/characters/{character_id}/images", files=files).json()["stored"] == 10

@@ -1001,8 +1001,16 @@ export interface components {
             extreme_aspect_threshold: number;
             /** Missing Captions */
             missing_captions: components["schemas"]["ImageRef"][];
-            /** Near Duplicate Groups */
+            /**
+             * Near Duplicate Groups
+             * @description each group oldest first: the rest look like it
+             */
             near_duplicate_groups: components["schemas"]["ImageRef"][][];
+            /**
+             * Recommended Images
+             * @description the image count that trains well, [fewest, most]
+             */
+            recommended_images: number[];
             /** Resolution */
             resolution: number;
             /** Resolution Histogram */

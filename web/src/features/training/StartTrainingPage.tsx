@@ -28,6 +28,13 @@ function fieldErrors(error: unknown): Record<string, string> {
   return out;
 }
 
+/** The smallest training resolution of the settings: the size check compares each photo's shorter side with it. */
+function smallestResolution(values: Record<string, unknown>): number | undefined {
+  const listed = Array.isArray(values.resolutions) ? values.resolutions : [values.resolution];
+  const sides = listed.map(Number).filter((n) => Number.isFinite(n) && n >= 64 && n <= 4096);
+  return sides.length ? Math.min(...sides) : undefined;
+}
+
 export default function StartTrainingPage() {
   const [params] = useSearchParams();
   const navigate = useNavigate();
@@ -107,7 +114,7 @@ export default function StartTrainingPage() {
         </form>
         <div className="stack">
           <EstimateCard estimate={estimate} steps={steps} nominalSeconds={nominalSeconds} />
-          {characterId ? <DatasetChecklist characterId={characterId} /> : <Alert tone="info" title="Choose a character">Its dataset is checked here before you start.</Alert>}
+          {characterId ? <DatasetChecklist characterId={characterId} resolution={smallestResolution(values)} /> : <Alert tone="info" title="Choose a character">Its dataset is checked here before you start.</Alert>}
           <PresetsCard plugin={plugin} values={values} onApply={(config) => setValues((prev) => ({ ...prev, ...config }))} />
         </div>
       </div>

@@ -19,6 +19,7 @@ from isengard.api.schemas.training import TrainingCreate, TrainingEstimate, Trai
 from isengard.api.services.dataset.characters import referenced_character
 from isengard.api.services.dataset.image_files import original_relative
 from isengard.api.services.dataset.images import dataset_query
+from isengard.api.services.dataset.report import RECOMMENDED_MIN_IMAGES, RECOMMENDED_RANGE
 from isengard.api.services.jobs.availability import ensure_runnable
 from isengard.api.services.jobs.manage import submit_job
 from isengard.api.services.training.presets import get_preset
@@ -35,7 +36,6 @@ from isengard.plugins.training.interface import TrainingJob, TrainingPlugin
 log = logging.getLogger(__name__)
 
 MIN_IMAGES = {Mode.FAST_TEST: 1, Mode.PRODUCTION: 5}
-RECOMMENDED_IMAGES = 10
 
 
 def default_config(plugin: TrainingPlugin) -> dict[str, Any]:
@@ -95,7 +95,7 @@ def snapshot_dataset(services: Services, db: Session, character_id: str, config:
         raise HTTPException(
             status_code=422,
             detail=f"'{character.name}' has {len(images)} image(s); training needs at least {minimum} "
-            f"({RECOMMENDED_IMAGES} to 30 varied photos work best)",
+            f"({RECOMMENDED_RANGE} varied photos work best)",
         )
     if not getattr(config, "allow_empty_captions", False):
         uncaptioned = [image for image in images if not image.caption.strip()]
@@ -202,8 +202,8 @@ def estimate_training(services: Services, db: Session, body: TrainingCreate) -> 
     )
     setup = 3.0 if fast else 120.0
     warnings = []
-    if len(dataset.dataset) < RECOMMENDED_IMAGES and not fast:
-        warnings.append(f"{len(dataset.dataset)} images: likeness improves with 10 to 30 varied photos")
+    if len(dataset.dataset) < RECOMMENDED_MIN_IMAGES and not fast:
+        warnings.append(f"{len(dataset.dataset)} images: likeness improves with {RECOMMENDED_RANGE} varied photos")
     if epochs > 150:
         warnings.append(f"each example is seen about {epochs:.0f} times: watch the samples for overfitting")
     return TrainingEstimate(
