@@ -70,7 +70,7 @@ def test_checklist_empty_state_one_range_twins_named_and_size_by_training_resolu
     checklist = page.get_by_test_id("dataset-checklist")
     expect(checklist).to_contain_text("No images yet")
     expect(checklist.locator(".check-icon.ok")).to_have_count(0)
-    expect(checklist).to_contain_text("10–30 varied photos")
+    expect(checklist).to_contain_text("10-30 varied photos")
 
     # Two photos, one a resized copy of the other: a near duplicate that names its twin.
     original = tmp_path / "beach.png"
@@ -80,7 +80,7 @@ def test_checklist_empty_state_one_range_twins_named_and_size_by_training_resolu
     page.get_by_test_id("file-input").set_input_files([str(original), str(tmp_path / "beach_again.png")])
     expect(page.get_by_test_id("upload-summary")).to_have_text("2 stored, 0 refused", timeout=60_000)
     expect(checklist).to_contain_text("beach_again.png looks like beach.png")
-    expect(checklist).to_contain_text("fewer than the 10–30")
+    expect(checklist).to_contain_text("fewer than the 10-30")
 
     # On Start training, the size check follows the resolution being chosen.
     page.goto(f"{app.url}/training/new?character={character['id']}")

@@ -46,7 +46,7 @@ def test_report_finds_each_known_flaw(client: TestClient) -> None:
     histogram = {bucket["label"]: bucket["count"] for bucket in report["resolution_histogram"]}
     assert histogram == {"0-511 px": 1, "512-767 px": 1, "768-1023 px": 1, "1024-1535 px": 4, "1536+ px": 0}
     assert report["verdict"] == (
-        "7 images, fewer than the 10–30 that train well, 3 under 1024 px, 1 near-duplicate pair, 1 blurry, "
+        "7 images, fewer than the 10-30 that train well, 3 under 1024 px, 1 near-duplicate pair, 1 blurry, "
         "1 with an extreme aspect ratio, 4 without a caption"
     )
 

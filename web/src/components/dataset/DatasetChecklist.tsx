@@ -19,7 +19,7 @@ export function twinsOf(report: DatasetReport): string[] {
 export function checksFromReport(report: DatasetReport): Check[] {
   const count = report.count;
   const [fewest, most] = report.recommended_images;
-  const range = `${fewest}–${most}`;
+  const range = `${fewest}-${most}`;
   const twins = twinsOf(report);
   const checks: Check[] = [
     {
@@ -78,7 +78,7 @@ export function DatasetChecklist({ characterId, compact, resolution }: { charact
     // Nothing to check yet: no green ticks for an empty dataset.
     <div className="stack-sm" data-testid="dataset-checklist">
       <div><b>No images yet</b></div>
-      <div className="small muted">Upload {data.recommended_images[0]}–{data.recommended_images[1]} varied photos of the character: faces, angles, light and clothes.</div>
+      <div className="small muted">Upload {data.recommended_images[0]}-{data.recommended_images[1]} varied photos of the character: faces, angles, light and clothes.</div>
     </div>
   ) : (
     <div className="stack">

@@ -26,7 +26,7 @@ RESOLUTION_BUCKETS = ((0, 512), (512, 768), (768, 1024), (1024, 1536), (1536, No
 # The one recommended dataset size, said the same way by the checklist, the verdict and the training estimate.
 RECOMMENDED_MIN_IMAGES = 10
 RECOMMENDED_MAX_IMAGES = 30
-RECOMMENDED_RANGE = f"{RECOMMENDED_MIN_IMAGES}–{RECOMMENDED_MAX_IMAGES}"
+RECOMMENDED_RANGE = f"{RECOMMENDED_MIN_IMAGES}-{RECOMMENDED_MAX_IMAGES}"
 
 
 def _ref(image: Image) -> ImageRef:
