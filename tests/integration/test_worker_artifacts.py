@@ -16,8 +16,10 @@ from isengard.config import Settings
 from isengard.db.migrate import upgrade
 from isengard.db.models import Generation, JobArtifact, Lora
 from isengard.domain import ArtifactKind, JobKind
+from isengard.jobs.artifacts import JobSnapshot
+from isengard.jobs.states import JobStates
 from isengard.storage import atomic_write_bytes
-from isengard.worker.context import JobSnapshot, WorkerJobContext
+from isengard.worker.context import WorkerJobContext
 from tests.integration.queue_support import JobStore, queue_settings
 
 
@@ -40,8 +42,9 @@ def context_for(settings: Settings, store: JobStore, job_id: str, kind: JobKind,
     snapshot = JobSnapshot(id=job.id, kind=kind.value, plugin=job.plugin, character_id=None, name=job.name)
     return WorkerJobContext(
         settings=settings,
-        sessions=store.sessions,
-        client=redis.Redis.from_url(str(settings.redis_url)),
+        states=JobStates(
+            store.sessions, redis.Redis.from_url(str(settings.redis_url)), event_maxlen=settings.event_stream_maxlen
+        ),
         job=snapshot,
         attempt=attempt,
         worker_id=f"w{attempt}",

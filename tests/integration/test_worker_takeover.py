@@ -12,10 +12,11 @@ from isengard.api.services.jobs.manage import job_out
 from isengard.db.migrate import upgrade
 from isengard.db.models import Job
 from isengard.domain import JobStatus
+from isengard.jobs.history import load_events
 from isengard.logging import correlation_id
 from isengard.queue import keys
-from isengard.queue.history import load_events
 from isengard.queue.workers import list_workers
+from isengard.worker.main import EXIT_JOBS_FAILED
 from tests.integration.queue_support import (
     JobStore,
     queue_settings,
@@ -135,7 +136,8 @@ def test_a_job_that_kills_its_workers_fails_after_max_attempts(data_dir: Path, r
         assert failed.status == "failed"
         assert failed.error is not None and "gave up after 2 attempts" in failed.error
         assert exit_codes.count(137) == 2, f"exactly max_attempts workers died: {exit_codes}"
-        assert exit_codes[-1] == 0
+        # The worker that gave up on the job (and ran the healthy one) says a job failed in its burst.
+        assert exit_codes[-1] == EXIT_JOBS_FAILED
         assert store.job(healthy.id).status == "succeeded", "the other job was not stuck behind the poison one"
     finally:
         store.close()

@@ -1,4 +1,4 @@
-"""The `isengard` command: up | api | worker | migrate | train | generate.
+"""The `isengard` command: up | api | worker | migrate | plan | train | generate.
 
 `up` is the one-command start: database migrations, the embedded Redis when no REDIS_URL is set, the API and the
 workers as child processes (a worker that dies is restarted; the API exiting stops everything). Ctrl-C stops every
@@ -170,9 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
 
-    # `train` and `generate` drive the API from a terminal; each module adds its own subcommand.
-    from isengard.cli import generate, train
+    # `plan` answers locally; `train` and `generate` drive the API from a terminal. Each module adds its subcommand.
+    from isengard.cli import generate, plan, train
 
+    plan.register(sub)
     train.register(sub)
     generate.register(sub)
     return parser

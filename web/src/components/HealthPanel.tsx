@@ -1,5 +1,5 @@
 import { errorMessage } from "../lib/api-errors";
-import { useHealth } from "../lib/queries";
+import { useHealth } from "../features/system/api";
 
 function Row({ name, up, value, detail }: { name: string; up: boolean | null; value?: string; detail?: string | null }) {
   return (
@@ -25,7 +25,7 @@ export function HealthPanel() {
     );
   }
   const workers = data?.workers;
-  const lost = workers?.workers.filter((w) => w.alive === false).length ?? 0;
+  const lost = workers?.workers?.filter((w) => w.alive === false).length ?? 0;
   return (
     <div className="health" data-testid="health-panel" aria-live="polite">
       <div className="row between">
@@ -38,7 +38,7 @@ export function HealthPanel() {
       <Row
         name="Workers"
         up={workers ? workers.status === "up" : null}
-        value={workers ? [workers.count > 0 ? `${workers.count} up` : lost ? "" : "none", lost ? `${lost} lost` : ""].filter(Boolean).join(", ") : undefined}
+        value={workers ? [(workers.count ?? 0) > 0 ? `${workers.count} up` : lost ? "" : "none", lost ? `${lost} lost` : ""].filter(Boolean).join(", ") : undefined}
         detail={workers?.detail}
       />
     </div>

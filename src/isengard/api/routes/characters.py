@@ -90,6 +90,8 @@ def delete_character(db: DbSession, data: DataDep, character_id: CharacterId) ->
 @router.post(
     "/characters/{character_id}/images",
     status_code=201,
+    # The route answers with its own JSONResponse (the status depends on what was stored); this names its body.
+    response_model=UploadOut,
     dependencies=[Depends(rate_limited("uploads"))],
     openapi_extra=_UPLOAD_BODY,
     responses={

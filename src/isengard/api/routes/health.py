@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import redis
 from fastapi import APIRouter
 from sqlalchemy import text
 
@@ -22,6 +23,7 @@ from isengard.api.schemas.health import (
 from isengard.api.state import Services
 from isengard.domain import PluginKind
 from isengard.models.locate import model_status
+from isengard.models.planning import WorkerMemoryPlan, worker_plans
 from isengard.queue.workers import is_alive, list_workers
 
 router = APIRouter(tags=["health"])
@@ -125,4 +127,13 @@ def capabilities(services: ServicesDep) -> Capabilities:
         plugins=plugins,
         torch=torch_info(),
         model=model_status(services.settings),
+        memory=_memory_plans(services),
     )
+
+
+def _memory_plans(services: ServicesDep) -> list[WorkerMemoryPlan]:
+    try:
+        workers = list_workers(services.redis)
+    except redis.RedisError:
+        return []
+    return worker_plans(services.settings, workers)

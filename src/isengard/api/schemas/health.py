@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from isengard.domain import PluginKind
 from isengard.models.locate import ModelStatus
+from isengard.models.planning import WorkerMemoryPlan
 from isengard.plugins.api import Capability
 
 
@@ -24,6 +25,8 @@ class WorkerInfo(BaseModel):
     kinds: list[str] = []
     plugins: dict[str, list[str]] = {}  # job kind -> plugins this worker can run
     gpu_memory_mb: int | None = None
+    gpu_total_bytes: int | None = None  # None: the worker has no GPU
+    gpu_free_bytes: int | None = None
     current_job: str | None = None
     state: str | None = None
     alive: bool = Field(default=True, description="false once the worker missed several heartbeats")
@@ -64,3 +67,8 @@ class Capabilities(BaseModel):
     plugins: dict[str, list[PluginCapability]]
     torch: TorchInfo
     model: ModelStatus
+    memory: list[WorkerMemoryPlan] = Field(
+        default_factory=list,
+        description="per live worker: its GPU and the memory plan of a default flux-lora run on it "
+        "(a worker without a GPU has a plan with fits = null and a reason saying so)",
+    )

@@ -16,17 +16,17 @@ from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 from PIL import Image
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from isengard.domain import LoraRef
-from isengard.plugins.api import Capability, JobContext
+from isengard.plugins.api import Capability, JobContext, PluginError, PluginSettings, SettingsConfigDict
 from isengard.plugins.image.comfyui_client import (
     CONNECT_TIMEOUT,
     ComfyUIClient,
     ComfyUIError,
     follow_prompt,
 )
-from isengard.plugins.image.comfyui_models import cached, missing_on_server
+from isengard.plugins.image.comfyui_models import NodeInfo, cached, missing_on_server
 from isengard.plugins.image.comfyui_workflow import Graph, available_workflows, fill_workflow, load_workflow
 from isengard.plugins.image.grid import GridCell, grid_params, render_grid
 from isengard.plugins.image.interface import ImagePlugin
@@ -50,18 +50,32 @@ def lora_name_for_comfyui(ref: LoraRef) -> str:
     return str(PurePosixPath(*path.parts[1:]))
 
 
+class ComfyUISettings(PluginSettings):
+    """ISENGARD_COMFYUI_URL: the server; ISENGARD_COMFYUI_WORKFLOWS_DIR: user workflow templates (paths are confined
+    to it); ISENGARD_COMFYUI_TIMEOUT_SECONDS: how long one prompt may take."""
+
+    model_config = SettingsConfigDict(env_prefix="ISENGARD_COMFYUI_")
+
+    url: str | None = None
+    workflows_dir: Path | None = None
+    timeout_seconds: float = Field(default=3600.0, gt=0)
+
+
 class ComfyUIGenerator(ImagePlugin):
     name: ClassVar[str] = "comfyui"
     description: ClassVar[str] = "FLUX through a ComfyUI server, from API-format workflow templates"
     request_model: ClassVar[type[BaseModel]] = ImageRequest
 
+    settings_model = ComfyUISettings
+    config: ComfyUISettings
+
     @property
     def url(self) -> str | None:
-        return getattr(self.settings, "comfyui_url", None)
+        return self.config.url
 
     @property
     def workflows_dir(self) -> Path | None:
-        return getattr(self.settings, "comfyui_workflows_dir", None)
+        return self.config.workflows_dir
 
     def capabilities(self) -> Capability:
         if not self.url:
@@ -71,7 +85,7 @@ class ComfyUIGenerator(ImagePlugin):
             stats = client.system_stats()
             node_info = cached(client.object_info)
             names = available_workflows(self.workflows_dir)
-            lacking = {name: missing_on_server(load_workflow(name, self.workflows_dir)[1], node_info) for name in names}
+            lacking = {name: self._lacking(name, node_info) for name in names}
         except ComfyUIError as exc:
             return Capability(available=False, reason=str(exc))
         finally:
@@ -89,6 +103,15 @@ class ComfyUIGenerator(ImagePlugin):
             return Capability(available=False, reason=f"ComfyUI at {self.url} lacks what the workflows use: {what}",
                               details=details)  # fmt: skip
         return Capability(available=True, details=details)
+
+    def _lacking(self, name: str, node_info: NodeInfo) -> list[str]:
+        try:
+            graph = load_workflow(name, self.workflows_dir)[1]
+        except ComfyUIError:
+            raise  # the server, not the file
+        except PluginError as exc:
+            return [f"a readable workflow file ({exc})"]
+        return missing_on_server(graph, node_info)
 
     def generate(self, ctx: JobContext, request: BaseModel) -> dict[str, Any]:
         assert isinstance(request, ImageRequest)
@@ -200,7 +223,7 @@ class _PromptRunner:
         size: tuple[int, int],
     ) -> None:
         self.ctx, self.client, self.template, self.request, self.size = ctx, client, template, request, size
-        self.timeout = float(getattr(plugin.settings, "comfyui_timeout_seconds", 3600.0))
+        self.timeout = plugin.config.timeout_seconds
         self.ws: Any = None
 
     def values(self, prompt: str, seed: int) -> dict[str, Any]:

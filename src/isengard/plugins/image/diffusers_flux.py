@@ -21,6 +21,7 @@ from PIL import Image
 from pydantic import BaseModel
 
 from isengard.domain import LoraRef
+from isengard.models.profiles import ProfileName
 from isengard.plugins.api import Capability, JobContext, PluginError
 from isengard.plugins.image.grid import GridCell, grid_params, render_grid
 from isengard.plugins.image.interface import ImagePlugin
@@ -40,6 +41,8 @@ class LoadedPipeline:
     pipe: Any
     model_path: str
     device: str
+    memory_profile: str = "bf16"
+    placement: str = "resident"
     adapters: OrderedDict[str, str] = field(default_factory=OrderedDict)  # file key -> adapter name
     lora_loads: int = 0
 
@@ -47,8 +50,10 @@ class LoadedPipeline:
 class PipelineCache:
     """One resident base pipeline per worker process; counts base loads so tests and benches can check reuse."""
 
-    def __init__(self, max_loras: int = MAX_RESIDENT_LORAS) -> None:
+    def __init__(self, max_loras: int = MAX_RESIDENT_LORAS, memory_profile: ProfileName | None = None) -> None:
+        """`memory_profile`: force a profile instead of the fastest that fits this machine."""
         self.max_loras = max_loras
+        self.memory_profile = memory_profile
         self.loaded: LoadedPipeline | None = None
         self.loads = 0
         self.lock = threading.Lock()
@@ -58,7 +63,7 @@ class PipelineCache:
         if self.loaded is not None and self.loaded.model_path == key:
             return self.loaded
         self.release()
-        self.loaded = _load_pipeline(model_path)
+        self.loaded = _load_pipeline(model_path, self.memory_profile)
         self.loads += 1
         return self.loaded
 
@@ -80,28 +85,31 @@ class PipelineCache:
 PIPELINES = PipelineCache()
 
 
-def _load_pipeline(model_path: Path) -> LoadedPipeline:
+def _load_pipeline(model_path: Path, requested: ProfileName | None) -> LoadedPipeline:
     import torch
-    from diffusers import FluxPipeline
+
+    from isengard.models.loading import load_generation_pipeline
+    from isengard.plugins.image.flux_memory import choose_generation_setup
 
     started = time.perf_counter()
     if not (model_path / "model_index.json").exists():
         raise PluginError(f"no FLUX model at {model_path} (model_index.json is missing)")
     cuda = torch.cuda.is_available()
-    dtype = torch.bfloat16 if cuda else torch.float32
-    pipe = FluxPipeline.from_pretrained(str(model_path), dtype=dtype)
-    device = "cuda" if cuda else "cpu"
-    if cuda and torch.cuda.get_device_properties(0).total_memory < 40 * 1024**3:
-        # FLUX.1-dev in bf16 (~33 GB with both text encoders) does not fit a 24 GB card whole.
-        pipe.enable_model_cpu_offload()
-    else:
-        pipe.to(device)
-    pipe.set_progress_bar_config(disable=True)
+    device = torch.device("cuda" if cuda else "cpu")
+    setup = choose_generation_setup(model_path, device, requested)
+    pipe = load_generation_pipeline(
+        model_path, profile=setup.profile, placement=setup.placement,
+        dtype=torch.bfloat16 if cuda else torch.float32, device=device,
+    )  # fmt: skip
     log.info(
         "base pipeline loaded",
-        extra={"model": str(model_path), "device": device, "seconds": round(time.perf_counter() - started, 2)},
-    )
-    return LoadedPipeline(pipe=pipe, model_path=str(model_path.resolve()), device=device)
+        extra={"model": str(model_path), "device": device.type, "memory": setup.reason,
+               "seconds": round(time.perf_counter() - started, 2)},
+    )  # fmt: skip
+    return LoadedPipeline(
+        pipe=pipe, model_path=str(model_path.resolve()), device=device.type, memory_profile=setup.profile.name,
+        placement=setup.placement,
+    )  # fmt: skip
 
 
 def _file_key(path: Path) -> str:
@@ -168,19 +176,16 @@ class DiffusersFluxGenerator(ImagePlugin):
             "max_resident_loras": self.cache.max_loras,
             "grid": True,
         }
-        if self.settings is None:
-            return Capability(available=True, details=details)
-        from isengard.config import Mode
-        from isengard.models.locate import model_status
-
-        if self.settings.resolved_mode == Mode.PRODUCTION and not torch.cuda.is_available():
+        if not self.host.base_model:
+            return Capability(available=True, details=details)  # built without settings (tests): ctx gives the model
+        if self.host.production and not torch.cuda.is_available():
             return Capability(
                 available=False, reason="production mode needs a CUDA GPU for FLUX.1-dev", details=details
             )
-        status = model_status(self.settings)
-        if not status.present:
-            return Capability(available=False, reason=status.reason, details=details)
-        details["model"] = status.path
+        model = self.host.locate_base_model()
+        if model.path is None:
+            return Capability(available=False, reason=model.reason, details=details)
+        details["model"] = str(model.path)
         return Capability(available=True, details=details)
 
     # Generation -------------------------------------------------------------------------------------------------
@@ -188,7 +193,7 @@ class DiffusersFluxGenerator(ImagePlugin):
     def _base_model_name(self, ctx: JobContext) -> str:
         if ctx.mode == "fast-test":
             return TINY_BASE_MODEL_NAME
-        return str(getattr(self.settings, "base_model", None) or ctx.base_model_path.name)
+        return self.host.base_model or ctx.base_model_path.name
 
     def _lora_files(self, ctx: JobContext, loras: list[LoraRef]) -> list[tuple[Path, float]]:
         root = ctx.data_dir.resolve()

@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from isengard.captions import apply_trigger, substitute_trigger
 from isengard.domain import LoraRef
+from isengard.plugins.api import apply_trigger, substitute_trigger
 
 # Bounds that keep one job from tying up a worker for hours or exhausting GPU memory.
 MIN_SIDE = 64

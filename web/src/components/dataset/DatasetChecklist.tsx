@@ -1,6 +1,5 @@
 import { useQuery } from "@tanstack/react-query";
-import { api } from "../../lib/api";
-import type { DatasetReport } from "../../lib/types";
+import { datasetQueries, type DatasetReport } from "../../features/dataset/api";
 import { Card, ErrorNotice, Spinner } from "../ui";
 
 type Level = "ok" | "warn" | "danger";
@@ -58,14 +57,8 @@ export function checksFromReport(report: DatasetReport): Check[] {
 
 const ICON: Record<Level, string> = { ok: "✓", warn: "!", danger: "✕" };
 
-/** The report for a training resolution (the smallest one a run will use); without one, the API's default. */
 export function useDatasetReport(characterId: string | null | undefined, resolution?: number) {
-  return useQuery({
-    queryKey: ["images", "report", characterId, resolution ?? null],
-    queryFn: ({ signal }) => api.get<DatasetReport>(`/api/characters/${characterId}/dataset/report`, resolution ? { resolution } : undefined, signal),
-    enabled: !!characterId,
-    placeholderData: (previous) => previous,
-  });
+  return useQuery({ ...datasetQueries.report(characterId ?? "", resolution), enabled: !!characterId, placeholderData: (previous) => previous });
 }
 
 export function DatasetChecklist({ characterId, compact, resolution }: { characterId: string; compact?: boolean; resolution?: number }) {

@@ -1,7 +1,8 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { Button, ErrorNotice, Field } from "../../components/ui";
-import { submitGrid, useFinishedRuns, type GenerationParams } from "./api";
+import { generateGrid, generationKeys } from "../generation/api";
+import { useFinishedRuns, type GenerationParams } from "./api";
 import { LiveJob } from "./LiveJob";
 
 /** The form's prompt, size, steps and guidance rendered with every checkpoint of a finished run. */
@@ -13,7 +14,7 @@ export function ComparisonGrid({ prompt, characterId, params }: { prompt: string
   const runs = useFinishedRuns();
   const submit = useMutation({
     mutationFn: () =>
-      submitGrid({
+      generateGrid({
         job_id: jobId,
         prompts: [prompt],
         seeds: seeds.split(/[\s,]+/).filter(Boolean).map(Number),
@@ -39,7 +40,7 @@ export function ComparisonGrid({ prompt, characterId, params }: { prompt: string
         <Button variant="primary" size="sm" disabled={!jobId || !prompt.trim()} loading={submit.isPending} onClick={() => submit.mutate()}>Compare checkpoints</Button>
       </div>
       {submit.error ? <ErrorNotice error={submit.error} title="Could not start the comparison" /> : null}
-      {submitted ? <LiveJob jobId={submitted} onDone={() => void client.invalidateQueries({ queryKey: ["generations"] })} /> : null}
+      {submitted ? <LiveJob jobId={submitted} onDone={() => void client.invalidateQueries({ queryKey: generationKeys.all })} /> : null}
     </div>
   );
 }

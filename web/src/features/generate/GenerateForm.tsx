@@ -1,5 +1,5 @@
 import { Button, ErrorNotice, Field, Switch } from "../../components/ui";
-import type { Character } from "../../lib/types";
+import type { Character } from "../characters/api";
 import { useLoraLibrary, type ImagePlugin, type LoraChoice } from "./api";
 import { EngineField } from "./EngineField";
 import type { CharacterLoraChip } from "./useCharacterLoraChip";

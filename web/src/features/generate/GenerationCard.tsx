@@ -1,6 +1,6 @@
 import { Badge, Button } from "../../components/ui";
 import { timeAgo } from "../../lib/format";
-import type { Generation } from "../../lib/types";
+import type { Generation } from "../generation/api";
 
 export function GenerationCard({ item, onReuse, onOpen }: { item: Generation; onReuse: (g: Generation) => void; onOpen: () => void }) {
   return (
@@ -11,7 +11,7 @@ export function GenerationCard({ item, onReuse, onOpen }: { item: Generation; on
       <div className="media-body">
         <div className="small" title={item.prompt} style={{ overflow: "hidden", textOverflow: "ellipsis", whiteSpace: "nowrap" }}>{item.prompt}</div>
         <div className="small faint">{item.width}×{item.height} · {item.steps} steps · cfg {item.guidance} · seed {item.seed}</div>
-        {item.loras.length ? <div className="row" style={{ gap: 4 }}>{(item.loras as { name?: string; weight?: number }[]).map((l, i) => <Badge key={i} tone="accent">{l.name ?? "LoRA"} × {Number(l.weight ?? 1).toFixed(2)}</Badge>)}</div> : null}
+        {item.loras.length ? <div className="row" style={{ gap: 4 }}>{item.loras.map((l, i) => <Badge key={i} tone="accent">{l.name ?? "LoRA"} × {Number(l.weight ?? 1).toFixed(2)}</Badge>)}</div> : null}
         <div className="row" style={{ gap: 6 }}>
           <Button size="sm" onClick={() => onReuse(item)}>Reuse settings</Button>
           <a className="btn sm ghost" href={item.url} download>Download</a>

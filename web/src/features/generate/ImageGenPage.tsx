@@ -3,10 +3,10 @@ import { useEffect, useState } from "react";
 import { useSearchParams } from "react-router-dom";
 import { Lightbox } from "../../components/Lightbox";
 import { Alert, Button, Card, Empty, ErrorNotice, PageHeader, Spinner } from "../../components/ui";
-import { useHealth } from "../../lib/queries";
-import type { Generation } from "../../lib/types";
-import { useCharacters } from "../../pages/Characters";
-import { submitGeneration, useGallery, useImagePlugins } from "./api";
+import { useCharacters } from "../characters/api";
+import { generate, generationKeys, type Generation } from "../generation/api";
+import { useHealth } from "../system/api";
+import { useGallery, useImagePlugins } from "./api";
 import { ComparisonGrid } from "./ComparisonGrid";
 import { GenerateForm, randomSeed, type Settings } from "./GenerateForm";
 import { GenerationCard } from "./GenerationCard";
@@ -45,7 +45,7 @@ export default function ImageGenPage() {
 
   const submit = useMutation({
     mutationFn: () =>
-      submitGeneration({
+      generate({
         prompt: s.prompt,
         character_id: s.characterId || null,
         loras: s.loras,
@@ -68,7 +68,7 @@ export default function ImageGenPage() {
       ...prev,
       prompt: g.prompt,
       characterId: g.character_id ?? "",
-      loras: (g.loras as { lora_id: string; weight?: number }[]).map((l) => ({ lora_id: l.lora_id, weight: l.weight ?? 1 })),
+      loras: g.loras.map((l) => ({ lora_id: l.lora_id, weight: l.weight ?? 1 })),
       width: g.width,
       height: g.height,
       steps: g.steps,
@@ -90,7 +90,7 @@ export default function ImageGenPage() {
       <div className="cols-side-main">
         <Card>
           <GenerateForm s={s} setS={setS} characters={characters.data ?? []} chip={chip} engines={plugins.data ?? []} onSubmit={() => submit.mutate()} submitting={submit.isPending}
-            error={submit.error} activeJob={activeJob} onDone={() => void client.invalidateQueries({ queryKey: ["generations"] })} />
+            error={submit.error} activeJob={activeJob} onDone={() => void client.invalidateQueries({ queryKey: generationKeys.all })} />
         </Card>
         <div className="stack">
           <Card title="Results" description="Newest first">

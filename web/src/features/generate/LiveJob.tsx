@@ -1,23 +1,21 @@
 import { useState } from "react";
 import { StatusBadge } from "../../components/training/JobBits";
 import { Alert, ProgressBar } from "../../components/ui";
-import { isFinal } from "../../hooks/useJobLive";
-import { useSSE } from "../../hooks/useSSE";
-import type { JobStatus } from "../../lib/types";
+import { isFinal, type JobStatus } from "../jobs/api";
+import { useJobEventStream } from "../jobs/hooks";
 
 export function LiveJob({ jobId, onDone }: { jobId: string; onDone: () => void }) {
   const [progress, setProgress] = useState<{ step: number; total: number } | null>(null);
   const [status, setStatus] = useState<JobStatus>("queued");
   const [error, setError] = useState<string | null>(null);
-  useSSE(isFinal(status) ? null : `/api/jobs/${jobId}/events`, (m) => {
-    const d = (m.data ?? {}) as Record<string, unknown>;
-    if (m.type === "progress") setProgress({ step: Number(d.step), total: Number(d.total) });
-    if (m.type === "status") {
-      setStatus(d.status as JobStatus);
-      if (d.status === "failed") setError(String(d.message ?? "generation failed"));
-      if (isFinal(d.status as JobStatus)) onDone();
+  useJobEventStream(isFinal(status) ? null : jobId, (event) => {
+    if (event.type === "progress") setProgress({ step: event.step, total: event.total });
+    if (event.type === "status") {
+      setStatus(event.status);
+      if (event.status === "failed") setError(event.message ?? "generation failed");
+      if (isFinal(event.status)) onDone();
     }
-    if (m.type === "error") setError(String(d.message));
+    if (event.type === "error") setError(event.message);
   });
   return (
     <div className="stack-sm" data-testid="generation-progress">

@@ -1,5 +1,5 @@
 import { Button } from "../../components/ui";
-import type { Lora } from "../../lib/types";
+import type { Lora } from "../loras/api";
 import type { LoraChoice } from "./api";
 
 export function LoraPicker({ value, onChange, loras }: { value: LoraChoice[]; onChange: (v: LoraChoice[]) => void; loras: Lora[] }) {

@@ -1,7 +1,9 @@
-// The Generate page's reads and writes.
+// The Generate page's reads: the LoRA library, a character's newest LoRA, finished runs for the comparison grid.
 import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
-import { api } from "../../lib/api";
-import type { GenerationPage, Job, JobPage, Lora, LoraPage } from "../../lib/types";
+import { client, unwrap, type Schemas } from "../../api/client";
+import { generationQueries } from "../generation/api";
+import { jobQueries } from "../jobs/api";
+import { loraQueries, type Lora } from "../loras/api";
 
 export interface GenerationParams {
   width: number;
@@ -15,13 +17,10 @@ export interface LoraChoice {
   weight: number;
 }
 
-export interface ImagePlugin {
-  name: string;
-  capability: { available: boolean; reason?: string | null };
-}
+export type ImagePlugin = Schemas["ImagePluginOut"];
 
 export function useLoraLibrary() {
-  return useQuery({ queryKey: ["loras", { all: true }], queryFn: ({ signal }) => api.get<LoraPage>("/api/loras", { limit: 200 }, signal) });
+  return useQuery(loraQueries.list({ limit: 200 }));
 }
 
 /** A character's newest usable LoRA (trained or imported; checkpoints are picked by hand), or null when it has none. */
@@ -30,34 +29,20 @@ export function useCharacterLora(characterId: string) {
     queryKey: ["loras", { character: characterId, newest: true }],
     enabled: !!characterId,
     queryFn: async ({ signal }): Promise<Lora | null> => {
-      const page = await api.get<LoraPage>("/api/loras", { character_id: characterId, limit: 50 }, signal);
+      const page = await unwrap(client.GET("/api/loras", { params: { query: { character_id: characterId, limit: 50 } }, signal }));
       return page.items.find((l) => l.source !== "checkpoint" && l.file_present) ?? null;
     },
   });
 }
 
 export function useGallery() {
-  return useInfiniteQuery({
-    queryKey: ["generations", "gallery"],
-    queryFn: ({ pageParam, signal }) => api.get<GenerationPage>("/api/generations", { limit: 24, cursor: pageParam ?? undefined }, signal),
-    initialPageParam: null as string | null,
-    getNextPageParam: (last) => last.next_cursor ?? null,
-  });
+  return useInfiniteQuery(generationQueries.gallery());
 }
 
 export function useImagePlugins() {
-  return useQuery({ queryKey: ["generation", "plugins"], queryFn: ({ signal }) => api.get<ImagePlugin[]>("/api/generation/plugins", undefined, signal) });
+  return useQuery(generationQueries.plugins());
 }
 
 export function useFinishedRuns() {
-  return useQuery({
-    queryKey: ["jobs", { kind: "training", status: "succeeded", grid: true }],
-    queryFn: ({ signal }) => api.get<JobPage>("/api/jobs", { kind: "training", status: "succeeded", limit: 50 }, signal),
-  });
+  return useQuery(jobQueries.list({ kind: "training", status: "succeeded", limit: 50 }));
 }
-
-export const submitGeneration = (body: GenerationParams & { prompt: string; character_id: string | null; loras: LoraChoice[]; seed: number; num_images: number; plugin: string }) =>
-  api.post<Job>("/api/generation", body);
-
-export const submitGrid = (body: GenerationParams & { job_id: string; prompts: string[]; seeds: number[]; character_id: string | null; include_base: boolean }) =>
-  api.post<Job>("/api/generation/grid", body);

@@ -2,8 +2,8 @@ import { useQueryClient } from "@tanstack/react-query";
 import { useRef, useState } from "react";
 import { Alert, Field, Spinner } from "../../components/ui";
 import { errorMessage } from "../../lib/api-errors";
-import type { Character } from "../../lib/types";
-import { importLora } from "./api";
+import type { Character } from "../characters/api";
+import { importLora, loraKeys } from "./api";
 
 interface Outcome {
   name: string;
@@ -32,7 +32,7 @@ export function LoraImport({ characters }: { characters: Character[] }) {
     }
     setOutcomes(results);
     setBusy(false);
-    void client.invalidateQueries({ queryKey: ["loras"] });
+    void client.invalidateQueries({ queryKey: loraKeys.all });
   }
   return (
     <div className="stack">

@@ -1,8 +1,9 @@
+import { useQuery } from "@tanstack/react-query";
 import { useMemo } from "react";
 import { useSearchParams } from "react-router-dom";
 import { Card, Empty, ErrorNotice, Field, PageHeader, Spinner } from "../../components/ui";
-import { useCharacters } from "../../pages/Characters";
-import { SOURCE_LABELS, useLibrary } from "./api";
+import { useCharacters } from "../characters/api";
+import { loraQueries, SOURCE_LABELS } from "./api";
 import { LoraImport } from "./LoraImport";
 import { LoraRow } from "./LoraRow";
 
@@ -12,7 +13,9 @@ export default function LoraLibraryPage() {
   const source = params.get("source") ?? "";
   const characters = useCharacters();
   const names = useMemo(() => new Map((characters.data ?? []).map((c) => [c.id, c.name])), [characters.data]);
-  const library = useLibrary({ characterId, source });
+  const library = useQuery(
+    loraQueries.list({ character_id: characterId || undefined, source: source ? (source as "trained" | "checkpoint" | "imported") : undefined, limit: 200 }),
+  );
   const set = (key: string, value: string) => {
     const next = new URLSearchParams(params);
     if (value) next.set(key, value);

@@ -3,8 +3,7 @@ import { useState } from "react";
 import { Link } from "react-router-dom";
 import { Badge, Button, ConfirmButton, ErrorNotice } from "../../components/ui";
 import { formatBytes, formatDate } from "../../lib/format";
-import type { Lora } from "../../lib/types";
-import { deleteLora, renameLora, SOURCE_LABELS } from "./api";
+import { deleteLora, loraKeys, renameLora, SOURCE_LABELS, type Lora } from "./api";
 
 export function LoraRow({ lora, characterName }: { lora: Lora; characterName: string | null }) {
   const client = useQueryClient();
@@ -14,7 +13,7 @@ export function LoraRow({ lora, characterName }: { lora: Lora; characterName: st
     mutationFn: () => renameLora(lora.id, name.trim()),
     onSuccess: () => {
       setEditing(false);
-      void client.invalidateQueries({ queryKey: ["loras"] });
+      void client.invalidateQueries({ queryKey: loraKeys.all });
     },
   });
   const generateLink = `/generate?lora=${lora.id}${lora.character_id ? `&character=${lora.character_id}` : ""}`;
@@ -50,7 +49,7 @@ export function LoraRow({ lora, characterName }: { lora: Lora; characterName: st
           <a className="btn sm ghost" href={lora.url} download>Download</a>
           <Button size="sm" variant="ghost" onClick={() => { setName(lora.name); setEditing(true); }}>Rename</Button>
           <ConfirmButton size="sm" variant="ghost" title={`Delete ${lora.name}?`} description="The file is removed from this machine. Images made with it stay in the gallery."
-            onConfirm={async () => { await deleteLora(lora.id); void client.invalidateQueries({ queryKey: ["loras"] }); }}>
+            onConfirm={async () => { await deleteLora(lora.id); void client.invalidateQueries({ queryKey: loraKeys.all }); }}>
             Delete
           </ConfirmButton>
         </div>

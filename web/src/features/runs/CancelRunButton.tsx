@@ -1,8 +1,6 @@
 import { useQueryClient } from "@tanstack/react-query";
 import { ConfirmButton } from "../../components/ui";
-import { keys } from "../../lib/queries";
-import type { Job } from "../../lib/types";
-import { cancelRun } from "./api";
+import { cancelJob, jobKeys, type Job } from "../jobs/api";
 
 /** Cancelling asks first: hours of training may be behind the button. */
 export function CancelRunButton({ job, size = "md", label = "Cancel run" }: { job: Job; size?: "sm" | "md"; label?: string }) {
@@ -16,9 +14,9 @@ export function CancelRunButton({ job, size = "md", label = "Cancel run" }: { jo
       cancelLabel="Keep training"
       disabled={job.cancel_requested}
       onConfirm={async () => {
-        await cancelRun(job.id);
-        void client.invalidateQueries({ queryKey: keys.job(job.id) });
-        void client.invalidateQueries({ queryKey: ["jobs"] });
+        await cancelJob(job.id);
+        void client.invalidateQueries({ queryKey: jobKeys.detail(job.id) });
+        void client.invalidateQueries({ queryKey: jobKeys.all });
       }}
     >
       {job.cancel_requested ? "Cancelling…" : label}

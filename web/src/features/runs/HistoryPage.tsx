@@ -3,29 +3,24 @@ import { useMemo, useState } from "react";
 import { useNavigate, useSearchParams } from "react-router-dom";
 import { StatusBadge } from "../../components/training/JobBits";
 import { Button, Card, Empty, ErrorNotice, Field, PageHeader, Spinner } from "../../components/ui";
-import { api } from "../../lib/api";
 import { formatDate, formatDuration, formatLoss } from "../../lib/format";
-import { keys } from "../../lib/queries";
-import type { JobPage, JobStatus } from "../../lib/types";
-import { useCharacters } from "../../pages/Characters";
+import { useCharacters } from "../characters/api";
+import { isJobStatus, jobQueries, recordedProgress } from "../jobs/api";
 import { RunActions } from "./RunActions";
 
 const PAGE = 50;
 
 export default function TrainingHistory() {
   const [params, setParams] = useSearchParams();
-  const status = (params.get("status") as JobStatus | null) ?? null;
+  const statusParam = params.get("status");
+  const status = isJobStatus(statusParam) ? statusParam : null;
   const characterId = params.get("character");
   const [offset, setOffset] = useState(0);
   const [text, setText] = useState("");
   const navigate = useNavigate();
   const characters = useCharacters();
   const names = useMemo(() => new Map((characters.data ?? []).map((c) => [c.id, c.name])), [characters.data]);
-  const filters = { kind: "training", status, character_id: characterId, offset };
-  const { data, error, isPending, refetch } = useQuery({
-    queryKey: keys.jobs(filters),
-    queryFn: ({ signal }) => api.get<JobPage>("/api/jobs", { ...filters, limit: PAGE }, signal),
-  });
+  const { data, error, isPending, refetch } = useQuery(jobQueries.list({ kind: "training", status, character_id: characterId, offset, limit: PAGE }));
   const set = (key: string, value: string) => {
     const next = new URLSearchParams(params);
     if (value) next.set(key, value);
@@ -64,8 +59,8 @@ export default function TrainingHistory() {
               <thead><tr><th>#</th><th>Run</th><th>Character</th><th>Status</th><th>Settings</th><th>Started</th><th>Duration</th><th>Attempts</th><th>Final loss</th><th /></tr></thead>
               <tbody>
                 {rows.map((job) => {
-                  const progress = (job.progress ?? {}) as Record<string, unknown>;
-                  const config = (job.config ?? {}) as Record<string, unknown>;
+                  const progress = recordedProgress(job);
+                  const config = job.config ?? {};
                   return (
                     <tr key={job.id} className="clickable" onClick={() => navigate(`/training/${job.id}`)}>
                       <td className="mono" data-testid="history-run-number">{job.run_number ?? "—"}</td>
@@ -76,7 +71,7 @@ export default function TrainingHistory() {
                       <td className="muted" data-dynamic>{formatDate(job.started_at ?? job.created_at)}</td>
                       <td data-dynamic>{formatDuration(job.duration_seconds)}</td>
                       <td className="mono" data-testid="history-attempts" title="Attempts: more than one when a worker was lost and the run resumed">{job.attempts}</td>
-                      <td className="mono" data-dynamic>{formatLoss((progress.smoothed_loss as number) ?? (progress.loss as number))}</td>
+                      <td className="mono" data-dynamic>{formatLoss(progress.smoothedLoss ?? progress.loss)}</td>
                       <td onClick={(e) => e.stopPropagation()}><RunActions job={job} /></td>
                     </tr>
                   );

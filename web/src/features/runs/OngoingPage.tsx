@@ -1,17 +1,16 @@
 import { Link } from "react-router-dom";
 import { ConnectionBadge, StatusBadge } from "../../components/training/JobBits";
 import { Card, Empty, ErrorNotice, PageHeader, ProgressBar, Spinner } from "../../components/ui";
-import { useActiveJobs } from "../../hooks/useJobEvents";
-import { useJobLive } from "../../hooks/useJobLive";
 import { formatDuration, formatLoss, timeAgo } from "../../lib/format";
-import type { Job } from "../../lib/types";
+import { configuredSteps, type Job } from "../jobs/api";
+import { useActiveJobs, useJobLive } from "../jobs/hooks";
 import { CancelRunButton } from "./CancelRunButton";
 
 function RunCard({ job }: { job: Job }) {
   const { live, connection } = useJobLive(job.id);
   const p = live.progress;
   const status = live.status ?? job.status;
-  const total = p?.total || Number((job.config as Record<string, unknown>)?.steps ?? 0);
+  const total = p?.total || configuredSteps(job);
   return (
     <Card>
       <div className="job-card" data-testid="run-card">

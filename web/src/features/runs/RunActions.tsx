@@ -1,8 +1,8 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { Link, useNavigate } from "react-router-dom";
-import { isFinal } from "../../hooks/useJobLive";
 import { Button, ConfirmButton, ErrorNotice } from "../../components/ui";
-import type { Job } from "../../lib/types";
+import { isFinal, jobKeys, type Job } from "../jobs/api";
+import { loraKeys } from "../loras/api";
 import { deleteRun, rerun } from "./api";
 
 /** Clone (the Start training form with this run's settings), rerun (the same settings at once), delete. */
@@ -12,7 +12,7 @@ export function RunActions({ job }: { job: Job }) {
   const again = useMutation({
     mutationFn: () => rerun(job),
     onSuccess: (next) => {
-      void client.invalidateQueries({ queryKey: ["jobs"] });
+      void client.invalidateQueries({ queryKey: jobKeys.all });
       navigate(`/training/${next.id}`);
     },
   });
@@ -30,8 +30,8 @@ export function RunActions({ job }: { job: Job }) {
           disabled={!isFinal(job.status)}
           onConfirm={async () => {
             await deleteRun(job.id);
-            void client.invalidateQueries({ queryKey: ["jobs"] });
-            void client.invalidateQueries({ queryKey: ["loras"] });
+            void client.invalidateQueries({ queryKey: jobKeys.all });
+            void client.invalidateQueries({ queryKey: loraKeys.all });
           }}
         >
           Delete

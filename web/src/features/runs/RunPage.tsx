@@ -5,9 +5,9 @@ import { ConnectionBadge, StatusBadge } from "../../components/training/JobBits"
 import { LossChart, type ValidationPoint } from "../../components/training/LossChart";
 import { TrainingLogsPanel } from "../../components/training/TrainingLogsPanel";
 import { Alert, Button, Card, ErrorNotice, PageHeader, ProgressBar, Spinner, Stat, Tab, TabList, TabPanel, Tabs } from "../../components/ui";
-import { isFinal, useJobLive } from "../../hooks/useJobLive";
 import { formatDate, formatDuration, formatLoss } from "../../lib/format";
-import { keys } from "../../lib/queries";
+import { configuredSteps, isFinal, jobKeys } from "../jobs/api";
+import { useJobLive } from "../jobs/hooks";
 import { resumeRun } from "./api";
 import { CancelRunButton } from "./CancelRunButton";
 import { SamplesGrid } from "./SamplesGrid";
@@ -42,9 +42,9 @@ export default function TrainingDetail() {
   const resume = useMutation({
     mutationFn: () => resumeRun(jobId),
     onSuccess: () => {
-      void client.invalidateQueries({ queryKey: keys.job(jobId) });
-      void client.invalidateQueries({ queryKey: keys.jobHistory(jobId) });
-      void client.invalidateQueries({ queryKey: ["jobs"] });
+      void client.invalidateQueries({ queryKey: jobKeys.detail(jobId) });
+      void client.invalidateQueries({ queryKey: jobKeys.history(jobId) });
+      void client.invalidateQueries({ queryKey: jobKeys.all });
     },
   });
   if (jobError) {
@@ -58,7 +58,7 @@ export default function TrainingDetail() {
   if (!job) return <div className="page"><Spinner label="Loading the run" /></div>;
   const status = live.status ?? job.status;
   const progress = live.progress;
-  const total = progress?.total || Number((job.config as Record<string, unknown>)?.steps ?? 0);
+  const total = progress?.total || configuredSteps(job);
   const running = !isFinal(status);
   const error = live.error ?? job.error;
   // A stopped run with a checkpoint can continue from it, as a new attempt of the same run.
@@ -118,7 +118,7 @@ export default function TrainingDetail() {
         <TabPanel value="samples"><Card><SamplesGrid samples={[...live.samples.values()]} checkpoints={[...live.checkpoints.values()]} characterId={job.character_id} /></Card></TabPanel>
         <TabPanel value="checkpoints"><Card flush><CheckpointsPanel checkpoints={[...live.checkpoints.values()]} characterId={job.character_id} /></Card></TabPanel>
         <TabPanel value="logs"><Card><TrainingLogsPanel lines={live.logs} /></Card></TabPanel>
-        <TabPanel value="config"><Card><ConfigList config={(job.config ?? {}) as Record<string, unknown>} /></Card></TabPanel>
+        <TabPanel value="config"><Card><ConfigList config={job.config ?? {}} /></Card></TabPanel>
       </Tabs>
     </div>
   );

@@ -2,7 +2,7 @@ import { useMemo, useState } from "react";
 import { Link } from "react-router-dom";
 import { Lightbox } from "../../components/Lightbox";
 import { Empty, Field } from "../../components/ui";
-import type { MediaRef } from "../../hooks/useJobLive";
+import type { MediaRef } from "../jobs/live";
 
 /**
  * Samples as a table: a row per prompt, a column per sampled step (same seed along a row), so the best step shows at

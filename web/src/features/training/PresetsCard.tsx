@@ -1,18 +1,17 @@
-import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { Button, Card, ErrorNotice } from "../../components/ui";
-import { keys as queryKeys } from "../../lib/queries";
-import { savePreset, usePresets, type TrainingPlugin } from "./api";
+import { savePreset, trainingKeys, trainingQueries, type TrainingPlugin } from "./api";
 
 export function PresetsCard({ plugin, values, onApply }: { plugin: TrainingPlugin | undefined; values: Record<string, unknown>; onApply: (config: Record<string, unknown>) => void }) {
   const client = useQueryClient();
-  const presets = usePresets();
+  const presets = useQuery(trainingQueries.presets());
   const [presetName, setPresetName] = useState("");
   const save = useMutation({
     mutationFn: () => savePreset({ name: presetName, plugin: plugin?.name, config: values }),
     onSuccess: () => {
       setPresetName("");
-      void client.invalidateQueries({ queryKey: queryKeys.presets });
+      void client.invalidateQueries({ queryKey: trainingKeys.presets });
     },
   });
   return (

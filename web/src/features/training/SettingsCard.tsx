@@ -3,7 +3,7 @@ import { Button, Card } from "../../components/ui";
 import type { TrainingPlugin } from "./api";
 
 // The knobs most runs touch; everything else sits in the advanced section.
-const BASIC = ["steps", "learning_rate", "rank", "alpha", "batch_size", "resolutions", "resolution", "sample_every", "checkpoint_every", "save_every", "sample_prompts"];
+const BASIC = ["steps", "learning_rate", "rank", "alpha", "batch_size", "resolutions", "sample_every", "checkpoint_every", "sample_prompts"];
 
 export function SettingsCard({ plugin, schema, values, setValues, errors }: {
   plugin: TrainingPlugin | undefined;

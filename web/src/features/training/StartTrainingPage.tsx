@@ -1,20 +1,18 @@
-import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { useEffect, useMemo, useState } from "react";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useEffect, useState } from "react";
 import { useNavigate, useSearchParams } from "react-router-dom";
 import { DatasetChecklist } from "../../components/dataset/DatasetChecklist";
 import { defaultsOf } from "../../components/training/SchemaForm";
 import { Alert, Button, ErrorNotice, PageHeader, Spinner } from "../../components/ui";
 import { ApiError, errorMessage } from "../../lib/api-errors";
-import { useHealth } from "../../lib/queries";
-import { useCharacters } from "../../pages/Characters";
-import { startRun, useEstimate, useRunToClone, useTrainingPlugins } from "./api";
+import { useCharacters } from "../characters/api";
+import { jobKeys, jobQueries } from "../jobs/api";
+import { startTraining, trainingQueries } from "./api";
 import { EstimateCard } from "./EstimateCard";
 import { PresetsCard } from "./PresetsCard";
 import { SettingsCard } from "./SettingsCard";
 import { WhatToTrainCard } from "./WhatToTrainCard";
 
-// Rough steps per second, for the estimate before any run has been measured.
-const NOMINAL_IT_PER_S: Record<string, number> = { "fast-test": 8, production: 0.8 };
 
 function fieldErrors(error: unknown): Record<string, string> {
   if (!(error instanceof ApiError) || !error.body || typeof error.body !== "object") return {};
@@ -40,17 +38,17 @@ export default function StartTrainingPage() {
   const navigate = useNavigate();
   const client = useQueryClient();
   const characters = useCharacters();
-  const health = useHealth();
-  const clone = useRunToClone(params.get("from"));
+  const cloneId = params.get("from") ?? "";
+  const clone = useQuery({ ...jobQueries.detail(cloneId), enabled: !!cloneId });
   const [characterId, setCharacterId] = useState(params.get("character") ?? "");
   const [pluginName, setPluginName] = useState("");
   const [name, setName] = useState("");
   const [values, setValues] = useState<Record<string, unknown>>({});
-  const plugins = useTrainingPlugins();
+  const plugins = useQuery(trainingQueries.plugins());
   // Start on an engine that can run here (ai-toolkit needs its own install; flux-lora always runs).
   const plugin =
     plugins.data?.find((p) => p.name === pluginName) ?? plugins.data?.find((p) => p.capability?.available !== false) ?? plugins.data?.[0];
-  const schema = plugin?.config_schema ?? plugin?.schema;
+  const schema = plugin?.config_schema;
 
   useEffect(() => {
     if (plugin && schema) {
@@ -71,16 +69,15 @@ export default function StartTrainingPage() {
   }, [characters.data, characterId]);
 
   const steps = Number(values.steps ?? 0);
-  const nominalSeconds = useMemo(() => {
-    const rate = NOMINAL_IT_PER_S[health.data?.mode ?? "production"] ?? 1;
-    return steps ? steps / rate : null;
-  }, [steps, health.data?.mode]);
-  const estimate = useEstimate(characterId, plugin, values);
+  const estimate = useQuery({
+    ...trainingQueries.estimate({ character_id: characterId, plugin: plugin?.name, config: values }),
+    enabled: !!characterId && !!plugin && plugin.capability?.available !== false && Object.keys(values).length > 0,
+  });
 
   const submit = useMutation({
-    mutationFn: () => startRun({ character_id: characterId, plugin: plugin?.name, config: values, name: name || undefined }),
+    mutationFn: () => startTraining({ character_id: characterId, plugin: plugin?.name, config: values, name: name || undefined }),
     onSuccess: (job) => {
-      void client.invalidateQueries({ queryKey: ["jobs"] });
+      void client.invalidateQueries({ queryKey: jobKeys.all });
       navigate(`/training/${job.id}`);
     },
   });
@@ -113,7 +110,7 @@ export default function StartTrainingPage() {
           </div>
         </form>
         <div className="stack">
-          <EstimateCard estimate={estimate} steps={steps} nominalSeconds={nominalSeconds} />
+          <EstimateCard estimate={estimate} steps={steps} />
           {characterId ? <DatasetChecklist characterId={characterId} resolution={smallestResolution(values)} /> : <Alert tone="info" title="Choose a character">Its dataset is checked here before you start.</Alert>}
           <PresetsCard plugin={plugin} values={values} onApply={(config) => setValues((prev) => ({ ...prev, ...config }))} />
         </div>

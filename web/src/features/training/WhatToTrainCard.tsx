@@ -1,6 +1,6 @@
 import { Link } from "react-router-dom";
 import { Card, Empty, Field } from "../../components/ui";
-import type { Character } from "../../lib/types";
+import type { Character } from "../characters/api";
 import type { TrainingPlugin } from "./api";
 
 /** Character, engine and name; an engine that cannot run here says why where it is chosen. */

@@ -1,56 +1,45 @@
-// Start training: engines, presets, the server's estimate, submission, and a run to clone.
-import { useQuery } from "@tanstack/react-query";
-import type { JsonSchema } from "../../components/training/SchemaForm";
-import { api, request } from "../../lib/api";
-import { keys as queryKeys } from "../../lib/queries";
-import type { Job } from "../../lib/types";
+// Training: the engines and their config schemas, presets, the server's estimate, and starting a run.
+import { queryOptions } from "@tanstack/react-query";
+import { client, unwrap, type Schemas } from "../../api/client";
 
-export interface TrainingPlugin {
-  name: string;
-  description?: string;
-  capability?: { available: boolean; reason?: string | null };
-  config_schema?: JsonSchema;
-  schema?: JsonSchema;
-  defaults?: Record<string, unknown>;
+export type TrainingPlugin = Schemas["TrainingPluginOut"];
+export type Preset = Schemas["PresetOut"];
+export type PresetCreate = Schemas["PresetCreate"];
+export type TrainingCreate = Schemas["TrainingCreate"];
+
+export const trainingKeys = {
+  plugins: ["training", "plugins"] as const,
+  presets: ["training", "presets"] as const,
+  estimate: (request: TrainingCreate) => ["training", "estimate", request] as const,
+};
+
+export const trainingQueries = {
+  plugins: () =>
+    queryOptions({
+      queryKey: trainingKeys.plugins,
+      queryFn: ({ signal }) => unwrap(client.GET("/api/training/plugins", { signal })),
+    }),
+  presets: () =>
+    queryOptions({
+      queryKey: trainingKeys.presets,
+      queryFn: ({ signal }) => unwrap(client.GET("/api/training/presets", { signal })),
+      retry: false,
+    }),
+  /** What a run with this request would take (steps, time from measured speed) and what the server warns about. */
+  estimate: (request: TrainingCreate) =>
+    queryOptions({
+      queryKey: trainingKeys.estimate(request),
+      queryFn: ({ signal }) => unwrap(client.POST("/api/training/estimate", { body: request, signal })),
+      retry: false,
+    }),
+};
+
+export function startTraining(request: TrainingCreate) {
+  return unwrap(client.POST("/api/training", { body: request }));
 }
 
-export interface Preset {
-  id: string;
-  name: string;
-  plugin: string;
-  config: Record<string, unknown>;
+export function savePreset(preset: PresetCreate) {
+  return unwrap(client.POST("/api/training/presets", { body: preset }));
 }
 
-export interface Estimate {
-  steps: number;
-  estimated_seconds: number;
-  basis: string;
-  warnings?: string[];
-}
-
-export function useTrainingPlugins() {
-  return useQuery({ queryKey: queryKeys.plugins, queryFn: ({ signal }) => api.get<TrainingPlugin[]>("/api/training/plugins", undefined, signal) });
-}
-
-export function usePresets() {
-  return useQuery({ queryKey: queryKeys.presets, queryFn: ({ signal }) => api.get<Preset[]>("/api/training/presets", undefined, signal), retry: false });
-}
-
-/** The server's estimate knows the dataset and the measured speed; its refusal says why a run would not start. */
-export function useEstimate(characterId: string, plugin: TrainingPlugin | undefined, values: Record<string, unknown>) {
-  return useQuery({
-    queryKey: ["training", "estimate", characterId, plugin?.name, values],
-    queryFn: ({ signal }) =>
-      request<Estimate>("/api/training/estimate", { method: "POST", body: { character_id: characterId, plugin: plugin?.name, config: values }, signal }),
-    enabled: !!characterId && !!plugin && plugin.capability?.available !== false && Object.keys(values).length > 0,
-    retry: false,
-  });
-}
-
-/** The run a "Clone" link names (`?from=`): its character, engine and settings fill the form. */
-export function useRunToClone(jobId: string | null) {
-  return useQuery({ queryKey: queryKeys.job(jobId ?? ""), enabled: !!jobId, queryFn: ({ signal }) => api.get<Job>(`/api/jobs/${jobId}`, undefined, signal) });
-}
-
-export const startRun = (body: { character_id: string; plugin?: string; config: Record<string, unknown>; name?: string }) => api.post<Job>("/api/training", body);
-export const savePreset = (body: { name: string; plugin?: string; config: Record<string, unknown> }) => api.post<Preset>("/api/training/presets", body);
+export type Estimate = Schemas["TrainingEstimate"];

@@ -9,7 +9,7 @@ import unicodedata
 from collections.abc import Sequence
 
 from fastapi import HTTPException
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,13 +27,12 @@ from isengard.api.services.dataset.caption_files import mirror_committed_caption
 from isengard.api.services.dataset.images import dataset_query
 from isengard.api.support.rows import get_or_404, get_or_422
 from isengard.captions import mentions_trigger, normalize_caption, prepend_trigger
-from isengard.db.models import Character, Image, Job, Lora
-from isengard.domain import JobStatus, utcnow
+from isengard.db.models import Character, Image, Lora
+from isengard.domain import utcnow
+from isengard.jobs.states import detach_character
 from isengard.storage import DataTree
 
 log = logging.getLogger(__name__)
-
-ACTIVE_JOB_STATUSES = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 
 
 def name_key(name: str) -> str:
@@ -183,11 +182,7 @@ def describe_character(db: Session, character_id: str) -> CharacterOut:
 def delete_character(db: Session, data: DataTree, character_id: str) -> None:
     """Refused while a job of the character is queued or running; else its rows, then its folders, go."""
     character = get_character(db, character_id)
-    active = db.scalar(
-        select(func.count())
-        .select_from(Job)
-        .where(Job.character_id == character_id, Job.status.in_(ACTIVE_JOB_STATUSES))
-    )
+    active = detach_character(db, character_id)
     if active:
         raise HTTPException(
             status_code=409,
@@ -198,7 +193,6 @@ def delete_character(db: Session, data: DataTree, character_id: str) -> None:
     # Explicit deletes: the schema cascades too, but not every database enforces foreign keys the same way.
     db.execute(delete(Image).where(Image.character_id == character_id))
     db.execute(delete(Lora).where(Lora.character_id == character_id))
-    db.execute(update(Job).where(Job.character_id == character_id).values(character_id=None))
     db.delete(character)
     db.commit()
     # Files go after the rows: a crash in between leaves unreferenced files, never rows pointing at nothing.

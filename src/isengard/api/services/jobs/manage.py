@@ -1,7 +1,6 @@
 """Job submission, listing, cancellation, artifacts and history.
 
-A job is a database row first and a stream entry second: `submit_job` commits the row, then enqueues it. When
-Redis is down the row simply stays `queued` and the API's recovery task enqueues it once Redis answers again.
+Every change of a job's state is `isengard.jobs.states`'s; this module is the HTTP side of it.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from typing import Any
 
 import redis
 from fastapi import HTTPException
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.jobs import (
@@ -29,18 +28,13 @@ from isengard.api.support import download_names
 from isengard.api.support.rows import get_or_404
 from isengard.db.models import Job, JobArtifact
 from isengard.domain import ArtifactKind, JobKind, JobStatus, LogEvent, ProgressEvent, StatusEvent, utcnow
+from isengard.jobs import states
+from isengard.jobs.history import load_events
 from isengard.logging import correlation_id
-from isengard.queue import events as queue_events
-from isengard.queue import jobs as queue
-from isengard.queue.history import add_events, load_events
 from isengard.queue.workers import worker_lost
 from isengard.storage import UnsafePathError
 
 log = logging.getLogger(__name__)
-
-
-def publish_event(services: Services, event: Any) -> None:
-    queue_events.publish(services.redis, event, maxlen=services.settings.event_stream_maxlen)
 
 
 def submit_job(
@@ -56,33 +50,20 @@ def submit_job(
     run_number: int | None = None,
 ) -> Job:
     """Insert the job row (queued), commit it, then put it on the queue. Returns the job even if Redis is down."""
-    job = Job(
-        run_number=run_number,
-        kind=JobKind(kind).value,
-        status=JobStatus.QUEUED.value,
+    return states.submit(
+        session,
+        services.redis,
+        event_maxlen=services.settings.event_stream_maxlen,
+        kind=kind,
         plugin=plugin,
+        payload=payload,
+        config=config,
         character_id=character_id,
         name=name,
-        config=config,
-        payload=payload,
         max_attempts=services.settings.max_attempts,
         correlation_id=correlation_id.get(),
+        run_number=run_number,
     )
-    session.add(job)
-    session.flush()
-    queued = StatusEvent(job_id=job.id, status=JobStatus.QUEUED)
-    add_events(session, [queued])
-    session.commit()
-    try:
-        job.stream_id = queue.enqueue(services.redis, job.kind, job.id)
-        session.commit()
-    except redis.RedisError as exc:
-        # The row is the source of truth: the recovery task enqueues it when Redis is back.
-        log.warning("job saved but not enqueued: redis is unavailable", extra={"job_id": job.id, "error": str(exc)})
-        return job
-    publish_event(services, queued)
-    log.info("job submitted", extra={"job_id": job.id, "kind": job.kind, "plugin": plugin})
-    return job
 
 
 def job_out(services: Services, job: Job) -> JobOut:
@@ -127,43 +108,11 @@ def list_jobs(
 
 def cancel_job(services: Services, session: Session, job_id: str) -> Job:
     """A queued job is cancelled at once; a running one gets a flag its plugin polls between steps."""
-    job = get_job(session, job_id)
-    if JobStatus(job.status).is_final:
-        raise HTTPException(status_code=409, detail=f"job {job_id} is already {job.status}; nothing to cancel")
-    now = utcnow()
-    # Conditional update: a worker may be moving the job to running at this very moment.
-    cancelled_queued = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.QUEUED.value)
-        .values(status=JobStatus.CANCELLED.value, cancel_requested=True, finished_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(cancelled_queued, "rowcount", 0) == 1:
-        event = StatusEvent(job_id=job_id, status=JobStatus.CANCELLED, message="cancelled before it started")
-        add_events(session, [event])
-        session.commit()
-        session.refresh(job)
-        try:
-            if job.stream_id:
-                queue.remove_entry(services.redis, job.kind, job.stream_id)
-        except redis.RedisError:
-            pass  # a worker that meets the entry later sees the cancelled row and acks it
-        publish_event(services, event)
-        return job
-    session.refresh(job)
-    if JobStatus(job.status).is_final:
-        raise HTTPException(status_code=409, detail=f"job {job_id} is already {job.status}; nothing to cancel")
-    job.cancel_requested = True
-    notice = LogEvent(job_id=job_id, level="warning", message="cancel requested; stopping at the next safe point")
-    add_events(session, [notice])
-    session.commit()
+    get_job(session, job_id)
     try:
-        queue.request_cancel(services.redis, job_id)
-    except redis.RedisError:
-        # The worker also reads cancel_requested from the database when Redis is unreachable.
-        log.warning("cancel flag not set in redis", extra={"job_id": job_id})
-    publish_event(services, notice)
-    return job
+        return states.cancel(session, services.redis, job_id, event_maxlen=services.settings.event_stream_maxlen)
+    except states.NotCancellableError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
 
 
 # --- Artifacts and history ------------------------------------------------------------------------------------------

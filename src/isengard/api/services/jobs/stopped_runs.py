@@ -10,21 +10,20 @@ import logging
 import shutil
 from pathlib import Path
 
-import redis
 from fastapi import HTTPException
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
-from isengard.api.services.jobs.manage import get_job, publish_event
+from isengard.api.services.jobs.manage import get_job
 from isengard.api.services.loras.library import jobs_using
 from isengard.api.state import Services
 from isengard.db.models import Generation, Job, JobArtifact, JobEventRecord, Lora
-from isengard.domain import JobKind, JobStatus, StatusEvent, utcnow
+from isengard.domain import JobKind, JobStatus
+from isengard.jobs import states
+from isengard.jobs.artifacts import JobSnapshot
 from isengard.plugins.checkpoint_folders import checkpoint_step, latest_checkpoint_in
-from isengard.queue import jobs as queue
-from isengard.queue.history import add_events
 from isengard.storage import DataTree
-from isengard.worker.context import JobSnapshot, job_work_dir
+from isengard.worker.context import job_work_dir
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,7 @@ def _training_run(session: Session, job_id: str) -> Job:
 
 
 def resume_job(services: Services, session: Session, job_id: str) -> Job:
-    """Queue a cancelled or failed run again; it gets a fresh allowance of attempts."""
+    """Queue a cancelled or failed run again from its newest complete checkpoint."""
     job = _training_run(session, job_id)
     if job.status not in RESUMABLE:
         raise HTTPException(status_code=409, detail=f"the run is {job.status}: only a cancelled or failed run resumes")
@@ -52,38 +51,19 @@ def resume_job(services: Services, session: Session, job_id: str) -> Job:
     step = checkpoint_step(checkpoint) if checkpoint is not None else None
     if step is None:
         raise HTTPException(status_code=409, detail="the run saved no checkpoint to resume from: start it again")
-    now = utcnow()
-    changed = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == job.status)
-        .values(
-            status=JobStatus.QUEUED.value,
-            cancel_requested=False,
-            error=None,
-            worker_id=None,
-            finished_at=None,
-            updated_at=now,
-            max_attempts=Job.attempts + services.settings.max_attempts,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(changed, "rowcount", 0) != 1:
-        raise HTTPException(status_code=409, detail="the run changed meanwhile; reload it")
-    event = StatusEvent(job_id=job_id, status=JobStatus.QUEUED, message=f"resuming from the checkpoint of step {step}")
-    add_events(session, [event])
-    session.commit()
-    session.refresh(job)
     try:
-        queue.clear_job_keys(services.redis, job_id)  # the earlier attempt's cancel flag must not stop this one
-        job.stream_id = queue.enqueue(services.redis, job.kind, job.id)
-        session.commit()
-    except redis.RedisError as exc:
-        # Queued in the database: the recovery task enqueues it once Redis answers.
-        log.warning("resume saved but not enqueued: redis is unavailable", extra={"job_id": job_id, "error": str(exc)})
-        return job
-    publish_event(services, event)
+        resumed = states.resume(
+            session,
+            services.redis,
+            job,
+            step=step,
+            extra_attempts=services.settings.max_attempts,
+            event_maxlen=services.settings.event_stream_maxlen,
+        )
+    except states.NotResumableError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
     log.info("run resumed", extra={"job_id": job_id, "step": step})
-    return job
+    return resumed
 
 
 def delete_job(services: Services, session: Session, job_id: str) -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from isengard.db.models import Generation, Job, JobArtifact
+from isengard.db.models import Generation, JobArtifact
+
+if TYPE_CHECKING:
+    from isengard.jobs.artifacts import JobSnapshot
 
 
-def record_generation(session: Session, job: Job, artifact: JobArtifact) -> Generation:
+def record_generation(session: Session, job: JobSnapshot, artifact: JobArtifact) -> Generation:
     """The `generations` row of an output image; its parameters come from the artifact's metadata.
 
     One row per (job, path): a retried attempt that saves the same image again updates the row it left.

@@ -1,4 +1,4 @@
-// URL error logging & redaction: what leaves the browser in a log is scrubbed of secrets first.
+// Client-log redaction: what leaves the browser in a log is scrubbed of secrets first.
 // The server redacts again (src/isengard/redaction.py); this side keeps secrets off the wire as well.
 
 export const REDACTED = "[redacted]";

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from isengard.db.models import Job, JobArtifact, Lora
+from isengard.db.models import JobArtifact, Lora
 from isengard.domain import ArtifactKind
 
+if TYPE_CHECKING:
+    from isengard.jobs.artifacts import JobSnapshot
 
-def record_lora(session: Session, job: Job, artifact: JobArtifact) -> Lora:
+
+def record_lora(session: Session, job: JobSnapshot, artifact: JobArtifact) -> Lora:
     """The `loras` row of a final LoRA (source "trained") or an intermediate checkpoint (source "checkpoint").
 
     One row per (job, path): a retried attempt that saves the same file again updates the row it left.
