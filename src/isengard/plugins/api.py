@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from isengard.caption_style import CaptionStyle, apply_style, instruction
-from isengard.captions import substitute_trigger
+from isengard.captions import apply_trigger, substitute_trigger
 from isengard.domain import ArtifactKind, PluginKind
 from isengard.imaging import make_thumbnail
 from isengard.plugins.checkpoint_folders import COMPLETE, checkpoint_dir, complete_checkpoints
@@ -40,6 +40,7 @@ __all__ = [
     "PluginSettings",
     "SettingsConfigDict",
     "apply_style",
+    "apply_trigger",
     "atomic_path",
     "atomic_write_bytes",
     "checkpoint_dir",
