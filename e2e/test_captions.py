@@ -63,7 +63,7 @@ def test_caption_a_dataset_from_the_character_page(page: Page, app: RunningApp, 
     page.screenshot(path=str(screenshot_path("captions")), full_page=True)
 
     # Regenerate that one caption with the model: it replaces the hand-written one, trigger word first.
-    first_card.get_by_role("button", name=f"Regenerate the caption of {first['original_name']}").click()
+    first_card.get_by_role("button", name=f"Regenerate the AI caption for {first['original_name']}").click()
     editor = page.get_by_label(f"Caption of {first['original_name']}", exact=True)
     expect(editor).to_have_value(re.compile(r"^\[trigger\], "), timeout=CAPTION_TIMEOUT_MS)
     # The model's caption names the subject by the trigger word (its gibberish may still be long for CLIP).

@@ -92,8 +92,7 @@ export function ImageCard({ image, selected, onToggle, editable = true, characte
             {image.flags.map((flag) => <Badge key={flag} tone="warn">{isQualityFlag(flag) ? FLAG_LABELS[flag] : flag}</Badge>)}
           </div>
         ) : null}
-        {/* Keyed by the stored caption: a caption written elsewhere (a caption job) replaces what the editor shows. */}
-        {editable ? <CaptionEditor key={image.caption} image={image} /> : image.caption ? <span className="small muted">{image.caption}</span> : null}
+        {editable ? <CaptionEditor image={image} /> : image.caption ? <span className="small muted">{image.caption}</span> : null}
         {captionExtras?.(image)}
       </div>
     </div>

@@ -65,7 +65,7 @@ export function CaptionFindings({ image }: { image: ImageOut }) {
           size="sm"
           variant="ghost"
           loading={busy}
-          aria-label={`Regenerate the caption of ${image.original_name}`}
+          aria-label={`Regenerate the AI caption for ${image.original_name}`}
           onClick={async () => {
             setError(null);
             try {
