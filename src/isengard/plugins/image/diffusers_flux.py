@@ -189,6 +189,14 @@ class DiffusersFluxGenerator(ImagePlugin):
         if not status.present:
             return Capability(available=False, reason=status.reason, details=details)
         details["model"] = status.path
+        if torch.cuda.is_available() and status.path:
+            from isengard.plugins.image.flux_memory import choose_generation_setup
+
+            # How this worker would hold the model now: which profile, resident or offloaded, and the estimate.
+            try:
+                details["memory"] = choose_generation_setup(Path(status.path), torch.device("cuda")).reason
+            except (OSError, ValueError) as exc:  # an incomplete model folder: generation itself will say so
+                details["memory"] = f"no plan: {exc}"
         return Capability(available=True, details=details)
 
     # Generation -------------------------------------------------------------------------------------------------
