@@ -22,7 +22,13 @@ from safetensors import safe_open
 
 from isengard.domain import ArtifactKind
 from isengard.plugins.api import JobCancelled, PluginError
-from isengard.plugins.training.ai_toolkit import AiToolkitRun, AiToolkitTrainer, parse_progress, prepare_dataset
+from isengard.plugins.training.ai_toolkit import (
+    AiToolkitRun,
+    AiToolkitSettings,
+    AiToolkitTrainer,
+    parse_progress,
+    prepare_dataset,
+)
 from isengard.plugins.training.ai_toolkit_config import AiToolkitConfig, job_config
 from tests.conftest import make_settings
 from tests.support.ai_toolkit_run import step_loss
@@ -52,7 +58,7 @@ def model_dir(tmp_path: Path) -> Path:
 
 def _trainer(tmp_path: Path, toolkit: Path) -> AiToolkitTrainer:
     # The stand-in needs only the test interpreter; a real install has its own .venv.
-    return AiToolkitTrainer(make_settings(tmp_path / "s", ai_toolkit_path=toolkit, ai_toolkit_python=sys.executable))
+    return AiToolkitTrainer(make_settings(tmp_path / "s"), AiToolkitSettings(path=toolkit, python=sys.executable))
 
 
 def _context(tmp_path: Path, model_dir: Path, **options: Any) -> RecordingContext:
@@ -129,8 +135,8 @@ def test_dataset_folder_has_images_and_substituted_captions(tmp_path: Path) -> N
 
 
 def test_not_installed_is_unavailable_with_a_reason(tmp_path: Path) -> None:
-    assert "ISENGARD_AI_TOOLKIT_PATH" in (AiToolkitTrainer(make_settings(tmp_path)).capabilities().reason or "")
-    missing = AiToolkitTrainer(make_settings(tmp_path, ai_toolkit_path=tmp_path / "nope")).capabilities()
+    assert "ISENGARD_AI_TOOLKIT_PATH" in (AiToolkitTrainer(None, AiToolkitSettings()).capabilities().reason or "")
+    missing = AiToolkitTrainer(None, AiToolkitSettings(path=tmp_path / "nope")).capabilities()
     assert not missing.available and "run.py" in (missing.reason or "")
 
 
@@ -142,20 +148,20 @@ def _fake_python(path: Path) -> Path:
 
 
 def test_its_own_virtual_environment_runs_it_never_isengards(toolkit: Path, tmp_path: Path) -> None:
-    settings = make_settings(tmp_path / "s", ai_toolkit_path=toolkit)
-    bare = AiToolkitTrainer(settings).capabilities()
+    settings = AiToolkitSettings(path=toolkit)
+    bare = AiToolkitTrainer(None, settings).capabilities()
     # Without a venv of its own, ai-toolkit is not run with Isengard's interpreter: the reason says what is missing.
     assert not bare.available
     assert ".venv" in (bare.reason or "") and "ISENGARD_AI_TOOLKIT_PYTHON" in (bare.reason or "")
     venv = _fake_python(toolkit / "venv" / "bin" / "python")
-    assert AiToolkitTrainer(settings).capabilities().details["python"] == str(venv)
+    assert AiToolkitTrainer(None, settings).capabilities().details["python"] == str(venv)
     dot_venv = _fake_python(toolkit / ".venv" / "bin" / "python")  # what its installer and UI use: preferred
-    assert AiToolkitTrainer(settings).capabilities().details["python"] == str(dot_venv)
+    assert AiToolkitTrainer(None, settings).capabilities().details["python"] == str(dot_venv)
     elsewhere = _fake_python(tmp_path / "envs" / "aitk" / "bin" / "python")
-    chosen = make_settings(tmp_path / "s", ai_toolkit_path=toolkit, ai_toolkit_python=elsewhere)
-    assert AiToolkitTrainer(chosen).capabilities().details["python"] == str(elsewhere)
-    wrong = make_settings(tmp_path / "s", ai_toolkit_path=toolkit, ai_toolkit_python=tmp_path / "none" / "python")
-    refused = AiToolkitTrainer(wrong).capabilities()
+    chosen = AiToolkitSettings(path=toolkit, python=elsewhere)
+    assert AiToolkitTrainer(None, chosen).capabilities().details["python"] == str(elsewhere)
+    wrong = AiToolkitSettings(path=toolkit, python=tmp_path / "none" / "python")
+    refused = AiToolkitTrainer(None, wrong).capabilities()
     assert not refused.available and str(tmp_path / "none" / "python") in (refused.reason or "")
 
 

@@ -44,6 +44,7 @@ CANCEL_POLL_SECONDS = 0.2  # how often the Redis cancel flag is read at most
 DB_CANCEL_POLL_SECONDS = 2.0  # the database flag survives a Redis flush; read it less often
 LOSS_EMA_BETA = 0.9
 RATE_WINDOW = 50  # progress reports the it/s estimate looks back over
+TRAINING_STAGE = "training"  # the stage whose steps are a run's measured speed
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -103,6 +104,8 @@ class WorkerJobContext:
         self._pending_progress: dict[str, Any] | None = None
         self._last_flush = 0.0
         self.last_step: int | None = None
+        # (step, time) of the first and latest training steps reported: the run's measured speed.
+        self._training: list[tuple[int, float]] = []
 
     # --- Paths --------------------------------------------------------------------------------------------------
 
@@ -194,9 +197,19 @@ class WorkerJobContext:
             stage=stage,
         )
         self.last_step = step
+        if stage == TRAINING_STAGE:
+            self._training = [self._training[0] if self._training else (step, now), (step, now)]
         self._record(event)
         self._pending_progress = event.model_dump(mode="json", exclude={"job_id", "type"})
         self._maybe_flush(force=step >= total)
+
+    @property
+    def seconds_per_step(self) -> float | None:
+        """This attempt's speed over its training steps; None before two of them were reported."""
+        if len(self._training) < 2 or self._training[1][0] <= self._training[0][0]:
+            return None
+        (first, started), (last, now) = self._training
+        return (now - started) / (last - first)
 
     def log(self, message: str, level: str = "info", **fields: Any) -> None:
         level_name = level.lower() if level.lower() in _LEVELS else "info"

@@ -176,25 +176,22 @@ class DiffusersFluxGenerator(ImagePlugin):
             "max_resident_loras": self.cache.max_loras,
             "grid": True,
         }
-        if self.settings is None:
-            return Capability(available=True, details=details)
-        from isengard.config import Mode
-        from isengard.models.locate import model_status
-
-        if self.settings.resolved_mode == Mode.PRODUCTION and not torch.cuda.is_available():
+        if not self.host.base_model:
+            return Capability(available=True, details=details)  # built without settings (tests): ctx gives the model
+        if self.host.production and not torch.cuda.is_available():
             return Capability(
                 available=False, reason="production mode needs a CUDA GPU for FLUX.1-dev", details=details
             )
-        status = model_status(self.settings)
-        if not status.present:
-            return Capability(available=False, reason=status.reason, details=details)
-        details["model"] = status.path
-        if torch.cuda.is_available() and status.path:
+        model = self.host.locate_base_model()
+        if model.path is None:
+            return Capability(available=False, reason=model.reason, details=details)
+        details["model"] = str(model.path)
+        if torch.cuda.is_available():
             from isengard.plugins.image.flux_memory import choose_generation_setup
 
             # How this worker would hold the model now: which profile, resident or offloaded, and the estimate.
             try:
-                details["memory"] = choose_generation_setup(Path(status.path), torch.device("cuda")).reason
+                details["memory"] = choose_generation_setup(Path(model.path), torch.device("cuda")).reason
             except (OSError, ValueError) as exc:  # an incomplete model folder: generation itself will say so
                 details["memory"] = f"no plan: {exc}"
         return Capability(available=True, details=details)
@@ -204,7 +201,7 @@ class DiffusersFluxGenerator(ImagePlugin):
     def _base_model_name(self, ctx: JobContext) -> str:
         if ctx.mode == "fast-test":
             return TINY_BASE_MODEL_NAME
-        return str(getattr(self.settings, "base_model", None) or ctx.base_model_path.name)
+        return self.host.base_model or ctx.base_model_path.name
 
     def _lora_files(self, ctx: JobContext, loras: list[LoraRef]) -> list[tuple[Path, float]]:
         root = ctx.data_dir.resolve()

@@ -19,8 +19,7 @@ from diffusers.optimization import get_scheduler
 
 from isengard.domain import ArtifactKind, TrainingInput
 from isengard.models.loading import free_memory
-from isengard.plugins.api import Artifact, JobContext, PluginError
-from isengard.plugins.checkpoint_folders import checkpoint_dir
+from isengard.plugins.api import Artifact, JobContext, PluginError, checkpoint_dir
 from isengard.plugins.training import checkpoints as ckpt
 from isengard.plugins.training.buckets import BucketBatchSampler
 from isengard.plugins.training.flow_matching import TextEmbedding, flow_matching_loss, sample_sigmas, stack_text
