@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     # NoDecode: the environment gives plain comma-separated lists, which `_comma_list` splits (JSON lists work too).
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
-    log_json: bool = True
+    # None: JSON lines unless the logs go to a terminal (then plain text a person can read).
+    log_json: bool | None = None
     # The built web app; by default web/dist beside the source tree (an image installs the package elsewhere).
     web_dist: Path | None = None
 

@@ -29,6 +29,8 @@ class WorkerInfo(BaseModel):
     gpu_free_bytes: int | None = None
     current_job: str | None = None
     state: str | None = None
+    alive: bool = Field(default=True, description="false once the worker missed several heartbeats")
+    last_beat_seconds: float | None = Field(default=None, description="seconds since the worker's last heartbeat")
 
 
 class WorkersHealth(ComponentHealth):
