@@ -909,7 +909,7 @@ export interface components {
         Capabilities: {
             /**
              * Memory
-             * @description per live worker: its GPU and the memory plan of a default flux-lora run on it (a worker without a GPU has a plan with fits = null and a reason saying so)
+             * @description per live worker: its GPU and the memory plans of a default flux-lora run and of generation on it (a worker without a GPU has plans with fits = null and a reason saying so)
              */
             memory?: components["schemas"]["WorkerMemoryPlan"][];
             /** Mode */
@@ -2103,6 +2103,7 @@ export interface components {
         };
         /** WorkerMemoryPlan */
         WorkerMemoryPlan: {
+            generation: components["schemas"]["MemoryPlan"];
             /** Gpu Free Bytes */
             gpu_free_bytes: number | null;
             /** Gpu Total Bytes */
