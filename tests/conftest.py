@@ -52,6 +52,8 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "data_dir": data_dir,
         "database_url": f"sqlite:///{data_dir / 'isengard.db'}",
         "log_json": True,
+        # The test client's default Host header; without a token only loopback names (and these) are answered.
+        "allowed_hosts": ["testserver"],
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

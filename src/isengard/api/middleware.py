@@ -107,6 +107,42 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+class UnexpectedErrorMiddleware:
+    """Turns an unhandled exception into a JSON 500 inside the correlation-id and security-header middleware.
+
+    Starlette hands exceptions nobody handled to its outermost layer, outside every middleware added here: a 500
+    made there would carry neither the correlation id a person needs to find the log line nor the security headers.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:  # too late for a 500: the server closes the connection
+                raise
+            log.exception("unhandled error", exc_info=exc)
+            body = json.dumps(
+                {"detail": "internal error; the server log has the details", "correlation_id": correlation_id.get()}
+            ).encode()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 500, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 

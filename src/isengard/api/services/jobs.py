@@ -32,7 +32,6 @@ from isengard.logging import correlation_id
 from isengard.queue import events as queue_events
 from isengard.queue import jobs as queue
 from isengard.queue.history import add_events, load_events
-from isengard.storage import UnsafePathError
 
 log = logging.getLogger(__name__)
 
@@ -164,13 +163,9 @@ def artifact_file(services: Services, session: Session, job_id: str, artifact_id
     artifact = session.get(JobArtifact, artifact_id)
     if artifact is None or artifact.job_id != job_id:
         raise HTTPException(status_code=404, detail=f"job {job_id} has no artifact '{artifact_id}'")
-    try:
-        path = services.data.resolve_relative(artifact.path)
-    except UnsafePathError:
-        log.error("artifact path outside the data tree", extra={"artifact_id": artifact_id})
-        raise HTTPException(status_code=404, detail="artifact file is not available") from None
-    if not path.is_file():
-        raise HTTPException(status_code=404, detail=f"the file of artifact '{artifact.name}' no longer exists")
+    path = services.data.stored_file(artifact.path)
+    if path is None:
+        raise HTTPException(status_code=404, detail=f"the file of artifact '{artifact.name}' is not available")
     return path, artifact.name
 
 
