@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, features
+from PIL import ExifTags, Image, ImageCms, ImageOps, features
 
 from isengard.storage import atomic_path
 
@@ -166,7 +166,10 @@ def _eight_bit_grey(image: Image.Image) -> Image.Image:
 
 def _normalize(opened: Image.Image) -> Image.Image:
     """Orientation applied, sRGB, RGB or RGBA, no metadata carried along."""
-    image = ImageOps.exif_transpose(opened) or opened
+    # exif_transpose copies even when there is nothing to turn: only call it when there is, so a large image
+    # is held twice at most (the decoded file and the normalized result), not three times.
+    turned = opened.getexif().get(ExifTags.Base.Orientation, 1) not in (0, 1)
+    image = (ImageOps.exif_transpose(opened) or opened) if turned else opened
     if image.mode in _WIDE_GREY_MODES:
         image = _eight_bit_grey(image)
     icc = opened.info.get("icc_profile")
