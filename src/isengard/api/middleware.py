@@ -29,14 +29,28 @@ class UnprocessableBody(BaseModel):
 
 
 # Answers any /api route can give besides its own, documented once for all of them (the fuzz tests hold the
-# API to its schema): a body that is not JSON, the token check, an unknown id, the disk guard.
+# API to its schema): a body that is not JSON, the token check, an unknown id, too many failed authentications,
+# the disk guard.
 COMMON_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorMessage, "description": "the request body could not be parsed"},
+    400: {
+        "model": ErrorMessage,
+        "description": "the request body could not be parsed, or (without a token) the Host is not a loopback name",
+    },
     401: {"model": ErrorMessage, "description": "authentication required (when ISENGARD_API_TOKEN is set)"},
-    403: {"model": ErrorMessage, "description": "a cookie-authenticated write from another origin"},
+    403: {"model": ErrorMessage, "description": "a write from another origin"},
     404: {"model": ErrorMessage, "description": "no such resource"},
     422: {"model": UnprocessableBody, "description": "the request is well-formed but its values cannot be used"},
+    429: {
+        "model": ErrorMessage,
+        "description": "too many requests (a rate limit, or failed authentications from this address); see Retry-After",
+    },
     507: {"model": ErrorMessage, "description": "not enough free disk space in the data folder"},
+}
+
+# What a route that receives files can answer besides its own results.
+UPLOAD_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    408: {"model": ErrorMessage, "description": "the request body stalled or took too long to arrive"},
+    415: {"model": ErrorMessage, "description": "the body is not multipart/form-data"},
 }
 
 HEADER = b"x-correlation-id"

@@ -1850,7 +1850,7 @@ export interface operations {
                     "application/json": components["schemas"]["SessionState"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1866,7 +1866,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1929,7 +1929,7 @@ export interface operations {
                     "application/json": components["schemas"]["SessionState"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1947,7 +1947,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1972,6 +1972,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2003,7 +2012,7 @@ export interface operations {
                     "application/json": components["schemas"]["SessionState"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2021,7 +2030,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2046,6 +2055,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2077,7 +2095,7 @@ export interface operations {
                     "application/json": components["schemas"]["Capabilities"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2095,7 +2113,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2120,6 +2138,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2151,7 +2178,7 @@ export interface operations {
                     "application/json": components["schemas"]["CharacterOut"][];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2169,7 +2196,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2194,6 +2221,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2229,7 +2265,7 @@ export interface operations {
                     "application/json": components["schemas"]["CharacterOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2247,7 +2283,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2283,6 +2319,15 @@ export interface operations {
                     "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description not enough free disk space in the data folder */
             507: {
                 headers: {
@@ -2315,7 +2360,7 @@ export interface operations {
                     "application/json": components["schemas"]["CharacterOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2333,7 +2378,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2358,6 +2403,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2390,7 +2444,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2408,7 +2462,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2442,6 +2496,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2480,7 +2543,7 @@ export interface operations {
                     "application/json": components["schemas"]["CharacterOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2498,7 +2561,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2532,6 +2595,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2570,7 +2642,7 @@ export interface operations {
                     "application/json": components["schemas"]["BulkCaptionOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2588,7 +2660,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2613,6 +2685,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2650,7 +2731,7 @@ export interface operations {
                     "application/json": components["schemas"]["DatasetReport"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2668,7 +2749,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2693,6 +2774,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2743,7 +2833,7 @@ export interface operations {
                     "application/json": unknown;
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2761,7 +2851,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2779,6 +2869,24 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body stalled or took too long to arrive */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the body is not multipart/form-data */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description every file was refused, each with its reason; or the request itself is invalid */
             422: {
                 headers: {
@@ -2786,6 +2894,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UploadOut"] | components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2820,7 +2937,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2838,7 +2955,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2863,6 +2980,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2898,7 +3024,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2916,7 +3042,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2941,6 +3067,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2976,7 +3111,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2994,7 +3129,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3019,6 +3154,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3050,7 +3194,7 @@ export interface operations {
                     "application/json": components["schemas"]["ImagePluginOut"][];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3068,7 +3212,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3093,6 +3237,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3131,7 +3284,7 @@ export interface operations {
                     "application/json": components["schemas"]["GenerationPage"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3149,7 +3302,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3174,6 +3327,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3208,7 +3370,7 @@ export interface operations {
                     "application/json": components["schemas"]["GenerationOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3226,7 +3388,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3251,6 +3413,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3283,7 +3454,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3301,7 +3472,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3326,6 +3497,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3364,7 +3544,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3382,7 +3562,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3400,6 +3580,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description a comparison grid is re-run from its grid request */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -3407,6 +3596,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3439,7 +3637,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3457,7 +3655,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3482,6 +3680,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3516,7 +3723,7 @@ export interface operations {
                     "application/json": components["schemas"]["GenerationCreate"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3534,7 +3741,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3559,6 +3766,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3591,7 +3807,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3609,7 +3825,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3634,6 +3850,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3665,7 +3890,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3683,7 +3908,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3708,6 +3933,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3746,7 +3980,7 @@ export interface operations {
                     "application/json": components["schemas"]["ImagePage"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3764,7 +3998,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3789,6 +4023,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3823,7 +4066,7 @@ export interface operations {
                     "application/json": components["schemas"]["ImageOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3841,7 +4084,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3866,6 +4109,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3898,7 +4150,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3916,7 +4168,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3941,6 +4193,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3979,7 +4240,7 @@ export interface operations {
                     "application/json": components["schemas"]["ImageOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3997,7 +4258,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4022,6 +4283,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4054,7 +4324,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4072,7 +4342,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4097,6 +4367,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4129,7 +4408,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4147,7 +4426,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4172,6 +4451,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4209,7 +4497,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobPage"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4227,7 +4515,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4252,6 +4540,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4285,7 +4582,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4303,7 +4600,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4328,6 +4625,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4363,7 +4669,7 @@ export interface operations {
                     "application/json": components["schemas"]["ArtifactOut"][];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4381,7 +4687,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4406,6 +4712,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4438,7 +4753,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4456,7 +4771,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4481,6 +4796,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4514,7 +4838,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4532,7 +4856,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4550,6 +4874,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the job has already finished */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -4557,6 +4890,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4593,7 +4935,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4611,7 +4953,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4636,6 +4978,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4669,7 +5020,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobHistory"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4687,7 +5038,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4712,6 +5063,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4747,7 +5107,7 @@ export interface operations {
                     "application/json": components["schemas"]["ClientLogStored"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4765,7 +5125,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4790,6 +5150,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4829,7 +5198,7 @@ export interface operations {
                     "application/json": components["schemas"]["LoraPage"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4847,7 +5216,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4872,6 +5241,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4914,7 +5292,7 @@ export interface operations {
                     "application/json": components["schemas"]["LoraOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4932,7 +5310,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4950,6 +5328,33 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body stalled or took too long to arrive */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the file is larger than ISENGARD_MAX_LORA_UPLOAD_BYTES */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the body is not multipart/form-data */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -4957,6 +5362,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4991,7 +5405,7 @@ export interface operations {
                     "application/json": components["schemas"]["LoraOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5009,7 +5423,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5034,6 +5448,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5066,7 +5489,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5084,7 +5507,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5109,6 +5532,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5147,7 +5579,7 @@ export interface operations {
                     "application/json": components["schemas"]["LoraOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5165,7 +5597,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5190,6 +5622,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5222,7 +5663,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5240,7 +5681,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5265,6 +5706,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5300,7 +5750,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5318,7 +5768,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5343,6 +5793,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5378,7 +5837,7 @@ export interface operations {
                     "application/json": components["schemas"]["TrainingEstimate"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5396,7 +5855,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5421,6 +5880,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5452,7 +5920,7 @@ export interface operations {
                     "application/json": components["schemas"]["TrainingPluginOut"][];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5470,7 +5938,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5495,6 +5963,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5528,7 +6005,7 @@ export interface operations {
                     "application/json": components["schemas"]["PresetOut"][];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5546,7 +6023,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5571,6 +6048,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5606,7 +6092,7 @@ export interface operations {
                     "application/json": components["schemas"]["PresetOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5624,7 +6110,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5660,6 +6146,15 @@ export interface operations {
                     "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description not enough free disk space in the data folder */
             507: {
                 headers: {
@@ -5692,7 +6187,7 @@ export interface operations {
                     "application/json": components["schemas"]["PresetOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5710,7 +6205,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5735,6 +6230,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5767,7 +6271,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5785,7 +6289,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5810,6 +6314,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
