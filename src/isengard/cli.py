@@ -111,7 +111,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             # A restarted worker keeps its id: it is the same consumer of the queue, seen as one worker in health.
             worker_id = f"{os.uname().nodename}-{index}"
             workers[worker_id] = [python, "-m", "isengard.cli", "worker", "--id", worker_id]
-        supervisor = Supervisor([python, "-m", "isengard.cli", "api"], workers, env)
+        supervisor = Supervisor([python, "-m", "isengard.cli", "api"], workers, env, redis_server=redis_server)
         supervisor.start()
         print(f"Isengard is running at {settings.public_url}  (Ctrl-C stops it)", flush=True)
         while not stopping:
