@@ -8,6 +8,7 @@ from pathlib import Path
 
 import redis
 
+from isengard.api.services.jobs import job_history
 from isengard.db.migrate import upgrade
 from isengard.domain import JobStatus
 from isengard.logging import correlation_id
@@ -57,6 +58,15 @@ def test_sigkill_mid_job_then_takeover_resumes_from_the_last_checkpoint(
         lines = trace_lines(settings, job)
         resumed_from = done.result["resumed_from"]
         assert resumed_from >= 10 and resumed_from % 5 == 0, "resumed from a complete checkpoint"
+        # The loss history says which attempt reported each point: the steps both attempts ran are told apart.
+        with store.sessions() as session:
+            loss = job_history(session, job.id).loss
+        attempts = [point.attempt for point in loss]
+        assert set(attempts) == {1, 2} and attempts == sorted(attempts)
+        for attempt in (1, 2):
+            steps = [point.step for point in loss if point.attempt == attempt]
+            assert steps == sorted(set(steps)), "one point per step within an attempt"
+        assert min(point.step for point in loss if point.attempt == 2) == resumed_from + 1
         first_steps, second_steps = _steps(lines, first.pid), _steps(lines, second.pid)
         assert first_steps[0] == 1 and max(first_steps) >= 12
         assert second_steps == list(range(resumed_from + 1, 41)), "the rescuer ran only what came after"

@@ -1479,6 +1479,11 @@ export interface components {
              * Format: date-time
              */
             at: string;
+            /**
+             * Attempt
+             * @description the attempt that reported the point; after a resume a step appears once per attempt
+             */
+            attempt?: number | null;
             /** Loss */
             loss?: number | null;
             /** Lr */

@@ -40,6 +40,8 @@ export interface LiveState {
   error: string | null;
   progress: LiveProgress | null;
   loss: Map<number, LossSample>;
+  /** The attempt whose curve `loss` shows (0 for points that carry none). */
+  lossAttempt: number;
   logs: { at: string; level: string; message: string }[];
   samples: Map<string, MediaRef>;
   checkpoints: Map<string, MediaRef>;
@@ -54,7 +56,7 @@ export const isFinal = (status: JobStatus | null | undefined) => !!status && FIN
 const MAX_LOG_LINES = 2000;
 
 function empty(): LiveState {
-  return { status: null, error: null, progress: null, loss: new Map(), logs: [], samples: new Map(), checkpoints: new Map(), seenLogs: new Set() };
+  return { status: null, error: null, progress: null, loss: new Map(), lossAttempt: 0, logs: [], samples: new Map(), checkpoints: new Map(), seenLogs: new Set() };
 }
 
 function progressFromJob(job: Job): LiveProgress | null {
@@ -69,6 +71,18 @@ function progressFromJob(job: Job): LiveProgress | null {
     etaSeconds: (p.eta_seconds as number) ?? null,
     stage: (p.stage as string) ?? null,
   };
+}
+
+/** Show the latest attempt's curve: a resumed attempt reports its steps again from its checkpoint on, so an
+ * earlier attempt's points from there are replaced, and late points of an earlier attempt are left out. */
+export function addLossPoint(state: Pick<LiveState, "loss" | "lossAttempt">, sample: LossSample, attempt?: number | null) {
+  const current = attempt ?? 0;
+  if (current < state.lossAttempt) return;
+  if (current > state.lossAttempt) {
+    for (const step of [...state.loss.keys()]) if (step >= sample.step) state.loss.delete(step);
+    state.lossAttempt = current;
+  }
+  state.loss.set(sample.step, sample);
 }
 
 function addLog(state: LiveState, line: { at: string; level: string; message: string }) {
@@ -94,7 +108,7 @@ function reducer(previous: LiveState, action: Action): LiveState {
     state.status = history.job.status;
     state.error = history.job.error ?? null;
     state.progress = progressFromJob(history.job) ?? state.progress;
-    for (const p of history.loss) state.loss.set(p.step, { step: p.step, loss: p.loss ?? null, smoothed: p.smoothed_loss ?? null });
+    for (const p of history.loss) addLossPoint(state, { step: p.step, loss: p.loss ?? null, smoothed: p.smoothed_loss ?? null }, p.attempt);
     for (const line of history.logs) addLog(state, line);
     for (const s of history.samples) state.samples.set(s.id, { key: s.id, step: s.step ?? null, url: s.url, name: s.name, prompt: String(s.meta?.prompt ?? "") });
     for (const c of history.checkpoints) {
@@ -108,7 +122,7 @@ function reducer(previous: LiveState, action: Action): LiveState {
       const step = Number(d.step);
       const loss = (d.loss as number) ?? null;
       const smoothed = (d.smoothed_loss as number) ?? null;
-      if (loss != null) state.loss.set(step, { step, loss, smoothed });
+      if (loss != null) addLossPoint(state, { step, loss, smoothed }, (d.attempt as number) ?? null);
       state.progress = {
         step,
         total: Number(d.total ?? 0),

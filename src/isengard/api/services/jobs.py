@@ -184,6 +184,7 @@ def job_history(session: Session, job_id: str) -> JobHistory:
                     smoothed_loss=event.smoothed_loss,
                     lr=event.lr,
                     at=event.at,
+                    attempt=event.attempt,
                 )
             )
         elif isinstance(event, LogEvent):
