@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, insert
 
 from isengard.api.app import create_app
-from isengard.api.services.pagination import encode_cursor
+from isengard.api.support.pagination import encode_cursor
 from isengard.config import Settings
 from isengard.db.migrate import upgrade
 from isengard.db.models import Character, Image, new_id

@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO_ROOT))  # the test plugins live in tests/plugins
 from tests.integration.queue_support import worker_env  # noqa: E402
 
 from isengard.api.app import build_services  # noqa: E402
-from isengard.api.services.jobs import submit_job  # noqa: E402
+from isengard.api.services.jobs.manage import submit_job  # noqa: E402
 from isengard.config import Settings  # noqa: E402
 from isengard.db.migrate import upgrade  # noqa: E402
 from isengard.db.models import Job  # noqa: E402

@@ -28,7 +28,7 @@ from isengard.plugins.api import Artifact
 from isengard.plugins.training.flow_matching import TextEmbedding, flow_matching_loss, sample_sigmas
 from isengard.plugins.training.flux_lora import FluxLoraTrainer
 from isengard.plugins.training.flux_lora_config import FluxLoraConfig
-from isengard.plugins.training.flux_lora_loop import add_lora
+from isengard.plugins.training.flux_lora_stages import add_lora
 
 
 class TimingContext:

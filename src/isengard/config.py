@@ -71,11 +71,15 @@ class Settings(BaseSettings):
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
     log_json: bool = True
+    # The built web app; by default web/dist beside the source tree (an image installs the package elsewhere).
+    web_dist: Path | None = None
 
     # Where the real base model lives in production: a local folder or a Hugging Face cache id (offline).
     base_model: str = "black-forest-labs/FLUX.1-dev"
     base_model_path: Path | None = None
     ai_toolkit_path: Path | None = None
+    # The Python that runs ai-toolkit when it is neither <ai_toolkit_path>/.venv nor <ai_toolkit_path>/venv.
+    ai_toolkit_python: Path | None = None
     comfyui_url: str | None = None
     # User-supplied ComfyUI workflow templates (API format JSON); paths are confined to this folder.
     comfyui_workflows_dir: Path | None = None

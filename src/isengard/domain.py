@@ -85,7 +85,9 @@ class LoraRef(BaseModel):
 
 
 class _Event(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Every field is in the JSON an event is sent as, defaults included: the published schema says so, which lets
+    # the web client narrow the union on `type`.
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
     job_id: str
     at: datetime = Field(default_factory=utcnow)
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from isengard.api.app import build_services, create_app
-from isengard.api.services.jobs import submit_job
+from isengard.api.services.jobs.manage import submit_job
 from isengard.api.state import Services
 from isengard.config import Settings
 from isengard.db.migrate import upgrade
@@ -59,6 +59,14 @@ def worker_env(settings: Settings, *, log_level: str = "INFO") -> dict[str, str]
             "PYTHONPATH": str(REPO_ROOT),
         }
     )
+    # The engines' own settings, when a test points them at a stand-in (ai-toolkit's run.py, a ComfyUI server).
+    engines = {
+        "ISENGARD_AI_TOOLKIT_PATH": settings.ai_toolkit_path,
+        "ISENGARD_AI_TOOLKIT_PYTHON": settings.ai_toolkit_python,
+        "ISENGARD_COMFYUI_URL": settings.comfyui_url,
+        "ISENGARD_MIN_FREE_BYTES": settings.min_free_bytes,
+    }
+    env.update({key: str(value) for key, value in engines.items() if value is not None})
     return env
 
 

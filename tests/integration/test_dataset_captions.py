@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from isengard.api.services.image_files import original_path
+from isengard.api.services.dataset.image_files import original_path
 from isengard.captions import substitute_trigger
 from isengard.config import Settings
 from isengard.db.models import Character, Image

@@ -8,8 +8,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, event, insert, select
 from sqlalchemy.orm import Session
 
-from isengard.api.services.images import grid_query
-from isengard.api.services.pagination import encode_cursor
+from isengard.api.services.dataset.images import grid_query
+from isengard.api.support.pagination import encode_cursor
 from isengard.config import Settings
 from isengard.db.models import Character, Image, new_id
 from tests.image_samples import encode, photo

@@ -102,6 +102,7 @@ def test_generate_through_queue_and_worker_into_the_gallery(api: TestClient, set
     first = min(page["items"], key=lambda item: item["seed"])
     assert first["seed"] == 42 and first["prompt"] == "adaxq, portrait in a garden"
     assert first["loras"][0]["lora_id"] == lora and first["loras"][0]["weight"] == 0.8
+    assert first["loras"][0]["name"] == "lora 1", "the gallery names the LoRAs an image was made with"
     assert first["params"]["base_model"] and first["plugin"] == "diffusers"
     # Files live under outputs/{character_id}/{job_id}/ with the parameters embedded.
     with Image.open(io.BytesIO(api.get(first["url"]).content)) as image:

@@ -1,8 +1,11 @@
-"""The ComfyUI plugin against a protocol-faithful local ComfyUI stand-in: success with LoRAs, node errors,
-execution errors, interrupt on cancel, and a server that is down."""
+"""The ComfyUI plugin against a protocol-faithful local ComfyUI stand-in: success with LoRAs, validation as ComfyUI
+does it, execution errors, its queue (delete while waiting, interrupt while running), availability that names the
+missing files, comparison grids, and a server that is down."""
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,10 @@ from PIL import Image
 from isengard.domain import LoraRef
 from isengard.plugins.api import JobCancelled, PluginError
 from isengard.plugins.image.comfyui import ComfyUIGenerator
+from isengard.plugins.image.comfyui_client import ComfyUIClient
+from isengard.plugins.image.grid import column_labels, compose_grid, row_labels
 from isengard.plugins.image.outputs import read_png_params
+from isengard.plugins.image.request import GridSpec
 from isengard.redis_server import free_port
 from tests.support.comfyui_server import FakeComfyUI, running_comfyui
 from tests.support.recording_context import RecordingContext
@@ -81,14 +87,14 @@ def test_generates_with_a_lora_and_records_everything(comfy: FakeComfyUI, data_d
     assert (data_dir / first.meta["thumbnail_path"]).is_file()
 
 
-def test_a_missing_lora_is_a_clear_node_error(comfy: FakeComfyUI, data_dir: Path) -> None:
+def test_a_lora_the_server_does_not_list_is_refused_before_queueing(comfy: FakeComfyUI, data_dir: Path) -> None:
     missing = LoraRef(lora_id="l2", path="loras/char/other.safetensors", name="other").model_dump()
     ctx = RecordingContext(data_dir, data_dir / "models")
     with pytest.raises(PluginError) as caught:
         ComfyUIGenerator(_Settings(comfy.url)).run(ctx, _request(loras=[missing]))
     message = str(caught.value)
-    assert "node 4 (LoraLoaderModelOnly)" in message and "'lora_name'" in message and "Value not in list" in message
-    assert ctx.artifacts == []
+    assert "does not list the LoRA char/other.safetensors" in message and "extra_model_paths.yaml" in message
+    assert comfy.prompts == [] and ctx.artifacts == []
 
 
 def test_an_execution_error_names_the_node(data_dir: Path, tmp_path: Path) -> None:
@@ -99,20 +105,74 @@ def test_an_execution_error_names_the_node(data_dir: Path, tmp_path: Path) -> No
     assert ctx.artifacts == []
 
 
-def test_cancel_interrupts_the_prompt_on_the_server(data_dir: Path, tmp_path: Path) -> None:
+def test_cancel_interrupts_the_running_prompt(data_dir: Path, tmp_path: Path) -> None:
     with running_comfyui(data_dir / "loras", tmp_path / "out", step_seconds=0.1) as comfy:
         ctx = RecordingContext(data_dir, data_dir / "models", cancel_after_generating=3)
         started = time.monotonic()
         with pytest.raises(JobCancelled):
             ComfyUIGenerator(_Settings(comfy.url)).run(ctx, _request(steps=100))
         assert time.monotonic() - started < 8  # 100 steps would take 10 s
-        assert comfy.interrupts == [comfy.prompts[0]["prompt_id"]]
         prompt_id = comfy.prompts[0]["prompt_id"]
+        assert comfy.interrupts == [prompt_id] and comfy.deleted == []
         deadline = time.monotonic() + 5
         while prompt_id not in comfy.history and time.monotonic() < deadline:
             time.sleep(0.05)
         assert comfy.history[prompt_id]["status"]["status_str"] == "error"
     assert ctx.artifacts == []
+
+
+def _occupy(comfy: FakeComfyUI, steps: int) -> str:
+    """Another client's long prompt, so that ours waits in ComfyUI's queue."""
+    graph = json.loads(json.dumps(TINY_WORKFLOW))
+    graph["7"]["inputs"]["steps"] = steps
+    for node in graph.values():
+        node.pop("_meta", None)
+    other = ComfyUIClient(comfy.url)
+    try:
+        other.queue_prompt(graph, "blocker")
+    finally:
+        other.close()
+    return "blocker"
+
+
+def _cancel_once_queued(comfy: FakeComfyUI, ctx: RecordingContext) -> threading.Thread:
+    def watch() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(e[1] != "blocker" for e in comfy.pending):
+            time.sleep(0.02)
+        ctx.cancel_requested = True
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_cancelling_a_waiting_prompt_removes_it_from_the_queue(data_dir: Path, tmp_path: Path) -> None:
+    with running_comfyui(data_dir / "loras", tmp_path / "out", step_seconds=0.05) as comfy:
+        _occupy(comfy, steps=30)
+        ctx = RecordingContext(data_dir, data_dir / "models")
+        watcher = _cancel_once_queued(comfy, ctx)
+        with pytest.raises(JobCancelled):
+            ComfyUIGenerator(_Settings(comfy.url)).run(ctx, _request(steps=5))
+        watcher.join()
+        ours = comfy.prompts[-1]["prompt_id"]
+        assert comfy.deleted == [ours]
+        deadline = time.monotonic() + 5  # the blocker ends; ours must never start after it
+        while "blocker" not in comfy.history and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        assert comfy.executed == ["blocker"] and ours not in comfy.history
+    assert ctx.artifacts == []
+
+
+def test_a_prompt_that_times_out_while_waiting_is_removed_too(data_dir: Path, tmp_path: Path) -> None:
+    with running_comfyui(data_dir / "loras", tmp_path / "out", step_seconds=0.1) as comfy:
+        _occupy(comfy, steps=40)
+        ctx = RecordingContext(data_dir, data_dir / "models")
+        with pytest.raises(PluginError, match="did not finish the prompt in time"):
+            ComfyUIGenerator(_Settings(comfy.url, timeout=1.0)).run(ctx, _request(steps=5))
+        ours = comfy.prompts[-1]["prompt_id"]
+        assert comfy.deleted == [ours] and ours not in comfy.executed
 
 
 def test_a_server_that_is_down_fails_fast_with_a_clear_message(data_dir: Path) -> None:
@@ -135,18 +195,139 @@ def test_a_server_that_stops_answering_times_out(data_dir: Path, tmp_path: Path)
         assert comfy.interrupts  # the abandoned prompt is interrupted, not left running
 
 
-def test_user_workflow_from_the_configured_folder(comfy: FakeComfyUI, data_dir: Path, tmp_path: Path) -> None:
+TINY_WORKFLOW = {
+    "1": {"class_type": "UNETLoader", "inputs": {"unet_name": "flux1-dev.safetensors", "weight_dtype": "default"}},
+    "2": {"class_type": "DualCLIPLoader", "inputs": {"clip_name1": "t5xxl_fp16.safetensors",
+                                                     "clip_name2": "clip_l.safetensors", "type": "flux"}},
+    "3": {"class_type": "VAELoader", "inputs": {"vae_name": "ae.safetensors"}},
+    "5": {"class_type": "CLIPTextEncode", "_meta": {"title": "isengard:prompt"},
+          "inputs": {"text": "", "clip": ["2", 0]}},
+    "6": {"class_type": "EmptySD3LatentImage", "_meta": {"title": "isengard:width,height"},
+          "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+    "7": {"class_type": "KSampler", "_meta": {"title": "isengard:seed,steps"},
+          "inputs": {"model": ["1", 0], "seed": 0, "steps": 1, "cfg": 1.0, "sampler_name": "euler",
+                     "scheduler": "simple", "positive": ["5", 0], "negative": ["5", 0], "latent_image": ["6", 0],
+                     "denoise": 1.0}},
+    "8": {"class_type": "VAEDecode", "inputs": {"samples": ["7", 0], "vae": ["3", 0]}},
+    "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "x"}},
+}  # fmt: skip
+
+
+def _user_workflow(tmp_path: Path, graph: dict[str, Any]) -> Path:
     folder = tmp_path / "workflows"
-    folder.mkdir()
-    (folder / "tiny.json").write_text(
-        '{"1": {"class_type": "CLIPTextEncode", "_meta": {"title": "isengard:prompt"}, "inputs": {"text": ""}},'
-        ' "2": {"class_type": "EmptySD3LatentImage", "_meta": {"title": "isengard:width,height"},'
-        '       "inputs": {"width": 8, "height": 8, "batch_size": 1}},'
-        ' "3": {"class_type": "KSampler", "_meta": {"title": "isengard:seed,steps"},'
-        '       "inputs": {"seed": 0, "steps": 1, "positive": ["1", 0], "latent_image": ["2", 0]}},'
-        ' "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "x"}}}'
-    )
+    folder.mkdir(exist_ok=True)
+    (folder / "tiny.json").write_text(json.dumps(graph))
+    return folder
+
+
+def test_user_workflow_from_the_configured_folder(comfy: FakeComfyUI, data_dir: Path, tmp_path: Path) -> None:
+    folder = _user_workflow(tmp_path, TINY_WORKFLOW)
     ctx = RecordingContext(data_dir, data_dir / "models")
     summary = ComfyUIGenerator(_Settings(comfy.url, folder)).run(ctx, _request(workflow="tiny"))
     assert summary["workflow"] == "tiny" and summary["images"] == 1
-    assert comfy.prompts[0]["prompt"]["3"]["inputs"]["steps"] == 5
+    assert comfy.prompts[0]["prompt"]["7"]["inputs"]["steps"] == 5
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        # A workflow missing KSampler's and CLIPTextEncode's required inputs, as ComfyUI refuses it.
+        (
+            lambda g: (
+                [g["7"]["inputs"].pop(k) for k in ("cfg", "sampler_name", "scheduler", "negative", "model")]
+                and g["5"]["inputs"].pop("clip")
+            ),
+            r"node 5 \(CLIPTextEncode\), input 'clip': Required input is missing.*node 7 \(KSampler\), input 'model'",
+        ),
+        (
+            lambda g: g["7"]["inputs"].update(sampler_name="euler_magic"),
+            r"node 7 \(KSampler\), input 'sampler_name': Value not in list sampler_name: 'euler_magic' not in",
+        ),
+        (lambda g: g["7"]["inputs"].update(cfg=500.0), r"input 'cfg': Value 500.0 bigger than max of 100.0"),
+        (
+            lambda g: g["7"]["inputs"].update(latent_image=["5", 0]),
+            r"input 'latent_image': Return type mismatch .*received_type\(CONDITIONING\) mismatch input_type\(LATENT\)",
+        ),
+        (
+            lambda g: g["3"]["inputs"].update(vae_name="other-vae.safetensors"),
+            r"node 3 \(VAELoader\), input 'vae_name': Value not in list",
+        ),
+        # An unknown node type refuses the whole prompt (no node errors), with ComfyUI's own message.
+        (
+            lambda g: g["8"].update(class_type="VAEDecodeTiledPlus"),
+            r"refused the workflow: Cannot execute because node VAEDecodeTiledPlus does not exist. Node ID '#8'",
+        ),
+    ],
+    ids=["missing-inputs", "choice-list", "number-bound", "link-type", "model-file", "unknown-node"],
+)
+def test_an_invalid_workflow_is_refused_with_comfyuis_message(
+    comfy: FakeComfyUI, data_dir: Path, tmp_path: Path, change: Any, expected: str
+) -> None:
+    graph = json.loads(json.dumps(TINY_WORKFLOW))
+    change(graph)
+    ctx = RecordingContext(data_dir, data_dir / "models")
+    with pytest.raises(PluginError, match=expected):
+        ComfyUIGenerator(_Settings(comfy.url, _user_workflow(tmp_path, graph))).run(ctx, _request(workflow="tiny"))
+    assert comfy.prompts == [] and ctx.artifacts == []
+
+
+def test_availability_names_the_files_the_server_lacks(data_dir: Path, tmp_path: Path) -> None:
+    with running_comfyui(data_dir / "loras", tmp_path / "out") as comfy:
+        comfy.models["diffusion_models"] = []
+        comfy.models["text_encoders"] = ["clip_l.safetensors"]
+        capability = ComfyUIGenerator(_Settings(comfy.url)).capabilities()
+        assert not capability.available
+        reason = capability.reason or ""
+        assert "flux1-dev.safetensors (UNETLoader.unet_name)" in reason
+        assert "t5xxl_fp16.safetensors (DualCLIPLoader.clip_name1)" in reason
+        assert "clip_l" not in reason and "ae.safetensors" not in reason  # only what is missing
+        comfy.models["diffusion_models"] = ["flux1-dev.safetensors"]
+        comfy.models["text_encoders"] = ["clip_l.safetensors", "t5xxl_fp16.safetensors"]
+        ready = ComfyUIGenerator(_Settings(comfy.url)).capabilities()
+        assert ready.available and ready.details["workflows"] == ["flux-dev-lora"] and ready.details["grid"]
+        # A user's workflow that needs a custom node, or is not even JSON, is named and left out; the rest works.
+        folder = _user_workflow(tmp_path, {**TINY_WORKFLOW, "8": {"class_type": "VAEDecodeTiledPlus", "inputs": {}}})
+        (folder / "broken.json").write_text("{not json")
+        mixed = ComfyUIGenerator(_Settings(comfy.url, folder)).capabilities()
+        assert mixed.available and mixed.details["workflows"] == ["flux-dev-lora"]
+        assert mixed.details["missing"]["tiny"] == ["node type VAEDecodeTiledPlus (not installed on the server)"]
+        assert "not valid JSON" in mixed.details["missing"]["broken"][0]
+
+
+def test_a_comparison_grid_renders_each_cell_as_its_own_prompt(comfy: FakeComfyUI, data_dir: Path) -> None:
+    columns = [{"label": "base", "loras": []}, {"label": "", "loras": [LORA]}]
+    grid = {"prompts": ["a knight"], "seeds": [3, 4], "columns": columns}
+    ctx = RecordingContext(data_dir, data_dir / "models")
+    summary = ComfyUIGenerator(_Settings(comfy.url)).run(ctx, _request(prompt="", grid=grid, trigger_word="sirx"))
+    assert summary["grid"] and summary["cells"] == 4 and len(comfy.prompts) == 4
+    sent = [(p["prompt"]["9"]["inputs"]["seed"], p["prompt"].get("4", {}).get("inputs", {}).get("lora_name"))
+            for p in comfy.prompts]  # fmt: skip
+    assert sent == [(3, None), (3, "char/run/final.safetensors"), (4, None), (4, "char/run/final.safetensors")]
+    assert all(p["prompt"]["5"]["inputs"]["text"] == "sirx, a knight" for p in comfy.prompts)
+    # The grid is composed here, from the cells ComfyUI rendered, with the diffusers engine's helper.
+    cells = {}
+    for index, body in enumerate(comfy.prompts):
+        saved = comfy.history[body["prompt_id"]]["outputs"]["11"]["images"][0]
+        with Image.open(comfy.output_dir / saved["subfolder"] / saved["filename"]) as image:
+            cells[(index // 2, index % 2)] = image.convert("RGB")
+    spec = GridSpec.model_validate(grid)
+    expected = compose_grid(cells, column_labels(spec), row_labels(spec))
+    (artifact,) = ctx.artifacts
+    with Image.open(data_dir / artifact.path) as image:
+        assert image.size == expected.size
+        assert image.convert("RGB").tobytes() == expected.tobytes()
+    params = read_png_params(data_dir / artifact.path)
+    assert params["kind"] == "grid" and params["plugin"] == "comfyui" and params["seeds"] == [3, 4]
+
+
+def test_the_shipped_graph_validates_with_zero_one_and_two_loras(comfy: FakeComfyUI, data_dir: Path) -> None:
+    (data_dir / "loras" / "char" / "run" / "step-10.safetensors").write_bytes(b"weights")
+    second = LoraRef(lora_id="l3", path="loras/char/run/step-10.safetensors", weight=0.4, name="s10").model_dump()
+    for loras in ([], [LORA], [LORA, second]):
+        ctx = RecordingContext(data_dir, data_dir / "models")
+        assert ComfyUIGenerator(_Settings(comfy.url)).run(ctx, _request(loras=loras))["images"] == 1
+    no_lora, one, two = (body["prompt"] for body in comfy.prompts)
+    assert "4" not in no_lora and no_lora["9"]["inputs"]["model"] == ["1", 0]
+    assert one["9"]["inputs"]["model"] == ["4", 0]
+    assert two["4_1"]["inputs"]["model"] == ["4", 0] and two["9"]["inputs"]["model"] == ["4_1", 0]
+    assert two["4_1"]["inputs"]["lora_name"] == "char/run/step-10.safetensors"

@@ -13,9 +13,9 @@ from isengard.api.app import create_app
 from isengard.db.migrate import upgrade
 from isengard.db.models import Job
 from isengard.db.session import session_scope
+from isengard.jobs.recovery import QueueRecovery
 from isengard.queue import jobs as queue
 from isengard.queue import keys
-from isengard.queue.recovery import QueueRecovery
 from isengard.redis_server import free_port
 from tests.integration.queue_support import JobStore, open_store, queue_settings, trace_lines, wait_for, worker_thread
 

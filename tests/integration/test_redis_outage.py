@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from isengard.api.services import job_events
+from isengard.api.services.jobs import events as job_events
 from isengard.queue.fanout import READ_BLOCK_MS
 from isengard.redis_server import EmbeddedRedis
 from tests.integration.queue_support import live_api, open_store, queue_settings, wait_for, worker_thread

@@ -13,7 +13,7 @@ import torch
 
 from isengard.api.app import create_app
 from isengard.cli import main as cli_main
-from isengard.cli_client import IsengardClient, _sse_messages, format_eta
+from isengard.cli.client import IsengardClient, _sse_messages, format_eta
 from isengard.config import Settings
 from isengard.worker.main import run_worker
 from tests.support.live_server import serve_in_thread

@@ -16,8 +16,10 @@ from isengard.config import Settings
 from isengard.db.migrate import upgrade
 from isengard.db.models import Generation, JobArtifact, Lora
 from isengard.domain import ArtifactKind, JobKind
+from isengard.jobs.artifacts import JobSnapshot
+from isengard.jobs.states import JobStates
 from isengard.storage import atomic_write_bytes
-from isengard.worker.context import JobSnapshot, WorkerJobContext
+from isengard.worker.context import WorkerJobContext
 from tests.integration.queue_support import JobStore, queue_settings
 
 
@@ -40,8 +42,9 @@ def context_for(settings: Settings, store: JobStore, job_id: str, kind: JobKind,
     snapshot = JobSnapshot(id=job.id, kind=kind.value, plugin=job.plugin, character_id=None, name=job.name)
     return WorkerJobContext(
         settings=settings,
-        sessions=store.sessions,
-        client=redis.Redis.from_url(str(settings.redis_url)),
+        states=JobStates(
+            store.sessions, redis.Redis.from_url(str(settings.redis_url)), event_maxlen=settings.event_stream_maxlen
+        ),
         job=snapshot,
         attempt=attempt,
         worker_id=f"w{attempt}",
@@ -140,3 +143,24 @@ def test_lora_artifacts_and_library_rows_name_each_other(
         assert lora["source"] == ("trained" if artifact["kind"] == "lora" else "checkpoint")
         lora_ids.add(lora["id"])
     assert len(lora_ids) == 3, "each artifact names its own LoRA"
+
+
+def test_a_retry_sees_what_earlier_attempts_recorded(settings: Settings, store: JobStore) -> None:
+    job = store.submit("test-steps", {"steps": 4}, kind=JobKind.TRAINING)
+    first = context_for(settings, store, job.id, JobKind.TRAINING, attempt=1)
+    sample = first.work_dir / "samples" / "s_000000004_0.jpg"
+    atomic_write_bytes(sample, b"sample")
+    recorded_sample = first.emit_sample(sample, step=5, index=0, prompt="p")
+    checkpoint = first.work_dir / "run_000000003.safetensors"
+    atomic_write_bytes(checkpoint, b"weights")
+    recorded_checkpoint = first.save_artifact(checkpoint, ArtifactKind.CHECKPOINT, step=4, meta={"rank": 4})
+    removed = first.work_dir / "old.safetensors"
+    atomic_write_bytes(removed, b"weights")
+    first.remove_artifact(first.save_artifact(removed, ArtifactKind.CHECKPOINT, step=1))
+
+    retry = context_for(settings, store, job.id, JobKind.TRAINING, attempt=2)
+    seen = {(a.id, a.kind, a.path, a.step) for a in retry.recorded_artifacts()}
+    assert seen == {
+        (recorded_sample.id, ArtifactKind.SAMPLE, recorded_sample.path, 5),
+        (recorded_checkpoint.id, ArtifactKind.CHECKPOINT, recorded_checkpoint.path, 4),
+    }

@@ -1,8 +1,15 @@
-"""A small ComfyUI stand-in that speaks its HTTP and websocket protocol (0.3.x) for tests, since CI cannot run
-ComfyUI itself. It validates prompts the way ComfyUI does (unknown nodes, dangling links, a LoRA name not in its
-LoRA folder → 400 with node_errors), runs them node by node sending the documented message sequence, writes a real
-PNG for each SaveImage (its colour derived from the prompt, seed and LoRAs, so different inputs give different
-images), and honours /interrupt. Failures can be injected per node class.
+"""A small ComfyUI stand-in that speaks its HTTP and websocket protocol (0.3.64) for tests, since CI cannot run
+ComfyUI itself. What a client can observe is what ComfyUI does:
+- `POST /prompt` validates as ComfyUI does (tests/support/comfyui_nodes.py): an unknown node type is a top-level
+  `invalid_prompt` (400, empty node_errors); missing required inputs, wrong link types, numbers out of bounds and
+  values not in a choice list (samplers, schedulers, model files, LoRAs) are node errors;
+- one prompt runs at a time, others wait in its queue (`GET /queue`); `POST /queue {"delete": [ids]}` removes waiting
+  prompts; `POST /interrupt {"prompt_id"}` interrupts that prompt only if it is the running one;
+- `GET /object_info[/<node>]` with the current choice lists, `GET /models` and `GET /models/<folder>`; LoRAs are the
+  files under its LoRA folder now (new files are seen without a restart);
+- running a prompt sends the documented websocket messages and writes a real PNG per SaveImage (its colour derived
+  from everything upstream, so different prompts, seeds and LoRAs give different images).
+Failures can be injected per node class.
 """
 
 from __future__ import annotations
@@ -25,22 +32,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from tests.support.comfyui_nodes import node_specs, validate_prompt
 from tests.support.live_server import serve_in_thread
 
-KNOWN_NODES = {
-    "UNETLoader",
-    "DualCLIPLoader",
-    "VAELoader",
-    "LoraLoaderModelOnly",
-    "CLIPTextEncode",
-    "FluxGuidance",
-    "ConditioningZeroOut",
-    "EmptySD3LatentImage",
-    "KSampler",
-    "VAEDecode",
-    "SaveImage",
+SAMPLER_NODES = {"KSampler"}
+# What a FLUX.1-dev install has in its model folders (the shipped workflow's files).
+FLUX_MODELS = {
+    "diffusion_models": ["flux1-dev.safetensors"],
+    "text_encoders": ["clip_l.safetensors", "t5xxl_fp16.safetensors"],
+    "vae": ["ae.safetensors"],
+    "checkpoints": [],
 }
-SAMPLERS = {"KSampler"}
 
 
 @dataclass
@@ -49,48 +51,32 @@ class FakeComfyUI:
     output_dir: Path
     step_seconds: float = 0.01
     fail_node_type: str | None = None
-    prompts: list[dict[str, Any]] = field(default_factory=list)
-    interrupts: list[str] = field(default_factory=list)
+    models: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in FLUX_MODELS.items()})
+    prompts: list[dict[str, Any]] = field(default_factory=list)  # every accepted POST /prompt body
+    interrupts: list[str] = field(default_factory=list)  # every POST /interrupt, whether it interrupted or not
+    deleted: list[str] = field(default_factory=list)  # prompts removed from the queue before they ran
+    executed: list[str] = field(default_factory=list)  # prompts that started running, in order
     history: dict[str, dict[str, Any]] = field(default_factory=dict)
     sockets: dict[str, WebSocket] = field(default_factory=dict)
+    pending: list[tuple[int, str, str, dict[str, Any]]] = field(default_factory=list)  # number, id, client, graph
     running: str | None = None
+    running_entry: tuple[int, str, str, dict[str, Any]] | None = None
     interrupt_flag: bool = False
     url: str = ""
+    _wake: asyncio.Event | None = None
+    _executor: asyncio.Task[None] | None = None
 
-    # --- Validation as ComfyUI does it ------------------------------------------------------------------------
+    # --- Models and validation as ComfyUI does it ---------------------------------------------------------------
     def lora_names(self) -> list[str]:
         return sorted(p.relative_to(self.loras_dir).as_posix() for p in self.loras_dir.rglob("*.safetensors"))
 
-    def validate(self, graph: dict[str, Any]) -> dict[str, Any]:
-        errors: dict[str, Any] = {}
+    def folder(self, name: str) -> list[str] | None:
+        if name == "loras":
+            return self.lora_names()
+        return sorted(self.models[name]) if name in self.models else None
 
-        def add(node_id: str, node: dict[str, Any], kind: str, message: str, details: str, input_name: str) -> None:
-            entry = errors.setdefault(
-                node_id, {"errors": [], "dependent_outputs": [], "class_type": node.get("class_type")}
-            )
-            entry["errors"].append(
-                {"type": kind, "message": message, "details": details, "extra_info": {"input_name": input_name}}
-            )
-
-        for node_id, node in graph.items():
-            if node.get("class_type") not in KNOWN_NODES:
-                add(node_id, node, "invalid_prompt", "Cannot execute because node is not known", "", "")
-                continue
-            for name, value in node.get("inputs", {}).items():
-                if isinstance(value, list) and len(value) == 2 and str(value[0]) not in graph:
-                    add(node_id, node, "bad_linked_input", "Bad linked input", f"{name} -> {value[0]}", name)
-            if node["class_type"] == "LoraLoaderModelOnly":
-                name = node["inputs"].get("lora_name")
-                if name not in self.lora_names():
-                    add(
-                        node_id,
-                        node,
-                        "value_not_in_list",
-                        "Value not in list",
-                        f"lora_name: '{name}' not in {self.lora_names()}",
-                        "lora_name",
-                    )
-        return errors
+    def specs(self) -> dict[str, Any]:
+        return node_specs(lambda name: self.folder(name) or [])
 
     # --- Execution --------------------------------------------------------------------------------------------
     async def send(self, client_id: str, kind: str, data: dict[str, Any]) -> None:
@@ -127,8 +113,21 @@ class FakeComfyUI:
         ImageDraw.Draw(image).rectangle((0, 0, width // 2, height // 2), fill=tuple(digest[3:6]))
         return image
 
+    async def run_queue(self) -> None:
+        """One prompt at a time, in the order they were queued, as ComfyUI's prompt worker does."""
+        assert self._wake is not None
+        while True:
+            while not self.pending:
+                self._wake.clear()
+                await self._wake.wait()
+            entry = self.pending.pop(0)
+            self.running_entry = entry
+            await self.execute(entry[1], entry[2], entry[3])
+            self.running_entry = None
+
     async def execute(self, prompt_id: str, client_id: str, graph: dict[str, Any]) -> None:
         self.running, self.interrupt_flag = prompt_id, False
+        self.executed.append(prompt_id)
         outputs: dict[str, Any] = {}
         status = "success"
         await self.send(client_id, "execution_start", {"prompt_id": prompt_id, "timestamp": int(time.time() * 1000)})
@@ -147,6 +146,13 @@ class FakeComfyUI:
                 await self.send(
                     client_id, "executing", {"node": node_id, "display_node": node_id, "prompt_id": prompt_id}
                 )
+                # 0.3.64 also reports every node's state around it; clients must let messages they do not use pass.
+                await self.send(
+                    client_id,
+                    "progress_state",
+                    {"prompt_id": prompt_id, "nodes": {node_id: {"state": "running", "node_id": node_id,
+                                                                 "prompt_id": prompt_id}}},
+                )  # fmt: skip
                 if node["class_type"] == self.fail_node_type:
                     await self.send(
                         client_id,
@@ -165,7 +171,7 @@ class FakeComfyUI:
                     )
                     status = "error"
                     break
-                if node["class_type"] in SAMPLERS:
+                if node["class_type"] in SAMPLER_NODES:
                     steps = int(node["inputs"]["steps"])
                     for step in range(1, steps + 1):
                         if self.interrupt_flag:
@@ -192,12 +198,15 @@ class FakeComfyUI:
                         {"node": node_id, "display_node": node_id, "output": result, "prompt_id": prompt_id},
                     )
             else:
-                await self.send(client_id, "execution_success", {"prompt_id": prompt_id, "timestamp": 0})
+                await self.send(
+                    client_id, "execution_success", {"prompt_id": prompt_id, "timestamp": int(time.time() * 1000)}
+                )
         finally:
             self.history[prompt_id] = {
                 "prompt": [0, prompt_id, graph, {}, list(outputs)],
                 "outputs": outputs,
                 "status": {"status_str": status, "completed": status == "success", "messages": []},
+                "meta": {node_id: {"node_id": node_id, "display_node": node_id} for node_id in outputs},
             }
             self.running = None
             # Written after the history entry, as ComfyUI does: the reliable end of a prompt.
@@ -214,50 +223,77 @@ class FakeComfyUI:
                 {"system": {"os": "posix", "comfyui_version": "0.3.64", "python_version": "3.11"}, "devices": []}
             )
 
+        def refused(error: dict[str, Any], node_errors: dict[str, Any]) -> Response:
+            return JSONResponse({"error": error, "node_errors": node_errors}, status_code=400)
+
         async def post_prompt(request: Request) -> Response:
             if not same_origin(request):
                 return Response(status_code=403)
             body = await request.json()
             graph = body.get("prompt")
             if not isinstance(graph, dict):
-                return JSONResponse(
-                    {
-                        "error": {
-                            "type": "no_prompt",
-                            "message": "No prompt provided",
-                            "details": "",
-                            "extra_info": {},
-                        },
-                        "node_errors": {},
-                    },
-                    status_code=400,
-                )
-            errors = self.validate(graph)
-            if errors:
-                return JSONResponse(
-                    {
-                        "error": {
-                            "type": "prompt_outputs_failed_validation",
-                            "message": "Prompt outputs failed validation",
-                            "details": "",
-                            "extra_info": {},
-                        },
-                        "node_errors": errors,
-                    },
-                    status_code=400,
-                )
+                return refused({"type": "no_prompt", "message": "No prompt provided", "details": "",
+                                "extra_info": {}}, {})  # fmt: skip
+            error, node_errors = validate_prompt(graph, self.specs())
+            if error is not None:
+                return refused(error, {})
+            if node_errors:
+                return refused({"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed "
+                                "validation", "details": "", "extra_info": {}}, node_errors)  # fmt: skip
             prompt_id = str(body.get("prompt_id") or uuid.uuid4())
             self.prompts.append(body)
-            asyncio.get_running_loop().create_task(self.execute(prompt_id, str(body.get("client_id")), graph))
-            return JSONResponse({"prompt_id": prompt_id, "number": len(self.prompts), "node_errors": {}})
+            number = len(self.prompts)
+            self.pending.append((number, prompt_id, str(body.get("client_id")), graph))
+            if self._executor is None:
+                self._wake = asyncio.Event()
+                self._executor = asyncio.get_running_loop().create_task(self.run_queue())
+            assert self._wake is not None
+            self._wake.set()
+            return JSONResponse({"prompt_id": prompt_id, "number": number, "node_errors": {}})
 
         async def interrupt(request: Request) -> Response:
             body = await request.json() if await request.body() else {}
             wanted = body.get("prompt_id")
             self.interrupts.append(str(wanted))
+            # ComfyUI: "Prompt <id> is not currently running, skipping interrupt" for any other prompt.
             if self.running is not None and wanted in (None, self.running):
                 self.interrupt_flag = True
             return Response(status_code=200)
+
+        def queue_item(entry: tuple[int, str, str, dict[str, Any]]) -> list[Any]:
+            return [entry[0], entry[1], entry[3], {"client_id": entry[2]}, []]
+
+        async def get_queue(request: Request) -> Response:
+            running = [queue_item(self.running_entry)] if self.running_entry is not None else []
+            return JSONResponse(
+                {"queue_running": running, "queue_pending": [queue_item(entry) for entry in self.pending]}
+            )
+
+        async def post_queue(request: Request) -> Response:
+            body = await request.json()
+            if body.get("clear"):
+                self.deleted += [entry[1] for entry in self.pending]
+                self.pending.clear()
+            for prompt_id in body.get("delete", []):
+                kept = [entry for entry in self.pending if entry[1] != prompt_id]
+                if len(kept) != len(self.pending):
+                    self.deleted.append(prompt_id)
+                self.pending[:] = kept
+            return Response(status_code=200)
+
+        async def object_info(request: Request) -> Response:
+            specs = self.specs()
+            node = request.path_params.get("node")
+            if node is None:
+                return JSONResponse(specs)
+            return JSONResponse({node: specs[node]} if node in specs else {})
+
+        async def model_folders(request: Request) -> Response:
+            return JSONResponse(sorted([*self.models, "loras"]))
+
+        async def model_files(request: Request) -> Response:
+            files = self.folder(request.path_params["folder"])
+            return JSONResponse(files) if files is not None else Response(status_code=404)
 
         async def history(request: Request) -> Response:
             prompt_id = request.path_params["prompt_id"]
@@ -294,6 +330,12 @@ class FakeComfyUI:
                 Route(f"{prefix}/system_stats", system_stats),
                 Route(f"{prefix}/prompt", post_prompt, methods=["POST"]),
                 Route(f"{prefix}/interrupt", interrupt, methods=["POST"]),
+                Route(f"{prefix}/queue", get_queue, methods=["GET"]),
+                Route(f"{prefix}/queue", post_queue, methods=["POST"]),
+                Route(f"{prefix}/object_info", object_info),
+                Route(f"{prefix}/object_info/{{node}}", object_info),
+                Route(f"{prefix}/models", model_folders),
+                Route(f"{prefix}/models/{{folder}}", model_files),
                 Route(f"{prefix}/history/{{prompt_id}}", history),
                 Route(f"{prefix}/view", view),
             ]

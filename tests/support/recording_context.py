@@ -66,6 +66,7 @@ class RecordingContext:
         self.base_model_path = base_model_path
         self.cancel_at_step = cancel_at_step
         self.cancel_after_generating = cancel_after_generating
+        self.cancel_requested = False  # set from another thread to cancel at once
         self.progress: list[ProgressReport] = []
         self.samples: list[Artifact] = []
         self.artifacts: list[Artifact] = []
@@ -105,6 +106,8 @@ class RecordingContext:
         return artifact
 
     def is_cancelled(self) -> bool:
+        if self.cancel_requested:
+            return True
         if self.cancel_at_step is not None:
             done = max((p.step for p in self.progress), default=0)
             if done >= self.cancel_at_step:
@@ -125,6 +128,10 @@ class RecordingContext:
     def remove_artifact(self, artifact: Artifact) -> None:
         (self.data_dir / artifact.path).unlink(missing_ok=True)
         self.removed.append(artifact)
+
+    def recorded_artifacts(self) -> list[Artifact]:
+        removed = {artifact.id for artifact in self.removed}
+        return [a for a in [*self.artifacts, *self.samples] if a.id not in removed]
 
     def latest_checkpoint(self) -> Path | None:
         return latest_checkpoint_in(self.work_dir)

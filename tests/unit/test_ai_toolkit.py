@@ -1,78 +1,69 @@
 """The ai-toolkit adapter: YAML generation, progress parsing, and runs against a stand-in `run.py`.
 
-ai-toolkit itself needs a CUDA GPU and FLUX.1-dev, so the runs use a small script written here that behaves like
-its `run.py` from the outside: reads the YAML job, prints tqdm lines, writes samples and step LoRAs, prunes them.
+ai-toolkit itself cannot be installed in CI, so the runs use `tests/support/ai_toolkit_run.py`, which behaves like
+its `run.py` from the outside (redraw order of the progress bar, file names, samples, loss_log.db, resume).
 """
 
 from __future__ import annotations
 
+import json
 import os
-import textwrap
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
+from safetensors import safe_open
 
 from isengard.domain import ArtifactKind
 from isengard.plugins.api import JobCancelled, PluginError
-from isengard.plugins.training.ai_toolkit import AiToolkitTrainer, parse_progress, prepare_dataset
+from isengard.plugins.training.ai_toolkit import AiToolkitRun, AiToolkitTrainer, parse_progress, prepare_dataset
 from isengard.plugins.training.ai_toolkit_config import AiToolkitConfig, job_config
 from tests.conftest import make_settings
+from tests.support.ai_toolkit_run import step_loss
 from tests.support.recording_context import RecordingContext
 from tests.unit.test_training_flux_lora import make_dataset
 
-FAKE_RUN_PY = textwrap.dedent(
-    """
-    import os, sys, time
-    import yaml
-
-    job = yaml.safe_load(open(sys.argv[1]))
-    process = job["config"]["process"][0]
-    name = job["config"]["name"]
-    out = os.path.join(process["training_folder"], name)
-    os.makedirs(os.path.join(out, "samples"), exist_ok=True)
-    with open(os.path.join(os.path.dirname(sys.argv[1]), "fake.pid"), "w") as handle:
-        handle.write(str(os.getpid()))
-    if os.environ.get("FAKE_FAIL"):
-        print("Error: CUDA is required", flush=True)
-        sys.exit(3)
-    steps = process["train"]["steps"]
-    every = process["save"]["save_every"]
-    keep = process["save"]["max_step_saves_to_keep"]
-    sample_every = process["sample"]["sample_every"]
-    delay = float(os.environ.get("FAKE_DELAY", "0"))
-    print("Loading Flux model", flush=True)
-    saved = []
-    for step in range(1, steps + 1):
-        loss = 0.5 / step
-        sys.stdout.write(f"\\r{name}:  {step * 100 // steps}%|##   | {step}/{steps} [00:01<00:02,  2.00it/s, "
-                         f"lr: 1.0e-04 loss: {loss:.3e}]")
-        sys.stdout.flush()
-        time.sleep(delay)
-        if step % sample_every == 0:
-            for index, _prompt in enumerate(process["sample"]["prompts"]):
-                sample = f"{int(time.time() * 1000)}__{step:09d}_{index}.jpg"
-                with open(os.path.join(out, "samples", sample), "wb") as f:
-                    f.write(b"\\xff\\xd8 fake jpeg")
-        if step % every == 0 and step < steps:
-            path = os.path.join(out, f"{name}_{step:09d}.safetensors")
-            open(path, "wb").write(b"weights")
-            saved.append(path)
-            while len(saved) > keep:
-                os.remove(saved.pop(0))
-    open(os.path.join(out, f"{name}.safetensors"), "wb").write(b"final weights")
-    print("\\nDone", flush=True)
-    """
-)
+DOUBLE = Path(__file__).resolve().parents[1] / "support" / "ai_toolkit_run.py"
+TINY_TRANSFORMER = {"num_attention_heads": 2, "attention_head_dim": 16, "num_layers": 2, "num_single_layers": 2}
 
 
 @pytest.fixture()
 def toolkit(tmp_path: Path) -> Path:
     folder = tmp_path / "ai-toolkit"
     folder.mkdir()
-    (folder / "run.py").write_text(FAKE_RUN_PY)
+    shutil.copyfile(DOUBLE, folder / "run.py")
     return folder
+
+
+@pytest.fixture()
+def model_dir(tmp_path: Path) -> Path:
+    """Just enough of a FLUX folder for the stand-in to shape its LoRA files."""
+    folder = tmp_path / "model"
+    (folder / "transformer").mkdir(parents=True)
+    (folder / "transformer" / "config.json").write_text(json.dumps(TINY_TRANSFORMER))
+    return folder
+
+
+def _trainer(tmp_path: Path, toolkit: Path) -> AiToolkitTrainer:
+    # The stand-in needs only the test interpreter; a real install has its own .venv.
+    return AiToolkitTrainer(make_settings(tmp_path / "s", ai_toolkit_path=toolkit, ai_toolkit_python=sys.executable))
+
+
+def _context(tmp_path: Path, model_dir: Path, **options: Any) -> RecordingContext:
+    data_dir = tmp_path / "data"
+    return RecordingContext(data_dir, model_dir, work_dir=data_dir / "loras" / "char1" / "job1", **options)
+
+
+def _run(trainer: AiToolkitTrainer, ctx: RecordingContext, **config: Any) -> dict[str, Any]:
+    job = make_dataset(ctx.data_dir, count=2)
+    values = {"steps": 12, "checkpoint_every": 3, "keep_checkpoints": 2, "sample_every": 4,
+              "sample_prompts": ["[trigger] a", "[trigger] b"], "resolutions": [128], **config}  # fmt: skip
+    return trainer.run(ctx, {"plugin": "ai-toolkit", "config": values, "input": job.model_dump()})
 
 
 def test_progress_lines_are_parsed() -> None:
@@ -88,21 +79,43 @@ def test_progress_lines_are_parsed() -> None:
     assert parse_progress(line, "my_lora") == progress
 
 
-def test_job_yaml_follows_ai_toolkit_layout(tmp_path: Path) -> None:
-    config = AiToolkitConfig(steps=1500, rank=32, alpha=16, resolutions=[1024, 512], sample_prompts=["[trigger] x"])
+def test_job_yaml_writes_what_ai_toolkit_acts_on(tmp_path: Path) -> None:
+    config = AiToolkitConfig(steps=1500, rank=32, resolutions=[1024, 512], sample_prompts=["[trigger] x"],
+                             low_vram=True, sample_every=0)  # fmt: skip
     document = job_config(config, name="anna", trigger_word="ann4", dataset_dir=tmp_path / "ds",
                           training_folder=tmp_path / "out", base_model="/models/flux")  # fmt: skip
-    text = yaml.safe_dump(document)
-    process = yaml.safe_load(text)["config"]["process"][0]
+    process = yaml.safe_load(yaml.safe_dump(document))["config"]["process"][0]
     assert process["type"] == "sd_trainer" and process["trigger_word"] == "ann4"
-    assert process["network"] == {"type": "lora", "linear": 32, "linear_alpha": 16.0}
+    # ai-toolkit trains FLUX with alpha = rank: the file says so instead of asking for something else.
+    assert process["network"] == {"type": "lora", "linear": 32, "linear_alpha": 32}
+    assert "device" not in process  # ai-toolkit runs on accelerate's device whatever this says
     assert process["train"]["steps"] == 1500 and process["train"]["noise_scheduler"] == "flowmatch"
+    assert process["train"]["optimizer"] == "adamw8bit" and process["train"]["gradient_checkpointing"] is True
     assert process["datasets"][0]["resolution"] == [512, 1024]
     assert process["datasets"][0]["folder_path"] == str(tmp_path / "ds")
-    assert process["model"] == {"name_or_path": "/models/flux", "is_flux": True, "quantize": True}
+    assert process["model"] == {"name_or_path": "/models/flux", "is_flux": True, "quantize": True,
+                                "qtype": "qfloat8", "low_vram": True}  # fmt: skip
+    assert process["logging"]["use_ui_logger"] is True
     assert process["sample"]["prompts"] == ["[trigger] x"] and process["sample"]["walk_seed"] is False
+    assert process["sample"]["sample_every"] == 0  # falsy: ai-toolkit then samples only before and after
     with pytest.raises(ValueError):
         AiToolkitConfig(resolutions=[500])
+    with pytest.raises(ValidationError, match="alpha"):
+        AiToolkitConfig.model_validate({"alpha": 8})  # a knob ai-toolkit ignores for FLUX is not offered
+
+
+def test_the_form_names_the_real_low_vram_options() -> None:
+    properties = AiToolkitConfig.model_json_schema()["properties"]
+    assert "model.quantize" in properties["quantize"]["description"]
+    assert "qfloat8" in properties["quantize"]["description"]
+    assert "model.low_vram" in properties["low_vram"]["description"]
+    assert "train.gradient_checkpointing" in properties["gradient_checkpointing"]["description"]
+    assert properties["optimizer"]["default"] == "adamw8bit"
+    assert "bitsandbytes" in properties["optimizer"]["description"]
+    assert "alpha" not in properties and "device" not in properties
+    # The shared sample settings come after the trainer's own knobs in the form.
+    names = list(properties)
+    assert names.index("caption_dropout") < names.index("sample_every")
 
 
 def test_dataset_folder_has_images_and_substituted_captions(tmp_path: Path) -> None:
@@ -120,54 +133,152 @@ def test_not_installed_is_unavailable_with_a_reason(tmp_path: Path) -> None:
     assert not missing.available and "run.py" in (missing.reason or "")
 
 
-def _run(trainer: AiToolkitTrainer, ctx: RecordingContext, tmp_path: Path, **config: Any) -> dict[str, Any]:
-    job = make_dataset(ctx.data_dir, count=2)
-    values = {"steps": 12, "checkpoint_every": 3, "keep_checkpoints": 2, "sample_every": 4,
-              "sample_prompts": ["[trigger] a", "[trigger] b"], **config}  # fmt: skip
-    return trainer.run(ctx, {"plugin": "ai-toolkit", "config": values, "input": job.model_dump()})
+def _fake_python(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o755)
+    return path
 
 
-def test_run_turns_output_into_progress_samples_and_artifacts(toolkit: Path, tmp_path: Path) -> None:
-    trainer = AiToolkitTrainer(make_settings(tmp_path / "s", ai_toolkit_path=toolkit))
-    assert trainer.capabilities().available
-    data_dir = tmp_path / "data"
-    ctx = RecordingContext(data_dir, tmp_path / "model", work_dir=data_dir / "loras" / "char1" / "job1")
-    result = _run(trainer, ctx, tmp_path)
+def test_its_own_virtual_environment_runs_it_never_isengards(toolkit: Path, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "s", ai_toolkit_path=toolkit)
+    bare = AiToolkitTrainer(settings).capabilities()
+    # Without a venv of its own, ai-toolkit is not run with Isengard's interpreter: the reason says what is missing.
+    assert not bare.available
+    assert ".venv" in (bare.reason or "") and "ISENGARD_AI_TOOLKIT_PYTHON" in (bare.reason or "")
+    venv = _fake_python(toolkit / "venv" / "bin" / "python")
+    assert AiToolkitTrainer(settings).capabilities().details["python"] == str(venv)
+    dot_venv = _fake_python(toolkit / ".venv" / "bin" / "python")  # what its installer and UI use: preferred
+    assert AiToolkitTrainer(settings).capabilities().details["python"] == str(dot_venv)
+    elsewhere = _fake_python(tmp_path / "envs" / "aitk" / "bin" / "python")
+    chosen = make_settings(tmp_path / "s", ai_toolkit_path=toolkit, ai_toolkit_python=elsewhere)
+    assert AiToolkitTrainer(chosen).capabilities().details["python"] == str(elsewhere)
+    wrong = make_settings(tmp_path / "s", ai_toolkit_path=toolkit, ai_toolkit_python=tmp_path / "none" / "python")
+    refused = AiToolkitTrainer(wrong).capabilities()
+    assert not refused.available and str(tmp_path / "none" / "python") in (refused.reason or "")
 
-    losses = ctx.losses()
-    assert sorted(losses) == list(range(1, 13))
-    assert losses[4] == pytest.approx(0.125, rel=1e-3)
-    assert all(p.lr == pytest.approx(1e-4) for p in ctx.progress)
-    assert sorted((a.step, a.meta["index"]) for a in ctx.samples) == [(s, i) for s in (4, 8, 12) for i in (0, 1)]
+
+def _expected_samples(steps: int, every: int) -> list[int]:
+    """Baseline at 0, then after step index i (i % every == 0, i > 0: i + 1 steps trained), final at the end."""
+    return [0, *(i + 1 for i in range(1, steps) if i % every == 0), steps]
+
+
+@pytest.mark.parametrize("ui_logger", [True, False], ids=["loss-log-db", "progress-bar-only"])
+def test_each_step_gets_its_own_loss(
+    toolkit: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ui_logger: bool
+) -> None:
+    if not ui_logger:
+        monkeypatch.setenv("AITK_DOUBLE_NO_UI_LOGGER", "1")
+    ctx = _context(tmp_path, model_dir)
+    result = _run(_trainer(tmp_path, toolkit), ctx)
+    # Every step's own loss, saves and samples notwithstanding (they suppress a redraw of the bar).
+    # (The bar shows four significant digits.)
+    assert ctx.losses() == {step: pytest.approx(step_loss(step), rel=1e-3) for step in range(1, 13)}
+    assert result["final_loss"] == pytest.approx(step_loss(12), rel=1e-3)
+    assert all(p.lr == pytest.approx(1e-4) for p in ctx.progress if p.stage == "training")
+
+
+def test_run_turns_output_into_samples_and_artifacts(toolkit: Path, model_dir: Path, tmp_path: Path) -> None:
+    ctx = _context(tmp_path, model_dir)
+    result = _run(_trainer(tmp_path, toolkit), ctx, rank=4)
+    # Baseline samples are step 0; a sample named with step index i shows i + 1 trained steps.
+    assert sorted((a.step, a.meta["index"]) for a in ctx.samples) == [
+        (s, i) for s in _expected_samples(12, 4) for i in (0, 1)
+    ]
     assert ctx.samples[0].meta["prompt"] == "[trigger] a"
     lora = [a for a in ctx.artifacts if a.kind == ArtifactKind.LORA]
     assert len(lora) == 1 and lora[0].path == result["lora_path"] and lora[0].meta["trigger_word"] == "rdfig"
-    # ai-toolkit kept the last 2 step LoRAs (6 and 9); whatever it deleted is no longer recorded.
-    checkpoints = {a.step for a in ctx.artifacts if a.kind == ArtifactKind.CHECKPOINT}
-    removed = {a.step for a in ctx.removed}
-    assert checkpoints - removed == {6, 9}
-    assert any("Loading Flux model" in line.message for line in ctx.logs)
+    assert lora[0].step == 12
+    # `<name>_000000003` holds 4 optimizer steps; ai-toolkit kept the last 2 (after 7 and 10 steps).
+    checkpoints = [a for a in ctx.artifacts if a.kind == ArtifactKind.CHECKPOINT]
+    assert {a.step for a in checkpoints} - {a.step for a in ctx.removed} == {7, 10}
+    for artifact in [*checkpoints, *lora]:
+        assert artifact.meta["step"] == artifact.step
+        # Alpha is what the file means: ai-toolkit wrote no .alpha tensors, so alpha = rank.
+        assert artifact.meta["rank"] == 4 and artifact.meta["alpha"] == 4
+    with safe_open(str(ctx.data_dir / lora[0].path), framework="numpy") as handle:
+        assert not any(key.endswith(".alpha") for key in handle.keys())  # noqa: SIM118
+        assert json.loads(handle.metadata()["training_info"])["step"] == 12
 
 
-def test_cancel_stops_the_whole_process_group(toolkit: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FAKE_DELAY", "0.2")
-    trainer = AiToolkitTrainer(make_settings(tmp_path / "s", ai_toolkit_path=toolkit))
-    data_dir = tmp_path / "data"
-    ctx = RecordingContext(
-        data_dir, tmp_path / "model", work_dir=data_dir / "loras" / "char1" / "job1", cancel_at_step=3
-    )
+def test_the_run_log_has_one_line_per_stage(toolkit: Path, model_dir: Path, tmp_path: Path) -> None:
+    ctx = _context(tmp_path, model_dir)
+    _run(_trainer(tmp_path, toolkit), ctx)
+    messages = [line.message for line in ctx.logs]
+    assert sum("Caching latents" in m for m in messages) == 1
+    assert sum(m.startswith("Quantizing:") or "Quantizing: " in m for m in messages) == 1
+    assert not any("lr: " in m for m in messages)  # the training bar is progress, not log lines
+    # The configuration dump is one line, not one per line of JSON.
+    assert not any(m.strip() in {"{", "}", "},"} for m in messages)
+    assert sum("configuration" in m for m in messages) == 1
+    assert any(m.startswith("Saving at step 3") for m in messages)
+    assert len(messages) < 40
+
+
+def test_a_retried_attempt_does_not_re_emit_what_the_first_recorded(
+    toolkit: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AITK_DOUBLE_STEP_SECONDS", "0.05")
+    trainer = _trainer(tmp_path, toolkit)
+    ctx = _context(tmp_path, model_dir, cancel_at_step=8)
     with pytest.raises(JobCancelled):
-        _run(trainer, ctx, tmp_path, steps=200)
-    pid = int((ctx.work_dir / "fake.pid").read_text())
+        _run(trainer, ctx, steps=20)
+    first_samples, first_artifacts = list(ctx.samples), list(ctx.artifacts)
+    assert first_samples and first_artifacts
+    # The worker runs the job again with the same recorded history; ai-toolkit resumes from its newest step file.
+    ctx.cancel_at_step, ctx.attempt = None, 2
+    _run(trainer, ctx, steps=20)
+    sample_paths = [a.path for a in ctx.samples]
+    assert len(sample_paths) == len(set(sample_paths))
+    artifact_paths = [a.path for a in ctx.artifacts]
+    assert len(artifact_paths) == len(set(artifact_paths))
+    assert any("RESUMING" in line.message for line in ctx.logs)
+    assert max(a.step or 0 for a in ctx.samples) == 20
+
+
+def test_a_run_stops_the_ai_toolkit_an_earlier_attempt_left_running(
+    toolkit: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    ctx = _context(tmp_path, model_dir)
+    trainer = _trainer(tmp_path, toolkit)
+    # What a worker killed with -9 leaves behind: ai-toolkit still running this job's config, in its own session.
+    config = AiToolkitConfig(steps=500, resolutions=[128])
+    config_path = AiToolkitRun(ctx, config, make_dataset(ctx.data_dir, 2), toolkit, sys.executable).write_job()
+    orphan = subprocess.Popen(
+        [sys.executable, "run.py", str(config_path)], cwd=toolkit, start_new_session=True,
+        env={**os.environ, "AITK_DOUBLE_STEP_SECONDS": "1"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    (ctx.work_dir / "ai-toolkit.pid").write_text(str(orphan.pid))
+    try:
+        _run(trainer, ctx)
+        assert orphan.wait(timeout=5) is not None
+        assert any("left running" in line.message for line in ctx.logs)
+        assert not (ctx.work_dir / "ai-toolkit.pid").exists()  # the finished run leaves no pid behind
+    finally:
+        if orphan.poll() is None:
+            orphan.kill()
+            orphan.wait()
+
+
+def test_cancel_stops_the_whole_process_group(
+    toolkit: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AITK_DOUBLE_STEP_SECONDS", "0.2")
+    pid_file = tmp_path / "double.pid"
+    monkeypatch.setenv("AITK_DOUBLE_PID_FILE", str(pid_file))
+    ctx = _context(tmp_path, model_dir, cancel_at_step=3)
+    with pytest.raises(JobCancelled):
+        _run(_trainer(tmp_path, toolkit), ctx, steps=200)
     with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
+        os.kill(int(pid_file.read_text()), 0)
     assert max(ctx.losses()) < 50
 
 
-def test_a_failed_run_reports_its_last_output(toolkit: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FAKE_FAIL", "1")
-    trainer = AiToolkitTrainer(make_settings(tmp_path / "s", ai_toolkit_path=toolkit))
-    data_dir = tmp_path / "data"
-    ctx = RecordingContext(data_dir, tmp_path / "model", work_dir=data_dir / "loras" / "char1" / "job1")
+def test_a_failed_run_reports_its_last_output(
+    toolkit: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AITK_DOUBLE_FAIL", "1")
+    ctx = _context(tmp_path, model_dir)
     with pytest.raises(PluginError, match=r"exit code 3.*CUDA is required"):
-        _run(trainer, ctx, tmp_path)
+        _run(_trainer(tmp_path, toolkit), ctx)

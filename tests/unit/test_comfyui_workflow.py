@@ -8,7 +8,8 @@ import pytest
 
 from isengard.domain import LoraRef
 from isengard.plugins.api import PluginError
-from isengard.plugins.image.comfyui import describe_node_errors, lora_name_for_comfyui
+from isengard.plugins.image.comfyui import lora_name_for_comfyui
+from isengard.plugins.image.comfyui_client import describe_node_errors
 from isengard.plugins.image.comfyui_workflow import available_workflows, fill_workflow, load_workflow, markers
 
 VALUES = {"prompt": "a cat", "seed": 5, "steps": 20, "guidance": 2.5, "width": 512, "height": 768}

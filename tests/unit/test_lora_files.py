@@ -11,8 +11,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from isengard.lora_files import check_safetensors_header, read_lora_file
-from isengard.lora_formats import LoraFormatError
+from isengard.api.services.loras.files import check_safetensors_header, read_lora_file
+from isengard.api.services.loras.formats import LoraFormatError
 
 
 def _valid(path: Path) -> Path:

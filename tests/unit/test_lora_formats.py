@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from isengard.lora_formats import LoraFormatError, convert_to_diffusers, detect_layout, expected_shapes, kohya_targets
+from isengard.api.services.loras.formats import (
+    LoraFormatError,
+    convert_to_diffusers,
+    detect_layout,
+    expected_shapes,
+    kohya_targets,
+)
 from isengard.models.tiny import build_tiny_pipeline, save_tiny_model
 
 TINY_CONFIG = {

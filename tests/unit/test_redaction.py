@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from isengard.redaction import EMAIL_REDACTED, REDACTED, redact_text, redact_value
+from isengard.api.redaction import EMAIL_REDACTED, REDACTED, redact_text, redact_value
 
 
 @pytest.mark.parametrize(

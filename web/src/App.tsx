@@ -3,7 +3,7 @@ import { Navigate, Route, Routes } from "react-router-dom";
 import { AuthGate } from "./auth/AuthGate";
 import { Layout } from "./components/Layout";
 import { Spinner } from "./components/ui";
-import { useGlobalJobEvents } from "./hooks/useJobEvents";
+import { useGlobalJobEvents } from "./features/jobs/hooks";
 import { NotFound } from "./pages/NotFound";
 
 const Characters = lazy(() => import("./pages/Characters"));

@@ -4,7 +4,7 @@ import { createRoot } from "react-dom/client";
 import { BrowserRouter } from "react-router-dom";
 import { App } from "./App";
 import { ApiError } from "./lib/api-errors";
-import { sessionKey } from "./auth/session";
+import { sessionKey } from "./features/auth/api";
 import { installGlobalErrorReporting } from "./lib/logger";
 import { ToastProvider } from "./components/Toasts";
 import "./styles.css";

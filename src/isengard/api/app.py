@@ -26,7 +26,7 @@ from isengard.api.middleware import (
 )
 from isengard.api.openapi_docs import install_security_schemes
 from isengard.api.routes import auth, characters, generation, health, images, jobs, logs, loras, training
-from isengard.api.services.queue_lifecycle import start_queue_recovery, stop_queue_recovery
+from isengard.api.services.jobs.lifecycle import start_queue_recovery, stop_queue_recovery
 from isengard.api.state import Services
 from isengard.config import Settings
 from isengard.db.session import make_engine, make_sessionmaker
@@ -149,6 +149,6 @@ def create_app(settings: Settings, *, web_dist: Path | None = None) -> FastAPI:
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(CorrelationIdMiddleware)
-    _mount_web(app, web_dist or DEFAULT_WEB_DIST)
+    _mount_web(app, web_dist or settings.web_dist or DEFAULT_WEB_DIST)
     install_security_schemes(app)
     return app

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,23 @@ MARKER = "isengard_tiny.json"
 
 TEXT_DIM = 32
 MAX_CLIP_TOKENS = 77
+
+
+@dataclass(frozen=True)
+class TinyShape:
+    """The widths of a tiny transformer and its text encoders (the text width feeds the transformer's embedders)."""
+
+    heads: int = 2
+    head_dim: int = 16
+    text_dim: int = TEXT_DIM
+    axes_dims_rope: tuple[int, int, int] = (4, 6, 6)  # must sum to head_dim
+
+
+DEFAULT_SHAPE = TinyShape()
+# For tests of quantized profiles: every linear layer's size a multiple of 64 x 256 values (torchao NF4's block and
+# scaler groups) except the 64-channel patch embedder and output projection, which stay unquantized; still small
+# (hidden width 128) and a training step still takes milliseconds.
+QUANTIZABLE_SHAPE = TinyShape(heads=2, head_dim=64, text_dim=128, axes_dims_rope=(16, 24, 24))
 
 
 def _byte_chars() -> list[str]:
@@ -69,7 +87,7 @@ def _t5_tokenizer() -> Any:
     return T5TokenizerFast(vocab=pieces, extra_ids=0, model_max_length=512)
 
 
-def build_tiny_pipeline(seed: int = TINY_SEED) -> Any:
+def build_tiny_pipeline(seed: int = TINY_SEED, shape: TinyShape = DEFAULT_SHAPE) -> Any:
     """Build the pipeline in memory (random weights, deterministic for a seed)."""
     import torch
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
@@ -81,12 +99,12 @@ def build_tiny_pipeline(seed: int = TINY_SEED) -> Any:
         in_channels=64,
         num_layers=2,
         num_single_layers=2,
-        attention_head_dim=16,
-        num_attention_heads=2,
-        joint_attention_dim=TEXT_DIM,
-        pooled_projection_dim=TEXT_DIM,
+        attention_head_dim=shape.head_dim,
+        num_attention_heads=shape.heads,
+        joint_attention_dim=shape.text_dim,
+        pooled_projection_dim=shape.text_dim,
         guidance_embeds=True,
-        axes_dims_rope=(4, 6, 6),
+        axes_dims_rope=shape.axes_dims_rope,
     )
     vae = AutoencoderKL(
         in_channels=3,
@@ -107,12 +125,12 @@ def build_tiny_pipeline(seed: int = TINY_SEED) -> Any:
     t5_tokenizer = _t5_tokenizer()
     clip_config = CLIPTextConfig(
         vocab_size=len(clip_tokenizer),
-        hidden_size=TEXT_DIM,
-        intermediate_size=64,
+        hidden_size=shape.text_dim,
+        intermediate_size=2 * shape.text_dim,
         num_hidden_layers=2,
         num_attention_heads=2,
         max_position_embeddings=MAX_CLIP_TOKENS,
-        projection_dim=TEXT_DIM,
+        projection_dim=shape.text_dim,
         bos_token_id=clip_tokenizer.bos_token_id,
         eos_token_id=clip_tokenizer.eos_token_id,
         pad_token_id=clip_tokenizer.pad_token_id,
@@ -120,9 +138,9 @@ def build_tiny_pipeline(seed: int = TINY_SEED) -> Any:
     text_encoder = CLIPTextModel(clip_config)
     t5_config = T5Config(
         vocab_size=len(t5_tokenizer),
-        d_model=TEXT_DIM,
+        d_model=shape.text_dim,
         d_kv=8,
-        d_ff=64,
+        d_ff=2 * shape.text_dim,
         num_layers=2,
         num_heads=4,
         relative_attention_num_buckets=8,
@@ -155,12 +173,12 @@ def _is_current(folder: Path) -> bool:
         return False
 
 
-def save_tiny_model(folder: Path, seed: int = TINY_SEED) -> Path:
+def save_tiny_model(folder: Path, seed: int = TINY_SEED, shape: TinyShape = DEFAULT_SHAPE) -> Path:
     """Build and save the tiny model into `folder` atomically (built beside it, then renamed)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = folder.with_name(f".{folder.name}.building")
     shutil.rmtree(staging, ignore_errors=True)
-    build_tiny_pipeline(seed).save_pretrained(staging)
+    build_tiny_pipeline(seed, shape).save_pretrained(staging)
     (staging / MARKER).write_text(json.dumps({"version": TINY_VERSION, "seed": seed}))
     shutil.rmtree(folder, ignore_errors=True)
     staging.rename(folder)

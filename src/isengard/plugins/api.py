@@ -97,6 +97,14 @@ class JobContext(Protocol):
     def remove_artifact(self, artifact: Artifact) -> None:
         """Delete an artifact's file and its records (e.g. checkpoints beyond the last K kept)."""
 
+    def recorded_artifacts(self) -> list[Artifact]:
+        """Every artifact (samples included) this job has recorded so far, earlier attempts included.
+
+        A plugin that watches an engine's output folder seeds its "already reported" sets from it, so a retried
+        attempt does not announce the files of the first one again.
+        """
+        ...
+
     def latest_checkpoint(self) -> Path | None:
         """The newest resumable checkpoint of this job from an earlier attempt, if any.
 

@@ -134,12 +134,8 @@ def _raw_reply(response: Any, **_options: Any) -> Any:
 
 
 def touch(client: redis.Redis, kind: str, consumer: str, entry_id: str) -> None:
-    """Reset an entry's idle time so a long-running job is not mistaken for an abandoned one."""
-    client.xclaim(keys.job_stream(kind), keys.CONSUMER_GROUP, consumer, 0, [entry_id], justid=True)
-
-
-def give_back(client: redis.Redis, kind: str, consumer: str, entry_id: str) -> None:
-    """Hand an entry taken by mistake back to the consumer that is really running it."""
+    """Make `consumer` the entry's holder with its idle time reset: a heartbeat keeps a long-running job from being
+    mistaken for an abandoned one, and an entry taken over by mistake goes back to the worker really running it."""
     client.xclaim(keys.job_stream(kind), keys.CONSUMER_GROUP, consumer, 0, [entry_id], justid=True)
 
 
@@ -159,10 +155,6 @@ def requeue(client: redis.Redis, kind: str, entry_id: str, job_id: str) -> str:
     pipe.xdel(keys.job_stream(kind), entry_id)
     pipe.xadd(keys.job_stream(kind), {ENTRY_FIELD: job_id})
     return as_text(pipe.execute()[-1])
-
-
-def remove_entry(client: redis.Redis, kind: str, entry_id: str) -> None:
-    ack(client, kind, entry_id)
 
 
 def stream_job_ids(client: redis.Redis, kind: str) -> dict[str, str]:

@@ -12,17 +12,14 @@ import shutil
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import redis
-from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import select
 
 from isengard.config import Mode, Settings
-from isengard.db.models import Generation, Job, JobArtifact, Lora
-from isengard.db.session import session_scope
+from isengard.db.models import JobArtifact
 from isengard.domain import (
     ArtifactEvent,
     ArtifactKind,
@@ -32,14 +29,14 @@ from isengard.domain import (
     ProgressEvent,
     SampleEvent,
     artifact_url,
-    utcnow,
 )
+from isengard.jobs.artifacts import JobSnapshot, forget_artifact, record_artifact
+from isengard.jobs.history import should_persist
+from isengard.jobs.states import JobStates
 from isengard.logging import RESERVED_RECORD_FIELDS
 from isengard.plugins.api import Artifact, JobCancelled, JobInterrupted, PluginError
 from isengard.plugins.checkpoint_folders import latest_checkpoint_in
-from isengard.queue import events as queue_events
 from isengard.queue import jobs as queue
-from isengard.queue.history import add_events, should_persist
 from isengard.storage import DataTree, UnsafePathError
 
 log = logging.getLogger("isengard.job")
@@ -51,17 +48,6 @@ LOSS_EMA_BETA = 0.9
 RATE_WINDOW = 50  # progress reports the it/s estimate looks back over
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
-
-
-@dataclass(frozen=True)
-class JobSnapshot:
-    """What the context needs to know about its job, read once when the job starts."""
-
-    id: str
-    kind: str
-    plugin: str
-    character_id: str | None
-    name: str
 
 
 def job_work_dir(data: DataTree, job: JobSnapshot) -> Path:
@@ -85,8 +71,7 @@ class WorkerJobContext:
         self,
         *,
         settings: Settings,
-        sessions: sessionmaker[Session],
-        client: redis.Redis,
+        states: JobStates,
         job: JobSnapshot,
         attempt: int,
         worker_id: str,
@@ -94,8 +79,8 @@ class WorkerJobContext:
         lease_lost: threading.Event,
     ) -> None:
         self.settings = settings
-        self.sessions = sessions
-        self.redis = client
+        self.states = states
+        self.redis = states.redis
         self.job = job
         self.job_id = job.id
         self.attempt = attempt
@@ -146,14 +131,28 @@ class WorkerJobContext:
     def latest_checkpoint(self) -> Path | None:
         return latest_checkpoint_in(self.work_dir)
 
-    # --- Events -------------------------------------------------------------------------------------------------
+    def recorded_artifacts(self) -> list[Artifact]:
+        with self.states.sessions() as session:
+            rows = session.scalars(
+                select(JobArtifact).where(JobArtifact.job_id == self.job_id).order_by(JobArtifact.created_at)
+            ).all()
+            return [
+                Artifact(
+                    id=row.id,
+                    kind=ArtifactKind(row.kind),
+                    path=row.path,
+                    name=row.name,
+                    step=row.step,
+                    meta=dict(row.meta or {}),
+                )
+                for row in rows
+            ]
 
-    def _publish(self, event: Any) -> None:
-        queue_events.publish(self.redis, event, maxlen=self.settings.event_stream_maxlen)
+    # --- Events -------------------------------------------------------------------------------------------------
 
     def _record(self, event: Any) -> None:
         """Publish now; keep for the database at the next flush."""
-        self._publish(event)
+        self.states.publish([event])
         if should_persist(event):
             self._pending_rows.append(event)
 
@@ -162,17 +161,7 @@ class WorkerJobContext:
         rows, self._pending_rows = self._pending_rows, []
         progress, self._pending_progress = self._pending_progress, None
         self._last_flush = time.monotonic()
-        if not rows and progress is None:
-            return
-        with session_scope(self.sessions) as session:
-            add_events(session, rows)
-            if progress is not None:
-                session.execute(
-                    update(Job)
-                    .where(Job.id == self.job_id)
-                    .values(progress=progress, updated_at=utcnow())
-                    .execution_options(synchronize_session=False)
-                )
+        self.states.record_progress(self.job_id, rows, progress)
 
     def _maybe_flush(self, force: bool = False) -> None:
         if force or time.monotonic() - self._last_flush >= DB_FLUSH_INTERVAL_SECONDS:
@@ -236,43 +225,23 @@ class WorkerJobContext:
     def _store_artifact(
         self, path: Path, kind: ArtifactKind, *, name: str | None, step: int | None, meta: dict[str, Any] | None
     ) -> tuple[Artifact, str | None]:
-        """Record the artifact row (and its LoRA / gallery row); returns the artifact and the LoRA id if any.
-
-        Idempotent per (job, path): an attempt retried after a crash saves the files the earlier attempt had
-        already recorded a second time, and each must stay one row (updated, keeping its id) rather than two.
-        """
+        """Record the artifact (and its LoRA / gallery row); returns the artifact and the LoRA id if any."""
         if not path.exists():
             raise PluginError(f"artifact {path.name} does not exist")
         relative = self._relative(path)
-        meta = dict(meta or {})
-        lora_id: str | None = None
         self.flush()  # keep the order of events in the database
-        with session_scope(self.sessions) as session:
-            row = session.scalars(
-                select(JobArtifact).where(JobArtifact.job_id == self.job_id, JobArtifact.path == relative).limit(1)
-            ).first()
-            if row is None:
-                row = JobArtifact(job_id=self.job_id, path=relative)
-                session.add(row)
-            row.kind = kind.value
-            row.name = name or path.name
-            row.step = step
-            row.bytes = _path_bytes(path)
-            row.meta = meta
-            session.flush()
-            job = session.get(Job, self.job_id)
-            if job is not None and kind in (ArtifactKind.LORA, ArtifactKind.CHECKPOINT):
-                from isengard.worker.records_training import record_lora
-
-                lora_id = record_lora(session, job, row).id
-            elif job is not None and kind == ArtifactKind.OUTPUT and job.kind == JobKind.GENERATION:
-                from isengard.worker.records_generation import record_generation
-
-                record_generation(session, job, row)
-            artifact = Artifact(
-                id=row.id, kind=kind, path=relative, name=row.name, step=step, meta=dict(row.meta or {})
-            )
-        return artifact, lora_id
+        stored = record_artifact(
+            self.states.sessions,
+            self.job,
+            relative_path=relative,
+            kind=kind,
+            name=name or path.name,
+            step=step,
+            size=_path_bytes(path),
+            meta=dict(meta or {}),
+        )
+        artifact = Artifact(id=stored.id, kind=kind, path=relative, name=stored.name, step=step, meta=stored.meta)
+        return artifact, stored.lora_id
 
     def save_artifact(
         self,
@@ -313,12 +282,7 @@ class WorkerJobContext:
             path = self.data.resolve_relative(artifact.path)
         except UnsafePathError:
             raise PluginError(f"artifact {artifact.name} is outside the data folder") from None
-        with session_scope(self.sessions) as session:
-            session.execute(delete(JobArtifact).where(JobArtifact.id == artifact.id, JobArtifact.job_id == self.job_id))
-            session.execute(delete(Lora).where(Lora.job_id == self.job_id, Lora.path == artifact.path))
-            session.execute(
-                delete(Generation).where(Generation.job_id == self.job_id, Generation.path == artifact.path)
-            )
+        forget_artifact(self.states.sessions, self.job_id, artifact.id, artifact.path)
         # Rows first: a listed file that no longer exists is worse than a stray file.
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
@@ -339,10 +303,8 @@ class WorkerJobContext:
                 self._last_db_cancel_check = 0.0  # Redis is away: ask the database now
         if now - self._last_db_cancel_check >= DB_CANCEL_POLL_SECONDS:
             self._last_db_cancel_check = now
-            with self.sessions() as session:
-                job = session.get(Job, self.job_id)
-                if job is not None and job.cancel_requested:
-                    self.user_cancelled = True
+            if self.states.cancel_requested(self.job_id):
+                self.user_cancelled = True
 
     @property
     def running_seconds(self) -> float:

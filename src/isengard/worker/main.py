@@ -41,16 +41,23 @@ TAKEOVER_MARGIN_MS = 250
 # Exit status of a worker that gave up on a job whose plugin would not stop (see worker/watchdog.py); distinct so a
 # supervisor's log tells it apart from a crash. EX_SOFTWARE in sysexits.h.
 EXIT_JOB_DID_NOT_STOP = 70
+# Exit status of a burst run in which a job failed (arq's `run_check` does the same), so a script notices.
+EXIT_JOBS_FAILED = 1
 
 
-def gpu_memory_mb() -> int | None:
+def gpu_memory() -> tuple[int, int] | None:
+    """(total, free) bytes of this worker's GPU as the driver reports them; None without CUDA.
+
+    Free memory is what other processes (a desktop, another worker) leave: the memory planner fits a job to it.
+    """
     # Only when torch is already loaded (or a GPU is expected): importing it costs seconds for nothing otherwise.
     torch = sys.modules.get("torch")
     if torch is None:
         return None
     try:
         if torch.cuda.is_available():
-            return int(torch.cuda.get_device_properties(0).total_memory // (1024 * 1024))
+            free, total = torch.cuda.mem_get_info()
+            return int(total), int(free)
     except Exception:
         return None
     return None
@@ -116,13 +123,16 @@ class Worker:
 
     def _info(self) -> dict[str, Any]:
         current = self.runner.current
+        gpu = gpu_memory()
         return {
             "id": self.worker_id,
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "kinds": self.kinds,
             "plugins": self.plugins,  # other workers leave a job to this one when they cannot run its plugin
-            "gpu_memory_mb": gpu_memory_mb(),
+            "gpu_memory_mb": gpu[0] // (1024 * 1024) if gpu else None,
+            "gpu_total_bytes": gpu[0] if gpu else None,
+            "gpu_free_bytes": gpu[1] if gpu else None,
             "current_job": current.job_id if current else None,
             "state": "stopping" if self.stopping.is_set() else ("busy" if current else "idle"),
         }
@@ -214,6 +224,8 @@ class Worker:
         self.stopping.set()
 
     def run(self) -> int:
+        """Work until stopped (or, in burst mode, until the queue is drained). Returns the process exit status:
+        non-zero after a burst run in which a job failed."""
         log.info(
             "worker started",
             extra={
@@ -264,7 +276,12 @@ class Worker:
                 self._leave_groups()
             self.redis.close()
             self.engine.dispose()
-            log.info("worker stopped", extra={"worker_id": self.worker_id, "jobs": self.jobs_done})
+            log.info(
+                "worker stopped",
+                extra={"worker_id": self.worker_id, "jobs": self.jobs_done, "failed": self.runner.jobs_failed},
+            )
+        if self.burst and self.runner.jobs_failed:
+            return EXIT_JOBS_FAILED
         return 0
 
 

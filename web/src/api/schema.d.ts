@@ -745,12 +745,54 @@ export interface components {
              * @description pick a new random seed instead of reusing the recorded one
              * @default false
              */
-            new_seed: boolean;
+            new_seed?: boolean;
             /**
              * Num Images
              * @default 1
              */
-            num_images: number;
+            num_images?: number;
+        };
+        /**
+         * AppliedLora
+         * @description A LoRA an image was generated with, as recorded with the image (other recorded keys pass through).
+         */
+        AppliedLora: {
+            /** Lora Id */
+            lora_id: string;
+            /**
+             * Name
+             * @default
+             */
+            name?: string;
+            /**
+             * Weight
+             * @default 1
+             */
+            weight?: number;
+        } & {
+            [key: string]: unknown;
+        };
+        /** ArtifactEvent */
+        ArtifactEvent: {
+            /** Artifact Id */
+            artifact_id: string;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Job Id */
+            job_id: string;
+            kind: components["schemas"]["ArtifactKind"];
+            /** Name */
+            name: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "artifact";
+            /** Url */
+            url: string | null;
         };
         /**
          * ArtifactKind
@@ -821,6 +863,11 @@ export interface components {
         };
         /** Capabilities */
         Capabilities: {
+            /**
+             * Memory
+             * @description per live worker: its GPU and the memory plan of a default flux-lora run on it (a worker without a GPU has a plan with fits = null and a reason saying so)
+             */
+            memory?: components["schemas"]["WorkerMemoryPlan"][];
             /** Mode */
             mode: string;
             model: components["schemas"]["ModelStatus"];
@@ -852,7 +899,7 @@ export interface components {
              * Description
              * @default
              */
-            description: string;
+            description?: string;
             /** Name */
             name: string;
             /**
@@ -900,6 +947,29 @@ export interface components {
             /** Trigger Word */
             trigger_word?: string | null;
         };
+        /** CheckpointEvent */
+        CheckpointEvent: {
+            /** Artifact Id */
+            artifact_id: string | null;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Job Id */
+            job_id: string;
+            /** Lora Id */
+            lora_id: string | null;
+            /** Step */
+            step: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "checkpoint";
+            /** Url */
+            url: string | null;
+        };
         /** ClientLogIn */
         ClientLogIn: {
             /** Context */
@@ -913,14 +983,14 @@ export interface components {
              * @default error
              * @enum {string}
              */
-            level: "debug" | "info" | "warn" | "error";
+            level?: "debug" | "info" | "warn" | "error";
             /** Message */
             message: string;
             /**
              * Url
              * @default
              */
-            url: string;
+            url?: string;
         };
         /** ClientLogStored */
         ClientLogStored: {
@@ -974,6 +1044,23 @@ export interface components {
              */
             verdict: string;
         };
+        /** ErrorEvent */
+        ErrorEvent: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Job Id */
+            job_id: string;
+            /** Message */
+            message: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "error";
+        };
         /** ErrorMessage */
         ErrorMessage: {
             /** Detail */
@@ -990,7 +1077,7 @@ export interface components {
              * Case Sensitive
              * @default true
              */
-            case_sensitive: boolean;
+            case_sensitive?: boolean;
             /** Find */
             find: string;
             /**
@@ -1002,7 +1089,7 @@ export interface components {
              * Replace
              * @default
              */
-            replace: string;
+            replace?: string;
         };
         /** GenerationCreate */
         GenerationCreate: {
@@ -1011,36 +1098,36 @@ export interface components {
              * @description prefix the character's trigger word when missing
              * @default true
              */
-            add_trigger_word: boolean;
+            add_trigger_word?: boolean;
             /** Character Id */
             character_id?: string | null;
             /**
              * Guidance
              * @default 3.5
              */
-            guidance: number;
+            guidance?: number;
             /**
              * Height
              * @default 1024
              */
-            height: number;
+            height?: number;
             /** Loras */
             loras?: components["schemas"]["LoraSelection"][];
             /**
              * Name
              * @default
              */
-            name: string;
+            name?: string;
             /**
              * Num Images
              * @default 1
              */
-            num_images: number;
+            num_images?: number;
             /**
              * Plugin
              * @default diffusers
              */
-            plugin: string;
+            plugin?: string;
             /** Prompt */
             prompt: string;
             /**
@@ -1052,12 +1139,12 @@ export interface components {
              * Steps
              * @default 28
              */
-            steps: number;
+            steps?: number;
             /**
              * Width
              * @default 1024
              */
-            width: number;
+            width?: number;
             /**
              * Workflow
              * @description ComfyUI workflow template name
@@ -1084,9 +1171,7 @@ export interface components {
             /** Kind */
             kind: string;
             /** Loras */
-            loras: {
-                [key: string]: unknown;
-            }[];
+            loras: components["schemas"]["AppliedLora"][];
             /** Params */
             params: {
                 [key: string]: unknown;
@@ -1119,7 +1204,7 @@ export interface components {
              * Label
              * @default
              */
-            label: string;
+            label?: string;
             /** Loras */
             loras?: components["schemas"]["LoraSelection"][];
         };
@@ -1133,7 +1218,7 @@ export interface components {
              * @description prefix the character's trigger word when missing
              * @default true
              */
-            add_trigger_word: boolean;
+            add_trigger_word?: boolean;
             /** Character Id */
             character_id?: string | null;
             /** Columns */
@@ -1142,18 +1227,18 @@ export interface components {
              * Guidance
              * @default 3.5
              */
-            guidance: number;
+            guidance?: number;
             /**
              * Height
              * @default 512
              */
-            height: number;
+            height?: number;
             /**
              * Include Base
              * @description add a column without any LoRA
              * @default false
              */
-            include_base: boolean;
+            include_base?: boolean;
             /**
              * Job Id
              * @description use every LoRA and checkpoint of this run
@@ -1163,12 +1248,12 @@ export interface components {
              * Name
              * @default
              */
-            name: string;
+            name?: string;
             /**
              * Plugin
              * @default diffusers
              */
-            plugin: string;
+            plugin?: string;
             /** Prompts */
             prompts: string[];
             /** Seeds */
@@ -1177,18 +1262,18 @@ export interface components {
              * Steps
              * @default 28
              */
-            steps: number;
+            steps?: number;
             /**
              * Weight
              * @description weight of the run's LoRAs (with job_id)
              * @default 1
              */
-            weight: number;
+            weight?: number;
             /**
              * Width
              * @default 512
              */
-            width: number;
+            width?: number;
             /**
              * Workflow
              * @description ComfyUI workflow template name
@@ -1276,6 +1361,11 @@ export interface components {
             caption: string;
         };
         /**
+         * JobEventData
+         * @description The JSON `data` of one server-sent job event; the SSE `event` name is its `type`.
+         */
+        JobEventData: components["schemas"]["StatusEvent"] | components["schemas"]["ProgressEvent"] | components["schemas"]["SampleEvent"] | components["schemas"]["CheckpointEvent"] | components["schemas"]["LogEvent"] | components["schemas"]["ErrorEvent"] | components["schemas"]["ArtifactEvent"];
+        /**
          * JobHistory
          * @description Everything a finished job's page shows, from the database alone.
          */
@@ -1307,7 +1397,7 @@ export interface components {
              * Cancel Requested
              * @default false
              */
-            cancel_requested: boolean;
+            cancel_requested?: boolean;
             /** Character Id */
             character_id: string | null;
             /** Config */
@@ -1367,6 +1457,28 @@ export interface components {
          * @enum {string}
          */
         JobStatus: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+        /** LogEvent */
+        LogEvent: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Job Id */
+            job_id: string;
+            /**
+             * Level
+             * @default info
+             */
+            level: string;
+            /** Message */
+            message: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "log";
+        };
         /** LogLine */
         LogLine: {
             /**
@@ -1422,7 +1534,7 @@ export interface components {
              * File Present
              * @default true
              */
-            file_present: boolean;
+            file_present?: boolean;
             /** Id */
             id: string;
             job?: components["schemas"]["LoraJobSummary"] | null;
@@ -1463,7 +1575,7 @@ export interface components {
              * Weight
              * @default 1
              */
-            weight: number;
+            weight?: number;
         };
         /** LoraUpdate */
         LoraUpdate: {
@@ -1495,6 +1607,17 @@ export interface components {
             /** Total */
             total: number;
         };
+        /** MemoryPlan */
+        MemoryPlan: {
+            /** Chosen */
+            chosen: ("bf16" | "int8" | "nf4" | "nf4-offload") | null;
+            /** Estimates */
+            estimates: components["schemas"]["ProfileEstimate"][];
+            /** Gpu Bytes */
+            gpu_bytes: number | null;
+            /** Reason */
+            reason: string;
+        };
         /** ModelStatus */
         ModelStatus: {
             /** Name */
@@ -1513,7 +1636,7 @@ export interface components {
              * Description
              * @default
              */
-            description: string;
+            description?: string;
             kind: components["schemas"]["PluginKind"];
             /** Name */
             name: string;
@@ -1548,7 +1671,7 @@ export interface components {
              * Plugin
              * @default flux-lora
              */
-            plugin: string;
+            plugin?: string;
         };
         /** PresetOut */
         PresetOut: {
@@ -1568,6 +1691,55 @@ export interface components {
             /** Plugin */
             plugin: string;
         };
+        /** ProfileEstimate */
+        ProfileEstimate: {
+            /** Breakdown */
+            breakdown: {
+                [key: string]: number;
+            };
+            /** Estimated Peak Bytes */
+            estimated_peak_bytes: number;
+            /** Fits */
+            fits: boolean | null;
+            /**
+             * Profile
+             * @enum {string}
+             */
+            profile: "bf16" | "int8" | "nf4" | "nf4-offload";
+        };
+        /** ProgressEvent */
+        ProgressEvent: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Attempt */
+            attempt: number | null;
+            /** Eta Seconds */
+            eta_seconds: number | null;
+            /** It Per S */
+            it_per_s: number | null;
+            /** Job Id */
+            job_id: string;
+            /** Loss */
+            loss: number | null;
+            /** Lr */
+            lr: number | null;
+            /** Smoothed Loss */
+            smoothed_loss: number | null;
+            /** Stage */
+            stage: string | null;
+            /** Step */
+            step: number;
+            /** Total */
+            total: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "progress";
+        };
         /** ResolutionBucket */
         ResolutionBucket: {
             /** Count */
@@ -1584,6 +1756,37 @@ export interface components {
              * @description shorter side from (inclusive)
              */
             min_side: number;
+        };
+        /** SampleEvent */
+        SampleEvent: {
+            /** Artifact Id */
+            artifact_id: string | null;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /**
+             * Index
+             * @default 0
+             */
+            index: number;
+            /** Job Id */
+            job_id: string;
+            /**
+             * Prompt
+             * @default
+             */
+            prompt: string;
+            /** Step */
+            step: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "sample";
+            /** Url */
+            url: string | null;
         };
         /** SessionState */
         SessionState: {
@@ -1624,6 +1827,24 @@ export interface components {
             message?: string | null;
             status: components["schemas"]["JobStatus"];
         };
+        /** StatusEvent */
+        StatusEvent: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Job Id */
+            job_id: string;
+            /** Message */
+            message: string | null;
+            status: components["schemas"]["JobStatus"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "status";
+        };
         /** TorchInfo */
         TorchInfo: {
             /** Cuda Available */
@@ -1634,7 +1855,7 @@ export interface components {
              * Gpus
              * @default []
              */
-            gpus: {
+            gpus?: {
                 [key: string]: unknown;
             }[];
             /** Version */
@@ -1655,12 +1876,12 @@ export interface components {
              * Name
              * @default
              */
-            name: string;
+            name?: string;
             /**
              * Plugin
              * @default flux-lora
              */
-            plugin: string;
+            plugin?: string;
             /**
              * Preset Id
              * @description start from this preset's config; `config` overrides it
@@ -1695,6 +1916,13 @@ export interface components {
             examples: number;
             /** Images */
             images: number;
+            /** @description each memory profile's estimate on that GPU */
+            memory_plan?: components["schemas"]["MemoryPlan"] | null;
+            /**
+             * Memory Summary
+             * @description whether the run fits the workers' GPU, with which profile and its estimated peak
+             */
+            memory_summary?: string | null;
             /** Plugin */
             plugin: string;
             /** Seconds Per Step */
@@ -1779,8 +2007,12 @@ export interface components {
         WorkerInfo: {
             /** Current Job */
             current_job?: string | null;
+            /** Gpu Free Bytes */
+            gpu_free_bytes?: number | null;
             /** Gpu Memory Mb */
             gpu_memory_mb?: number | null;
+            /** Gpu Total Bytes */
+            gpu_total_bytes?: number | null;
             /** Host */
             host?: string | null;
             /** Id */
@@ -1789,18 +2021,28 @@ export interface components {
              * Kinds
              * @default []
              */
-            kinds: string[];
+            kinds?: string[];
             /** Pid */
             pid?: number | null;
             /**
              * Plugins
              * @default {}
              */
-            plugins: {
+            plugins?: {
                 [key: string]: string[];
             };
             /** State */
             state?: string | null;
+        };
+        /** WorkerMemoryPlan */
+        WorkerMemoryPlan: {
+            /** Gpu Free Bytes */
+            gpu_free_bytes: number | null;
+            /** Gpu Total Bytes */
+            gpu_total_bytes: number | null;
+            plan: components["schemas"]["MemoryPlan"];
+            /** Worker Id */
+            worker_id: string;
         };
         /** WorkersHealth */
         WorkersHealth: {
@@ -1808,7 +2050,7 @@ export interface components {
              * Count
              * @default 0
              */
-            count: number;
+            count?: number;
             /** Detail */
             detail?: string | null;
             /** Latency Ms */
@@ -1822,7 +2064,7 @@ export interface components {
              * Workers
              * @default []
              */
-            workers: components["schemas"]["WorkerInfo"][];
+            workers?: components["schemas"]["WorkerInfo"][];
         };
     };
     responses: never;
@@ -2835,7 +3077,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["UploadOut"];
                 };
             };
             /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
@@ -2940,7 +3182,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "text/event-stream": components["schemas"]["StatusEvent"];
+                };
             };
             /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
@@ -4938,7 +5182,9 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "text/event-stream": components["schemas"]["JobEventData"];
+                };
             };
             /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {

@@ -1,7 +1,7 @@
 import type { ReactNode } from "react";
 import { Button, ErrorNotice, Spinner } from "../components/ui";
 import { LoginPage } from "./LoginPage";
-import { useLogout, useSession } from "./session";
+import { useLogout, useSession } from "../features/auth/api";
 
 /** The app once this browser may use the API; the login page while the server wants a token it does not have. */
 export function AuthGate({ children }: { children: ReactNode }) {

@@ -1,7 +1,7 @@
 import { useState } from "react";
 import { Alert, Button, Field } from "../components/ui";
 import { ApiError, errorMessage } from "../lib/api-errors";
-import { useLogin } from "./session";
+import { useLogin } from "../features/auth/api";
 
 function loginError(error: unknown): string {
   if (error instanceof ApiError && error.status === 401) return "That token is not right. It is the ISENGARD_API_TOKEN the server was started with.";

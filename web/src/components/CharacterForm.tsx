@@ -1,7 +1,6 @@
 import { useState } from "react";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { api } from "../lib/api";
-import type { Character } from "../lib/types";
+import { characterKeys, createCharacter, updateCharacter, type Character } from "../features/characters/api";
 import { Button, ErrorNotice, Field, Modal } from "./ui";
 
 /** Create (no `character`) or edit a character in a dialog. */
@@ -18,12 +17,10 @@ export function CharacterFormDialog({ open, onOpenChange, character, onSaved }: 
   const save = useMutation({
     mutationFn: () => {
       const body = { name: name.trim(), trigger_word: trigger.trim() || null, description };
-      return character
-        ? api.patch<Character>(`/api/characters/${character.id}`, body)
-        : api.post<Character>("/api/characters", body);
+      return character ? updateCharacter(character.id, body) : createCharacter(body);
     },
     onSuccess: (saved) => {
-      void client.invalidateQueries({ queryKey: ["characters"] });
+      void client.invalidateQueries({ queryKey: characterKeys.all });
       onOpenChange(false);
       onSaved?.(saved);
     },

@@ -1,5 +1,5 @@
 import { errorMessage } from "../lib/api-errors";
-import { useHealth } from "../lib/queries";
+import { useHealth } from "../features/system/api";
 
 function Row({ name, up, value, detail }: { name: string; up: boolean | null; value?: string; detail?: string | null }) {
   return (
@@ -37,7 +37,7 @@ export function HealthPanel() {
       <Row
         name="Workers"
         up={workers ? workers.status === "up" : null}
-        value={workers ? (workers.count > 0 ? `${workers.count} up` : "none") : undefined}
+        value={workers ? (workers.count ? `${workers.count} up` : "none") : undefined}
         detail={workers?.detail}
       />
     </div>

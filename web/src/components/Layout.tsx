@@ -3,7 +3,7 @@ import { NavLink, Outlet, useLocation } from "react-router-dom";
 import { ErrorBoundary } from "./ErrorBoundary";
 import { HealthPanel } from "./HealthPanel";
 import { LogoutButton } from "../auth/AuthGate";
-import { useActiveJobCount } from "../hooks/useJobEvents";
+import { useActiveJobCount } from "../features/jobs/hooks";
 
 const NAV = [
   { section: "Create" },

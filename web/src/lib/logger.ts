@@ -1,5 +1,5 @@
 // Client logger: console always; errors also to POST /api/logs, redacted before they leave the browser.
-import { redactText, redactUrl, redactValue } from "../uelr/redact";
+import { redactText, redactUrl, redactValue } from "../log-redaction/redact";
 
 type Level = "debug" | "info" | "warn" | "error";
 

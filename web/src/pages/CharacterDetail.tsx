@@ -7,10 +7,8 @@ import { DatasetChecklist } from "../components/dataset/DatasetChecklist";
 import { ImageGrid } from "../components/dataset/ImageGrid";
 import { Uploader } from "../components/dataset/Uploader";
 import { Badge, Button, Card, ConfirmButton, Empty, ErrorNotice, PageHeader, Spinner } from "../components/ui";
-import { useImages } from "../hooks/useImages";
-import { api } from "../lib/api";
-import { keys } from "../lib/queries";
-import type { Character } from "../lib/types";
+import { characterKeys, characterQueries, deleteCharacter } from "../features/characters/api";
+import { datasetKeys, useImages } from "../features/dataset/api";
 
 export default function CharacterDetail() {
   const { characterId = "" } = useParams();
@@ -18,10 +16,7 @@ export default function CharacterDetail() {
   const client = useQueryClient();
   const [editing, setEditing] = useState(false);
   const [selected, setSelected] = useState<Set<string>>(new Set());
-  const character = useQuery({
-    queryKey: keys.character(characterId),
-    queryFn: ({ signal }) => api.get<Character>(`/api/characters/${characterId}`, undefined, signal),
-  });
+  const character = useQuery(characterQueries.detail(characterId));
   const images = useImages({ character_id: characterId });
 
   if (character.error) {
@@ -56,12 +51,12 @@ export default function CharacterDetail() {
               description="Its photos, captions, trained LoRAs and generated images are deleted too. This cannot be undone."
               confirmLabel="Delete character"
               onConfirm={async () => {
-                await api.del(`/api/characters/${c.id}`);
+                await deleteCharacter(c.id);
                 // Leave first and forget the deleted one, so nothing asks for it again (a 404).
                 navigate("/characters");
-                client.removeQueries({ queryKey: keys.character(c.id) });
-                void client.invalidateQueries({ queryKey: keys.characters, exact: true });
-                client.removeQueries({ queryKey: ["images"] });
+                client.removeQueries({ queryKey: characterKeys.detail(c.id) });
+                void client.invalidateQueries({ queryKey: characterKeys.all, exact: true });
+                client.removeQueries({ queryKey: datasetKeys.all });
               }}
             >
               Delete

@@ -1,16 +1,9 @@
-import { useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { Link, useNavigate } from "react-router-dom";
 import { CharacterFormDialog } from "../components/CharacterForm";
 import { Badge, Button, Empty, ErrorNotice, PageHeader } from "../components/ui";
-import { api } from "../lib/api";
+import { useCharacters, type Character } from "../features/characters/api";
 import { initials, timeAgo } from "../lib/format";
-import { keys } from "../lib/queries";
-import type { Character } from "../lib/types";
-
-export function useCharacters() {
-  return useQuery({ queryKey: keys.characters, queryFn: ({ signal }) => api.get<Character[]>("/api/characters", undefined, signal) });
-}
 
 function CharacterCard({ character }: { character: Character }) {
   return (

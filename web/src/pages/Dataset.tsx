@@ -2,14 +2,15 @@ import { useMemo } from "react";
 import { useSearchParams } from "react-router-dom";
 import { ImageGrid } from "../components/dataset/ImageGrid";
 import { Button, Empty, Field, PageHeader, Spinner } from "../components/ui";
-import { useImages } from "../hooks/useImages";
-import { FLAG_LABELS, type QualityFlag } from "../lib/types";
-import { useCharacters } from "./Characters";
+import { useCharacters } from "../features/characters/api";
+import { useImages } from "../features/dataset/api";
+import { FLAG_LABELS, isQualityFlag } from "../features/dataset/flags";
 
 export default function Dataset() {
   const [params, setParams] = useSearchParams();
   const characterId = params.get("character");
-  const flag = params.get("flag") as QualityFlag | null;
+  const flagParam = params.get("flag");
+  const flag = isQualityFlag(flagParam) ? flagParam : null;
   const characters = useCharacters();
   const names = useMemo(() => new Map((characters.data ?? []).map((c) => [c.id, c.name])), [characters.data]);
   const images = useImages({ character_id: characterId, flag });

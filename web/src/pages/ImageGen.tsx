@@ -3,12 +3,13 @@ import { useEffect, useState } from "react";
 import { useSearchParams } from "react-router-dom";
 import { StatusBadge } from "../components/training/JobBits";
 import { Alert, Badge, Button, Card, Empty, ErrorNotice, Field, PageHeader, ProgressBar, Spinner, Switch } from "../components/ui";
-import { isFinal } from "../hooks/useJobLive";
-import { useSSE } from "../hooks/useSSE";
-import { api } from "../lib/api";
+import { useCharacters } from "../features/characters/api";
+import { generate, generateGrid, generationKeys, generationQueries, type Generation } from "../features/generation/api";
+import { isFinal, jobQueries, type JobStatus } from "../features/jobs/api";
+import { useJobEventStream } from "../features/jobs/hooks";
+import { loraQueries, type Lora } from "../features/loras/api";
+import { healthQuery } from "../features/system/api";
 import { timeAgo } from "../lib/format";
-import type { Generation, GenerationPage, Job, JobPage, JobStatus, Lora, LoraPage } from "../lib/types";
-import { useCharacters } from "./Characters";
 
 const SIZES = [
   { label: "Square 1024", w: 1024, h: 1024 },
@@ -29,6 +30,7 @@ interface Settings {
   seed: number;
   lockSeed: boolean;
   count: number;
+  engine: string;
 }
 
 const randomSeed = () => Math.floor(Math.random() * 2 ** 31);
@@ -70,7 +72,7 @@ function GenerationCard({ item, onReuse }: { item: Generation; onReuse: (g: Gene
       <div className="media-body">
         <div className="small" title={item.prompt} style={{ overflow: "hidden", textOverflow: "ellipsis", whiteSpace: "nowrap" }}>{item.prompt}</div>
         <div className="small faint">{item.width}×{item.height} · {item.steps} steps · cfg {item.guidance} · seed {item.seed}</div>
-        {item.loras.length ? <div className="row" style={{ gap: 4 }}>{(item.loras as { name?: string; weight?: number }[]).map((l, i) => <Badge key={i} tone="accent">{l.name ?? "LoRA"} × {Number(l.weight ?? 1).toFixed(2)}</Badge>)}</div> : null}
+        {item.loras.length ? <div className="row" style={{ gap: 4 }}>{item.loras.map((l, i) => <Badge key={i} tone="accent">{l.name ?? "LoRA"} × {Number(l.weight ?? 1).toFixed(2)}</Badge>)}</div> : null}
         <div className="row" style={{ gap: 6 }}>
           <Button size="sm" onClick={() => onReuse(item)}>Reuse settings</Button>
           <a className="btn sm ghost" href={item.url} download>Download</a>
@@ -86,15 +88,14 @@ function LiveJob({ jobId, onDone }: { jobId: string; onDone: () => void }) {
   const [progress, setProgress] = useState<{ step: number; total: number } | null>(null);
   const [status, setStatus] = useState<JobStatus>("queued");
   const [error, setError] = useState<string | null>(null);
-  useSSE(isFinal(status) ? null : `/api/jobs/${jobId}/events`, (m) => {
-    const d = (m.data ?? {}) as Record<string, unknown>;
-    if (m.type === "progress") setProgress({ step: Number(d.step), total: Number(d.total) });
-    if (m.type === "status") {
-      setStatus(d.status as JobStatus);
-      if (d.status === "failed") setError(String(d.message ?? "generation failed"));
-      if (isFinal(d.status as JobStatus)) onDone();
+  useJobEventStream(isFinal(status) ? null : jobId, (event) => {
+    if (event.type === "progress") setProgress({ step: event.step, total: event.total });
+    if (event.type === "status") {
+      setStatus(event.status);
+      if (event.status === "failed") setError(event.message ?? "generation failed");
+      if (isFinal(event.status)) onDone();
     }
-    if (m.type === "error") setError(String(d.message));
+    if (event.type === "error") setError(event.message);
   });
   return (
     <div className="stack-sm" data-testid="generation-progress">
@@ -116,13 +117,10 @@ function ComparisonGrid({ prompt, characterId }: { prompt: string; characterId: 
   const [jobId, setJobId] = useState("");
   const [seeds, setSeeds] = useState("1, 2");
   const [submitted, setSubmitted] = useState<string | null>(null);
-  const runs = useQuery({
-    queryKey: ["jobs", { kind: "training", status: "succeeded", grid: true }],
-    queryFn: ({ signal }) => api.get<JobPage>("/api/jobs", { kind: "training", status: "succeeded", limit: 50 }, signal),
-  });
+  const runs = useQuery(jobQueries.list({ kind: "training", status: "succeeded", limit: 50 }));
   const submit = useMutation({
     mutationFn: () =>
-      api.post<Job>("/api/generation/grid", {
+      generateGrid({
         job_id: jobId,
         prompts: [prompt],
         seeds: seeds.split(/[\s,]+/).filter(Boolean).map(Number),
@@ -149,7 +147,7 @@ function ComparisonGrid({ prompt, characterId }: { prompt: string; characterId: 
         <Button variant="primary" size="sm" disabled={!jobId || !prompt.trim()} loading={submit.isPending} onClick={() => submit.mutate()}>Compare checkpoints</Button>
       </div>
       {submit.error ? <ErrorNotice error={submit.error} title="Could not start the comparison" /> : null}
-      {submitted ? <LiveJob jobId={submitted} onDone={() => void client.invalidateQueries({ queryKey: ["generations"] })} /> : null}
+      {submitted ? <LiveJob jobId={submitted} onDone={() => void client.invalidateQueries({ queryKey: generationKeys.all })} /> : null}
     </div>
   );
 }
@@ -169,28 +167,24 @@ export default function ImageGen() {
     seed: randomSeed(),
     lockSeed: false,
     count: 1,
+    engine: "diffusers",
   }));
   const set = <K extends keyof Settings>(key: K, value: Settings[K]) => setS((prev) => ({ ...prev, [key]: value }));
   const [activeJob, setActiveJob] = useState<string | null>(null);
-  const loras = useQuery({ queryKey: ["loras", { all: true }], queryFn: ({ signal }) => api.get<LoraPage>("/api/loras", { limit: 200 }, signal) });
-  const gallery = useInfiniteQuery({
-    queryKey: ["generations", "gallery"],
-    queryFn: ({ pageParam, signal }) => api.get<GenerationPage>("/api/generations", { limit: 24, cursor: pageParam ?? undefined }, signal),
-    initialPageParam: null as string | null,
-    getNextPageParam: (last) => last.next_cursor ?? null,
-  });
+  const loras = useQuery(loraQueries.list({ limit: 200 }));
+  const gallery = useInfiniteQuery(generationQueries.gallery());
   const items = gallery.data?.pages.flatMap((p) => p.items) ?? [];
-  const plugins = useQuery({ queryKey: ["generation", "plugins"], queryFn: ({ signal }) => api.get<{ name: string; capability: { available: boolean; reason?: string | null } }[]>("/api/generation/plugins", undefined, signal) });
-  const mode = useQuery({ queryKey: ["health"], enabled: false });
+  const plugins = useQuery(generationQueries.plugins());
+  const mode = useQuery({ ...healthQuery(), enabled: false });
   useEffect(() => {
     // The tiny fast-test model only makes sense at small sizes; start there when that is what runs.
-    const health = mode.data as { mode?: string } | undefined;
+    const health = mode.data;
     if (health?.mode === "fast-test") setS((prev) => (prev.width === 1024 && prev.height === 1024 ? { ...prev, width: 128, height: 128, steps: 4 } : prev));
   }, [mode.data]);
 
   const submit = useMutation({
     mutationFn: () =>
-      api.post<Job>("/api/generation", {
+      generate({
         prompt: s.prompt,
         character_id: s.characterId || null,
         loras: s.loras,
@@ -200,6 +194,7 @@ export default function ImageGen() {
         guidance: s.guidance,
         seed: s.seed,
         num_images: s.count,
+        plugin: s.engine,
       }),
     onSuccess: (job) => {
       setActiveJob(job.id);
@@ -211,7 +206,7 @@ export default function ImageGen() {
       ...prev,
       prompt: g.prompt,
       characterId: g.character_id ?? "",
-      loras: (g.loras as { lora_id: string; weight?: number }[]).map((l) => ({ lora_id: l.lora_id, weight: l.weight ?? 1 })),
+      loras: g.loras.map((l) => ({ lora_id: l.lora_id, weight: l.weight ?? 1 })),
       width: g.width,
       height: g.height,
       steps: g.steps,
@@ -244,6 +239,13 @@ export default function ImageGen() {
                 {characters.data?.map((c) => <option key={c.id} value={c.id}>{c.name}</option>)}
               </select>
             </Field>
+            {(plugins.data?.filter((p) => p.capability.available).length ?? 0) > 1 ? (
+              <Field label="Engine" htmlFor="gen-engine" hint="Which image engine renders the request">
+                <select id="gen-engine" className="select" value={s.engine} onChange={(e) => set("engine", e.target.value)}>
+                  {plugins.data?.map((p) => <option key={p.name} value={p.name} disabled={!p.capability.available}>{p.capability.available ? p.name : `${p.name} (not set up)`}</option>)}
+                </select>
+              </Field>
+            ) : null}
             <Field label="LoRAs"><LoraPicker value={s.loras} onChange={(v) => set("loras", v)} loras={loras.data?.items ?? []} /></Field>
             <Field label="Size" htmlFor="gen-size">
               <select id="gen-size" className="select" value={`${s.width}x${s.height}`} onChange={(e) => { const [w, h] = e.target.value.split("x").map(Number); setS((p) => ({ ...p, width: w, height: h })); }}>
@@ -267,7 +269,7 @@ export default function ImageGen() {
             <Switch checked={s.lockSeed} onChange={(v) => set("lockSeed", v)} label="Lock seed (keep it after generating)" />
             {submit.error ? <ErrorNotice error={submit.error} title="Could not start" /> : null}
             <Button type="submit" variant="primary" loading={submit.isPending} disabled={!s.prompt.trim()}>Generate <span className="kbd">Ctrl ↵</span></Button>
-            {activeJob ? <LiveJob key={activeJob} jobId={activeJob} onDone={() => void client.invalidateQueries({ queryKey: ["generations"] })} /> : null}
+            {activeJob ? <LiveJob key={activeJob} jobId={activeJob} onDone={() => void client.invalidateQueries({ queryKey: generationKeys.all })} /> : null}
           </form>
         </Card>
         <div className="stack">

@@ -2,22 +2,20 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { Link } from "react-router-dom";
 import { ConnectionBadge, StatusBadge } from "../components/training/JobBits";
 import { Button, Card, Empty, ErrorNotice, PageHeader, ProgressBar, Spinner } from "../components/ui";
-import { useActiveJobs } from "../hooks/useJobEvents";
-import { useJobLive } from "../hooks/useJobLive";
-import { api } from "../lib/api";
+import { cancelJob, configuredSteps, jobKeys, type Job } from "../features/jobs/api";
+import { useActiveJobs, useJobLive } from "../features/jobs/hooks";
 import { formatDuration, formatLoss, timeAgo } from "../lib/format";
-import type { Job } from "../lib/types";
 
 function RunCard({ job }: { job: Job }) {
   const client = useQueryClient();
   const { live, connection } = useJobLive(job.id);
   const cancel = useMutation({
-    mutationFn: () => api.post(`/api/jobs/${job.id}/cancel`),
-    onSuccess: () => void client.invalidateQueries({ queryKey: ["jobs"] }),
+    mutationFn: () => cancelJob(job.id),
+    onSuccess: () => void client.invalidateQueries({ queryKey: jobKeys.all }),
   });
   const p = live.progress;
   const status = live.status ?? job.status;
-  const total = p?.total || Number((job.config as Record<string, unknown>)?.steps ?? 0);
+  const total = p?.total || configuredSteps(job);
   return (
     <Card>
       <div className="job-card" data-testid="run-card">

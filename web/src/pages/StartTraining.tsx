@@ -1,37 +1,18 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useEffect, useMemo, useState } from "react";
+import { useEffect, useState } from "react";
 import { Link, useNavigate, useSearchParams } from "react-router-dom";
 import { DatasetChecklist } from "../components/dataset/DatasetChecklist";
-import { defaultsOf, type JsonSchema, SchemaFields } from "../components/training/SchemaForm";
+import { MemoryFit } from "../components/training/MemoryFit";
+import { defaultsOf, SchemaFields } from "../components/training/SchemaForm";
 import { Alert, Button, Card, Empty, ErrorNotice, Field, PageHeader, Spinner, Stat } from "../components/ui";
-import { api, request } from "../lib/api";
+import { useCharacters } from "../features/characters/api";
+import { jobKeys } from "../features/jobs/api";
+import { savePreset as savePresetCall, startTraining, trainingKeys, trainingQueries } from "../features/training/api";
 import { ApiError } from "../lib/api-errors";
 import { formatDuration } from "../lib/format";
-import { keys as queryKeys, useHealth } from "../lib/queries";
-import type { Job } from "../lib/types";
-import { useCharacters } from "./Characters";
-
-interface TrainingPlugin {
-  name: string;
-  description?: string;
-  capability?: { available: boolean; reason?: string | null };
-  config_schema?: JsonSchema;
-  schema?: JsonSchema;
-  defaults?: Record<string, unknown>;
-}
-
-interface Preset {
-  id: string;
-  name: string;
-  plugin: string;
-  config: Record<string, unknown>;
-}
 
 // The knobs most runs touch; everything else sits in the advanced section.
-const BASIC = ["steps", "learning_rate", "rank", "alpha", "batch_size", "resolutions", "resolution", "sample_every", "checkpoint_every", "save_every", "sample_prompts"];
-
-// Rough steps per second, for the estimate before any run has been measured.
-const NOMINAL_IT_PER_S: Record<string, number> = { "fast-test": 8, production: 0.8 };
+const BASIC = ["steps", "learning_rate", "rank", "alpha", "batch_size", "resolutions", "sample_every", "checkpoint_every", "sample_prompts"];
 
 function fieldErrors(error: unknown): Record<string, string> {
   if (!(error instanceof ApiError) || !error.body || typeof error.body !== "object") return {};
@@ -50,18 +31,17 @@ export default function StartTraining() {
   const navigate = useNavigate();
   const client = useQueryClient();
   const characters = useCharacters();
-  const health = useHealth();
   const [characterId, setCharacterId] = useState(params.get("character") ?? "");
   const [pluginName, setPluginName] = useState("");
   const [name, setName] = useState("");
   const [values, setValues] = useState<Record<string, unknown>>({});
   const [presetName, setPresetName] = useState("");
-  const plugins = useQuery({ queryKey: queryKeys.plugins, queryFn: ({ signal }) => api.get<TrainingPlugin[]>("/api/training/plugins", undefined, signal) });
-  const presets = useQuery({ queryKey: queryKeys.presets, queryFn: ({ signal }) => api.get<Preset[]>("/api/training/presets", undefined, signal), retry: false });
+  const plugins = useQuery(trainingQueries.plugins());
+  const presets = useQuery(trainingQueries.presets());
   // Start on an engine that can run here (ai-toolkit needs its own install; flux-lora always runs).
   const plugin =
     plugins.data?.find((p) => p.name === pluginName) ?? plugins.data?.find((p) => p.capability?.available !== false) ?? plugins.data?.[0];
-  const schema = plugin?.config_schema ?? plugin?.schema;
+  const schema = plugin?.config_schema;
 
   useEffect(() => {
     if (plugin && schema) {
@@ -78,36 +58,25 @@ export default function StartTraining() {
   const advanced = allKeys.filter((k) => !BASIC.includes(k));
   const character = characters.data?.find((c) => c.id === characterId);
   const steps = Number(values.steps ?? 0);
-  const estimate = useMemo(() => {
-    const rate = NOMINAL_IT_PER_S[health.data?.mode ?? "production"] ?? 1;
-    return steps ? steps / rate : null;
-  }, [steps, health.data?.mode]);
 
-  // The server's estimate knows the dataset and the measured speed; the nominal one is the fallback.
+  // The server's estimate knows the dataset and the measured speed.
   const serverEstimate = useQuery({
-    queryKey: ["training", "estimate", characterId, plugin?.name, values],
-    queryFn: ({ signal }) =>
-      request<{ steps: number; estimated_seconds: number; basis: string; warnings?: string[] }>("/api/training/estimate", {
-        method: "POST",
-        body: { character_id: characterId, plugin: plugin?.name, config: values },
-        signal,
-      }),
+    ...trainingQueries.estimate({ character_id: characterId, plugin: plugin?.name, config: values }),
     enabled: !!characterId && !!plugin && plugin.capability?.available !== false && Object.keys(values).length > 0,
-    retry: false,
   });
 
   const submit = useMutation({
-    mutationFn: () => api.post<Job>("/api/training", { character_id: characterId, plugin: plugin?.name, config: values, name: name || undefined }),
+    mutationFn: () => startTraining({ character_id: characterId, plugin: plugin?.name, config: values, name: name || undefined }),
     onSuccess: (job) => {
-      void client.invalidateQueries({ queryKey: ["jobs"] });
+      void client.invalidateQueries({ queryKey: jobKeys.all });
       navigate(`/training/${job.id}`);
     },
   });
   const savePreset = useMutation({
-    mutationFn: () => api.post<Preset>("/api/training/presets", { name: presetName, plugin: plugin?.name, config: values }),
+    mutationFn: () => savePresetCall({ name: presetName, plugin: plugin?.name, config: values }),
     onSuccess: () => {
       setPresetName("");
-      void client.invalidateQueries({ queryKey: queryKeys.presets });
+      void client.invalidateQueries({ queryKey: trainingKeys.presets });
     },
   });
   const errors = fieldErrors(submit.error);
@@ -161,9 +130,10 @@ export default function StartTraining() {
             {/* Measured speed makes the estimate differ run to run. */}
             <div className="stats" data-dynamic>
               <Stat label="Steps" value={serverEstimate.data?.steps ?? (steps || "—")} />
-              <Stat label="Time" value={serverEstimate.data ? `~${formatDuration(serverEstimate.data.estimated_seconds)}` : estimate ? `~${formatDuration(estimate)}` : "—"} hint="The run page shows the measured speed" />
+              <Stat label="Time" value={serverEstimate.data ? `~${formatDuration(serverEstimate.data.estimated_seconds)}` : "—"} hint="The run page shows the measured speed" />
             </div>
             {serverEstimate.data ? <div className="small faint" style={{ marginTop: 8 }} data-dynamic>{serverEstimate.data.basis}</div> : null}
+            <MemoryFit summary={serverEstimate.data?.memory_summary} error={serverEstimate.error} />
             {serverEstimate.error ? <div style={{ marginTop: 8 }}><ErrorNotice error={serverEstimate.error} title="This run would not start" /></div> : null}
             {serverEstimate.data?.warnings?.map((w) => <div key={w} className="small" style={{ color: "var(--warn)", marginTop: 4 }}>{w}</div>)}
           </Card>

@@ -6,10 +6,9 @@ import { LossChart } from "../components/training/LossChart";
 import { SampleImagesPanel } from "../components/training/SampleImagesPanel";
 import { TrainingLogsPanel } from "../components/training/TrainingLogsPanel";
 import { Alert, Button, Card, ErrorNotice, PageHeader, ProgressBar, Spinner, Stat, Tab, TabList, TabPanel, Tabs } from "../components/ui";
-import { isFinal, useJobLive } from "../hooks/useJobLive";
-import { api } from "../lib/api";
+import { cancelJob, configuredSteps, isFinal, jobKeys } from "../features/jobs/api";
+import { useJobLive } from "../features/jobs/hooks";
 import { formatDate, formatDuration, formatLoss } from "../lib/format";
-import { keys } from "../lib/queries";
 
 function ConfigList({ config }: { config: Record<string, unknown> }) {
   const entries = Object.entries(config);
@@ -31,8 +30,8 @@ export default function TrainingDetail() {
   const client = useQueryClient();
   const { job, live, connection, historyError, jobError } = useJobLive(jobId);
   const cancel = useMutation({
-    mutationFn: () => api.post(`/api/jobs/${jobId}/cancel`),
-    onSuccess: () => void client.invalidateQueries({ queryKey: keys.job(jobId) }),
+    mutationFn: () => cancelJob(jobId),
+    onSuccess: () => void client.invalidateQueries({ queryKey: jobKeys.detail(jobId) }),
   });
   if (jobError) {
     return (
@@ -45,7 +44,7 @@ export default function TrainingDetail() {
   if (!job) return <div className="page"><Spinner label="Loading the run" /></div>;
   const status = live.status ?? job.status;
   const progress = live.progress;
-  const total = progress?.total || Number((job.config as Record<string, unknown>)?.steps ?? 0);
+  const total = progress?.total || configuredSteps(job);
   const running = !isFinal(status);
   const error = live.error ?? job.error;
   return (
@@ -100,7 +99,7 @@ export default function TrainingDetail() {
         <TabPanel value="samples"><Card><SampleImagesPanel samples={[...live.samples.values()]} /></Card></TabPanel>
         <TabPanel value="checkpoints"><Card flush><CheckpointsPanel checkpoints={[...live.checkpoints.values()]} characterId={job.character_id} /></Card></TabPanel>
         <TabPanel value="logs"><Card><TrainingLogsPanel lines={live.logs} /></Card></TabPanel>
-        <TabPanel value="config"><Card><ConfigList config={(job.config ?? {}) as Record<string, unknown>} /></Card></TabPanel>
+        <TabPanel value="config"><Card><ConfigList config={job.config ?? {}} /></Card></TabPanel>
       </Tabs>
     </div>
   );

@@ -3,28 +3,23 @@ import { useMemo, useState } from "react";
 import { useNavigate, useSearchParams } from "react-router-dom";
 import { StatusBadge } from "../components/training/JobBits";
 import { Button, Card, Empty, ErrorNotice, Field, PageHeader, Spinner } from "../components/ui";
-import { api } from "../lib/api";
+import { useCharacters } from "../features/characters/api";
+import { isJobStatus, jobQueries, recordedProgress } from "../features/jobs/api";
 import { formatDate, formatDuration, formatLoss } from "../lib/format";
-import { keys } from "../lib/queries";
-import type { JobPage, JobStatus } from "../lib/types";
-import { useCharacters } from "./Characters";
 
 const PAGE = 50;
 
 export default function TrainingHistory() {
   const [params, setParams] = useSearchParams();
-  const status = (params.get("status") as JobStatus | null) ?? null;
+  const statusParam = params.get("status");
+  const status = isJobStatus(statusParam) ? statusParam : null;
   const characterId = params.get("character");
   const [offset, setOffset] = useState(0);
   const [text, setText] = useState("");
   const navigate = useNavigate();
   const characters = useCharacters();
   const names = useMemo(() => new Map((characters.data ?? []).map((c) => [c.id, c.name])), [characters.data]);
-  const filters = { kind: "training", status, character_id: characterId, offset };
-  const { data, error, isPending, refetch } = useQuery({
-    queryKey: keys.jobs(filters),
-    queryFn: ({ signal }) => api.get<JobPage>("/api/jobs", { ...filters, limit: PAGE }, signal),
-  });
+  const { data, error, isPending, refetch } = useQuery(jobQueries.list({ kind: "training", status, character_id: characterId, offset, limit: PAGE }));
   const set = (key: string, value: string) => {
     const next = new URLSearchParams(params);
     if (value) next.set(key, value);
@@ -63,7 +58,7 @@ export default function TrainingHistory() {
               <thead><tr><th>Run</th><th>Character</th><th>Status</th><th>Started</th><th>Duration</th><th>Final loss</th></tr></thead>
               <tbody>
                 {rows.map((job) => {
-                  const progress = (job.progress ?? {}) as Record<string, unknown>;
+                  const progress = recordedProgress(job);
                   return (
                     <tr key={job.id} className="clickable" onClick={() => navigate(`/training/${job.id}`)}>
                       <td><a className="link" href={`/training/${job.id}`} onClick={(e) => { e.preventDefault(); navigate(`/training/${job.id}`); }}>{job.name || job.id.slice(0, 8)}</a></td>
@@ -71,7 +66,7 @@ export default function TrainingHistory() {
                       <td><StatusBadge status={job.status} /></td>
                       <td className="muted" data-dynamic>{formatDate(job.started_at ?? job.created_at)}</td>
                       <td data-dynamic>{formatDuration(job.duration_seconds)}</td>
-                      <td className="mono" data-dynamic>{formatLoss((progress.smoothed_loss as number) ?? (progress.loss as number))}</td>
+                      <td className="mono" data-dynamic>{formatLoss(progress.smoothedLoss ?? progress.loss)}</td>
                     </tr>
                   );
                 })}

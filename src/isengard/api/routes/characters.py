@@ -9,7 +9,6 @@ from fastapi.responses import JSONResponse
 
 from isengard.api.deps import DataDep, DbSession, ServicesDep
 from isengard.api.middleware import UPLOAD_ERROR_RESPONSES, ErrorMessage
-from isengard.api.params import path_id
 from isengard.api.ratelimit import rate_limited
 from isengard.api.schemas.characters import (
     BulkCaptionEdit,
@@ -20,9 +19,10 @@ from isengard.api.schemas.characters import (
     DatasetReport,
     UploadOut,
 )
-from isengard.api.services import characters as service
-from isengard.api.services.dataset_report import build_report
-from isengard.api.services.uploads import receive_upload, upload_status_code
+from isengard.api.services.dataset import characters as service
+from isengard.api.services.dataset.report import build_report
+from isengard.api.services.dataset.uploads import receive_upload, upload_status_code
+from isengard.api.support.params import path_id
 
 router = APIRouter(tags=["characters"])
 
@@ -90,6 +90,8 @@ def delete_character(db: DbSession, data: DataDep, character_id: CharacterId) ->
 @router.post(
     "/characters/{character_id}/images",
     status_code=201,
+    # The route answers with its own JSONResponse (the status depends on what was stored); this names its body.
+    response_model=UploadOut,
     dependencies=[Depends(rate_limited("uploads"))],
     openapi_extra=_UPLOAD_BODY,
     responses={

@@ -9,7 +9,6 @@ from fastapi.responses import FileResponse
 
 from isengard.api.deps import DataDep, DbSession, ServicesDep
 from isengard.api.middleware import ErrorMessage
-from isengard.api.params import OptionalId, PageCursor, path_id
 from isengard.api.ratelimit import rate_limited
 from isengard.api.schemas.generation import (
     AgainOptions,
@@ -20,8 +19,9 @@ from isengard.api.schemas.generation import (
     ImagePluginOut,
 )
 from isengard.api.schemas.jobs import JobOut
-from isengard.api.services import generation as service
-from isengard.api.services import generation_gallery as gallery
+from isengard.api.services.generation import gallery
+from isengard.api.services.generation import submit as service
+from isengard.api.support.params import OptionalId, PageCursor, path_id
 
 router = APIRouter(tags=["generation"])
 

@@ -3,51 +3,29 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any
 
+import redis
 from fastapi import APIRouter
-from pydantic import BaseModel
 from sqlalchemy import text
 
 from isengard import __version__
 from isengard.api.deps import ServicesDep
+from isengard.api.schemas.health import (
+    Capabilities,
+    ComponentHealth,
+    Health,
+    PluginCapability,
+    TorchInfo,
+    WorkerInfo,
+    WorkersHealth,
+)
 from isengard.domain import PluginKind
-from isengard.models.locate import ModelStatus, model_status
-from isengard.plugins.api import Capability
+from isengard.models.locate import model_status
+from isengard.models.planning import WorkerMemoryPlan, worker_plans
 from isengard.queue.workers import list_workers
 
 router = APIRouter(tags=["health"])
-
-
-class ComponentHealth(BaseModel):
-    status: Literal["up", "down"]
-    detail: str | None = None
-    latency_ms: float | None = None
-
-
-class WorkerInfo(BaseModel):
-    id: str
-    host: str | None = None
-    pid: int | None = None
-    kinds: list[str] = []
-    plugins: dict[str, list[str]] = {}  # job kind -> plugins this worker can run
-    gpu_memory_mb: int | None = None
-    current_job: str | None = None
-    state: str | None = None
-
-
-class WorkersHealth(ComponentHealth):
-    count: int = 0
-    workers: list[WorkerInfo] = []
-
-
-class Health(BaseModel):
-    status: Literal["ok", "degraded"]
-    version: str
-    mode: str
-    database: ComponentHealth
-    redis: ComponentHealth
-    workers: WorkersHealth
 
 
 def _timed(check: Any) -> ComponentHealth:
@@ -90,28 +68,6 @@ def health(services: ServicesDep) -> Health:
     )
 
 
-class PluginCapability(BaseModel):
-    name: str
-    kind: PluginKind
-    description: str = ""
-    capability: Capability
-
-
-class TorchInfo(BaseModel):
-    version: str | None
-    cuda_available: bool
-    cuda_version: str | None = None
-    gpus: list[dict[str, Any]] = []
-
-
-class Capabilities(BaseModel):
-    mode: str
-    version: str
-    plugins: dict[str, list[PluginCapability]]
-    torch: TorchInfo
-    model: ModelStatus
-
-
 def torch_info() -> TorchInfo:
     try:
         import torch
@@ -152,4 +108,13 @@ def capabilities(services: ServicesDep) -> Capabilities:
         plugins=plugins,
         torch=torch_info(),
         model=model_status(services.settings),
+        memory=_memory_plans(services),
     )
+
+
+def _memory_plans(services: ServicesDep) -> list[WorkerMemoryPlan]:
+    try:
+        workers = list_workers(services.redis)
+    except redis.RedisError:
+        return []
+    return worker_plans(services.settings, workers)

@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from isengard.api.deps import DataDep, DbSession
-from isengard.api.params import OptionalId, PageCursor, path_id
 from isengard.api.schemas.images import ImageOut, ImagePage, ImageUpdate
-from isengard.api.services import images as service
+from isengard.api.services.dataset import images as service
+from isengard.api.support.params import OptionalId, PageCursor, path_id
 
 router = APIRouter(tags=["images"])
 

@@ -10,9 +10,16 @@ from sse_starlette import EventSourceResponse
 
 from isengard.api.deps import DbSession, ServicesDep
 from isengard.api.middleware import ErrorMessage
-from isengard.api.schemas.jobs import ArtifactOut, JobHistory, JobOut, JobPage
-from isengard.api.services import job_events
-from isengard.api.services import jobs as service
+from isengard.api.schemas.jobs import (
+    JOB_EVENT_STREAM,
+    STATUS_EVENT_STREAM,
+    ArtifactOut,
+    JobHistory,
+    JobOut,
+    JobPage,
+)
+from isengard.api.services.jobs import events as job_events
+from isengard.api.services.jobs import manage as service
 from isengard.domain import ArtifactKind, JobKind, JobStatus
 
 router = APIRouter(tags=["jobs"])
@@ -63,7 +70,7 @@ def job_history(job_id: str, db: DbSession) -> JobHistory:
     return service.job_history(db, job_id)
 
 
-@router.get("/jobs/{job_id}/events", response_class=EventSourceResponse)
+@router.get("/jobs/{job_id}/events", response_class=EventSourceResponse, **JOB_EVENT_STREAM)
 def job_event_stream(
     job_id: str,
     services: ServicesDep,
@@ -77,7 +84,7 @@ def job_event_stream(
     return EventSourceResponse(source, ping=SSE_PING_SECONDS)
 
 
-@router.get("/events", response_class=EventSourceResponse)
+@router.get("/events", response_class=EventSourceResponse, **STATUS_EVENT_STREAM)
 def all_events(
     services: ServicesDep,
     last_event_id: LastEventId = None,

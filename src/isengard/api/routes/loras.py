@@ -9,11 +9,11 @@ from fastapi.responses import FileResponse
 
 from isengard.api.deps import DataDep, DbSession, ServicesDep
 from isengard.api.middleware import UPLOAD_ERROR_RESPONSES, ErrorMessage
-from isengard.api.params import OptionalId, PageCursor, path_id
 from isengard.api.ratelimit import rate_limited
 from isengard.api.schemas.loras import LoraOut, LoraPage, LoraSource, LoraUpdate
-from isengard.api.services import lora_import
-from isengard.api.services import loras as service
+from isengard.api.services.loras import importer as lora_import
+from isengard.api.services.loras import library as service
+from isengard.api.support.params import OptionalId, PageCursor, path_id
 
 router = APIRouter(tags=["loras"])
 

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from isengard.api.deps import DbSession, ServicesDep
 from isengard.api.middleware import ErrorMessage
-from isengard.api.params import path_id
 from isengard.api.ratelimit import rate_limited
 from isengard.api.schemas.jobs import JobOut
 from isengard.api.schemas.training import PresetCreate, PresetOut, TrainingCreate, TrainingEstimate, TrainingPluginOut
-from isengard.api.services import training as service
-from isengard.api.services import training_presets as presets
+from isengard.api.services.training import presets
+from isengard.api.services.training import runs as service
+from isengard.api.support.params import path_id
 
 router = APIRouter(tags=["training"])
 

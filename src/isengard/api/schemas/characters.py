@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from isengard.api.params import ID_PATTERN
 from isengard.api.schemas.images import ImageOut
+from isengard.api.support.params import ID_PATTERN
 from isengard.captions import MAX_CAPTION_CHARS
 
 CharacterName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]

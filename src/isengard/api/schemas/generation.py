@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from isengard.db.models import Generation
 from isengard.domain import MAX_LORA_WEIGHT
@@ -79,6 +79,15 @@ def generation_file_url(generation_id: str) -> str:
     return f"/api/generations/{generation_id}/file"
 
 
+class AppliedLora(BaseModel):
+    """A LoRA an image was generated with, as recorded with the image (other recorded keys pass through)."""
+
+    model_config = ConfigDict(extra="allow")
+    lora_id: str
+    weight: float = 1.0
+    name: str = ""
+
+
 class GenerationOut(BaseModel):
     id: str
     job_id: str | None
@@ -91,7 +100,7 @@ class GenerationOut(BaseModel):
     steps: int
     guidance: float
     plugin: str
-    loras: list[dict[str, Any]]
+    loras: list[AppliedLora]
     params: dict[str, Any]
     created_at: datetime
     url: str
@@ -112,7 +121,7 @@ class GenerationOut(BaseModel):
             steps=row.steps,
             guidance=row.guidance,
             plugin=row.plugin,
-            loras=list(row.loras or []),
+            loras=[AppliedLora.model_validate(item) for item in row.loras or []],
             params=params,
             created_at=row.created_at,
             url=generation_file_url(row.id),

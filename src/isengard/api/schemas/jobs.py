@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, RootModel
 
 from isengard.db.models import Job, JobArtifact
-from isengard.domain import ArtifactKind, JobKind, JobStatus, artifact_url, utcnow
+from isengard.domain import ArtifactKind, JobEvent, JobKind, JobStatus, StatusEvent, artifact_url, utcnow
 
 
 class JobOut(BaseModel):
@@ -126,3 +126,24 @@ class JobHistory(BaseModel):
     samples: list[ArtifactOut]
     checkpoints: list[ArtifactOut]
     artifacts: list[ArtifactOut]
+
+
+class JobEventData(RootModel[JobEvent]):
+    """The JSON `data` of one server-sent job event; the SSE `event` name is its `type`."""
+
+
+def event_stream(model: type[BaseModel]) -> dict[str, Any]:
+    """Route arguments that document a server-sent-event route whose events each carry `model` as their data.
+
+    FastAPI publishes a model only as JSON: `response_model` registers it as a schema component (the route returns
+    its own streaming response, so nothing is validated), and the 200 answer then names it as the stream's content.
+    """
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {
+        "response_model": model,
+        "openapi_extra": {"responses": {"200": {"content": {"text/event-stream": {"schema": ref}}}}},
+    }
+
+
+JOB_EVENT_STREAM = event_stream(JobEventData)
+STATUS_EVENT_STREAM = event_stream(StatusEvent)

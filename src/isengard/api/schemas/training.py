@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from isengard.models.memory_plan import MemoryPlan
 from isengard.plugins.api import Capability
 
 
@@ -39,6 +40,10 @@ class TrainingEstimate(BaseModel):
     estimated_seconds: float
     basis: str = Field(description="what the time estimate assumes")
     warnings: list[str] = Field(default_factory=list)
+    memory_summary: str | None = Field(
+        default=None, description="whether the run fits the workers' GPU, with which profile and its estimated peak"
+    )
+    memory_plan: MemoryPlan | None = Field(default=None, description="each memory profile's estimate on that GPU")
 
 
 class PresetCreate(BaseModel):

@@ -21,8 +21,9 @@ from PIL import Image
 from pydantic import BaseModel
 
 from isengard.domain import LoraRef
+from isengard.models.profiles import ProfileName
 from isengard.plugins.api import Capability, JobContext, PluginError
-from isengard.plugins.image.grid import GridCell, column_labels, render_grid
+from isengard.plugins.image.grid import GridCell, grid_params, render_grid
 from isengard.plugins.image.interface import ImagePlugin
 from isengard.plugins.image.outputs import save_output
 from isengard.plugins.image.request import ImageRequest, image_seeds, lora_summary, snap_size, with_trigger_word
@@ -40,6 +41,8 @@ class LoadedPipeline:
     pipe: Any
     model_path: str
     device: str
+    memory_profile: str = "bf16"
+    placement: str = "resident"
     adapters: OrderedDict[str, str] = field(default_factory=OrderedDict)  # file key -> adapter name
     lora_loads: int = 0
 
@@ -47,8 +50,10 @@ class LoadedPipeline:
 class PipelineCache:
     """One resident base pipeline per worker process; counts base loads so tests and benches can check reuse."""
 
-    def __init__(self, max_loras: int = MAX_RESIDENT_LORAS) -> None:
+    def __init__(self, max_loras: int = MAX_RESIDENT_LORAS, memory_profile: ProfileName | None = None) -> None:
+        """`memory_profile`: force a profile instead of the fastest that fits this machine."""
         self.max_loras = max_loras
+        self.memory_profile = memory_profile
         self.loaded: LoadedPipeline | None = None
         self.loads = 0
         self.lock = threading.Lock()
@@ -58,7 +63,7 @@ class PipelineCache:
         if self.loaded is not None and self.loaded.model_path == key:
             return self.loaded
         self.release()
-        self.loaded = _load_pipeline(model_path)
+        self.loaded = _load_pipeline(model_path, self.memory_profile)
         self.loads += 1
         return self.loaded
 
@@ -80,28 +85,31 @@ class PipelineCache:
 PIPELINES = PipelineCache()
 
 
-def _load_pipeline(model_path: Path) -> LoadedPipeline:
+def _load_pipeline(model_path: Path, requested: ProfileName | None) -> LoadedPipeline:
     import torch
-    from diffusers import FluxPipeline
+
+    from isengard.models.loading import load_generation_pipeline
+    from isengard.plugins.image.flux_memory import choose_generation_setup
 
     started = time.perf_counter()
     if not (model_path / "model_index.json").exists():
         raise PluginError(f"no FLUX model at {model_path} (model_index.json is missing)")
     cuda = torch.cuda.is_available()
-    dtype = torch.bfloat16 if cuda else torch.float32
-    pipe = FluxPipeline.from_pretrained(str(model_path), dtype=dtype)
-    device = "cuda" if cuda else "cpu"
-    if cuda and torch.cuda.get_device_properties(0).total_memory < 40 * 1024**3:
-        # FLUX.1-dev in bf16 (~33 GB with both text encoders) does not fit a 24 GB card whole.
-        pipe.enable_model_cpu_offload()
-    else:
-        pipe.to(device)
-    pipe.set_progress_bar_config(disable=True)
+    device = torch.device("cuda" if cuda else "cpu")
+    setup = choose_generation_setup(device, requested)
+    pipe = load_generation_pipeline(
+        model_path, profile=setup.profile, placement=setup.placement,
+        dtype=torch.bfloat16 if cuda else torch.float32, device=device,
+    )  # fmt: skip
     log.info(
         "base pipeline loaded",
-        extra={"model": str(model_path), "device": device, "seconds": round(time.perf_counter() - started, 2)},
-    )
-    return LoadedPipeline(pipe=pipe, model_path=str(model_path.resolve()), device=device)
+        extra={"model": str(model_path), "device": device.type, "memory": setup.reason,
+               "seconds": round(time.perf_counter() - started, 2)},
+    )  # fmt: skip
+    return LoadedPipeline(
+        pipe=pipe, model_path=str(model_path.resolve()), device=device.type, memory_profile=setup.profile.name,
+        placement=setup.placement,
+    )  # fmt: skip
 
 
 def _file_key(path: Path) -> str:
@@ -309,22 +317,7 @@ class DiffusersFluxGenerator(ImagePlugin):
             return self._render(ctx, loaded, prompt, cell.seed, request, size, index * request.steps, total)
 
         grid = render_grid(spec, render)
-        params = {
-            **self._common_params(ctx, request, size),
-            "kind": "grid",
-            "prompt": " | ".join(spec.prompts),
-            "seed": spec.seeds[0],
-            "prompts": spec.prompts,
-            "seeds": spec.seeds,
-            "columns": [
-                {"label": label, "loras": lora_summary(column.loras)}
-                for label, column in zip(column_labels(spec), spec.columns, strict=True)
-            ],
-            "loras": [item for column in spec.columns for item in lora_summary(column.loras)],
-            "trigger_word": request.trigger_word,
-            "add_trigger_word": request.add_trigger_word,
-            "size_note": note,
-        }
+        params = {**self._common_params(ctx, request, size), **grid_params(spec, request), "size_note": note}
         artifact = save_output(ctx, grid, "grid", params)
         ctx.log(f"rendered a comparison grid of {total_cells} images")
         return {"images": 1, "grid": True, "cells": total_cells, "artifact_ids": [artifact.id]}

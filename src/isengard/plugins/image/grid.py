@@ -9,7 +9,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 from isengard.domain import LoraRef
-from isengard.plugins.image.request import GridSpec
+from isengard.plugins.image.request import GridSpec, ImageRequest, lora_summary
 
 HEADER_HEIGHT = 28
 ROW_LABEL_WIDTH = 180
@@ -110,3 +110,21 @@ def render_grid(spec: GridSpec, render: Callable[[GridCell, int, int], Image.Ima
     cells = grid_cells(spec)
     images = {(cell.row, cell.column): render(cell, index, len(cells)) for index, cell in enumerate(cells)}
     return compose_grid(images, column_labels(spec), row_labels(spec))
+
+
+def grid_params(spec: GridSpec, request: ImageRequest) -> dict[str, Any]:
+    """What a grid image records about itself (PNG text and artifact metadata), whichever engine rendered it."""
+    return {
+        "kind": "grid",
+        "prompt": " | ".join(spec.prompts),
+        "seed": spec.seeds[0],
+        "prompts": spec.prompts,
+        "seeds": spec.seeds,
+        "columns": [
+            {"label": label, "loras": lora_summary(column.loras)}
+            for label, column in zip(column_labels(spec), spec.columns, strict=True)
+        ],
+        "loras": [item for column in spec.columns for item in lora_summary(column.loras)],
+        "trigger_word": request.trigger_word,
+        "add_trigger_word": request.add_trigger_word,
+    }

@@ -1,10 +1,11 @@
 """The `ai-toolkit` trainer: runs an installed ai-toolkit as a subprocess and turns what it does into job events.
 
 Isengard writes the dataset folder (images + caption .txt files) and the YAML job, starts `python run.py
-config.yaml` in the ai-toolkit folder in its own process group, reads its tqdm progress lines (`123/2000 [...,
-lr: 1.0e-04 loss: 3.2e-01]`), and watches its output folder: sample images and step LoRAs appear there while it
-trains. Cancelling terminates the whole process group. ai-toolkit resumes from its own latest step LoRA when run
-again with the same output folder, so a retried job continues.
+config.yaml` in the ai-toolkit folder in its own process group with ai-toolkit's own interpreter, follows its output
+(per-step losses from its `loss_log.db`, or from its progress bar when there is none) and watches its output folder:
+sample images and step LoRAs appear there while it trains. Cancelling terminates the whole process group.
+ai-toolkit resumes from its own latest step LoRA when run again with the same output folder, so a retried job
+continues; what the first attempt already recorded is not announced again.
 """
 
 from __future__ import annotations
@@ -14,14 +15,11 @@ import os
 import queue
 import re
 import shutil
-import signal
 import subprocess
-import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any, cast
 
 import yaml
 from pydantic import BaseModel
@@ -30,62 +28,27 @@ from isengard.captions import substitute_trigger
 from isengard.domain import ArtifactKind, TrainingInput
 from isengard.plugins.api import Artifact, Capability, JobCancelled, JobContext, PluginError
 from isengard.plugins.training.ai_toolkit_config import AiToolkitConfig, job_config
+from isengard.plugins.training.ai_toolkit_output import (
+    BarLosses,
+    LossLog,
+    ProgressLine,
+    StageLog,
+    StepLoss,
+    checkpoint_step,
+    parse_progress,
+    read_lines,
+    sample_step,
+)
+from isengard.plugins.training.ai_toolkit_process import stop_leftover, stop_process_group
 from isengard.plugins.training.interface import TrainingPlugin
 
 log = logging.getLogger(__name__)
 
-# "my_lora:  12%|█▏   | 250/2000 [05:00<35:00,  1.20s/it, lr: 1.0e-04 loss: 4.123e-01]"
-_STEP = re.compile(r"\|\s*(\d+)/(\d+)\s*\[")
-_LOSS = re.compile(r"loss:\s*([-+0-9.eE]+|nan|inf)")
-_LR = re.compile(r"lr:\s*([-+0-9.eE]+)")
 # samples/1718000000000__000000250_0.jpg
 _SAMPLE = re.compile(r"__(\d+)_(\d+)\.(?:jpg|jpeg|png|webp)$")
 POLL_SECONDS = 0.2
-STOP_GRACE_SECONDS = 10.0
-
-
-@dataclass(frozen=True)
-class ProgressLine:
-    step: int
-    total: int
-    loss: float | None
-    lr: float | None
-
-
-def parse_progress(line: str, name: str | None = None) -> ProgressLine | None:
-    """The step, total, loss and lr of ai-toolkit's training bar, or None for any other line.
-
-    With `name`, only the bar labelled with the job's name counts (not "Caching latents" and other bars)."""
-    step = _STEP.search(line)
-    if step is None or (name is not None and f"{name}:" not in line[: step.start()]):
-        return None
-    loss = _LOSS.search(line)
-    lr = _LR.search(line)
-
-    def number(match: re.Match[str] | None) -> float | None:
-        if match is None:
-            return None
-        try:
-            return float(match.group(1))
-        except ValueError:
-            return None
-
-    return ProgressLine(int(step.group(1)), int(step.group(2)), number(loss), number(lr))
-
-
-def read_lines(stream: IO[bytes], sink: queue.Queue[str | None]) -> None:
-    """tqdm redraws with carriage returns: both CR and LF end a line here."""
-    buffer = b""
-    while chunk := os.read(stream.fileno(), 4096):
-        buffer += chunk
-        parts = re.split(rb"[\r\n]", buffer)
-        buffer = parts.pop()
-        for part in parts:
-            if part.strip():
-                sink.put(part.decode("utf-8", errors="replace"))
-    if buffer.strip():
-        sink.put(buffer.decode("utf-8", errors="replace"))
-    sink.put(None)
+PID_FILE = "ai-toolkit.pid"
+__all__ = ["AiToolkitTrainer", "parse_progress", "prepare_dataset"]
 
 
 def prepare_dataset(job: TrainingInput, data_dir: Path, folder: Path) -> int:
@@ -113,12 +76,25 @@ class AiToolkitTrainer(TrainingPlugin):
         path = getattr(self.settings, "ai_toolkit_path", None)
         return Path(path).expanduser() if path else None
 
-    def python_for(self, folder: Path) -> str:
-        # ai-toolkit's install guide makes a venv inside its folder; use it when it is there.
-        for candidate in (folder / "venv" / "bin" / "python", folder / ".venv" / "bin" / "python"):
+    def python_for(self, folder: Path) -> tuple[Path | None, str]:
+        """ai-toolkit's interpreter and, when there is none, what is missing.
+
+        An interpreter set in ISENGARD_AI_TOOLKIT_PYTHON wins; otherwise `<folder>/.venv` (what ai-toolkit's
+        installer and UI make), then `<folder>/venv`. Never Isengard's own: ai-toolkit pins its own diffusers."""
+        configured = getattr(self.settings, "ai_toolkit_python", None)
+        if configured:
+            path = Path(configured).expanduser()
+            if path.is_file() and os.access(path, os.X_OK):
+                return path, ""
+            return None, f"ISENGARD_AI_TOOLKIT_PYTHON is {path}, which is not an executable file"
+        for venv in (".venv", "venv"):
+            candidate = folder / venv / "bin" / "python"
             if candidate.exists():
-                return str(candidate)
-        return sys.executable
+                return candidate, ""
+        return None, (
+            f"no Python environment for ai-toolkit: neither {folder / '.venv'} nor {folder / 'venv'} exists; "
+            "install ai-toolkit's requirements there or set ISENGARD_AI_TOOLKIT_PYTHON to its interpreter"
+        )
 
     def capabilities(self) -> Capability:
         folder = self._folder()
@@ -128,7 +104,10 @@ class AiToolkitTrainer(TrainingPlugin):
             )
         if not (folder / "run.py").is_file():
             return Capability(available=False, reason=f"no ai-toolkit at {folder} (run.py not found)")
-        return Capability(available=True, details={"path": str(folder), "python": self.python_for(folder)})
+        python, missing = self.python_for(folder)
+        if python is None:
+            return Capability(available=False, reason=missing)
+        return Capability(available=True, details={"path": str(folder), "python": str(python)})
 
     def default_config(self) -> dict[str, Any]:
         return AiToolkitConfig().model_dump()
@@ -138,7 +117,8 @@ class AiToolkitTrainer(TrainingPlugin):
         capability = self.capabilities()
         if folder is None or not capability.available:
             raise PluginError(capability.reason or "ai-toolkit is not available")
-        return AiToolkitRun(ctx, cast(AiToolkitConfig, config), job, folder, self.python_for(folder)).run()
+        python = str(capability.details["python"])
+        return AiToolkitRun(ctx, cast(AiToolkitConfig, config), job, folder, python).run()
 
 
 class AiToolkitRun:
@@ -155,9 +135,22 @@ class AiToolkitRun:
         self.output_dir = self.work_dir / "ai-toolkit" / self.name
         # The local folder: ai-toolkit loads a diffusers folder as well as a hub id, and must not download.
         self.base_model = str(ctx.base_model_path)
+        # What earlier attempts recorded is known already: a retry announces only new files.
         self.seen_samples: set[Path] = set()
         self.checkpoints: dict[Path, Artifact] = {}
-        self.last_progress: ProgressLine | None = None
+        data_dir = Path(ctx.data_dir)
+        for artifact in ctx.recorded_artifacts():
+            if artifact.kind == ArtifactKind.SAMPLE:
+                self.seen_samples.add(data_dir / artifact.path)
+            elif artifact.kind == ArtifactKind.CHECKPOINT:
+                self.checkpoints[data_dir / artifact.path] = artifact
+        self.bar_losses = BarLosses()
+        self.loss_log = LossLog(self.output_dir / "loss_log.db", since_wall_time=time.time())
+        self.loss_source: str | None = None  # "db" or "bar", fixed at the first loss the bar shows
+        self.reported_step = 0
+        self.last_loss: float | None = None
+        self.bar: ProgressLine | None = None
+        self.stage_log = StageLog()
         self.tail: list[str] = []
 
     def write_job(self) -> Path:
@@ -177,6 +170,11 @@ class AiToolkitRun:
 
     def run(self) -> dict[str, Any]:
         config_path = self.write_job()
+        pid_file = self.work_dir / PID_FILE
+        # An earlier attempt's ai-toolkit outlives a worker killed with -9 (it has its own session): stop it before
+        # a second one writes into the same folder.
+        if stop_leftover(pid_file, config_path):
+            self.ctx.log("stopped the ai-toolkit an earlier attempt had left running", level="warning")
         self.ctx.log("starting ai-toolkit", command=f"{self.python} run.py {config_path}")
         process = subprocess.Popen(
             [self.python, "run.py", str(config_path)],
@@ -186,6 +184,7 @@ class AiToolkitRun:
             start_new_session=True,  # its own process group: cancel stops it and every child it started
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
+        pid_file.write_text(str(process.pid), encoding="utf-8")
         lines: queue.Queue[str | None] = queue.Queue()
         assert process.stdout is not None
         reader = threading.Thread(target=read_lines, args=(process.stdout, lines), daemon=True)
@@ -197,6 +196,7 @@ class AiToolkitRun:
             raise
         finally:
             reader.join(timeout=5)
+            pid_file.unlink(missing_ok=True)
         return self.finish(process.returncode)
 
     def follow(self, process: subprocess.Popen[bytes], lines: queue.Queue[str | None]) -> None:
@@ -214,6 +214,7 @@ class AiToolkitRun:
                 finished_output = True
             elif line:
                 self.handle_line(line)
+            self.read_loss_log()
             self.scan_outputs()
         process.wait()
 
@@ -221,28 +222,44 @@ class AiToolkitRun:
         self.tail = [*self.tail[-40:], line]
         progress = parse_progress(line, self.name)
         if progress is None:
-            self.ctx.log(line[:1000], source="ai-toolkit")
+            message = self.stage_log.feed(line)
+            if message:
+                self.ctx.log(message[:1000], source="ai-toolkit")
             return
-        previous = self.last_progress
-        # tqdm repeats a step while it refreshes; report each step once (or when the loss first appears).
-        if previous is None or progress.step != previous.step or (progress.loss is not None and previous.loss is None):
-            self.ctx.report_progress(
-                progress.step, progress.total, loss=progress.loss, lr=progress.lr, stage="training"
-            )
-        self.last_progress = progress
+        self.bar = progress  # the bar keeps telling that it runs, whichever source the losses come from
+        if self.loss_source is None and progress.loss is not None:
+            self.loss_source = "db" if self.loss_log.exists() else "bar"
+        if self.loss_source == "bar":
+            step = self.bar_losses.feed(progress)
+            if step is not None:
+                self.report(step)
+
+    def read_loss_log(self) -> None:
+        if self.loss_source == "db":
+            for step in self.loss_log.new_losses():
+                self.report(step)
+
+    def report(self, step: StepLoss) -> None:
+        if step.step <= self.reported_step or step.step > self.config.steps:
+            return
+        self.reported_step = step.step
+        self.last_loss = step.loss
+        self.ctx.report_progress(step.step, self.config.steps, loss=step.loss, lr=step.lr, stage="training")
 
     def scan_outputs(self, *, finished: bool = False) -> None:
         samples = self.output_dir / "samples"
         if samples.is_dir():
+            # ai-toolkit writes samples in samples/.tmp/ and moves them here: a file here is complete.
             for path in sorted(samples.iterdir()):
                 match = _SAMPLE.search(path.name)
-                if match is None or path in self.seen_samples or not (finished or _settled(path)):
+                if match is None or path in self.seen_samples or not path.is_file():
                     continue
                 self.seen_samples.add(path)
                 index = int(match.group(2))
                 prompts = self.config.sample_prompts
                 prompt = prompts[index] if index < len(prompts) else ""
-                self.ctx.emit_sample(path, step=int(match.group(1)), index=index, prompt=prompt)
+                step = sample_step(int(match.group(1)), self.config.steps)
+                self.ctx.emit_sample(path, step=step, index=index, prompt=prompt)
         step_file = re.compile(rf"^{re.escape(self.name)}_(\d+)\.safetensors$")
         present = set()
         if self.output_dir.is_dir():
@@ -252,7 +269,7 @@ class AiToolkitRun:
                     continue
                 present.add(path)
                 if path not in self.checkpoints and (finished or _settled(path)):
-                    step = int(match.group(1))
+                    step = checkpoint_step(int(match.group(1)))
                     self.checkpoints[path] = self.ctx.save_artifact(
                         path, ArtifactKind.CHECKPOINT, step=step, meta=self.meta(step)
                     )
@@ -263,7 +280,8 @@ class AiToolkitRun:
     def meta(self, step: int) -> dict[str, Any]:
         return {
             "rank": self.config.rank,
-            "alpha": self.config.alpha,
+            # ai-toolkit writes no alpha tensors for FLUX: loaders then scale by alpha = rank, and so it trained.
+            "alpha": float(self.config.rank),
             "base_model": self.base_model,
             "trigger_word": self.job.trigger_word,
             "step": step,
@@ -273,6 +291,10 @@ class AiToolkitRun:
         }
 
     def finish(self, returncode: int | None) -> dict[str, Any]:
+        self.read_loss_log()  # ai-toolkit flushed its last rows when it closed the log
+        pending = self.bar_losses.flush() if self.loss_source == "bar" else None
+        if pending is not None:
+            self.report(pending)
         self.scan_outputs(finished=True)
         final = self.output_dir / f"{self.name}.safetensors"
         if returncode != 0 or not final.exists():
@@ -284,7 +306,7 @@ class AiToolkitRun:
             "lora_artifact_id": artifact.id,
             "lora_path": artifact.path,
             "steps": steps,
-            "final_loss": self.last_progress.loss if self.last_progress else None,
+            "final_loss": self.last_loss,
         }
 
 
@@ -294,17 +316,3 @@ def _settled(path: Path) -> bool:
         return time.time() - path.stat().st_mtime > 0.3
     except FileNotFoundError:
         return False
-
-
-def stop_process_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the whole group (ai-toolkit starts workers), then SIGKILL what is left after a grace period."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=STOP_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass

@@ -10,48 +10,63 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
-from isengard.plugins.training.flux_lora_config import DEFAULT_SAMPLE_PROMPTS
+from isengard.plugins.training.sampling_config import SamplingConfig
 
 
-class AiToolkitConfig(BaseModel):
+class AiToolkitConfig(SamplingConfig):
+    """What the form offers: the settings ai-toolkit acts on for FLUX, under its own names where they differ.
+
+    Not offered: `linear_alpha` (for FLUX ai-toolkit trains with alpha = rank whatever the file asks) and `device`
+    (ai-toolkit runs on accelerate's device). The LoRA's alpha is recorded as the rank, which is what it holds.
+    """
+
     model_config = ConfigDict(extra="forbid", title="ai-toolkit FLUX LoRA training")
 
     steps: int = Field(default=2000, ge=1, le=100_000, description="Optimizer steps to train.")
-    rank: int = Field(default=16, ge=1, le=256, description="LoRA rank (ai-toolkit: network.linear).")
-    alpha: float = Field(default=16.0, gt=0, le=1024, description="LoRA alpha (ai-toolkit: network.linear_alpha).")
-    learning_rate: float = Field(default=1e-4, gt=0, le=1.0, description="Learning rate.")
-    optimizer: Literal["adamw8bit", "adamw", "prodigy"] = Field(
-        default="adamw8bit", description="ai-toolkit optimizer name."
+    rank: int = Field(
+        default=16, ge=1, le=256, description="LoRA rank (network.linear); ai-toolkit sets alpha to the same value."
     )
-    batch_size: int = Field(default=1, ge=1, le=64, description="Images per step.")
+    learning_rate: float = Field(default=1e-4, gt=0, le=1.0, description="Learning rate (train.lr).")
+    optimizer: Literal["adamw8bit", "adamw", "prodigy"] = Field(
+        default="adamw8bit",
+        description="train.optimizer: adamw8bit keeps AdamW's state in 8 bits (bitsandbytes, about a quarter of its "
+        "memory); adamw in full precision; prodigy adapts the learning rate itself (set it to 1.0).",
+    )
+    batch_size: int = Field(default=1, ge=1, le=64, description="Images per step (train.batch_size).")
     gradient_accumulation_steps: int = Field(default=1, ge=1, le=64, description="Micro-batches per step.")
-    gradient_checkpointing: bool = Field(default=True, description="Trade speed for memory.")
-    quantize: bool = Field(default=True, description="Quantize the base transformer to 8 bit (fits 24 GB GPUs).")
+    gradient_checkpointing: bool = Field(
+        default=True,
+        description="train.gradient_checkpointing: recompute activations in the backward pass; much less memory, "
+        "about 1.5x slower per step.",
+    )
+    quantize: bool = Field(
+        default=True,
+        description="model.quantize: hold the frozen FLUX transformer in 8-bit float (qtype qfloat8, optimum-quanto): "
+        "about half the memory of bf16, so FLUX.1-dev trains on a 24 GB GPU; slightly slower per step.",
+    )
+    low_vram: bool = Field(
+        default=False,
+        description="model.low_vram: load and quantize the model part by part from system memory, so a GPU that "
+        "also drives a display does not run out while loading; starts slower.",
+    )
+    dtype: Literal["bf16", "fp16", "fp32"] = Field(
+        default="bf16",
+        description="train.dtype: precision of the frozen model on a GPU (FLUX is made for bf16). A run on a CPU "
+        "computes in float32 whatever this says.",
+    )
     resolutions: list[int] = Field(
         default_factory=lambda: [512, 768, 1024], min_length=1, max_length=6, description="Bucket resolutions."
     )
     caption_dropout: float = Field(default=0.05, ge=0, le=1.0, description="Share of steps without caption.")
-    sample_every: int = Field(default=250, ge=1, le=100_000, description="Steps between samples.")
-    sample_prompts: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_SAMPLE_PROMPTS),
-        max_length=8,
-        description="Sample prompts; '[trigger]' becomes the trigger word.",
-    )
-    sample_steps: int = Field(default=20, ge=1, le=100, description="Denoising steps per sample.")
-    sample_guidance: float = Field(default=4.0, ge=0, le=20.0, description="Guidance of the samples.")
-    sample_resolution: int = Field(default=1024, ge=64, le=2048, description="Width and height of the samples.")
-    sample_seed: int = Field(default=42, ge=0, le=2**31 - 1, description="Seed of the samples.")
-    checkpoint_every: int = Field(default=250, ge=1, le=100_000, description="Steps between saved LoRAs.")
-    keep_checkpoints: int = Field(default=4, ge=1, le=100, description="Saved LoRAs ai-toolkit keeps.")
 
     @field_validator("resolutions")
     @classmethod
     def _usable(cls, value: list[int]) -> list[int]:
         for resolution in value:
-            if resolution < 256 or resolution > 2048 or resolution % 64:
-                raise ValueError(f"{resolution} is not a usable resolution: use multiples of 64 from 256 to 2048")
+            if resolution < 64 or resolution > 2048 or resolution % 64:
+                raise ValueError(f"{resolution} is not a usable resolution: use multiples of 64 from 64 to 2048")
         return sorted(set(value))
 
 
@@ -64,19 +79,24 @@ def job_config(
     training_folder: Path,
     base_model: str,
 ) -> dict[str, Any]:
-    """The YAML document ai-toolkit's `run.py` takes, as a dict."""
+    """The YAML document ai-toolkit's `run.py` takes, as a dict.
+
+    `logging.use_ui_logger` makes ai-toolkit write each step's loss to `<output>/loss_log.db`, which the adapter
+    reads instead of guessing steps from progress-bar redraws.
+    """
     process = {
         "type": "sd_trainer",
         "training_folder": str(training_folder),
-        "device": "cuda:0",
         "trigger_word": trigger_word,
-        "network": {"type": "lora", "linear": config.rank, "linear_alpha": config.alpha},
+        # For FLUX ai-toolkit trains with alpha = rank whatever linear_alpha says: write what it will do.
+        "network": {"type": "lora", "linear": config.rank, "linear_alpha": config.rank},
         "save": {
             "dtype": "float16",
             "save_every": config.checkpoint_every,
             "max_step_saves_to_keep": config.keep_checkpoints,
             "push_to_hub": False,
         },
+        "logging": {"log_every": 1, "use_ui_logger": True},
         "datasets": [
             {
                 "folder_path": str(dataset_dir),
@@ -97,9 +117,15 @@ def job_config(
             "noise_scheduler": "flowmatch",
             "optimizer": config.optimizer,
             "lr": config.learning_rate,
-            "dtype": "bf16",
+            "dtype": config.dtype,
         },
-        "model": {"name_or_path": base_model, "is_flux": True, "quantize": config.quantize},
+        "model": {
+            "name_or_path": base_model,
+            "is_flux": True,
+            "quantize": config.quantize,
+            "qtype": "qfloat8",
+            "low_vram": config.low_vram,
+        },
         "sample": {
             "sampler": "flowmatch",
             "sample_every": config.sample_every,

@@ -7,6 +7,7 @@ The LoRA inside is a normal LoRA file (it is also offered in the LoRA library as
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,11 @@ from isengard.storage import atomic_path, atomic_write_bytes
 
 STATE_FILE = "training_state.pt"
 ARTIFACT_FILE = "artifact.json"
+
+
+def slugify(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+    return slug[:60] or "lora"
 
 
 def lora_file_name(slug: str, step: int | None = None) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import re
 from pathlib import Path
 from typing import Any, cast
 
@@ -22,24 +21,6 @@ from isengard.plugins.training.interface import TrainingPlugin
 log = logging.getLogger(__name__)
 
 OPTIMIZER_PACKAGES = {"adamw8bit": "bitsandbytes", "prodigy": "prodigyopt"}
-
-OOM_ADVICE = (
-    "the GPU ran out of memory: lower batch_size (1), drop the largest resolution, enable gradient_checkpointing, "
-    "lower the rank, or use the adamw8bit optimizer"
-)
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    import torch
-
-    if isinstance(exc, torch.cuda.OutOfMemoryError):
-        return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-
-
-def slugify(text: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
-    return slug[:60] or "lora"
 
 
 class FluxLoraTrainer(TrainingPlugin):
@@ -109,28 +90,11 @@ class FluxLoraTrainer(TrainingPlugin):
     # Training ------------------------------------------------------------------------------------------------------
 
     def train(self, ctx: JobContext, config: BaseModel, job: TrainingInput) -> dict[str, Any]:
+        # Imported here: the training loop pulls in torch and diffusers, which listing plugins does not need.
         from isengard.plugins.training.flux_lora_loop import run_training
 
-        try:
-            return run_training(ctx, cast(FluxLoraConfig, config), job, base_model_name=self._base_model_name(ctx))
-        except PluginError:
-            raise
-        except Exception as exc:
-            if is_out_of_memory(exc):
-                _release_gpu_memory()
-                raise PluginError(OOM_ADVICE) from exc
-            raise
+        return run_training(ctx, cast(FluxLoraConfig, config), job, base_model_name=self._base_model_name(ctx))
 
 
 def _installed(package: str) -> bool:
     return importlib.util.find_spec(package) is not None
-
-
-def _release_gpu_memory() -> None:
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()

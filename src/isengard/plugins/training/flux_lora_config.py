@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from isengard.models.profiles import ProfileChoice
+from isengard.plugins.training.sampling_config import SamplingConfig
 
 # The attention and feed-forward projections of FLUX's double- and single-stream blocks, as diffusers names them.
 DEFAULT_TARGET_MODULES = [
@@ -26,19 +29,13 @@ DEFAULT_TARGET_MODULES = [
     "ff_context.net.2",
 ]
 
-DEFAULT_SAMPLE_PROMPTS = [
-    "[trigger], a portrait photo, soft light",
-    "[trigger] walking in a city street, full body",
-    "a painting of [trigger] in the style of an oil portrait",
-]
-
 Optimizer = Literal["adamw", "adamw8bit", "prodigy"]
 LrScheduler = Literal["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"]
 TimestepSampling = Literal["sigmoid", "shift", "uniform"]
 Precision = Literal["bf16", "fp16", "fp32"]
 
 
-class FluxLoraConfig(BaseModel):
+class FluxLoraConfig(SamplingConfig):
     model_config = ConfigDict(extra="forbid", title="FLUX LoRA training")
 
     # What is trained.
@@ -77,6 +74,11 @@ class FluxLoraConfig(BaseModel):
     mixed_precision: Precision = Field(
         default="bf16", description="Precision of the frozen base model (a CPU always uses fp32)."
     )
+    memory_profile: ProfileChoice = Field(
+        default="auto",
+        description="How the frozen base is held in GPU memory: bf16 (fastest, most memory), int8, nf4 (4-bit), "
+        "nf4-offload (blocks swapped to CPU memory: smallest, slowest), or auto: the fastest that fits the GPU.",
+    )
     seed: int = Field(default=42, ge=0, le=2**31 - 1, description="Seed of data order, noise and timesteps.")
 
     # Flow matching.
@@ -106,21 +108,7 @@ class FluxLoraConfig(BaseModel):
     )
     max_sequence_length: int = Field(default=512, ge=16, le=512, description="T5 tokens per caption.")
 
-    # Samples and checkpoints.
-    sample_every: int = Field(default=250, ge=0, le=100_000, description="Steps between samples (0: only at the end).")
-    sample_prompts: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_SAMPLE_PROMPTS),
-        max_length=8,
-        description="Prompts for the samples; '[trigger]' becomes the trigger word.",
-    )
-    sample_steps: int = Field(default=20, ge=1, le=100, description="Denoising steps per sample.")
-    sample_guidance: float = Field(default=3.5, ge=0, le=20.0, description="Guidance of the samples.")
-    sample_resolution: int = Field(default=1024, ge=64, le=2048, description="Width and height of the samples.")
-    sample_seed: int = Field(default=42, ge=0, le=2**31 - 1, description="Fixed seed so samples compare across steps.")
-    checkpoint_every: int = Field(
-        default=250, ge=0, le=100_000, description="Steps between resumable checkpoints (0: none)."
-    )
-    keep_checkpoints: int = Field(default=3, ge=1, le=100, description="Checkpoints kept; older ones are removed.")
+    # Samples and saved checkpoints: SamplingConfig.
 
     @field_validator("resolutions")
     @classmethod

@@ -1,12 +1,11 @@
 """The training data of one job, prepared once: images bucketed and encoded to latents, captions to embeddings.
 
-Encoding is the expensive part of a step that never changes, so it runs once per job; afterwards the text
-encoders (T5 alone is ~9 GB for FLUX.1-dev) are dropped and only the transformer and the small VAE stay loaded.
+Encoding is the expensive part of a step that never changes, so it runs once per job, each encoder alone on the
+device (see `flux_lora_stages`): the embeddings and latents are kept on the CPU for the whole run.
 """
 
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,8 +59,7 @@ def encode_text(pipeline: Any, prompt: str, *, device: torch.device, max_sequenc
 
 
 @torch.no_grad()
-def encode_image(pipeline: Any, image: Image.Image, *, device: torch.device) -> torch.Tensor:
-    vae = pipeline.vae
+def encode_image(vae: Any, image: Image.Image, *, device: torch.device) -> torch.Tensor:
     pixels = torch.from_numpy(to_model_input(image)).unsqueeze(0).to(device=device, dtype=vae.dtype)
     # The distribution's mean: cached once, so a fixed latent is the honest choice (no resampling per epoch).
     latents = vae.encode(pixels).latent_dist.mode()
@@ -69,45 +67,45 @@ def encode_image(pipeline: Any, image: Image.Image, *, device: torch.device) -> 
     return latents.float().to("cpu")
 
 
-def prepare_data(
-    pipeline: Any,
-    job: TrainingInput,
-    data_dir: Path,
-    *,
-    resolutions: list[int],
-    allow_empty_captions: bool,
-    sample_prompts: list[str],
-    max_sequence_length: int,
-    device: torch.device,
-) -> PreparedData:
+@dataclass
+class Dataset:
+    """The job's images read and bucketed, and their captions: everything checked before any model loads."""
+
+    images: list[Image.Image]
+    items: list[BucketedItem]
+    captions: list[str]
+
+
+def read_dataset(job: TrainingInput, data_dir: Path, *, resolutions: list[int], allow_empty_captions: bool) -> Dataset:
     if not job.dataset:
         raise PluginError("the dataset is empty: upload images to the character first")
     captions = captions_for(job, allow_empty=allow_empty_captions)
     images = [open_image(data_dir / item.image_path) for item in job.dataset]
     items = assign_buckets([(image.width, image.height) for image in images], resolutions)
-    latents = [
-        encode_image(pipeline, resize_and_crop(images[item.image_index], item.size), device=device) for item in items
-    ]
+    return Dataset(images=images, items=items, captions=captions)
+
+
+def encode_texts(
+    text_pipe: Any,
+    dataset: Dataset,
+    job: TrainingInput,
+    *,
+    sample_prompts: list[str],
+    max_sequence_length: int,
+    device: torch.device,
+) -> tuple[list[TextEmbedding], TextEmbedding, list[tuple[str, TextEmbedding]]]:
+    """Every caption (each distinct one once), the empty caption and the sample prompts, encoded on the CPU side."""
 
     def encode(prompt: str) -> TextEmbedding:
-        return encode_text(pipeline, prompt, device=device, max_sequence_length=max_sequence_length)
+        return encode_text(text_pipe, prompt, device=device, max_sequence_length=max_sequence_length)
 
-    unique = {caption: encode(caption) for caption in dict.fromkeys([*captions, ""])}
+    unique = {caption: encode(caption) for caption in dict.fromkeys([*dataset.captions, ""])}
     samples = [(prompt, encode(substitute_trigger(prompt, job.trigger_word))) for prompt in sample_prompts]
-    return PreparedData(
-        items=items,
-        latents=latents,
-        captions=[unique[caption] for caption in captions],
-        empty_caption=unique[""],
-        sample_prompts=samples,
-        image_count=len(images),
-    )
+    return [unique[caption] for caption in dataset.captions], unique[""], samples
 
 
-def free_encoders(pipeline: Any) -> None:
-    """Drop the text encoders and tokenizers; the VAE stays for decoding samples."""
-    for name in ("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2"):
-        setattr(pipeline, name, None)
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+def encode_latents(vae: Any, dataset: Dataset, *, device: torch.device) -> list[torch.Tensor]:
+    return [
+        encode_image(vae, resize_and_crop(dataset.images[item.image_index], item.size), device=device)
+        for item in dataset.items
+    ]

@@ -1,8 +1,9 @@
 """The training run of the `flux-lora` plugin, top to bottom.
 
-1. load the base pipeline; 2. encode every image and caption once, then free the text encoders; 3. add the LoRA to
-the transformer; 4. optimizer and schedule; 5. resume from the last checkpoint of an earlier attempt; 6. the loop:
-batch from one bucket, flow-matching loss, step, report, sample, checkpoint; 7. save the LoRA and final samples.
+1. choose the memory profile; 2. load the models stage by stage (text encoders encode every caption once and leave,
+the VAE encodes the images and leaves, then the transformer loads as the profile says and gets the LoRA); 3. optimizer
+and schedule; 4. resume from the last checkpoint of an earlier attempt; 5. the loop: batch from one bucket,
+flow-matching loss, step, report, sample, checkpoint; 6. save the LoRA and final samples.
 """
 
 from __future__ import annotations
@@ -14,19 +15,25 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import FluxPipeline
 from diffusers.optimization import get_scheduler
-from peft import LoraConfig
 
 from isengard.domain import ArtifactKind, TrainingInput
+from isengard.models.loading import free_memory
 from isengard.plugins.api import Artifact, JobContext, PluginError
 from isengard.plugins.checkpoint_folders import checkpoint_dir
 from isengard.plugins.training import checkpoints as ckpt
 from isengard.plugins.training.buckets import BucketBatchSampler
 from isengard.plugins.training.flow_matching import TextEmbedding, flow_matching_loss, sample_sigmas, stack_text
-from isengard.plugins.training.flux_lora import slugify
 from isengard.plugins.training.flux_lora_config import FluxLoraConfig
-from isengard.plugins.training.flux_lora_data import PreparedData, free_encoders, prepare_data
+from isengard.plugins.training.flux_lora_data import PreparedData
+from isengard.plugins.training.flux_lora_profile import (
+    ProfileDecision,
+    choose_profile,
+    is_out_of_memory,
+    next_profile_after,
+    out_of_memory_message,
+)
+from isengard.plugins.training.flux_lora_stages import TrainingModels, load_models
 from isengard.plugins.training.lora_io import save_lora
 from isengard.plugins.training.sampling import render_samples, sampling_pipeline
 
@@ -58,25 +65,6 @@ def build_optimizer(config: FluxLoraConfig, params: list[torch.nn.Parameter]) ->
         optimizer = Prodigy(params, lr=config.learning_rate, weight_decay=config.weight_decay)
         return optimizer
     return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-
-
-def add_lora(transformer: Any, config: FluxLoraConfig) -> list[torch.nn.Parameter]:
-    """Freeze the base, add the adapter, keep the trainable LoRA weights in fp32 for stable updates."""
-    transformer.requires_grad_(False)
-    transformer.add_adapter(
-        LoraConfig(
-            r=config.rank,
-            lora_alpha=config.alpha,  # type: ignore[arg-type]  # peft scales by alpha / r; floats work
-            init_lora_weights="gaussian",  # lora_B starts at zero: the LoRA changes nothing before training
-            target_modules=config.target_modules,
-        )
-    )
-    params = [p for p in transformer.parameters() if p.requires_grad]
-    if not params:
-        raise PluginError(f"no transformer layer matches target_modules {config.target_modules}")
-    for param in params:
-        param.data = param.data.float()
-    return params
 
 
 def batch_latents(data: PreparedData, indices: list[int], device: torch.device) -> torch.Tensor:
@@ -117,44 +105,41 @@ def validation_loss(
 def run_training(
     ctx: JobContext, config: FluxLoraConfig, job: TrainingInput, *, base_model_name: str
 ) -> dict[str, Any]:
-    started = time.monotonic()
     device, dtype = pick_device(ctx.mode, config.mixed_precision)
+    decision = choose_profile(config, device)
+    ctx.log(decision.reason, memory_profile=decision.profile.name)
+    try:
+        return _train(ctx, config, job, decision, device, dtype, base_model_name)
+    except PluginError:
+        raise
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        free_memory()
+        name = decision.profile.name
+        raise PluginError(out_of_memory_message(name, next_profile_after(name, config, device))) from exc
+
+
+def _train(
+    ctx: JobContext,
+    config: FluxLoraConfig,
+    job: TrainingInput,
+    decision: ProfileDecision,
+    device: torch.device,
+    dtype: torch.dtype,
+    base_model_name: str,
+) -> dict[str, Any]:
+    started = time.monotonic()
     torch.manual_seed(config.seed)
     work_dir = Path(ctx.work_dir)
     slug = _slug(job)
 
-    # 1. The base model, offline (FLUX.1-dev, or the tiny model in fast-test mode).
-    base = Path(ctx.base_model_path)
-    if not (base / "model_index.json").exists():
-        raise PluginError(f"base model not found at {base} (no model_index.json)")
-    ctx.report_progress(0, config.steps, stage="loading model")
-    pipeline = FluxPipeline.from_pretrained(base, dtype=dtype)
-    pipeline.set_progress_bar_config(disable=True)  # progress goes to the job's events, not stderr
-    pipeline.to(device)
-
-    # 2. Latents and text embeddings once per job; then the text encoders leave memory.
-    ctx.report_progress(0, config.steps, stage="encoding dataset")
-    data = prepare_data(
-        pipeline,
-        job,
-        Path(ctx.data_dir),
-        resolutions=config.resolutions,
-        allow_empty_captions=config.allow_empty_captions,
-        sample_prompts=config.sample_prompts,
-        max_sequence_length=config.max_sequence_length,
-        device=device,
-    )
-    free_encoders(pipeline)
+    # 1-2. The models, one stage at a time (FLUX.1-dev, or the tiny model in fast-test mode, offline).
+    models: TrainingModels = load_models(ctx, config, job, profile=decision.profile, device=device, dtype=dtype)
+    data, transformer, params = models.data, models.transformer, models.params
     ctx.log(f"encoded {data.image_count} images into {len(data.items)} bucketed examples", buckets=_bucket_counts(data))
 
-    # 3. The LoRA on the transformer.
-    transformer = pipeline.transformer
-    if config.gradient_checkpointing:
-        transformer.enable_gradient_checkpointing()
-    params = add_lora(transformer, config)
-    transformer.train()
-
-    # 4. Optimizer and learning-rate schedule (counted in optimizer steps).
+    # 3. Optimizer and learning-rate schedule (counted in optimizer steps).
     optimizer = build_optimizer(config, params)
     scheduler = get_scheduler(
         config.lr_scheduler, optimizer, num_warmup_steps=config.lr_warmup_steps, num_training_steps=config.steps
@@ -162,7 +147,7 @@ def run_training(
     noise_generator = torch.Generator().manual_seed(config.seed)
     sampler = BucketBatchSampler(data.items, config.batch_size, config.seed)
 
-    # 5. Resume where an earlier attempt's last complete checkpoint left off.
+    # 4. Resume where an earlier attempt's last complete checkpoint left off.
     start_step = 0
     kept: list[tuple[Path, Artifact | None]] = ckpt.earlier_checkpoints(work_dir)
     latest = ctx.latest_checkpoint()
@@ -179,7 +164,7 @@ def run_training(
     metadata = _metadata(config, job, data, ctx, base_model_name)
     val_start = validation_loss(transformer, data, config, device, dtype)
     ctx.log(f"validation loss at step {start_step}: {val_start:.4f}", step=start_step, validation_loss=val_start)
-    samples_pipe = sampling_pipeline(pipeline, transformer)
+    samples_pipe = sampling_pipeline(models.scheduler, models.vae, transformer)
 
     def samples(step: int) -> None:
         if config.sample_prompts:
@@ -189,7 +174,7 @@ def run_training(
                 seed=config.sample_seed, device=device, dtype=dtype,
             )  # fmt: skip
 
-    # 6. The loop.
+    # 5. The loop.
     loss_value = float("nan")
     last_sampled = -1
     for step in range(start_step + 1, config.steps + 1):
@@ -232,7 +217,7 @@ def run_training(
             )
             _checkpoint(ctx, config, transformer, slug, {**metadata, "step": step}, state, kept)
 
-    # 7. The LoRA, the final validation loss and the final samples.
+    # 6. The LoRA, the final validation loss and the final samples.
     end_step = max(config.steps, start_step)
     val_end = validation_loss(transformer, data, config, device, dtype)
     ctx.log(f"validation loss at step {end_step}: {val_end:.4f}", step=end_step, validation_loss=val_end)
@@ -251,6 +236,7 @@ def run_training(
         "validation_loss_start": round(val_start, 6),
         "validation_loss_end": round(val_end, 6),
         "seconds": round(time.monotonic() - started, 2),
+        "memory_profile": decision.profile.name,
     }
 
 
@@ -286,7 +272,7 @@ def _checkpoint(
 
 
 def _slug(job: TrainingInput) -> str:
-    return slugify(job.character_name or job.trigger_word)
+    return ckpt.slugify(job.character_name or job.trigger_word)
 
 
 def _bucket_counts(data: PreparedData) -> dict[str, int]:

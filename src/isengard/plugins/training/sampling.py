@@ -1,7 +1,8 @@
 """Sample images during training: the user's prompts through the real FluxPipeline with the LoRA active.
 
 Every prompt uses the same seed at every step, so the samples of step 250 and step 500 differ only by training.
-The prompts were encoded before the text encoders were freed; the pipeline here has the transformer and the VAE.
+The prompts were encoded before the text encoders were freed; the pipeline here has the transformer and the VAE,
+which waits in CPU memory between samples and visits the device only to decode.
 """
 
 from __future__ import annotations
@@ -12,15 +13,16 @@ from typing import Any
 import torch
 from diffusers import FluxPipeline
 
+from isengard.models.loading import free_memory
 from isengard.plugins.api import Artifact, JobContext
 from isengard.plugins.training.flow_matching import TextEmbedding
 from isengard.storage import atomic_path
 
 
-def sampling_pipeline(pipeline: Any, transformer: Any) -> Any:
+def sampling_pipeline(scheduler: Any, vae: Any, transformer: Any) -> Any:
     sampler: Any = FluxPipeline(
-        scheduler=pipeline.scheduler,
-        vae=pipeline.vae,
+        scheduler=scheduler,
+        vae=vae,
         text_encoder=None,
         tokenizer=None,
         text_encoder_2=None,
@@ -48,6 +50,7 @@ def render_samples(
     transformer = pipeline.transformer
     was_training = transformer.training
     transformer.eval()
+    pipeline.vae.to(device)
     try:
         for index, (prompt, text) in enumerate(prompts):
             generator = torch.Generator(device="cpu").manual_seed(seed + index)
@@ -66,4 +69,6 @@ def render_samples(
             artifacts.append(ctx.emit_sample(target, step=step, index=index, prompt=prompt))
     finally:
         transformer.train(was_training)
+        pipeline.vae.to("cpu")
+        free_memory()
     return artifacts

@@ -1,9 +1,9 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
-import { api } from "../../lib/api";
+import { bulkCaptions, datasetKeys, type BulkCaptionAction } from "../../features/dataset/api";
 import { Alert, Button, ErrorNotice, Field } from "../ui";
 
-type Action = "prepend_trigger" | "set_missing" | "find_replace";
+type Action = BulkCaptionAction["action"];
 
 export function BulkCaptionTools({ characterId, selected, triggerWord }: { characterId: string; selected: string[]; triggerWord: string }) {
   const client = useQueryClient();
@@ -20,9 +20,9 @@ export function BulkCaptionTools({ characterId, selected, triggerWord }: { chara
           : action === "set_missing"
             ? { action, caption, image_ids }
             : { action, find, replace, case_sensitive: false, image_ids };
-      return api.post<{ updated: number }>(`/api/characters/${characterId}/captions/bulk`, body);
+      return bulkCaptions(characterId, body);
     },
-    onSuccess: () => void client.invalidateQueries({ queryKey: ["images"] }),
+    onSuccess: () => void client.invalidateQueries({ queryKey: datasetKeys.all }),
   });
   return (
     <form

@@ -1,6 +1,5 @@
 import { useQuery } from "@tanstack/react-query";
-import { api } from "../../lib/api";
-import type { DatasetReport } from "../../lib/types";
+import { datasetQueries, type DatasetReport } from "../../features/dataset/api";
 import { Card, ErrorNotice, Spinner } from "../ui";
 
 type Level = "ok" | "warn" | "danger";
@@ -51,11 +50,7 @@ export function checksFromReport(report: DatasetReport): Check[] {
 const ICON: Record<Level, string> = { ok: "✓", warn: "!", danger: "✕" };
 
 export function useDatasetReport(characterId: string | null | undefined) {
-  return useQuery({
-    queryKey: ["images", "report", characterId],
-    queryFn: ({ signal }) => api.get<DatasetReport>(`/api/characters/${characterId}/dataset/report`, undefined, signal),
-    enabled: !!characterId,
-  });
+  return useQuery({ ...datasetQueries.report(characterId ?? ""), enabled: !!characterId });
 }
 
 export function DatasetChecklist({ characterId, compact }: { characterId: string; compact?: boolean }) {

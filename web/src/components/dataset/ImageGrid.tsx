@@ -1,7 +1,8 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
-import { api } from "../../lib/api";
-import { FLAG_LABELS, type ImageOut, type QualityFlag } from "../../lib/types";
+import { characterKeys } from "../../features/characters/api";
+import { datasetKeys, deleteImage, updateCaption, type ImageOut } from "../../features/dataset/api";
+import { FLAG_LABELS, isQualityFlag } from "../../features/dataset/flags";
 import { Badge, ConfirmButton, ErrorNotice } from "../ui";
 
 function CaptionEditor({ image }: { image: ImageOut }) {
@@ -9,10 +10,10 @@ function CaptionEditor({ image }: { image: ImageOut }) {
   const [value, setValue] = useState(image.caption);
   const [saved, setSaved] = useState(image.caption);
   const save = useMutation({
-    mutationFn: (caption: string) => api.patch<ImageOut>(`/api/images/${image.id}`, { caption }),
+    mutationFn: (caption: string) => updateCaption(image.id, caption),
     onSuccess: (out) => {
       setSaved(out.caption);
-      void client.invalidateQueries({ queryKey: ["images"] });
+      void client.invalidateQueries({ queryKey: datasetKeys.all });
     },
   });
   const dirty = value !== saved;
@@ -62,9 +63,9 @@ export function ImageCard({ image, selected, onToggle, editable = true, characte
           title="Delete this image?"
           description={`${image.original_name} and its caption will be removed from the dataset.`}
           onConfirm={async () => {
-            await api.del(`/api/images/${image.id}`);
-            void client.invalidateQueries({ queryKey: ["images"] });
-            void client.invalidateQueries({ queryKey: ["characters"] });
+            await deleteImage(image.id);
+            void client.invalidateQueries({ queryKey: datasetKeys.all });
+            void client.invalidateQueries({ queryKey: characterKeys.all });
           }}
         >
           ✕
@@ -79,7 +80,7 @@ export function ImageCard({ image, selected, onToggle, editable = true, characte
         </div>
         {image.flags.length ? (
           <div className="row" style={{ gap: 4 }}>
-            {image.flags.map((flag) => <Badge key={flag} tone="warn">{FLAG_LABELS[flag as QualityFlag] ?? flag}</Badge>)}
+            {image.flags.map((flag) => <Badge key={flag} tone="warn">{isQualityFlag(flag) ? FLAG_LABELS[flag] : flag}</Badge>)}
           </div>
         ) : null}
         {editable ? <CaptionEditor image={image} /> : image.caption ? <span className="small muted">{image.caption}</span> : null}

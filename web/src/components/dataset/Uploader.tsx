@@ -1,9 +1,9 @@
 import { useQueryClient } from "@tanstack/react-query";
 import { useRef, useState } from "react";
-import { uploadWithProgress } from "../../lib/api";
-import { ApiError, errorMessage } from "../../lib/api-errors";
+import { characterKeys } from "../../features/characters/api";
+import { datasetKeys, refusedUploadResults, uploadImages, type UploadFileResult } from "../../features/dataset/api";
+import { errorMessage } from "../../lib/api-errors";
 import { formatBytes } from "../../lib/format";
-import type { UploadFileResult, UploadOut } from "../../lib/types";
 import { Badge, Button, ProgressBar } from "../ui";
 
 interface Item {
@@ -41,14 +41,13 @@ export function Uploader({ characterId }: { characterId: string }) {
     update(item.key, { state: "uploading" });
     const form = new FormData();
     form.append("files", item.file, item.file.name);
-    const { promise } = uploadWithProgress<UploadOut>(`/api/characters/${characterId}/images`, form, ({ loaded }) => update(item.key, { loaded }));
+    const { promise } = uploadImages(characterId, form, ({ loaded }) => update(item.key, { loaded }));
     try {
       const out = await promise;
       update(item.key, { state: "done", loaded: item.file.size, results: out.results });
     } catch (error) {
       // Every file refused is a 422 that still carries the per-file results with their reasons.
-      const body = error instanceof ApiError ? (error.body as Partial<UploadOut> | null) : null;
-      const results = Array.isArray(body?.results) ? body.results : [];
+      const results = refusedUploadResults(error);
       update(item.key, { state: "failed", error: results.length ? undefined : errorMessage(error), results });
     }
   }
@@ -62,8 +61,8 @@ export function Uploader({ characterId }: { characterId: string }) {
       for (let next = queue.shift(); next; next = queue.shift()) await uploadOne(next);
     });
     await Promise.all(workers);
-    void client.invalidateQueries({ queryKey: ["images"] });
-    void client.invalidateQueries({ queryKey: ["characters"] });
+    void client.invalidateQueries({ queryKey: datasetKeys.all });
+    void client.invalidateQueries({ queryKey: characterKeys.all });
   }
 
   const done = items.filter((i) => i.state === "done" || i.state === "failed").length;

@@ -1,5 +1,5 @@
 import { Link } from "react-router-dom";
-import type { MediaRef } from "../../hooks/useJobLive";
+import type { MediaRef } from "../../features/jobs/live";
 import { formatBytes } from "../../lib/format";
 import { Badge, Empty } from "../ui";
 

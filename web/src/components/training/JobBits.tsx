@@ -1,4 +1,4 @@
-import type { JobStatus } from "../../lib/types";
+import type { JobStatus } from "../../features/jobs/api";
 import { Badge, type Tone } from "../ui";
 
 const TONES: Record<JobStatus, Tone> = { queued: "neutral", running: "info", succeeded: "ok", failed: "danger", cancelled: "warn" };

@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from "react";
 import { formatLoss } from "../../lib/format";
-import type { LossSample } from "../../hooks/useJobLive";
+import type { LossSample } from "../../features/jobs/live";
 import { Button } from "../ui";
 
 const HEIGHT = 280;
@@ -72,8 +72,11 @@ export function LossChart({ points, totalSteps }: { points: LossSample[]; totalS
   const stepAt = (clientX: number, rect: DOMRect) => x0 + ((clientX - rect.left - PAD.left) / innerW) * (x1 - x0);
   const path = (key: "loss" | "s") =>
     visible
-      .filter((p) => p[key] != null)
-      .map((p, i) => `${i === 0 ? "M" : "L"}${sx(p.step).toFixed(1)},${sy(p[key] as number).toFixed(1)}`)
+      .flatMap((p) => {
+        const value = p[key];
+        return value == null ? [] : [{ step: p.step, value }];
+      })
+      .map((p, i) => `${i === 0 ? "M" : "L"}${sx(p.step).toFixed(1)},${sy(p.value).toFixed(1)}`)
       .join("");
 
   const hovered = hover == null ? null : visible.reduce<(typeof visible)[number] | null>((best, p) => (!best || Math.abs(p.step - hover) < Math.abs(best.step - hover) ? p : best), null);

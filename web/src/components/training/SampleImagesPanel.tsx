@@ -1,5 +1,5 @@
 import { useMemo, useState } from "react";
-import type { MediaRef } from "../../hooks/useJobLive";
+import type { MediaRef } from "../../features/jobs/live";
 import { Empty } from "../ui";
 
 /** Sample images grouped by step; pick two to compare side by side (the first and the latest by default). */

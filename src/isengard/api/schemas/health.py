@@ -1,0 +1,72 @@
+"""Health and capabilities: the state of the database, Redis and workers; what this installation can do."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from isengard.domain import PluginKind
+from isengard.models.locate import ModelStatus
+from isengard.models.planning import WorkerMemoryPlan
+from isengard.plugins.api import Capability
+
+
+class ComponentHealth(BaseModel):
+    status: Literal["up", "down"]
+    detail: str | None = None
+    latency_ms: float | None = None
+
+
+class WorkerInfo(BaseModel):
+    id: str
+    host: str | None = None
+    pid: int | None = None
+    kinds: list[str] = []
+    plugins: dict[str, list[str]] = {}  # job kind -> plugins this worker can run
+    gpu_memory_mb: int | None = None
+    gpu_total_bytes: int | None = None  # None: the worker has no GPU
+    gpu_free_bytes: int | None = None
+    current_job: str | None = None
+    state: str | None = None
+
+
+class WorkersHealth(ComponentHealth):
+    count: int = 0
+    workers: list[WorkerInfo] = []
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    version: str
+    mode: str
+    database: ComponentHealth
+    redis: ComponentHealth
+    workers: WorkersHealth
+
+
+class PluginCapability(BaseModel):
+    name: str
+    kind: PluginKind
+    description: str = ""
+    capability: Capability
+
+
+class TorchInfo(BaseModel):
+    version: str | None
+    cuda_available: bool
+    cuda_version: str | None = None
+    gpus: list[dict[str, Any]] = []
+
+
+class Capabilities(BaseModel):
+    mode: str
+    version: str
+    plugins: dict[str, list[PluginCapability]]
+    torch: TorchInfo
+    model: ModelStatus
+    memory: list[WorkerMemoryPlan] = Field(
+        default_factory=list,
+        description="per live worker: its GPU and the memory plan of a default flux-lora run on it "
+        "(a worker without a GPU has a plan with fits = null and a reason saying so)",
+    )

@@ -1,0 +1,1 @@
+"""The dataset feature: characters, their images (uploads, zips, thumbnails, caption files) and the quality report."""

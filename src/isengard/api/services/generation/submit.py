@@ -1,0 +1,165 @@
+"""Submitting generation jobs: validating a request against the plugin, resolving LoRA ids and the trigger word."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import HTTPException
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from isengard.api.schemas.generation import GenerationCreate, GridCreate, ImagePluginOut, LoraSelection
+from isengard.api.services.dataset.characters import referenced_character
+from isengard.api.services.jobs.availability import ensure_runnable
+from isengard.api.services.jobs.manage import submit_job
+from isengard.api.services.loras.library import resolve_lora_refs
+from isengard.api.state import Services
+from isengard.api.support.rows import get_or_422
+from isengard.api.support.validation_errors import readable_errors
+from isengard.db.models import Job, Lora
+from isengard.domain import JobKind, LoraRef, PluginKind
+from isengard.plugins.image.interface import ImagePlugin
+from isengard.plugins.image.request import MAX_GRID_CELLS
+from isengard.plugins.registry import UnknownPluginError
+
+log = logging.getLogger(__name__)
+
+MAX_GRID_COLUMNS = 12
+
+
+def list_image_plugins(services: Services) -> list[ImagePluginOut]:
+    plugins = []
+    for name in services.plugins.names(PluginKind.IMAGE):
+        record = services.plugins.records[(PluginKind.IMAGE, name)]
+        cls = record.cls
+        schema = cls.request_model.model_json_schema() if cls is not None and issubclass(cls, ImagePlugin) else {}
+        plugins.append(
+            ImagePluginOut(
+                name=name,
+                description=record.description,
+                capability=services.plugins.capabilities(PluginKind.IMAGE, name),
+                request_schema=schema,
+            )
+        )
+    return plugins
+
+
+def _usable_plugin(services: Services, name: str, *, grid: bool = False) -> ImagePlugin:
+    try:
+        plugin = services.plugins.get(PluginKind.IMAGE, name)
+    except UnknownPluginError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    assert isinstance(plugin, ImagePlugin)
+    capability = ensure_runnable(services, PluginKind.IMAGE, name)
+    if grid and not capability.details.get("grid", False):
+        raise HTTPException(status_code=422, detail=f"image plugin '{name}' cannot render comparison grids")
+    return plugin
+
+
+def _refs(services: Services, db: Session, selections: list[LoraSelection]) -> list[LoraRef]:
+    return resolve_lora_refs(db, services.data, [(s.lora_id, s.weight) for s in selections])
+
+
+def _owner_and_trigger(db: Session, character_id: str | None, refs: list[LoraRef]) -> tuple[str | None, str | None]:
+    """The character the images belong to (given, or that of the first LoRA) and its trigger word."""
+    if character_id is None and refs:
+        first = db.get(Lora, refs[0].lora_id)
+        character_id = first.character_id if first is not None else None
+    character = referenced_character(db, character_id) if character_id is not None else None
+    if character is not None:
+        return character.id, character.trigger_word
+    return None, next((ref.trigger_word for ref in refs if ref.trigger_word), None)
+
+
+def _validated_payload(plugin: ImagePlugin, payload: dict[str, Any]) -> dict[str, Any]:
+    try:
+        request = plugin.request_model.model_validate(payload)
+    except ValidationError as exc:
+        raise HTTPException(status_code=422, detail=readable_errors(exc, limit=1)) from None
+    return request.model_dump(mode="json")
+
+
+def submit_generation(services: Services, db: Session, body: GenerationCreate) -> Job:
+    plugin = _usable_plugin(services, body.plugin)
+    refs = _refs(services, db, body.loras)
+    character_id, trigger = _owner_and_trigger(db, body.character_id, refs)
+    payload = _validated_payload(
+        plugin,
+        {
+            "prompt": body.prompt,
+            "width": body.width,
+            "height": body.height,
+            "steps": body.steps,
+            "guidance": body.guidance,
+            "seed": body.seed,
+            "num_images": body.num_images,
+            "loras": [ref.model_dump() for ref in refs],
+            "character_id": character_id,
+            "trigger_word": trigger,
+            "add_trigger_word": body.add_trigger_word,
+            "workflow": body.workflow,
+        },
+    )
+    config = {k: payload[k] for k in ("width", "height", "steps", "guidance", "seed", "num_images")}
+    name = body.name.strip() or body.prompt.strip()[:80]
+    return submit_job(
+        services, db, kind=JobKind.GENERATION, plugin=body.plugin, payload=payload, config=config,
+        character_id=character_id, name=name,
+    )  # fmt: skip
+
+
+def _run_columns(db: Session, job_id: str, weight: float) -> list[dict[str, Any]]:
+    """One column per LoRA of a training run, checkpoints by step, the final LoRA last; evenly thinned if many."""
+    get_or_422(db, Job, job_id, f"no job with id '{job_id}'")
+    rows = list(db.scalars(select(Lora).where(Lora.job_id == job_id)))
+    if not rows:
+        raise HTTPException(status_code=422, detail=f"job '{job_id}' has no LoRAs or checkpoints yet")
+    rows.sort(key=lambda row: (row.source != "checkpoint", row.step or 0))
+    if len(rows) > MAX_GRID_COLUMNS:
+        last = len(rows) - 1
+        picks = sorted({round(i * last / (MAX_GRID_COLUMNS - 1)) for i in range(MAX_GRID_COLUMNS)})
+        rows = [rows[i] for i in picks]
+    return [
+        {
+            "label": f"step {row.step}" if row.source == "checkpoint" and row.step is not None else row.name,
+            "loras": [LoraSelection(lora_id=row.id, weight=weight)],
+        }
+        for row in rows
+    ]
+
+
+def submit_grid(services: Services, db: Session, body: GridCreate) -> Job:
+    plugin = _usable_plugin(services, body.plugin, grid=True)
+    columns: list[dict[str, Any]] = [{"label": "base", "loras": []}] if body.include_base else []
+    columns += [{"label": c.label, "loras": c.loras} for c in body.columns]
+    if body.job_id:
+        columns += _run_columns(db, body.job_id, body.weight)
+    cells = len(body.prompts) * len(body.seeds) * len(columns)
+    if cells > MAX_GRID_CELLS:
+        raise HTTPException(status_code=422, detail=f"the grid would have {cells} images: at most {MAX_GRID_CELLS}")
+    column_refs = [(column["label"], _refs(services, db, column["loras"])) for column in columns]
+    all_refs = [ref for _, refs in column_refs for ref in refs]
+    character_id, trigger = _owner_and_trigger(db, body.character_id, all_refs)
+    resolved = [{"label": label, "loras": [ref.model_dump() for ref in refs]} for label, refs in column_refs]
+    payload = _validated_payload(
+        plugin,
+        {
+            "width": body.width,
+            "height": body.height,
+            "steps": body.steps,
+            "guidance": body.guidance,
+            "character_id": character_id,
+            "trigger_word": trigger,
+            "add_trigger_word": body.add_trigger_word,
+            "workflow": body.workflow,
+            "grid": {"prompts": body.prompts, "seeds": body.seeds, "columns": resolved},
+        },
+    )
+    config = {"width": body.width, "height": body.height, "steps": body.steps, "cells": cells}
+    name = body.name.strip() or f"grid: {len(columns)} LoRAs x {len(body.prompts) * len(body.seeds)} rows"
+    return submit_job(
+        services, db, kind=JobKind.GENERATION, plugin=body.plugin, payload=payload, config=config,
+        character_id=character_id, name=name,
+    )  # fmt: skip

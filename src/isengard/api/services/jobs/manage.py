@@ -1,0 +1,153 @@
+"""Job submission, listing, cancellation, artifacts and history.
+
+Every change of a job's state is `isengard.jobs.states`'s; this module is the HTTP side of it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import HTTPException
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from isengard.api.schemas.jobs import (
+    ArtifactOut,
+    JobHistory,
+    JobOut,
+    JobPage,
+    LogLine,
+    LossPoint,
+    StatusChange,
+)
+from isengard.api.state import Services
+from isengard.api.support.rows import get_or_404
+from isengard.db.models import Job, JobArtifact
+from isengard.domain import ArtifactKind, JobKind, JobStatus, LogEvent, ProgressEvent, StatusEvent
+from isengard.jobs import states
+from isengard.jobs.history import load_events
+from isengard.logging import correlation_id
+
+log = logging.getLogger(__name__)
+
+
+def submit_job(
+    services: Services,
+    session: Session,
+    *,
+    kind: JobKind,
+    plugin: str,
+    payload: dict[str, Any],
+    config: dict[str, Any],
+    character_id: str | None,
+    name: str,
+) -> Job:
+    """Insert the job row (queued), commit it, then put it on the queue. Returns the job even if Redis is down."""
+    return states.submit(
+        session,
+        services.redis,
+        event_maxlen=services.settings.event_stream_maxlen,
+        kind=kind,
+        plugin=plugin,
+        payload=payload,
+        config=config,
+        character_id=character_id,
+        name=name,
+        max_attempts=services.settings.max_attempts,
+        correlation_id=correlation_id.get(),
+    )
+
+
+def get_job(session: Session, job_id: str) -> Job:
+    return get_or_404(session, Job, job_id, f"no job with id '{job_id}'")
+
+
+def list_jobs(
+    session: Session,
+    *,
+    kind: JobKind | None,
+    status: JobStatus | None,
+    character_id: str | None,
+    limit: int,
+    offset: int,
+) -> JobPage:
+    query = select(Job)
+    if kind is not None:
+        query = query.where(Job.kind == kind.value)
+    if status is not None:
+        query = query.where(Job.status == status.value)
+    if character_id is not None:
+        query = query.where(Job.character_id == character_id)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset)).all()
+    return JobPage(items=[JobOut.from_row(job) for job in rows], total=total, limit=limit, offset=offset)
+
+
+def cancel_job(services: Services, session: Session, job_id: str) -> Job:
+    """A queued job is cancelled at once; a running one gets a flag its plugin polls between steps."""
+    get_job(session, job_id)
+    try:
+        return states.cancel(session, services.redis, job_id, event_maxlen=services.settings.event_stream_maxlen)
+    except states.NotCancellableError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
+
+
+# --- Artifacts and history ------------------------------------------------------------------------------------------
+
+
+def list_artifacts(session: Session, job_id: str, kind: ArtifactKind | None = None) -> list[ArtifactOut]:
+    get_job(session, job_id)
+    query = select(JobArtifact).where(JobArtifact.job_id == job_id)
+    if kind is not None:
+        query = query.where(JobArtifact.kind == kind.value)
+    rows = session.scalars(query.order_by(JobArtifact.created_at, JobArtifact.id)).all()
+    return [ArtifactOut.from_row(row) for row in rows]
+
+
+def artifact_file(services: Services, session: Session, job_id: str, artifact_id: str) -> tuple[Path, str]:
+    """The file of an artifact, resolved from its id inside the data tree only."""
+    artifact = session.get(JobArtifact, artifact_id)
+    if artifact is None or artifact.job_id != job_id:
+        raise HTTPException(status_code=404, detail=f"job {job_id} has no artifact '{artifact_id}'")
+    path = services.data.stored_file(artifact.path)
+    if path is None:
+        raise HTTPException(status_code=404, detail=f"the file of artifact '{artifact.name}' is not available")
+    return path, artifact.name
+
+
+def job_history(session: Session, job_id: str) -> JobHistory:
+    job = get_job(session, job_id)
+    loss: list[LossPoint] = []
+    logs: list[LogLine] = []
+    statuses: list[StatusChange] = []
+    for _row_id, event in load_events(session, job_id, types=("progress", "log", "status", "error")):
+        if isinstance(event, ProgressEvent):
+            loss.append(
+                LossPoint(
+                    step=event.step,
+                    total=event.total,
+                    loss=event.loss,
+                    smoothed_loss=event.smoothed_loss,
+                    lr=event.lr,
+                    at=event.at,
+                    attempt=event.attempt,
+                )
+            )
+        elif isinstance(event, LogEvent):
+            logs.append(LogLine(level=event.level, message=event.message, at=event.at))
+        elif isinstance(event, StatusEvent):
+            statuses.append(StatusChange(status=event.status, message=event.message, at=event.at))
+        else:
+            logs.append(LogLine(level="error", message=event.message, at=event.at))
+    artifacts = list_artifacts(session, job_id)
+    return JobHistory(
+        job=JobOut.from_row(job),
+        loss=loss,
+        logs=logs,
+        statuses=statuses,
+        samples=[a for a in artifacts if a.kind == ArtifactKind.SAMPLE],
+        checkpoints=[a for a in artifacts if a.kind in (ArtifactKind.CHECKPOINT, ArtifactKind.LORA)],
+        artifacts=artifacts,
+    )

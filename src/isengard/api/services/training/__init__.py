@@ -1,0 +1,1 @@
+"""The training feature: submitting runs (config checked, dataset snapshotted), estimates and saved presets."""

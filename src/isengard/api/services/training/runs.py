@@ -1,0 +1,207 @@
+"""Submitting training jobs: the config checked against the plugin, the dataset checked and snapshotted.
+
+A job carries a snapshot of the dataset (image paths and captions as they are at submission), so editing captions
+while a run is queued or running never changes what that run trains on.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from fastapi import HTTPException
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
+
+from isengard.api.schemas.training import TrainingCreate, TrainingEstimate, TrainingPluginOut
+from isengard.api.services.dataset.characters import referenced_character
+from isengard.api.services.dataset.image_files import original_relative
+from isengard.api.services.dataset.images import dataset_query
+from isengard.api.services.jobs.availability import ensure_runnable
+from isengard.api.services.jobs.manage import submit_job
+from isengard.api.services.training.memory import MemoryFit, ensure_memory_fits
+from isengard.api.services.training.presets import get_preset
+from isengard.api.state import Services
+from isengard.api.support.validation_errors import readable_errors
+from isengard.config import Mode
+from isengard.db.models import Job
+from isengard.domain import DatasetItem, JobKind, PluginKind, TrainingInput
+from isengard.plugins.api import PluginError
+from isengard.plugins.registry import UnknownPluginError
+from isengard.plugins.training.buckets import assign_buckets
+from isengard.plugins.training.interface import TrainingJob, TrainingPlugin
+
+log = logging.getLogger(__name__)
+
+MIN_IMAGES = {Mode.FAST_TEST: 1, Mode.PRODUCTION: 5}
+RECOMMENDED_IMAGES = 10
+
+
+def default_config(plugin: TrainingPlugin) -> dict[str, Any]:
+    defaults = getattr(plugin, "default_config", None)
+    if callable(defaults):
+        return dict(defaults())
+    return plugin.config_model().model_dump()
+
+
+def list_training_plugins(services: Services) -> list[TrainingPluginOut]:
+    plugins = []
+    for name in services.plugins.names(PluginKind.TRAINING):
+        capability = services.plugins.capabilities(PluginKind.TRAINING, name)
+        record = services.plugins.records[(PluginKind.TRAINING, name)]
+        schema: dict[str, Any] = {}
+        defaults: dict[str, Any] = {}
+        if record.cls is not None and issubclass(record.cls, TrainingPlugin):
+            plugin = services.plugins.get(PluginKind.TRAINING, name)
+            assert isinstance(plugin, TrainingPlugin)
+            schema = plugin.config_model.model_json_schema()
+            defaults = default_config(plugin)
+        description = record.description
+        plugins.append(
+            TrainingPluginOut(
+                name=name, description=description, capability=capability, config_schema=schema, defaults=defaults
+            )
+        )
+    return plugins
+
+
+def training_plugin(services: Services, name: str) -> TrainingPlugin:
+    try:
+        plugin = services.plugins.get(PluginKind.TRAINING, name)
+    except UnknownPluginError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    if not isinstance(plugin, TrainingPlugin):
+        raise HTTPException(status_code=422, detail=f"'{name}' is not a training plugin")
+    return plugin
+
+
+def resolve_config(plugin: TrainingPlugin, config: dict[str, Any], *, base: dict[str, Any] | None = None) -> BaseModel:
+    """Defaults, then a preset's values, then the request's: validated, or a 422 that names each bad field."""
+    merged = {**default_config(plugin), **(base or {}), **config}
+    try:
+        return plugin.validate_config(merged)
+    except ValidationError as exc:
+        raise HTTPException(status_code=422, detail=readable_errors(exc, prefix="config")) from None
+    except PluginError as exc:
+        raise HTTPException(status_code=422, detail=f"config: {exc}") from None
+
+
+def snapshot_dataset(services: Services, db: Session, character_id: str, config: BaseModel) -> TrainingInput:
+    character = referenced_character(db, character_id)
+    images = db.scalars(dataset_query(character_id)).all()
+    minimum = MIN_IMAGES[services.settings.resolved_mode]
+    if len(images) < minimum:
+        raise HTTPException(
+            status_code=422,
+            detail=f"'{character.name}' has {len(images)} image(s); training needs at least {minimum} "
+            f"({RECOMMENDED_IMAGES} to 30 varied photos work best)",
+        )
+    if not getattr(config, "allow_empty_captions", False):
+        uncaptioned = [image for image in images if not image.caption.strip()]
+        if uncaptioned:
+            first = uncaptioned[0].original_name or uncaptioned[0].filename
+            raise HTTPException(
+                status_code=422,
+                detail=f"{len(uncaptioned)} of {len(images)} images have no caption (first: {first}); caption "
+                "them, or set allow_empty_captions to train on the trigger word alone",
+            )
+    return TrainingInput(
+        character_id=character.id,
+        character_name=character.name,
+        trigger_word=character.trigger_word,
+        dataset=[
+            DatasetItem(
+                image_path=original_relative(image),
+                caption=image.caption,
+                width=image.width,
+                height=image.height,
+            )
+            for image in images
+        ],
+    )
+
+
+def _prepare(
+    services: Services, db: Session, body: TrainingCreate
+) -> tuple[TrainingPlugin, BaseModel, TrainingInput, MemoryFit | None]:
+    plugin = training_plugin(services, body.plugin)
+    base = None
+    if body.preset_id is not None:
+        preset = get_preset(db, body.preset_id)
+        if preset.plugin != body.plugin:
+            raise HTTPException(
+                status_code=422, detail=f"preset '{preset.name}' is for plugin '{preset.plugin}', not '{body.plugin}'"
+            )
+        base = preset.config
+    config = resolve_config(plugin, body.config, base=base)
+    ensure_runnable(services, PluginKind.TRAINING, body.plugin)
+    dataset = snapshot_dataset(services, db, body.character_id, config)
+    fit = ensure_memory_fits(services, body.plugin, config.model_dump(mode="json"))
+    return plugin, config, dataset, fit
+
+
+def submit_training(services: Services, db: Session, body: TrainingCreate) -> Job:
+    plugin, config, dataset, _fit = _prepare(services, db, body)
+    config_dict = config.model_dump(mode="json")
+    payload = TrainingJob(plugin=plugin.name, config=config_dict, input=dataset).model_dump(mode="json")
+    name = body.name.strip() or f"{dataset.character_name} · {plugin.name}"
+    job = submit_job(
+        services,
+        db,
+        kind=JobKind.TRAINING,
+        plugin=plugin.name,
+        payload=payload,
+        config=config_dict,
+        character_id=dataset.character_id,
+        name=name,
+    )
+    log.info("training submitted", extra={"job_id": job.id, "images": len(dataset.dataset), "plugin": plugin.name})
+    return job
+
+
+def estimate_training(services: Services, db: Session, body: TrainingCreate) -> TrainingEstimate:
+    plugin, config, dataset, fit = _prepare(services, db, body)
+    values = config.model_dump(mode="json")
+    fast = services.settings.resolved_mode == Mode.FAST_TEST
+    resolutions = list(values.get("resolutions") or [1024])
+    items = assign_buckets([(i.width or 1024, i.height or 1024) for i in dataset.dataset], resolutions)
+    steps = int(values.get("steps", 0))
+    batch = int(values.get("batch_size", 1)) * int(values.get("gradient_accumulation_steps", 1))
+    epochs = steps * batch / max(1, len(items))
+    # Rough rates: the tiny model on a CPU, FLUX.1-dev in bf16 on a 24 GB-class GPU; time grows with pixels.
+    reference = 128 if fast else 1024
+    per_pixel = sum((item.size[0] * item.size[1]) / reference**2 for item in items) / max(1, len(items))
+    base_rate = 0.03 if fast else 1.5
+    checkpointing = 1.3 if values.get("gradient_checkpointing") else 1.0
+    seconds_per_step = base_rate * batch * per_pixel * checkpointing
+    sample_every = int(values.get("sample_every") or 0)
+    sample_runs = (steps // sample_every if sample_every else 0) + 1
+    sample_side = int(values.get("sample_resolution", reference))
+    sample_seconds = (
+        sample_runs
+        * len(values.get("sample_prompts") or [])
+        * int(values.get("sample_steps", 20))
+        * (0.01 if fast else 0.4)
+        * (sample_side / reference) ** 2
+    )
+    setup = 3.0 if fast else 120.0
+    warnings = []
+    if len(dataset.dataset) < RECOMMENDED_IMAGES and not fast:
+        warnings.append(f"{len(dataset.dataset)} images: likeness improves with 10 to 30 varied photos")
+    if epochs > 150:
+        warnings.append(f"each example is seen about {epochs:.0f} times: watch the samples for overfitting")
+    return TrainingEstimate(
+        plugin=plugin.name,
+        config=values,
+        images=len(dataset.dataset),
+        examples=len(items),
+        steps=steps,
+        epochs=round(epochs, 2),
+        seconds_per_step=round(seconds_per_step, 4),
+        estimated_seconds=math.ceil(setup + steps * seconds_per_step + sample_seconds),
+        basis="tiny model on a CPU" if fast else "FLUX.1-dev in bf16 on a 24 GB-class GPU (an H100 is ~2x faster)",
+        warnings=warnings,
+        memory_summary=fit.summary if fit else None,
+        memory_plan=fit.plan if fit else None,
+    )

@@ -1,0 +1,163 @@
+"""The `isengard` command: up | api | worker | migrate | plan | train | generate.
+
+`up` is the one-command start: database migrations, the embedded Redis when no REDIS_URL is set, the API and the
+workers as child processes (a worker that dies is restarted; the API exiting stops everything). Ctrl-C stops every
+process it started, by PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from isengard.config import Mode, Settings, SettingsError, load_settings
+from isengard.logging import configure_logging
+
+log = logging.getLogger("isengard.cli")
+
+
+def _settings_or_exit(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except SettingsError as exc:
+        print(f"isengard: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _settings_with_redis() -> Settings | None:
+    """Settings of a process that needs Redis (api, worker); None, after saying why, when REDIS_URL is not set."""
+    settings = _settings_or_exit()
+    if not settings.redis_url:
+        print("isengard: REDIS_URL is not set; `isengard up` starts an embedded Redis for you", file=sys.stderr)
+        return None
+    return settings
+
+
+def prepare(settings: Settings) -> None:
+    """What must be true before anything serves: the data tree, the schema, the fast-test model."""
+    from isengard.db.migrate import upgrade
+    from isengard.storage import DataTree
+
+    DataTree(settings.data_path).ensure()
+    upgrade(settings.sqlalchemy_url)
+    if settings.resolved_mode == Mode.FAST_TEST:
+        from isengard.models.tiny import ensure_tiny_model
+
+        ensure_tiny_model(settings)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings_or_exit()
+    prepare(settings)
+    print(f"database is up to date: {settings.sqlalchemy_url.split('@')[-1]}")
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from isengard.api.app import create_app
+
+    settings = _settings_with_redis()
+    if settings is None:
+        return 2
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from isengard.worker.main import run_worker
+
+    settings = _settings_with_redis()
+    if settings is None:
+        return 2
+    return run_worker(settings, burst=args.burst, worker_id=args.id)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from isengard.redis_server import EmbeddedRedis
+    from isengard.supervisor import Supervisor
+
+    settings = _settings_or_exit()
+    configure_logging(settings.log_level, settings.log_json)
+    prepare(settings)
+    env = dict(os.environ)
+    env["ISENGARD_DATA_DIR"] = str(settings.data_path)
+    env["ISENGARD_MODE"] = settings.resolved_mode.value
+    redis_server: EmbeddedRedis | None = None
+    supervisor: Supervisor | None = None
+    stopping = False
+    api_exited = False
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        if settings.embedded_redis:
+            redis_server = EmbeddedRedis(settings.data_path / "redis", port=args.redis_port).start()
+            env["REDIS_URL"] = redis_server.url
+        python = sys.executable
+        workers = {}
+        for index in range(settings.workers):
+            # A restarted worker keeps its id: it is the same consumer of the queue, seen as one worker in health.
+            worker_id = f"{os.uname().nodename}-{index}"
+            workers[worker_id] = [python, "-m", "isengard.cli", "worker", "--id", worker_id]
+        supervisor = Supervisor([python, "-m", "isengard.cli", "api"], workers, env, redis_server=redis_server)
+        supervisor.start()
+        print(f"Isengard is running at {settings.public_url}  (Ctrl-C stops it)", flush=True)
+        while not stopping:
+            if not supervisor.check():
+                api_exited = True
+                break
+            time.sleep(0.2)
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
+        if redis_server is not None:
+            redis_server.stop()
+        print("Isengard stopped.", flush=True)
+    return 1 if api_exited else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="isengard", description="A self-hosted studio for character LoRAs")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start Redis (embedded), the API and the workers")
+    up.add_argument("--redis-port", type=int, default=None, help="port of the embedded Redis (default: a free one)")
+    up.set_defaults(func=cmd_up)
+
+    sub.add_parser("api", help="run the API server").set_defaults(func=cmd_api)
+
+    worker = sub.add_parser("worker", help="run a worker process")
+    worker.add_argument("--burst", action="store_true", help="drain the queue, then exit")
+    worker.add_argument("--id", default=None, help="worker id (default: host-pid)")
+    worker.set_defaults(func=cmd_worker)
+
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+
+    # `plan` answers locally; `train` and `generate` drive the API from a terminal. Each module adds its subcommand.
+    from isengard.cli import generate, plan, train
+
+    plan.register(sub)
+    train.register(sub)
+    generate.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command != "up":
+        settings = _settings_or_exit()
+        configure_logging(settings.log_level, settings.log_json)
+    result: int = args.func(args)
+    return result

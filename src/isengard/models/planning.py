@@ -1,0 +1,84 @@
+"""Memory plans for this installation: its base model's config, a run's settings, and the GPUs the workers report.
+
+The API plans against each worker's total GPU memory (a busy worker's free memory says nothing about the next job);
+the worker plans again against its free memory when the job starts, where the plan is final.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from isengard.config import Mode, Settings
+from isengard.models.flux_layout import FLUX_DEV_TRANSFORMER
+from isengard.models.locate import base_model_dir
+from isengard.models.memory_plan import MemoryPlan, plan_training
+from isengard.plugins.training.flux_lora_config import FluxLoraConfig
+
+
+class WorkerMemoryPlan(BaseModel):
+    worker_id: str
+    gpu_total_bytes: int | None
+    gpu_free_bytes: int | None
+    plan: MemoryPlan
+
+
+@lru_cache(maxsize=8)
+def _read_config(path: Path, mtime: float) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(path.read_text())
+    return loaded
+
+
+def base_transformer_config(settings: Settings) -> dict[str, Any]:
+    """The transformer config of the production base model on this machine; FLUX.1-dev's published one when it is
+    not here, and in fast-test mode (whose tiny model never runs on a GPU: plans are about the real model)."""
+    folder = base_model_dir(settings) if settings.resolved_mode == Mode.PRODUCTION else None
+    if folder is not None:
+        path = folder / "transformer" / "config.json"
+        if path.is_file():
+            return _read_config(path, path.stat().st_mtime)
+    return dict(FLUX_DEV_TRANSFORMER)
+
+
+def training_plan(settings: Settings, config: dict[str, Any], gpu_bytes: int | None) -> MemoryPlan:
+    """The plan for a flux-lora config (its resolved values) on a GPU of `gpu_bytes`: priced at its largest bucket."""
+    values = {**FluxLoraConfig().model_dump(), **config}
+    return plan_training(
+        transformer_config=base_transformer_config(settings),
+        resolution=max(int(side) for side in values["resolutions"]),
+        batch_size=int(values["batch_size"]),
+        rank=int(values["rank"]),
+        gradient_checkpointing=bool(values["gradient_checkpointing"]),
+        gpu_bytes=gpu_bytes,
+        target_modules=list(values["target_modules"]),
+    )
+
+
+def worker_gpu_bytes(worker: dict[str, Any]) -> int | None:
+    total = worker.get("gpu_total_bytes")
+    if isinstance(total, int) and total > 0:
+        return total
+    return None
+
+
+def worker_plans(
+    settings: Settings, workers: list[dict[str, Any]], config: dict[str, Any] | None = None
+) -> list[WorkerMemoryPlan]:
+    """One training plan per live worker (the default config unless one is given); a worker without a GPU gets a
+    plan whose reason says so."""
+    plans = []
+    for worker in workers:
+        free = worker.get("gpu_free_bytes")
+        plans.append(
+            WorkerMemoryPlan(
+                worker_id=str(worker.get("id", "")),
+                gpu_total_bytes=worker_gpu_bytes(worker),
+                gpu_free_bytes=free if isinstance(free, int) else None,
+                plan=training_plan(settings, config or {}, worker_gpu_bytes(worker)),
+            )
+        )
+    return plans

@@ -1,0 +1,79 @@
+// The hooks that keep job pages live: one job's history plus its event stream, and the global status feed that
+// keeps every job list fresh.
+import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { useEffect, useMemo, useReducer } from "react";
+import { JOB_EVENT_TYPES, STATUS_EVENTS_URL, jobEventOf, jobEventsUrl, statusEventOf, type JobEvent } from "../../api/events";
+import { useSSE, type SSEState } from "../../hooks/useSSE";
+import { generationKeys } from "../generation/api";
+import { loraKeys } from "../loras/api";
+import { isFinal, jobKeys, jobQueries, type Job, type JobKind } from "./api";
+import { emptyLive, liveReducer, type LiveState } from "./live";
+
+// A server-sent `error` event is told apart from a dropped connection by the SSE layer itself.
+const STREAM_EVENT_TYPES = JOB_EVENT_TYPES.filter((type) => type !== "error");
+
+/** Follow one job's events while `jobId` is set; each message is handed over as the typed event it carries. */
+export function useJobEventStream(jobId: string | null, onEvent: (event: JobEvent) => void): SSEState {
+  const { state } = useSSE(
+    jobId ? jobEventsUrl(jobId) : null,
+    (message) => {
+      const event = jobEventOf(message);
+      if (event) onEvent(event);
+    },
+    { eventTypes: STREAM_EVENT_TYPES },
+  );
+  return state;
+}
+
+export function useActiveJobs(kind: JobKind | null = "training") {
+  return useQuery(jobQueries.active(kind));
+}
+
+export function useActiveJobCount(): number {
+  const { data } = useActiveJobs("training");
+  return data?.items.length ?? 0;
+}
+
+/** Mounted once at the top: invalidates job queries when any job changes status. */
+export function useGlobalJobEvents(): SSEState {
+  const queryClient = useQueryClient();
+  const { state } = useSSE(
+    STATUS_EVENTS_URL,
+    (message) => {
+      if (!statusEventOf(message)) return;
+      void queryClient.invalidateQueries({ queryKey: jobKeys.all });
+      void queryClient.invalidateQueries({ queryKey: loraKeys.all });
+      void queryClient.invalidateQueries({ queryKey: generationKeys.all });
+    },
+    { eventTypes: ["status"] },
+  );
+  return state;
+}
+
+export function useJobLive(jobId: string): { job: Job | undefined; live: LiveState; connection: SSEState; historyError: unknown; jobError: unknown } {
+  const queryClient = useQueryClient();
+  const [live, dispatch] = useReducer(liveReducer, undefined, emptyLive);
+  const job = useQuery(jobQueries.detail(jobId));
+  const history = useQuery(jobQueries.history(jobId));
+  useEffect(() => dispatch({ type: "reset" }), [jobId]);
+  useEffect(() => {
+    if (history.data) dispatch({ type: "history", history: history.data });
+  }, [history.data]);
+
+  const status = live.status ?? job.data?.status ?? null;
+  // Follow live events only once the persisted part is in, and only while the run can still change.
+  const following = !!history.data && !isFinal(history.data.job.status) && !isFinal(live.status);
+  const connection = useJobEventStream(following ? jobId : null, (event) => {
+    dispatch({ type: "event", event });
+    if (event.type === "status" || event.type === "checkpoint") {
+      void queryClient.invalidateQueries({ queryKey: jobKeys.detail(jobId) });
+    }
+    if (event.type === "status" && isFinal(event.status)) {
+      // The artifacts written at the very end (final LoRA) are in the persisted history.
+      void queryClient.invalidateQueries({ queryKey: jobKeys.history(jobId) });
+      void queryClient.invalidateQueries({ queryKey: jobKeys.all });
+    }
+  });
+  const merged = useMemo(() => ({ ...live, status }), [live, status]);
+  return { job: job.data, live: merged, connection, historyError: history.error, jobError: job.error };
+}
