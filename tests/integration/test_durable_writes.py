@@ -30,6 +30,8 @@ from isengard.models.locate import tiny_model_dir
 from isengard.models.tiny import save_tiny_model
 from tests.support.training_setup import SMALL, make_character, png
 
+pytestmark = pytest.mark.databases
+
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 

@@ -6,6 +6,7 @@ import json
 import signal
 from pathlib import Path
 
+import pytest
 import redis
 
 from isengard.api.services.jobs.manage import job_history
@@ -22,6 +23,8 @@ from tests.integration.queue_support import (
     trace_lines,
     wait_for,
 )
+
+pytestmark = pytest.mark.databases
 
 
 def _steps(lines: list[str], pid: int) -> list[int]:
