@@ -77,13 +77,7 @@ class Settings(BaseSettings):
     # Where the real base model lives in production: a local folder or a Hugging Face cache id (offline).
     base_model: str = "black-forest-labs/FLUX.1-dev"
     base_model_path: Path | None = None
-    ai_toolkit_path: Path | None = None
-    # The Python that runs ai-toolkit when it is neither <ai_toolkit_path>/.venv nor <ai_toolkit_path>/venv.
-    ai_toolkit_python: Path | None = None
-    comfyui_url: str | None = None
-    # User-supplied ComfyUI workflow templates (API format JSON); paths are confined to this folder.
-    comfyui_workflows_dir: Path | None = None
-    comfyui_timeout_seconds: float = Field(default=3600.0, gt=0)
+    # Each plugin reads its own settings (ISENGARD_AI_TOOLKIT_*, ISENGARD_COMFYUI_*): see its settings model.
     # Extra modules to import plugins from (comma separated), besides the installed entry points.
     plugin_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
 

@@ -49,6 +49,15 @@ class PluginKind(StrEnum):
     VIDEO = "video"
 
 
+# Which kind of plugin runs each kind of job (job kind value -> plugin kind), and back.
+PLUGIN_KIND_OF_JOB = {
+    JobKind.TRAINING.value: PluginKind.TRAINING,
+    JobKind.GENERATION.value: PluginKind.IMAGE,
+    JobKind.VIDEO.value: PluginKind.VIDEO,
+}
+JOB_KIND_OF_PLUGIN = {plugin_kind: job_kind for job_kind, plugin_kind in PLUGIN_KIND_OF_JOB.items()}
+
+
 # --- Job inputs (what a plugin receives; snapshotted into the job row at submission) -----------------------------
 
 

@@ -59,14 +59,10 @@ def worker_env(settings: Settings, *, log_level: str = "INFO") -> dict[str, str]
             "PYTHONPATH": str(REPO_ROOT),
         }
     )
-    # The engines' own settings, when a test points them at a stand-in (ai-toolkit's run.py, a ComfyUI server).
-    engines = {
-        "ISENGARD_AI_TOOLKIT_PATH": settings.ai_toolkit_path,
-        "ISENGARD_AI_TOOLKIT_PYTHON": settings.ai_toolkit_python,
-        "ISENGARD_COMFYUI_URL": settings.comfyui_url,
-        "ISENGARD_MIN_FREE_BYTES": settings.min_free_bytes,
-    }
-    env.update({key: str(value) for key, value in engines.items() if value is not None})
+    # The engines' own settings, when a test points them at a stand-in (ai-toolkit's run.py, a ComfyUI server):
+    # set in this process's environment, where the in-process API reads them too.
+    env.update({k: v for k, v in os.environ.items() if k.startswith(("ISENGARD_AI_TOOLKIT_", "ISENGARD_COMFYUI_"))})
+    env["ISENGARD_MIN_FREE_BYTES"] = str(settings.min_free_bytes)
     return env
 
 

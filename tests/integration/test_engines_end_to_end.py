@@ -57,10 +57,13 @@ def system(tmp_path: Path, data_dir: Path, redis_url: str, monkeypatch: pytest.M
     (data_dir / "loras").mkdir(exist_ok=True)
     # ComfyUI sees Isengard's LoRA folder, as its extra_model_paths.yaml makes it.
     with running_comfyui(data_dir / "loras", tmp_path / "comfy-out", step_seconds=0.01) as comfy:
+        # The engines read their own settings from the environment, as the API and the worker process do.
+        monkeypatch.setenv("ISENGARD_AI_TOOLKIT_PATH", str(toolkit))
+        monkeypatch.setenv("ISENGARD_AI_TOOLKIT_PYTHON", sys.executable)
+        monkeypatch.setenv("ISENGARD_COMFYUI_URL", comfy.url)
         settings = make_settings(
-            data_dir, redis_url=redis_url, lease_seconds=5.0, heartbeat_seconds=0.5, min_free_bytes=0,
-            ai_toolkit_path=toolkit, ai_toolkit_python=Path(sys.executable), comfyui_url=comfy.url,
-        )  # fmt: skip
+            data_dir, redis_url=redis_url, lease_seconds=5.0, heartbeat_seconds=0.5, min_free_bytes=0
+        )
         upgrade(settings.sqlalchemy_url)
         ensure_tiny_model(settings)
         worker: subprocess.Popen[bytes] | None = None

@@ -5,7 +5,6 @@ missing files, comparison grids, and a server that is down."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -14,30 +13,20 @@ import pytest
 from PIL import Image
 
 from isengard.domain import LoraRef
-from isengard.plugins.api import JobCancelled, PluginError
+from isengard.plugins.api import PluginError
 from isengard.plugins.image.comfyui import ComfyUIGenerator
-from isengard.plugins.image.comfyui_client import ComfyUIClient
 from isengard.plugins.image.grid import column_labels, compose_grid, row_labels
 from isengard.plugins.image.outputs import read_png_params
 from isengard.plugins.image.request import GridSpec
 from isengard.redis_server import free_port
+from tests.support.comfyui_jobs import TINY_WORKFLOW, ComfySettings, data_with_a_lora, image_request
 from tests.support.comfyui_server import FakeComfyUI, running_comfyui
 from tests.support.recording_context import RecordingContext
 
 
-class _Settings:
-    def __init__(self, url: str, workflows: Path | None = None, timeout: float = 30.0) -> None:
-        self.comfyui_url = url
-        self.comfyui_workflows_dir = workflows
-        self.comfyui_timeout_seconds = timeout
-
-
 @pytest.fixture()
 def data_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "data"
-    (folder / "loras" / "char" / "run").mkdir(parents=True)
-    (folder / "loras" / "char" / "run" / "final.safetensors").write_bytes(b"weights")
-    return folder
+    return data_with_a_lora(tmp_path)
 
 
 @pytest.fixture()
@@ -47,21 +36,15 @@ def comfy(data_dir: Path, tmp_path: Path) -> Any:
         yield server
 
 
-def _request(**values: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"prompt": "a knight", "width": 96, "height": 64, "steps": 5, "seed": 11}
-    body.update(values)
-    return body
-
-
 LORA = LoraRef(lora_id="l1", path="loras/char/run/final.safetensors", weight=0.6, name="final").model_dump()
 
 
 def test_generates_with_a_lora_and_records_everything(comfy: FakeComfyUI, data_dir: Path) -> None:
-    plugin = ComfyUIGenerator(_Settings(comfy.url))
+    plugin = ComfyUIGenerator(None, ComfySettings(comfy.url))
     assert plugin.capabilities().available
     assert plugin.capabilities().details["version"] == "0.3.64"
     ctx = RecordingContext(data_dir, data_dir / "models")
-    summary = plugin.run(ctx, _request(num_images=2, loras=[LORA], trigger_word="sirx"))
+    summary = plugin.run(ctx, image_request(num_images=2, loras=[LORA], trigger_word="sirx"))
     assert summary["images"] == 2 and summary["seeds"] == [11, 12]
     # What ComfyUI received: our ids, our values, the LoRA by its name relative to loras/.
     sent = comfy.prompts[0]
@@ -91,7 +74,7 @@ def test_a_lora_the_server_does_not_list_is_refused_before_queueing(comfy: FakeC
     missing = LoraRef(lora_id="l2", path="loras/char/other.safetensors", name="other").model_dump()
     ctx = RecordingContext(data_dir, data_dir / "models")
     with pytest.raises(PluginError) as caught:
-        ComfyUIGenerator(_Settings(comfy.url)).run(ctx, _request(loras=[missing]))
+        ComfyUIGenerator(None, ComfySettings(comfy.url)).run(ctx, image_request(loras=[missing]))
     message = str(caught.value)
     assert "does not list the LoRA char/other.safetensors" in message and "extra_model_paths.yaml" in message
     assert comfy.prompts == [] and ctx.artifacts == []
@@ -101,89 +84,19 @@ def test_an_execution_error_names_the_node(data_dir: Path, tmp_path: Path) -> No
     with running_comfyui(data_dir / "loras", tmp_path / "out", fail_node_type="VAEDecode") as comfy:
         ctx = RecordingContext(data_dir, data_dir / "models")
         with pytest.raises(PluginError, match=r"node 10 \(VAEDecode\).*out of memory"):
-            ComfyUIGenerator(_Settings(comfy.url)).run(ctx, _request())
+            ComfyUIGenerator(None, ComfySettings(comfy.url)).run(ctx, image_request())
     assert ctx.artifacts == []
-
-
-def test_cancel_interrupts_the_running_prompt(data_dir: Path, tmp_path: Path) -> None:
-    with running_comfyui(data_dir / "loras", tmp_path / "out", step_seconds=0.1) as comfy:
-        ctx = RecordingContext(data_dir, data_dir / "models", cancel_after_generating=3)
-        started = time.monotonic()
-        with pytest.raises(JobCancelled):
-            ComfyUIGenerator(_Settings(comfy.url)).run(ctx, _request(steps=100))
-        assert time.monotonic() - started < 8  # 100 steps would take 10 s
-        prompt_id = comfy.prompts[0]["prompt_id"]
-        assert comfy.interrupts == [prompt_id] and comfy.deleted == []
-        deadline = time.monotonic() + 5
-        while prompt_id not in comfy.history and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert comfy.history[prompt_id]["status"]["status_str"] == "error"
-    assert ctx.artifacts == []
-
-
-def _occupy(comfy: FakeComfyUI, steps: int) -> str:
-    """Another client's long prompt, so that ours waits in ComfyUI's queue."""
-    graph = json.loads(json.dumps(TINY_WORKFLOW))
-    graph["7"]["inputs"]["steps"] = steps
-    for node in graph.values():
-        node.pop("_meta", None)
-    other = ComfyUIClient(comfy.url)
-    try:
-        other.queue_prompt(graph, "blocker")
-    finally:
-        other.close()
-    return "blocker"
-
-
-def _cancel_once_queued(comfy: FakeComfyUI, ctx: RecordingContext) -> threading.Thread:
-    def watch() -> None:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not any(e[1] != "blocker" for e in comfy.pending):
-            time.sleep(0.02)
-        ctx.cancel_requested = True
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
-
-
-def test_cancelling_a_waiting_prompt_removes_it_from_the_queue(data_dir: Path, tmp_path: Path) -> None:
-    with running_comfyui(data_dir / "loras", tmp_path / "out", step_seconds=0.05) as comfy:
-        _occupy(comfy, steps=30)
-        ctx = RecordingContext(data_dir, data_dir / "models")
-        watcher = _cancel_once_queued(comfy, ctx)
-        with pytest.raises(JobCancelled):
-            ComfyUIGenerator(_Settings(comfy.url)).run(ctx, _request(steps=5))
-        watcher.join()
-        ours = comfy.prompts[-1]["prompt_id"]
-        assert comfy.deleted == [ours]
-        deadline = time.monotonic() + 5  # the blocker ends; ours must never start after it
-        while "blocker" not in comfy.history and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.2)
-        assert comfy.executed == ["blocker"] and ours not in comfy.history
-    assert ctx.artifacts == []
-
-
-def test_a_prompt_that_times_out_while_waiting_is_removed_too(data_dir: Path, tmp_path: Path) -> None:
-    with running_comfyui(data_dir / "loras", tmp_path / "out", step_seconds=0.1) as comfy:
-        _occupy(comfy, steps=40)
-        ctx = RecordingContext(data_dir, data_dir / "models")
-        with pytest.raises(PluginError, match="did not finish the prompt in time"):
-            ComfyUIGenerator(_Settings(comfy.url, timeout=1.0)).run(ctx, _request(steps=5))
-        ours = comfy.prompts[-1]["prompt_id"]
-        assert comfy.deleted == [ours] and ours not in comfy.executed
 
 
 def test_a_server_that_is_down_fails_fast_with_a_clear_message(data_dir: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    plugin = ComfyUIGenerator(_Settings(url))
+    plugin = ComfyUIGenerator(None, ComfySettings(url))
     capability = plugin.capabilities()
     assert not capability.available and "not reachable" in (capability.reason or "")
     ctx = RecordingContext(data_dir, data_dir / "models")
     started = time.monotonic()
     with pytest.raises(PluginError, match=f"ComfyUI at {url} is not reachable"):
-        plugin.run(ctx, _request())
+        plugin.run(ctx, image_request())
     assert time.monotonic() - started < 10
 
 
@@ -191,26 +104,8 @@ def test_a_server_that_stops_answering_times_out(data_dir: Path, tmp_path: Path)
     with running_comfyui(data_dir / "loras", tmp_path / "out", step_seconds=1.0) as comfy:
         ctx = RecordingContext(data_dir, data_dir / "models")
         with pytest.raises(PluginError, match="did not finish the prompt in time"):
-            ComfyUIGenerator(_Settings(comfy.url, timeout=1.5)).run(ctx, _request(steps=50))
+            ComfyUIGenerator(None, ComfySettings(comfy.url, timeout=1.5)).run(ctx, image_request(steps=50))
         assert comfy.interrupts  # the abandoned prompt is interrupted, not left running
-
-
-TINY_WORKFLOW = {
-    "1": {"class_type": "UNETLoader", "inputs": {"unet_name": "flux1-dev.safetensors", "weight_dtype": "default"}},
-    "2": {"class_type": "DualCLIPLoader", "inputs": {"clip_name1": "t5xxl_fp16.safetensors",
-                                                     "clip_name2": "clip_l.safetensors", "type": "flux"}},
-    "3": {"class_type": "VAELoader", "inputs": {"vae_name": "ae.safetensors"}},
-    "5": {"class_type": "CLIPTextEncode", "_meta": {"title": "isengard:prompt"},
-          "inputs": {"text": "", "clip": ["2", 0]}},
-    "6": {"class_type": "EmptySD3LatentImage", "_meta": {"title": "isengard:width,height"},
-          "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-    "7": {"class_type": "KSampler", "_meta": {"title": "isengard:seed,steps"},
-          "inputs": {"model": ["1", 0], "seed": 0, "steps": 1, "cfg": 1.0, "sampler_name": "euler",
-                     "scheduler": "simple", "positive": ["5", 0], "negative": ["5", 0], "latent_image": ["6", 0],
-                     "denoise": 1.0}},
-    "8": {"class_type": "VAEDecode", "inputs": {"samples": ["7", 0], "vae": ["3", 0]}},
-    "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "x"}},
-}  # fmt: skip
 
 
 def _user_workflow(tmp_path: Path, graph: dict[str, Any]) -> Path:
@@ -223,7 +118,7 @@ def _user_workflow(tmp_path: Path, graph: dict[str, Any]) -> Path:
 def test_user_workflow_from_the_configured_folder(comfy: FakeComfyUI, data_dir: Path, tmp_path: Path) -> None:
     folder = _user_workflow(tmp_path, TINY_WORKFLOW)
     ctx = RecordingContext(data_dir, data_dir / "models")
-    summary = ComfyUIGenerator(_Settings(comfy.url, folder)).run(ctx, _request(workflow="tiny"))
+    summary = ComfyUIGenerator(None, ComfySettings(comfy.url, folder)).run(ctx, image_request(workflow="tiny"))
     assert summary["workflow"] == "tiny" and summary["images"] == 1
     assert comfy.prompts[0]["prompt"]["7"]["inputs"]["steps"] == 5
 
@@ -267,7 +162,9 @@ def test_an_invalid_workflow_is_refused_with_comfyuis_message(
     change(graph)
     ctx = RecordingContext(data_dir, data_dir / "models")
     with pytest.raises(PluginError, match=expected):
-        ComfyUIGenerator(_Settings(comfy.url, _user_workflow(tmp_path, graph))).run(ctx, _request(workflow="tiny"))
+        ComfyUIGenerator(None, ComfySettings(comfy.url, _user_workflow(tmp_path, graph))).run(
+            ctx, image_request(workflow="tiny")
+        )
     assert comfy.prompts == [] and ctx.artifacts == []
 
 
@@ -275,7 +172,7 @@ def test_availability_names_the_files_the_server_lacks(data_dir: Path, tmp_path:
     with running_comfyui(data_dir / "loras", tmp_path / "out") as comfy:
         comfy.models["diffusion_models"] = []
         comfy.models["text_encoders"] = ["clip_l.safetensors"]
-        capability = ComfyUIGenerator(_Settings(comfy.url)).capabilities()
+        capability = ComfyUIGenerator(None, ComfySettings(comfy.url)).capabilities()
         assert not capability.available
         reason = capability.reason or ""
         assert "flux1-dev.safetensors (UNETLoader.unet_name)" in reason
@@ -283,12 +180,12 @@ def test_availability_names_the_files_the_server_lacks(data_dir: Path, tmp_path:
         assert "clip_l" not in reason and "ae.safetensors" not in reason  # only what is missing
         comfy.models["diffusion_models"] = ["flux1-dev.safetensors"]
         comfy.models["text_encoders"] = ["clip_l.safetensors", "t5xxl_fp16.safetensors"]
-        ready = ComfyUIGenerator(_Settings(comfy.url)).capabilities()
+        ready = ComfyUIGenerator(None, ComfySettings(comfy.url)).capabilities()
         assert ready.available and ready.details["workflows"] == ["flux-dev-lora"] and ready.details["grid"]
         # A user's workflow that needs a custom node, or is not even JSON, is named and left out; the rest works.
         folder = _user_workflow(tmp_path, {**TINY_WORKFLOW, "8": {"class_type": "VAEDecodeTiledPlus", "inputs": {}}})
         (folder / "broken.json").write_text("{not json")
-        mixed = ComfyUIGenerator(_Settings(comfy.url, folder)).capabilities()
+        mixed = ComfyUIGenerator(None, ComfySettings(comfy.url, folder)).capabilities()
         assert mixed.available and mixed.details["workflows"] == ["flux-dev-lora"]
         assert mixed.details["missing"]["tiny"] == ["node type VAEDecodeTiledPlus (not installed on the server)"]
         assert "not valid JSON" in mixed.details["missing"]["broken"][0]
@@ -298,7 +195,9 @@ def test_a_comparison_grid_renders_each_cell_as_its_own_prompt(comfy: FakeComfyU
     columns = [{"label": "base", "loras": []}, {"label": "", "loras": [LORA]}]
     grid = {"prompts": ["a knight"], "seeds": [3, 4], "columns": columns}
     ctx = RecordingContext(data_dir, data_dir / "models")
-    summary = ComfyUIGenerator(_Settings(comfy.url)).run(ctx, _request(prompt="", grid=grid, trigger_word="sirx"))
+    summary = ComfyUIGenerator(None, ComfySettings(comfy.url)).run(
+        ctx, image_request(prompt="", grid=grid, trigger_word="sirx")
+    )
     assert summary["grid"] and summary["cells"] == 4 and len(comfy.prompts) == 4
     sent = [(p["prompt"]["9"]["inputs"]["seed"], p["prompt"].get("4", {}).get("inputs", {}).get("lora_name"))
             for p in comfy.prompts]  # fmt: skip
@@ -325,7 +224,7 @@ def test_the_shipped_graph_validates_with_zero_one_and_two_loras(comfy: FakeComf
     second = LoraRef(lora_id="l3", path="loras/char/run/step-10.safetensors", weight=0.4, name="s10").model_dump()
     for loras in ([], [LORA], [LORA, second]):
         ctx = RecordingContext(data_dir, data_dir / "models")
-        assert ComfyUIGenerator(_Settings(comfy.url)).run(ctx, _request(loras=loras))["images"] == 1
+        assert ComfyUIGenerator(None, ComfySettings(comfy.url)).run(ctx, image_request(loras=loras))["images"] == 1
     no_lora, one, two = (body["prompt"] for body in comfy.prompts)
     assert "4" not in no_lora and no_lora["9"]["inputs"]["model"] == ["1", 0]
     assert one["9"]["inputs"]["model"] == ["4", 0]

@@ -75,3 +75,20 @@ def test_on_a_cpu_the_engine_picks_the_unquantized_pipeline(wide_model: Path, tm
     _image(RecordingContext(tmp_path, wide_model), DiffusersFluxGenerator(cache=cache), [])
     assert cache.loaded is not None and cache.loaded.memory_profile == "bf16"
     assert type(cache.loaded.pipe.transformer.transformer_blocks[0].ff.net[2].weight).__name__ == "Parameter"
+
+
+def test_on_a_gpu_the_planner_keeps_a_quantized_model_resident_where_it_fits() -> None:
+    from isengard.models.flux_layout import FLUX_DEV_TRANSFORMER
+    from isengard.models.memory_plan import plan_generation
+    from isengard.plugins.image.flux_memory import setup_from_plan
+
+    def setup(gib: float, requested: ProfileName | None = None) -> tuple[str, str]:
+        plan = plan_generation(transformer_config=dict(FLUX_DEV_TRANSFORMER), resolution=1024,
+                               gpu_bytes=int(gib * 2**30))  # fmt: skip
+        chosen = setup_from_plan(plan, requested)
+        return chosen.profile.name, chosen.placement
+
+    assert setup(80) == ("bf16", "resident")
+    assert setup(24) == ("int8", "resident")  # a 24 GB card: quantized and resident, no per-call copies
+    assert setup(8)[1] == "offload"  # nothing fits whole: every component visits the GPU in turn
+    assert setup(24, "bf16") == ("bf16", "offload")  # forced but too big: it still runs, offloaded

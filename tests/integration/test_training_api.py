@@ -66,6 +66,7 @@ def test_estimate_and_presets(client: TestClient) -> None:
     body = estimate.json()
     assert body["steps"] == 90 and body["images"] == 3 and body["estimated_seconds"] > 0
     assert body["config"]["rank"] == 8  # fast-test default filled in
+    assert "no run measured yet" in body["basis"]  # the stated default, before any run of the plugin
 
     saved = client.post("/api/training/presets", json={"name": "quick rank 4", "config": {"rank": 4, "steps": 30}})
     assert saved.status_code == 201, saved.text
@@ -115,6 +116,14 @@ def test_a_run_through_the_queue_and_worker_produces_a_lora(
 
     history = client.get(f"/api/jobs/{job['id']}/history").json()
     assert len(history["loss"]) >= 40
+
+    # The run recorded its speed; the next estimate at that resolution rests on it instead of the default.
+    speed = result["speed"]
+    assert speed["resolution"] == max(SMALL["resolutions"]) and speed["device"] == "cpu, tiny model"
+    assert speed["seconds_per_step"] > 0
+    estimate = client.post("/api/training/estimate", json={"character_id": character, "config": SMALL}).json()
+    assert estimate["seconds_per_step"] == round(speed["seconds_per_step"], 4)
+    assert "median speed of run at" in estimate["basis"] and "cpu, tiny model" in estimate["basis"]
 
 
 def test_cancel_a_running_job(client: TestClient, settings: Settings) -> None:

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from isengard.domain import ArtifactKind, PluginKind
-from isengard.plugins.api import Capability, JobContext, Plugin, PluginError
-from isengard.storage import atomic_write_bytes
+from isengard.plugins.api import Capability, JobContext, Plugin, PluginError, atomic_write_bytes
 
 TRACE = "trace.log"
 

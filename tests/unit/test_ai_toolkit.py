@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,13 @@ from safetensors import safe_open
 
 from isengard.domain import ArtifactKind
 from isengard.plugins.api import JobCancelled, PluginError
-from isengard.plugins.training.ai_toolkit import AiToolkitRun, AiToolkitTrainer, parse_progress, prepare_dataset
+from isengard.plugins.training.ai_toolkit import (
+    AiToolkitRun,
+    AiToolkitSettings,
+    AiToolkitTrainer,
+    parse_progress,
+    prepare_dataset,
+)
 from isengard.plugins.training.ai_toolkit_config import AiToolkitConfig, job_config
 from tests.conftest import make_settings
 from tests.support.ai_toolkit_run import step_loss
@@ -51,7 +58,7 @@ def model_dir(tmp_path: Path) -> Path:
 
 def _trainer(tmp_path: Path, toolkit: Path) -> AiToolkitTrainer:
     # The stand-in needs only the test interpreter; a real install has its own .venv.
-    return AiToolkitTrainer(make_settings(tmp_path / "s", ai_toolkit_path=toolkit, ai_toolkit_python=sys.executable))
+    return AiToolkitTrainer(make_settings(tmp_path / "s"), AiToolkitSettings(path=toolkit, python=sys.executable))
 
 
 def _context(tmp_path: Path, model_dir: Path, **options: Any) -> RecordingContext:
@@ -128,8 +135,8 @@ def test_dataset_folder_has_images_and_substituted_captions(tmp_path: Path) -> N
 
 
 def test_not_installed_is_unavailable_with_a_reason(tmp_path: Path) -> None:
-    assert "ISENGARD_AI_TOOLKIT_PATH" in (AiToolkitTrainer(make_settings(tmp_path)).capabilities().reason or "")
-    missing = AiToolkitTrainer(make_settings(tmp_path, ai_toolkit_path=tmp_path / "nope")).capabilities()
+    assert "ISENGARD_AI_TOOLKIT_PATH" in (AiToolkitTrainer(None, AiToolkitSettings()).capabilities().reason or "")
+    missing = AiToolkitTrainer(None, AiToolkitSettings(path=tmp_path / "nope")).capabilities()
     assert not missing.available and "run.py" in (missing.reason or "")
 
 
@@ -141,20 +148,20 @@ def _fake_python(path: Path) -> Path:
 
 
 def test_its_own_virtual_environment_runs_it_never_isengards(toolkit: Path, tmp_path: Path) -> None:
-    settings = make_settings(tmp_path / "s", ai_toolkit_path=toolkit)
-    bare = AiToolkitTrainer(settings).capabilities()
+    settings = AiToolkitSettings(path=toolkit)
+    bare = AiToolkitTrainer(None, settings).capabilities()
     # Without a venv of its own, ai-toolkit is not run with Isengard's interpreter: the reason says what is missing.
     assert not bare.available
     assert ".venv" in (bare.reason or "") and "ISENGARD_AI_TOOLKIT_PYTHON" in (bare.reason or "")
     venv = _fake_python(toolkit / "venv" / "bin" / "python")
-    assert AiToolkitTrainer(settings).capabilities().details["python"] == str(venv)
+    assert AiToolkitTrainer(None, settings).capabilities().details["python"] == str(venv)
     dot_venv = _fake_python(toolkit / ".venv" / "bin" / "python")  # what its installer and UI use: preferred
-    assert AiToolkitTrainer(settings).capabilities().details["python"] == str(dot_venv)
+    assert AiToolkitTrainer(None, settings).capabilities().details["python"] == str(dot_venv)
     elsewhere = _fake_python(tmp_path / "envs" / "aitk" / "bin" / "python")
-    chosen = make_settings(tmp_path / "s", ai_toolkit_path=toolkit, ai_toolkit_python=elsewhere)
-    assert AiToolkitTrainer(chosen).capabilities().details["python"] == str(elsewhere)
-    wrong = make_settings(tmp_path / "s", ai_toolkit_path=toolkit, ai_toolkit_python=tmp_path / "none" / "python")
-    refused = AiToolkitTrainer(wrong).capabilities()
+    chosen = AiToolkitSettings(path=toolkit, python=elsewhere)
+    assert AiToolkitTrainer(None, chosen).capabilities().details["python"] == str(elsewhere)
+    wrong = AiToolkitSettings(path=toolkit, python=tmp_path / "none" / "python")
+    refused = AiToolkitTrainer(None, wrong).capabilities()
     assert not refused.available and str(tmp_path / "none" / "python") in (refused.reason or "")
 
 
@@ -282,3 +289,30 @@ def test_a_failed_run_reports_its_last_output(
     ctx = _context(tmp_path, model_dir)
     with pytest.raises(PluginError, match=r"exit code 3.*CUDA is required"):
         _run(_trainer(tmp_path, toolkit), ctx)
+
+
+def test_the_stand_in_draws_and_names_as_ai_toolkit_does(toolkit: Path, model_dir: Path, tmp_path: Path) -> None:
+    """The facts the adapter is built on, asserted on the stand-in itself (see NOTES on ai-toolkit)."""
+    ctx = _context(tmp_path, model_dir)
+    config = AiToolkitConfig(steps=7, checkpoint_every=3, keep_checkpoints=5, sample_every=0, resolutions=[128])
+    config_path = AiToolkitRun(ctx, config, make_dataset(ctx.data_dir, 2), toolkit, sys.executable).write_job()
+    done = subprocess.run([sys.executable, "run.py", str(config_path)], cwd=toolkit, capture_output=True, check=True)
+    bar = [parse_progress(part, "red_figure") for part in done.stderr.decode().replace("\n", "\r").split("\r")]
+    drawn = [(line.step, line.loss) for line in bar if line is not None]
+    loss = {step: float(f"{step_loss(step):.3e}") for step in range(1, 8)}
+    # The loss is drawn before the counter advances; after the saves at step indices 3 and 6 the counter's own
+    # redraw is missing, so the next thing drawn is the following step's loss.
+    assert drawn == [
+        (0, None), (0, loss[1]), (1, loss[1]), (1, loss[2]), (2, loss[2]), (2, loss[3]), (3, loss[3]),
+        (3, loss[4]), (4, loss[5]), (5, loss[5]), (5, loss[6]), (6, loss[6]), (6, loss[7]), (7, loss[7]),
+    ]  # fmt: skip
+    out = ctx.work_dir / "ai-toolkit" / "red_figure"
+    for index, held in (("000000003", 4), ("000000006", 7), (None, 7)):
+        name = f"red_figure_{index}.safetensors" if index else "red_figure.safetensors"
+        with safe_open(str(out / name), framework="numpy") as handle:
+            assert json.loads(handle.metadata()["training_info"])["step"] == held
+    with sqlite3.connect(out / "loss_log.db") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        rows = db.execute("SELECT step, value_real FROM metrics WHERE key = 'loss/loss' ORDER BY step").fetchall()
+    assert rows == [(index, pytest.approx(step_loss(index + 1))) for index in range(7)]
+    assert sorted({int(p.name.split("__")[1][:9]) for p in (out / "samples").glob("*.jpg")}) == [0, 7]

@@ -18,13 +18,14 @@ from safetensors import safe_open
 from isengard.domain import ArtifactKind
 from isengard.models import loading
 from isengard.models import offload as offload_module
+from isengard.models.memory_plan import MemoryPlan
 from isengard.models.profiles import PROFILE_NAMES, profile
 from isengard.models.tiny import QUANTIZABLE_SHAPE, save_tiny_model
 from isengard.plugins.api import JobCancelled, PluginError
 from isengard.plugins.training import flux_lora_stages
 from isengard.plugins.training.flux_lora import FluxLoraTrainer
 from isengard.plugins.training.flux_lora_config import FluxLoraConfig
-from isengard.plugins.training.flux_lora_profile import choose_profile, out_of_memory_message
+from isengard.plugins.training.flux_lora_profile import choose_profile, next_profile_after, out_of_memory_message
 from tests.conftest import make_settings
 from tests.support.recording_context import RecordingContext
 from tests.unit.test_training_flux_lora import make_dataset, quick_config, run
@@ -167,6 +168,15 @@ def test_text_encoders_and_vae_leave_before_the_transformer_loads(
     assert seen_at_transformer == {"t5": False, "clip": False, "vae": True, "vae_on_cpu": True}
 
 
+def test_text_encoders_run_on_the_cpu_of_a_card_they_do_not_fit(wide_model: Path) -> None:
+    cuda = torch.device("cuda")  # only named: the choice is made from the free memory given
+    weights = loading.folder_bytes(wide_model, *loading.TEXT_ENCODER_FOLDERS)
+    assert weights > 0
+    assert loading.text_encoder_device(wide_model, cuda, free_bytes=weights * 2) == cuda
+    assert loading.text_encoder_device(wide_model, cuda, free_bytes=weights).type == "cpu"
+    assert loading.text_encoder_device(wide_model, torch.device("cpu")).type == "cpu"
+
+
 def test_resume_under_a_quantized_base_continues_the_loss_curve(wide_model: Path, tmp_path: Path) -> None:
     overrides = {"steps": 16, "checkpoint_every": 8, "keep_checkpoints": 3, "memory_profile": "int8",
                  "sample_every": 8, "sample_prompts": ["[trigger] portrait"]}  # fmt: skip
@@ -183,16 +193,40 @@ def test_resume_under_a_quantized_base_continues_the_loss_curve(wide_model: Path
 
 
 def test_profile_choice_on_a_cpu_and_the_out_of_memory_advice() -> None:
-    cpu = torch.device("cpu")
-    auto = choose_profile(FluxLoraConfig(), cpu)
+    auto = choose_profile(FluxLoraConfig(), None)
     assert auto.profile.name == "bf16" and "auto" in auto.reason
     for name in PROFILE_NAMES:
-        assert choose_profile(FluxLoraConfig(memory_profile=name), cpu).profile.name == name
+        assert choose_profile(FluxLoraConfig(memory_profile=name), None).profile.name == name
 
     message = out_of_memory_message("int8", "nf4")
     assert "int8" in message and "memory_profile to nf4" in message
     last = out_of_memory_message("nf4-offload", None)
     assert "smallest" in last and "batch_size" in last
+
+
+def test_profile_choice_on_a_gpu_follows_the_memory_plan() -> None:
+    from isengard.models.flux_layout import FLUX_DEV_TRANSFORMER
+    from isengard.models.memory_plan import plan_training
+
+    config = FluxLoraConfig(resolutions=[1024], gradient_checkpointing=True)
+
+    def plan(gib: float) -> MemoryPlan:
+        return plan_training(
+            transformer_config=dict(FLUX_DEV_TRANSFORMER), resolution=1024, batch_size=1, rank=16,
+            gradient_checkpointing=True, gpu_bytes=int(gib * 2**30), target_modules=config.target_modules,
+        )  # fmt: skip
+
+    big, card = plan(80), plan(12)
+    assert choose_profile(config, big).profile.name == "bf16"
+    on_card = choose_profile(config, card)
+    assert on_card.profile.name == card.chosen and on_card.profile.name in ("nf4", "nf4-offload")
+    assert on_card.reason.startswith(f"memory profile {card.chosen}: fits your")
+    with pytest.raises(PluginError, match="memory profile bf16"):
+        choose_profile(FluxLoraConfig(memory_profile="bf16"), card)
+    # After an out-of-memory error: the planner's next profile that fits this card, none after the smallest.
+    assert next_profile_after("bf16", card) == card.chosen
+    assert next_profile_after("nf4-offload", card) is None
+    assert next_profile_after("bf16", None) == "int8"  # a CPU has no plan: the next smaller profile
 
 
 def test_out_of_memory_in_a_run_names_the_next_profile(

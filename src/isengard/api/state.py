@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import redis
+import redis.asyncio as aioredis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from isengard.config import Settings
 from isengard.plugins.registry import PluginRegistry
+from isengard.queue.fanout import EventFanout
 from isengard.storage import DataTree
 
 
@@ -22,5 +23,6 @@ class Services:
     sessions: sessionmaker[Session]
     redis: redis.Redis
     plugins: PluginRegistry
-    # Room for services other modules attach in the lifespan (queue, rate limiter, ...), by name.
-    extras: dict[str, Any] = field(default_factory=dict)
+    # Opened on first use by the SSE streams (api/services/jobs/events.py), closed in the lifespan's shutdown.
+    async_redis: aioredis.Redis | None = None
+    event_fanout: EventFanout | None = None

@@ -79,3 +79,15 @@ def forget_artifact(sessions: sessionmaker[Session], job_id: str, artifact_id: s
         session.execute(delete(JobArtifact).where(JobArtifact.id == artifact_id, JobArtifact.job_id == job_id))
         session.execute(delete(Lora).where(Lora.job_id == job_id, Lora.path == relative_path))
         session.execute(delete(Generation).where(Generation.job_id == job_id, Generation.path == relative_path))
+
+
+def artifacts_of(sessions: sessionmaker[Session], job_id: str) -> list[JobArtifact]:
+    """Every artifact row a job has recorded, all attempts, oldest first (detached from the session)."""
+    with sessions() as session:
+        rows = list(
+            session.scalars(
+                select(JobArtifact).where(JobArtifact.job_id == job_id).order_by(JobArtifact.created_at)
+            ).all()
+        )
+        session.expunge_all()
+        return rows

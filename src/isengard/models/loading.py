@@ -54,13 +54,16 @@ def folder_bytes(base: Path, *folders: str) -> int:
     return total
 
 
-def text_encoder_device(base: Path, device: torch.device) -> torch.device:
-    """Where the text encoders run: the GPU when they fit its free memory alone, else the CPU (a small card)."""
+def text_encoder_device(base: Path, device: torch.device, free_bytes: int | None = None) -> torch.device:
+    """Where the text encoders run: the GPU when they fit its free memory alone, else the CPU (a small card).
+
+    `free_bytes`: the GPU's free memory, asked of the GPU when not given."""
     if device.type != "cuda":
         return device
-    free, _total = torch.cuda.mem_get_info(device)
+    if free_bytes is None:
+        free_bytes = int(torch.cuda.mem_get_info(device)[0])
     needed = folder_bytes(base, *TEXT_ENCODER_FOLDERS) * GPU_HEADROOM
-    return device if needed < free else torch.device("cpu")
+    return device if needed < free_bytes else torch.device("cpu")
 
 
 def load_text_encoders(base: Path, *, dtype: torch.dtype, device: torch.device) -> Any:
@@ -172,16 +175,18 @@ def stored_weight_bytes(module: torch.nn.Module) -> int:
     return sum(tensor_bytes(t) for t in tensors)
 
 
-def load_text_encoder_int8(base: Path) -> Any:
+def load_text_encoder_int8(base: Path, device: torch.device) -> Any:
     """T5-XXL with int8 weights (4.9 GB instead of 9.5): what lets a quantized FLUX stay whole on a 16-24 GB card.
 
-    torchao's int8 layers compute in bf16, so the pipeline around it must run in bf16 too (as on any GPU)."""
+    torchao's int8 layers compute in bf16, so the pipeline around it must run in bf16 too (as on any GPU). Quantized
+    on the GPU as it loads when it will live there (seconds, instead of minutes of CPU work)."""
     from torchao.quantization import Int8WeightOnlyConfig
     from transformers import T5EncoderModel, TorchAoConfig
 
+    kwargs: dict[str, Any] = {"device_map": {"": str(device)}} if device.type == "cuda" else {}
     return T5EncoderModel.from_pretrained(
         base, subfolder="text_encoder_2", quantization_config=TorchAoConfig(Int8WeightOnlyConfig()),
-        dtype=torch.bfloat16,
+        dtype=torch.bfloat16, **kwargs,
     )  # fmt: skip
 
 
@@ -203,7 +208,7 @@ def load_generation_pipeline(
         target = device if placement == "resident" else torch.device("cpu")
         kwargs["transformer"] = load_transformer(base, profile=profile, dtype=dtype, device=target)
         if dtype == torch.bfloat16:
-            kwargs["text_encoder_2"] = load_text_encoder_int8(base)
+            kwargs["text_encoder_2"] = load_text_encoder_int8(base, target)
     pipe = FluxPipeline.from_pretrained(base, **kwargs)
     pipe.set_progress_bar_config(disable=True)
     if placement == "offload" and device.type == "cuda":

@@ -3,13 +3,13 @@ given GPU, and which one `auto` takes (the fastest that fits, in the order of `p
 
 Estimates are arithmetic on the model's config, fast enough for every API call:
 - weights exactly from the config and each profile's storage format (memory_storage.py);
-- the LoRA in fp32 with its gradients and AdamW's two moments;
-- activations and temporaries from a per-block model calibrated on fake-tensor runs of the real step
+- the LoRA in fp32 and AdamW's two moments;
+- activations, gradients and temporaries from a per-block model calibrated on fake-tensor runs of the real step
   (memory_activations.py, memory_trace.py);
 - what the card loses besides: the CUDA context and the caching allocator's slack (stated constants below).
 
 Loading is staged (models/loading.py): text encoders encode and leave before the transformer loads, and fall back to
-the CPU when they do not fit, so they never set a training run's peak; the VAE stays for samples.
+the CPU when they do not fit, so they never set a training run's peak; the VAE returns only to decode samples.
 """
 
 from __future__ import annotations
@@ -139,33 +139,41 @@ def training_breakdown(
     gradient_checkpointing: bool,
     target_modules: list[str],
 ) -> dict[str, int]:
-    """The parts of a training step's peak under one profile (before the context and the allocator's slack)."""
+    """The parts of a training run's peak under one profile (before the context and the allocator's slack): the
+    weights, the LoRA and its optimizer state, and the larger of a step's working memory and a sample's (the VAE
+    waits in CPU memory and comes back between steps to decode samples, priced at the training resolution)."""
     lora = lora_numel(layout.outer, rank, target_modules) + sum(
         lora_numel(block, rank, target_modules) * n for block, n in layout.blocks()
     )
     # Block offloading always checkpoints (a block's weights could not leave the GPU while the graph needs them).
     checkpointing = gradient_checkpointing or profile.offload_blocks
-    return {
-        "transformer_weights": _weights_on_gpu(layout, profile),
-        "lora_weights": FP32 * lora,
-        "optimizer_state": ADAM_STATES * FP32 * lora,
+    step = {
         "activations": step_working_bytes(
             layout, resolution=resolution, batch_size=batch_size, gradient_checkpointing=checkpointing
         ),
         "dequantized_weights": _dequantized_bytes(layout, profile, checkpointing),
-        "vae": BF16 * FLUX_VAE_PARAMS,  # kept for the samples; it decodes between steps, when activations are gone
+    }
+    sample = {
+        "sampling": _vae_bytes(resolution, 1) + inference_working_bytes(layout, resolution=resolution, batch_size=1)
+    }
+    return {
+        "transformer_weights": _weights_on_gpu(layout, profile),
+        "lora_weights": FP32 * lora,
+        "optimizer_state": ADAM_STATES * FP32 * lora,
+        **(step if sum(step.values()) >= sum(sample.values()) else sample),
     }
 
 
 def generation_breakdown(
     layout: FluxLayout, profile: MemoryProfile, *, resolution: int, batch_size: int, text_encoder: dict[str, Any]
 ) -> dict[str, int]:
-    """The parts of a generation's peak. The text encoders visit the GPU in bf16 once per prompt, then the
-    transformer denoises, then the VAE decodes. The transformer and VAE stay resident; with `offload_blocks` the
-    pipeline instead moves every component to the GPU only while it runs (diffusers' model CPU offload), so the
-    peak is its largest component with its working memory."""
-    encoders = BF16 * (t5_encoder_layout(text_encoder).numel + CLIP_L_PARAMS)
-    transformer = sum(_size * n for _size, n in _transformer_parts(layout, profile.weight_format))
+    """The parts of a generation's peak, as models/loading.py places the pipeline: every component resident (T5-XXL
+    in int8 beside a quantized transformer, in bf16 beside a bf16 one), the peak being the denoising or the VAE's
+    decoding on top. With `offload_blocks` every component instead visits the GPU while it runs (diffusers' model
+    CPU offload): the peak is the largest component with its working memory."""
+    t5_format: WeightFormat = "bf16" if profile.weight_format == "bf16" else "int8"
+    encoders = layout_bytes(t5_encoder_layout(text_encoder), t5_format) + BF16 * CLIP_L_PARAMS
+    transformer = sum(size * n for size, n in _transformer_parts(layout, profile.weight_format))
     denoise = inference_working_bytes(layout, resolution=resolution, batch_size=batch_size)
     vae = BF16 * FLUX_VAE_PARAMS
     decode = _vae_bytes(resolution, batch_size) - vae
@@ -175,8 +183,9 @@ def generation_breakdown(
         return {f"largest_stage_{largest}": stages[largest]}
     return {
         "transformer_weights": transformer,
+        "text_encoders": encoders,
         "vae": vae,
-        "largest_stage": max(encoders, denoise, decode),
+        "largest_stage": max(denoise, decode),
     }
 
 

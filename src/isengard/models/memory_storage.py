@@ -26,21 +26,10 @@ def nf4_blockable(linear: Linear) -> bool:
     return (linear.in_features * linear.out_features) % (NF4_BLOCK * NF4_SCALER_BLOCK) == 0
 
 
-def kept_in_bf16(layout: FluxLayout, weight_format: WeightFormat) -> frozenset[str]:
-    """Names of Linear layers the loader leaves unquantized: those NF4 cannot block, and, since diffusers matches
-    `modules_to_not_convert` against dotted names as substrings, every layer of the same name inside the blocks."""
-    if weight_format != "nf4":
-        return frozenset()
-    places = [layout.outer, layout.double, layout.single]
-    return frozenset(linear.name for place in places for linear in place.linears if not nf4_blockable(linear))
-
-
-def linear_weight_bytes(linear: Linear, weight_format: WeightFormat, keep: frozenset[str] = frozenset()) -> int:
+def linear_weight_bytes(linear: Linear, weight_format: WeightFormat) -> int:
     """Bytes of the weights (not biases) of `linear.count` identical layers stored in `weight_format`."""
     numel = linear.in_features * linear.out_features
-    if linear.name in keep:
-        one = BF16 * numel
-    elif weight_format == "int8":
+    if weight_format == "int8":
         one = numel + INT8_ROW_BYTES * linear.out_features
     elif weight_format == "nf4" and nf4_blockable(linear):
         blocks = numel // NF4_BLOCK
@@ -50,19 +39,17 @@ def linear_weight_bytes(linear: Linear, weight_format: WeightFormat, keep: froze
     return one * linear.count
 
 
-def layout_bytes(layout: Layout, weight_format: WeightFormat, keep: frozenset[str] = frozenset()) -> int:
-    """Bytes of every parameter of a layout: quantized Linear weights (but those in `keep`), bf16 biases and other
-    parameters."""
-    weights = sum(linear_weight_bytes(linear, weight_format, keep) for linear in layout.linears)
+def layout_bytes(layout: Layout, weight_format: WeightFormat) -> int:
+    """Bytes of every parameter of a layout: quantized Linear weights, bf16 biases and other parameters."""
+    weights = sum(linear_weight_bytes(linear, weight_format) for linear in layout.linears)
     rest = sum(linear.bias_numel for linear in layout.linears) + layout.other_numel
     return weights + BF16 * rest
 
 
 def transformer_bytes(layout: FluxLayout, weight_format: WeightFormat) -> tuple[int, list[tuple[int, int]]]:
     """Bytes outside the blocks, and (bytes of one block, count) for the double and the single blocks."""
-    keep = kept_in_bf16(layout, weight_format)
-    blocks = [(layout_bytes(block, weight_format, keep), n) for block, n in layout.blocks()]
-    return layout_bytes(layout.outer, weight_format, keep), blocks
+    blocks = [(layout_bytes(block, weight_format), n) for block, n in layout.blocks()]
+    return layout_bytes(layout.outer, weight_format), blocks
 
 
 def largest_linear_bf16_bytes(layout: Layout) -> int:

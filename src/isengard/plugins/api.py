@@ -1,18 +1,49 @@
-"""Everything a plugin may import: the job context it runs in, the capability report, the errors.
+"""Everything a plugin may import: the job context it runs in, the capability report, the errors, its settings
+base, what it may know of the installation (`Host`), and the file helpers it shares with the core.
 
 Plugins never touch the database, Redis or the API: the worker hands them a `JobContext` and records what they
-report through it.
+report through it. A plugin imports this module (and `isengard.domain`'s types) and its own package, nothing
+else of Isengard; a test checks that importing a plugin loads no API, database, queue or worker module.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from isengard.captions import substitute_trigger
 from isengard.domain import ArtifactKind, PluginKind
+from isengard.imaging import make_thumbnail
+from isengard.plugins.checkpoint_folders import COMPLETE, checkpoint_dir, complete_checkpoints
+from isengard.storage import atomic_path, atomic_write_bytes
+
+__all__ = [
+    "COMPLETE",
+    "Artifact",
+    "BaseModelLocation",
+    "Capability",
+    "Estimate",
+    "Host",
+    "JobCancelled",
+    "JobContext",
+    "JobInterrupted",
+    "MeasuredSpeed",
+    "Plugin",
+    "PluginError",
+    "PluginSettings",
+    "SettingsConfigDict",
+    "atomic_path",
+    "atomic_write_bytes",
+    "checkpoint_dir",
+    "complete_checkpoints",
+    "make_thumbnail",
+    "substitute_trigger",
+]
 
 
 class PluginError(Exception):
@@ -33,6 +64,28 @@ class Capability(BaseModel):
     available: bool
     reason: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)
+
+
+class MeasuredSpeed(BaseModel):
+    """How fast earlier runs of a plugin went at one resolution: the median seconds per training step of the most
+    recent runs on one device (the device of the latest run)."""
+
+    seconds_per_step: float
+    runs: int
+    device: str
+    resolution: int | None = None
+
+
+class Estimate(BaseModel):
+    """What a training run would take, as its plugin reckons it before it starts."""
+
+    examples: int  # training examples: each image once per usable resolution
+    steps: int
+    epochs: float  # how many times each example is seen
+    seconds_per_step: float
+    estimated_seconds: float
+    basis: str  # what the time rests on: measured runs, or the stated default before any
+    warnings: list[str] = Field(default_factory=list)
 
 
 class Artifact(BaseModel):
@@ -115,16 +168,66 @@ class JobContext(Protocol):
         ...
 
 
+class PluginSettings(BaseSettings):
+    """Base of a plugin's own settings: a plugin subclasses it with `env_prefix="ISENGARD_<PLUGIN>_"` so each of
+    its variables is named after it (ISENGARD_COMFYUI_URL), read from the environment and the `.env` file."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+
+@dataclass(frozen=True)
+class BaseModelLocation:
+    """Where the configured base model is: `path` when it is there, else `reason` says why not."""
+
+    name: str
+    path: Path | None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Host:
+    """What every plugin may know of the installation it runs in, built from the core settings by the registry:
+    the mode, the base model it is configured for, and where that model is. Plugins never read the core settings."""
+
+    mode: str = "production"  # or "fast-test"
+    base_model: str = ""  # the configured base model's name (a Hugging Face id or a folder)
+    _settings: Any = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def of(cls, settings: Any | None) -> Host:
+        if settings is None or isinstance(settings, Host):
+            return settings or cls()
+        return cls(mode=settings.resolved_mode.value, base_model=settings.base_model, _settings=settings)
+
+    @property
+    def production(self) -> bool:
+        return self.mode == "production"
+
+    def locate_base_model(self) -> BaseModelLocation:
+        """The base model of this mode (the tiny model in fast-test), without building or loading anything."""
+        if self._settings is None:
+            return BaseModelLocation(name=self.base_model, path=None, reason="no settings to locate the model from")
+        from isengard.models.locate import model_status
+
+        status = model_status(self._settings)
+        path = Path(status.path) if status.present and status.path else None
+        return BaseModelLocation(name=status.name, path=path, reason=None if path else status.reason)
+
+
 class Plugin(ABC):
     """Common base of every plugin kind."""
 
     name: ClassVar[str]
     kind: ClassVar[PluginKind]
     description: ClassVar[str] = ""
+    # The plugin's own settings model; read from the environment when none is passed in.
+    settings_model: ClassVar[type[PluginSettings]] = PluginSettings
 
-    def __init__(self, settings: Any | None = None) -> None:
-        # Settings are passed in (not imported) so plugins stay testable and free of global state.
-        self.settings = settings
+    def __init__(self, settings: Any | None = None, config: PluginSettings | None = None) -> None:
+        # Passed in (not imported) so plugins stay testable and free of global state: `settings` are the core
+        # settings (or a Host), of which the plugin sees only the Host; `config` its own settings.
+        self.host = Host.of(settings)
+        self.config = config if config is not None else self.settings_model()
 
     @abstractmethod
     def capabilities(self) -> Capability:

@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from sqlalchemy import select
 
 from isengard.config import Mode, Settings
-from isengard.db.models import JobArtifact
 from isengard.domain import (
     ArtifactEvent,
     ArtifactKind,
@@ -30,7 +28,7 @@ from isengard.domain import (
     SampleEvent,
     artifact_url,
 )
-from isengard.jobs.artifacts import JobSnapshot, forget_artifact, record_artifact
+from isengard.jobs.artifacts import JobSnapshot, artifacts_of, forget_artifact, record_artifact
 from isengard.jobs.history import should_persist
 from isengard.jobs.states import JobStates
 from isengard.logging import RESERVED_RECORD_FIELDS
@@ -46,6 +44,7 @@ CANCEL_POLL_SECONDS = 0.2  # how often the Redis cancel flag is read at most
 DB_CANCEL_POLL_SECONDS = 2.0  # the database flag survives a Redis flush; read it less often
 LOSS_EMA_BETA = 0.9
 RATE_WINDOW = 50  # progress reports the it/s estimate looks back over
+TRAINING_STAGE = "training"  # the stage whose steps are a run's measured speed
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -105,6 +104,8 @@ class WorkerJobContext:
         self._pending_progress: dict[str, Any] | None = None
         self._last_flush = 0.0
         self.last_step: int | None = None
+        # (step, time) of the first and latest training steps reported: the run's measured speed.
+        self._training: list[tuple[int, float]] = []
 
     # --- Paths --------------------------------------------------------------------------------------------------
 
@@ -132,21 +133,17 @@ class WorkerJobContext:
         return latest_checkpoint_in(self.work_dir)
 
     def recorded_artifacts(self) -> list[Artifact]:
-        with self.states.sessions() as session:
-            rows = session.scalars(
-                select(JobArtifact).where(JobArtifact.job_id == self.job_id).order_by(JobArtifact.created_at)
-            ).all()
-            return [
-                Artifact(
-                    id=row.id,
-                    kind=ArtifactKind(row.kind),
-                    path=row.path,
-                    name=row.name,
-                    step=row.step,
-                    meta=dict(row.meta or {}),
-                )
-                for row in rows
-            ]
+        return [
+            Artifact(
+                id=row.id,
+                kind=ArtifactKind(row.kind),
+                path=row.path,
+                name=row.name,
+                step=row.step,
+                meta=dict(row.meta or {}),
+            )
+            for row in artifacts_of(self.states.sessions, self.job_id)
+        ]
 
     # --- Events -------------------------------------------------------------------------------------------------
 
@@ -201,9 +198,19 @@ class WorkerJobContext:
             stage=stage,
         )
         self.last_step = step
+        if stage == TRAINING_STAGE:
+            self._training = [self._training[0] if self._training else (step, now), (step, now)]
         self._record(event)
         self._pending_progress = event.model_dump(mode="json", exclude={"job_id", "type"})
         self._maybe_flush(force=step >= total)
+
+    @property
+    def seconds_per_step(self) -> float | None:
+        """This attempt's speed over its training steps; None before two of them were reported."""
+        if len(self._training) < 2 or self._training[1][0] <= self._training[0][0]:
+            return None
+        (first, started), (last, now) = self._training
+        return (now - started) / (last - first)
 
     def log(self, message: str, level: str = "info", **fields: Any) -> None:
         level_name = level.lower() if level.lower() in _LEVELS else "info"

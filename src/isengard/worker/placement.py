@@ -11,15 +11,9 @@ from __future__ import annotations
 
 import redis
 
-from isengard.domain import JobKind, PluginKind
+from isengard.domain import PLUGIN_KIND_OF_JOB, JobKind
 from isengard.plugins.registry import PluginRegistry
 from isengard.queue.workers import list_workers
-
-PLUGIN_KIND_OF_JOB = {
-    JobKind.TRAINING.value: PluginKind.TRAINING,
-    JobKind.GENERATION.value: PluginKind.IMAGE,
-    JobKind.VIDEO.value: PluginKind.VIDEO,
-}
 
 
 def runnable_plugins(registry: PluginRegistry) -> dict[str, list[str]]:

@@ -25,16 +25,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from isengard.config import Settings
 from isengard.db.models import JobArtifact
 from isengard.diskspace import InsufficientStorageError, remove_partial_files, require_free_space
-from isengard.domain import ArtifactKind, JobStatus
+from isengard.domain import PLUGIN_KIND_OF_JOB, ArtifactKind, JobStatus
 from isengard.jobs.artifacts import JobSnapshot
 from isengard.jobs.rows import JobRow, NothingToRun, RowChanged, Started
+from isengard.jobs.speeds import RESULT_KEY as SPEED_KEY
 from isengard.jobs.states import JobStates
 from isengard.logging import correlation_id, job_id_var, new_correlation_id
 from isengard.plugins.api import JobCancelled, JobInterrupted, Plugin, PluginError
 from isengard.plugins.registry import PluginRegistry, UnknownPluginError
 from isengard.queue import jobs as queue
 from isengard.worker.context import WorkerJobContext
-from isengard.worker.placement import PLUGIN_KIND_OF_JOB, unavailable_reason, workers_able_to_run
+from isengard.worker.placement import unavailable_reason, workers_able_to_run
+from isengard.worker.speed import run_speed
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +251,9 @@ class JobRunner:
         ctx.flush()
         if not isinstance(result, dict):
             result = {"value": result}
+        speed = run_speed(plugin, row.payload, ctx.seconds_per_step, ctx.mode)
+        if speed is not None:
+            result = {**result, SPEED_KEY: speed}
         return self._finish(entry, job.id, JobStatus.SUCCEEDED, result=result)
 
     def _cancel_message(self, job_id: str) -> str:

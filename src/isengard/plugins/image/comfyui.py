@@ -16,10 +16,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 from PIL import Image
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from isengard.domain import LoraRef
-from isengard.plugins.api import Capability, JobContext, PluginError
+from isengard.plugins.api import Capability, JobContext, PluginError, PluginSettings, SettingsConfigDict
 from isengard.plugins.image.comfyui_client import (
     CONNECT_TIMEOUT,
     ComfyUIClient,
@@ -50,18 +50,32 @@ def lora_name_for_comfyui(ref: LoraRef) -> str:
     return str(PurePosixPath(*path.parts[1:]))
 
 
+class ComfyUISettings(PluginSettings):
+    """ISENGARD_COMFYUI_URL: the server; ISENGARD_COMFYUI_WORKFLOWS_DIR: user workflow templates (paths are confined
+    to it); ISENGARD_COMFYUI_TIMEOUT_SECONDS: how long one prompt may take."""
+
+    model_config = SettingsConfigDict(env_prefix="ISENGARD_COMFYUI_")
+
+    url: str | None = None
+    workflows_dir: Path | None = None
+    timeout_seconds: float = Field(default=3600.0, gt=0)
+
+
 class ComfyUIGenerator(ImagePlugin):
     name: ClassVar[str] = "comfyui"
     description: ClassVar[str] = "FLUX through a ComfyUI server, from API-format workflow templates"
     request_model: ClassVar[type[BaseModel]] = ImageRequest
 
+    settings_model = ComfyUISettings
+    config: ComfyUISettings
+
     @property
     def url(self) -> str | None:
-        return getattr(self.settings, "comfyui_url", None)
+        return self.config.url
 
     @property
     def workflows_dir(self) -> Path | None:
-        return getattr(self.settings, "comfyui_workflows_dir", None)
+        return self.config.workflows_dir
 
     def capabilities(self) -> Capability:
         if not self.url:
@@ -209,7 +223,7 @@ class _PromptRunner:
         size: tuple[int, int],
     ) -> None:
         self.ctx, self.client, self.template, self.request, self.size = ctx, client, template, request, size
-        self.timeout = float(getattr(plugin.settings, "comfyui_timeout_seconds", 3600.0))
+        self.timeout = plugin.config.timeout_seconds
         self.ws: Any = None
 
     def values(self, prompt: str, seed: int) -> dict[str, Any]:

@@ -96,7 +96,7 @@ def _load_pipeline(model_path: Path, requested: ProfileName | None) -> LoadedPip
         raise PluginError(f"no FLUX model at {model_path} (model_index.json is missing)")
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
-    setup = choose_generation_setup(device, requested)
+    setup = choose_generation_setup(model_path, device, requested)
     pipe = load_generation_pipeline(
         model_path, profile=setup.profile, placement=setup.placement,
         dtype=torch.bfloat16 if cuda else torch.float32, device=device,
@@ -176,19 +176,16 @@ class DiffusersFluxGenerator(ImagePlugin):
             "max_resident_loras": self.cache.max_loras,
             "grid": True,
         }
-        if self.settings is None:
-            return Capability(available=True, details=details)
-        from isengard.config import Mode
-        from isengard.models.locate import model_status
-
-        if self.settings.resolved_mode == Mode.PRODUCTION and not torch.cuda.is_available():
+        if not self.host.base_model:
+            return Capability(available=True, details=details)  # built without settings (tests): ctx gives the model
+        if self.host.production and not torch.cuda.is_available():
             return Capability(
                 available=False, reason="production mode needs a CUDA GPU for FLUX.1-dev", details=details
             )
-        status = model_status(self.settings)
-        if not status.present:
-            return Capability(available=False, reason=status.reason, details=details)
-        details["model"] = status.path
+        model = self.host.locate_base_model()
+        if model.path is None:
+            return Capability(available=False, reason=model.reason, details=details)
+        details["model"] = str(model.path)
         return Capability(available=True, details=details)
 
     # Generation -------------------------------------------------------------------------------------------------
@@ -196,7 +193,7 @@ class DiffusersFluxGenerator(ImagePlugin):
     def _base_model_name(self, ctx: JobContext) -> str:
         if ctx.mode == "fast-test":
             return TINY_BASE_MODEL_NAME
-        return str(getattr(self.settings, "base_model", None) or ctx.base_model_path.name)
+        return self.host.base_model or ctx.base_model_path.name
 
     def _lora_files(self, ctx: JobContext, loras: list[LoraRef]) -> list[tuple[Path, float]]:
         root = ctx.data_dir.resolve()

@@ -11,28 +11,14 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from isengard.domain import ArtifactKind
-from isengard.plugins.api import Artifact, JobContext
-from isengard.storage import atomic_write_bytes
+from isengard.plugins.api import Artifact, JobContext, atomic_write_bytes, make_thumbnail
 
 THUMBNAIL_SIZE = 256
 # The text chunks written one per field, so any PNG viewer shows them without parsing JSON.
 TEXT_FIELDS = ("prompt", "seed", "width", "height", "steps", "guidance", "base_model", "plugin")
 
 
-def _thumbnail_bytes(image: Image.Image, size: int = THUMBNAIL_SIZE) -> bytes:
-    thumb = image.convert("RGB")
-    thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    thumb.save(buffer, format="WEBP", quality=85)
-    return buffer.getvalue()
-
-
 def write_thumbnail(image: Image.Image, target: Path) -> None:
-    try:
-        from isengard.imaging import make_thumbnail  # the project's shared thumbnailer, when present
-    except ImportError:
-        atomic_write_bytes(target, _thumbnail_bytes(image))
-        return
     make_thumbnail(image, target, size=THUMBNAIL_SIZE)
 
 

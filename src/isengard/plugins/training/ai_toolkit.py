@@ -24,9 +24,17 @@ from typing import Any, cast
 import yaml
 from pydantic import BaseModel
 
-from isengard.captions import substitute_trigger
 from isengard.domain import ArtifactKind, TrainingInput
-from isengard.plugins.api import Artifact, Capability, JobCancelled, JobContext, PluginError
+from isengard.plugins.api import (
+    Artifact,
+    Capability,
+    JobCancelled,
+    JobContext,
+    PluginError,
+    PluginSettings,
+    SettingsConfigDict,
+    substitute_trigger,
+)
 from isengard.plugins.training.ai_toolkit_config import AiToolkitConfig, job_config
 from isengard.plugins.training.ai_toolkit_output import (
     BarLosses,
@@ -67,13 +75,26 @@ def prepare_dataset(job: TrainingInput, data_dir: Path, folder: Path) -> int:
     return len(job.dataset)
 
 
+class AiToolkitSettings(PluginSettings):
+    """ISENGARD_AI_TOOLKIT_PATH: the ai-toolkit checkout; ISENGARD_AI_TOOLKIT_PYTHON: the Python that runs it when
+    it is neither <path>/.venv nor <path>/venv."""
+
+    model_config = SettingsConfigDict(env_prefix="ISENGARD_AI_TOOLKIT_")
+
+    path: Path | None = None
+    python: Path | None = None
+
+
 class AiToolkitTrainer(TrainingPlugin):
     name = "ai-toolkit"
     description = "Runs an installed ostris/ai-toolkit (ISENGARD_AI_TOOLKIT_PATH) and follows it live"
     config_model = AiToolkitConfig
 
+    settings_model = AiToolkitSettings
+    config: AiToolkitSettings
+
     def _folder(self) -> Path | None:
-        path = getattr(self.settings, "ai_toolkit_path", None)
+        path = self.config.path
         return Path(path).expanduser() if path else None
 
     def python_for(self, folder: Path) -> tuple[Path | None, str]:
@@ -81,7 +102,7 @@ class AiToolkitTrainer(TrainingPlugin):
 
         An interpreter set in ISENGARD_AI_TOOLKIT_PYTHON wins; otherwise `<folder>/.venv` (what ai-toolkit's
         installer and UI make), then `<folder>/venv`. Never Isengard's own: ai-toolkit pins its own diffusers."""
-        configured = getattr(self.settings, "ai_toolkit_python", None)
+        configured = self.config.python
         if configured:
             path = Path(configured).expanduser()
             if path.is_file() and os.access(path, os.X_OK):
@@ -148,6 +169,7 @@ class AiToolkitRun:
         self.loss_log = LossLog(self.output_dir / "loss_log.db", since_wall_time=time.time())
         self.loss_source: str | None = None  # "db" or "bar", fixed at the first loss the bar shows
         self.reported_step = 0
+        self.last_db_read = 0.0
         self.last_loss: float | None = None
         self.bar: ProgressLine | None = None
         self.stage_log = StageLog()
@@ -234,10 +256,13 @@ class AiToolkitRun:
             if step is not None:
                 self.report(step)
 
-    def read_loss_log(self) -> None:
-        if self.loss_source == "db":
-            for step in self.loss_log.new_losses():
-                self.report(step)
+    def read_loss_log(self, *, now: bool = False) -> None:
+        # At most a few reads a second: ai-toolkit itself flushes its log only every quarter second.
+        if self.loss_source != "db" or (not now and time.monotonic() - self.last_db_read < POLL_SECONDS):
+            return
+        self.last_db_read = time.monotonic()
+        for step in self.loss_log.new_losses():
+            self.report(step)
 
     def report(self, step: StepLoss) -> None:
         if step.step <= self.reported_step or step.step > self.config.steps:
@@ -291,7 +316,7 @@ class AiToolkitRun:
         }
 
     def finish(self, returncode: int | None) -> dict[str, Any]:
-        self.read_loss_log()  # ai-toolkit flushed its last rows when it closed the log
+        self.read_loss_log(now=True)  # ai-toolkit flushed its last rows when it closed the log
         pending = self.bar_losses.flush() if self.loss_source == "bar" else None
         if pending is not None:
             self.report(pending)

@@ -15,10 +15,8 @@ from typing import Any
 
 import torch
 
-from isengard.plugins.api import Artifact
-from isengard.plugins.checkpoint_folders import COMPLETE, complete_checkpoints
+from isengard.plugins.api import COMPLETE, Artifact, atomic_path, atomic_write_bytes, complete_checkpoints
 from isengard.plugins.training.lora_io import load_lora_into, save_lora
-from isengard.storage import atomic_path, atomic_write_bytes
 
 STATE_FILE = "training_state.pt"
 ARTIFACT_FILE = "artifact.json"

@@ -14,8 +14,9 @@ from typing import Any, cast
 from pydantic import BaseModel
 
 from isengard.domain import TrainingInput
-from isengard.plugins.api import Capability, JobContext, PluginError
+from isengard.plugins.api import Capability, Estimate, JobContext, MeasuredSpeed, PluginError
 from isengard.plugins.training.flux_lora_config import FluxLoraConfig, fast_test_defaults
+from isengard.plugins.training.flux_lora_estimate import estimate_run
 from isengard.plugins.training.interface import TrainingPlugin
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,10 @@ class FluxLoraTrainer(TrainingPlugin):
     # Environment ---------------------------------------------------------------------------------------------------
 
     def _mode(self) -> str:
-        mode = getattr(self.settings, "resolved_mode", None)
-        return str(getattr(mode, "value", mode or "production"))
+        return self.host.mode
+
+    def estimate(self, config: BaseModel, dataset: TrainingInput, measured: MeasuredSpeed | None) -> Estimate:
+        return estimate_run(cast(FluxLoraConfig, config), dataset, measured, self.host.mode)
 
     def default_config(self) -> dict[str, Any]:
         defaults = FluxLoraConfig().model_dump()
@@ -52,19 +55,17 @@ class FluxLoraTrainer(TrainingPlugin):
         if not torch.cuda.is_available():
             return Capability(
                 available=False,
-                reason="no CUDA GPU: training FLUX.1-dev needs an NVIDIA GPU with 24 GB or more "
-                "(fast-test mode trains the tiny model on a CPU)",
+                reason="no CUDA GPU: training FLUX.1-dev needs an NVIDIA GPU (`isengard plan` shows which memory "
+                "profile fits a card's size; fast-test mode trains the tiny model on a CPU)",
                 details=details,
             )
         details["device"] = torch.cuda.get_device_name(0)
         details["gpu_memory_gb"] = round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1)
-        if self.settings is not None:
-            from isengard.models.locate import model_status
-
-            status = model_status(self.settings)
-            if not status.present:
-                return Capability(available=False, reason=f"base model missing: {status.reason}", details=details)
-            details["model"] = status.path
+        if self.host.base_model:
+            model = self.host.locate_base_model()
+            if model.path is None:
+                return Capability(available=False, reason=f"base model missing: {model.reason}", details=details)
+            details["model"] = str(model.path)
         return Capability(available=True, details=details)
 
     def config_problems(self, config: FluxLoraConfig) -> list[str]:
@@ -85,7 +86,7 @@ class FluxLoraTrainer(TrainingPlugin):
     def _base_model_name(self, ctx: JobContext) -> str:
         if ctx.mode == "fast-test":
             return "isengard/tiny-flux (fast-test)"
-        return str(getattr(self.settings, "base_model", "") or Path(ctx.base_model_path).name)
+        return self.host.base_model or Path(ctx.base_model_path).name
 
     # Training ------------------------------------------------------------------------------------------------------
 

@@ -13,9 +13,8 @@ from typing import Any
 import torch
 from PIL import Image, ImageOps
 
-from isengard.captions import substitute_trigger
 from isengard.domain import TrainingInput
-from isengard.plugins.api import PluginError
+from isengard.plugins.api import PluginError, substitute_trigger
 from isengard.plugins.training.buckets import BucketedItem, assign_buckets, resize_and_crop, to_model_input
 from isengard.plugins.training.flow_matching import TextEmbedding
 

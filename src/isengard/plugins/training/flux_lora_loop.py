@@ -19,8 +19,7 @@ from diffusers.optimization import get_scheduler
 
 from isengard.domain import ArtifactKind, TrainingInput
 from isengard.models.loading import free_memory
-from isengard.plugins.api import Artifact, JobContext, PluginError
-from isengard.plugins.checkpoint_folders import checkpoint_dir
+from isengard.plugins.api import Artifact, JobContext, PluginError, checkpoint_dir
 from isengard.plugins.training import checkpoints as ckpt
 from isengard.plugins.training.buckets import BucketBatchSampler
 from isengard.plugins.training.flow_matching import TextEmbedding, flow_matching_loss, sample_sigmas, stack_text
@@ -32,6 +31,7 @@ from isengard.plugins.training.flux_lora_profile import (
     is_out_of_memory,
     next_profile_after,
     out_of_memory_message,
+    training_plan,
 )
 from isengard.plugins.training.flux_lora_stages import TrainingModels, load_models
 from isengard.plugins.training.lora_io import save_lora
@@ -106,7 +106,10 @@ def run_training(
     ctx: JobContext, config: FluxLoraConfig, job: TrainingInput, *, base_model_name: str
 ) -> dict[str, Any]:
     device, dtype = pick_device(ctx.mode, config.mixed_precision)
-    decision = choose_profile(config, device)
+    base = Path(ctx.base_model_path)
+    if not (base / "model_index.json").exists():
+        raise PluginError(f"base model not found at {base} (no model_index.json)")
+    decision = choose_profile(config, training_plan(base, config, device))
     ctx.log(decision.reason, memory_profile=decision.profile.name)
     try:
         return _train(ctx, config, job, decision, device, dtype, base_model_name)
@@ -117,7 +120,7 @@ def run_training(
             raise
         free_memory()
         name = decision.profile.name
-        raise PluginError(out_of_memory_message(name, next_profile_after(name, config, device))) from exc
+        raise PluginError(out_of_memory_message(name, next_profile_after(name, decision.plan))) from exc
 
 
 def _train(

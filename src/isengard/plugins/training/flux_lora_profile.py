@@ -1,45 +1,49 @@
 """Which memory profile a `flux-lora` run uses, why, and what to say when the GPU runs out of memory anyway.
 
-The plan is made where the job runs: on a CUDA GPU `auto` is the fastest profile the memory planner says fits this
-card for this config; a forced profile that cannot fit is refused before loading. A CPU has no memory to save on a
-tiny model and computes quantized layers slower, so there `auto` is the unquantized profile.
+The plan is made where the job runs: on a CUDA GPU the memory planner estimates each profile's peak for this config
+against the GPU's free memory; `auto` takes the fastest that fits and a forced profile that cannot fit is refused
+before anything loads. A CPU has no memory to save on a tiny model and computes quantized layers slower, so there
+`auto` is the unquantized profile.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-from isengard.models.profiles import PROFILES, MemoryProfile, ProfileName, profile
+from isengard.models.memory_plan import MemoryPlan, ProfileDoesNotFit, gb, next_profile_that_fits, plan_training
+from isengard.models.memory_plan import choose_profile as planned_profile
+from isengard.models.profiles import PROFILE_NAMES, MemoryProfile, ProfileName, profile
 from isengard.plugins.api import PluginError
 from isengard.plugins.training.flux_lora_config import FluxLoraConfig
-
-GIB = 2**30
-# Estimated step peaks of FLUX.1-dev at 1024 px, batch 1, rank 16, checkpointing on, plus CUDA context and slack:
-# the stand-in until the memory planner answers (bf16 25.1 GiB, int8 14.0, NF4 9.1 measured with a fake-tensor run;
-# block offloading keeps about two blocks resident).
-_FALLBACK_PEAK_GIB: dict[ProfileName, float] = {"bf16": 26.6, "int8": 15.5, "nf4": 10.6, "nf4-offload": 5.5}
 
 
 @dataclass(frozen=True)
 class ProfileDecision:
     profile: MemoryProfile
     reason: str  # shown in the job log: which profile and why
+    plan: MemoryPlan | None = None  # None on a CPU
 
 
-def _gpu_bytes(device: torch.device) -> int:
-    free, _total = torch.cuda.mem_get_info(device)
-    return int(free)
-
-
-def _fits(name: ProfileName, gpu_bytes: int) -> bool:
-    return _FALLBACK_PEAK_GIB[name] * GIB <= gpu_bytes
-
-
-def choose_profile(config: FluxLoraConfig, device: torch.device) -> ProfileDecision:
-    requested = config.memory_profile
+def training_plan(base: Path, config: FluxLoraConfig, device: torch.device) -> MemoryPlan | None:
+    """The planner's estimates for this run on this GPU (None without one)."""
     if device.type != "cuda":
+        return None
+    from isengard.models.loading import transformer_config
+
+    free, _total = torch.cuda.mem_get_info(device)
+    return plan_training(
+        transformer_config=transformer_config(base), resolution=max(config.resolutions),
+        batch_size=config.batch_size, rank=config.rank, gradient_checkpointing=config.gradient_checkpointing,
+        gpu_bytes=int(free), target_modules=config.target_modules, text_tokens=config.max_sequence_length,
+    )  # fmt: skip
+
+
+def choose_profile(config: FluxLoraConfig, plan: MemoryPlan | None) -> ProfileDecision:
+    requested = config.memory_profile
+    if plan is None:
         name: ProfileName = "bf16" if requested == "auto" else requested
         why = (
             "auto on a CPU: the unquantized base (quantized layers save no needed memory here and compute slower)"
@@ -47,33 +51,21 @@ def choose_profile(config: FluxLoraConfig, device: torch.device) -> ProfileDecis
             else "set in the config"
         )
         return ProfileDecision(profile(name), f"memory profile {name}: {why}")
-    free = _gpu_bytes(device)
-    fitting = [p.name for p in PROFILES if _fits(p.name, free)]
-    if requested == "auto":
-        if not fitting:
-            raise PluginError(f"no memory profile fits the {free / GIB:.1f} GiB free on this GPU")
-        chosen = fitting[0]
-        return ProfileDecision(
-            profile(chosen),
-            f"memory profile {chosen}: the fastest that fits {free / GIB:.1f} GiB free "
-            f"(estimated peak {_FALLBACK_PEAK_GIB[chosen]:.1f} GiB)",
-        )
-    if requested not in fitting:
-        raise PluginError(
-            f"memory profile {requested} needs about {_FALLBACK_PEAK_GIB[requested]:.1f} GiB but this GPU has "
-            f"{free / GIB:.1f} GiB free" + (f": use {fitting[0]} or auto" if fitting else "")
-        )
-    return ProfileDecision(profile(requested), f"memory profile {requested}: set in the config")
+    try:
+        chosen = planned_profile(requested, plan)
+    except ProfileDoesNotFit as exc:
+        raise PluginError(f"memory profile {requested}: {exc}") from exc
+    estimate = gb(plan.estimate(chosen).estimated_peak_bytes)
+    why = plan.reason if requested == "auto" else f"set in the config (est. {estimate})"
+    return ProfileDecision(profile(chosen), f"memory profile {chosen}: {why}", plan)
 
 
-def next_profile_after(name: ProfileName, config: FluxLoraConfig, device: torch.device) -> ProfileName | None:
+def next_profile_after(name: ProfileName, plan: MemoryPlan | None) -> ProfileName | None:
     """The next smaller profile that would fit after `name` ran out of memory (None: nothing smaller fits)."""
-    names = [p.name for p in PROFILES]
-    later = names[names.index(name) + 1 :]
-    if device.type != "cuda":
-        return later[0] if later else None
-    free = _gpu_bytes(device)
-    return next((candidate for candidate in later if _fits(candidate, free)), None)
+    if plan is not None:
+        return next_profile_that_fits(name, plan)
+    later = PROFILE_NAMES[PROFILE_NAMES.index(name) + 1 :]
+    return later[0] if later else None
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -63,8 +63,6 @@ def load_models(
     dtype: torch.dtype,
 ) -> TrainingModels:
     base = Path(ctx.base_model_path)
-    if not (base / "model_index.json").exists():
-        raise PluginError(f"base model not found at {base} (no model_index.json)")
     # Bad data fails here, before minutes of model loading.
     dataset = read_dataset(
         job, Path(ctx.data_dir), resolutions=config.resolutions, allow_empty_captions=config.allow_empty_captions

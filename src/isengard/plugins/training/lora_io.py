@@ -17,7 +17,7 @@ from peft import get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from isengard.storage import atomic_path
+from isengard.plugins.api import atomic_path
 
 PREFIX = "transformer."
 

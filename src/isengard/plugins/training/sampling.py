@@ -14,9 +14,8 @@ import torch
 from diffusers import FluxPipeline
 
 from isengard.models.loading import free_memory
-from isengard.plugins.api import Artifact, JobContext
+from isengard.plugins.api import Artifact, JobContext, atomic_path
 from isengard.plugins.training.flow_matching import TextEmbedding
-from isengard.storage import atomic_path
 
 
 def sampling_pipeline(scheduler: Any, vae: Any, transformer: Any) -> Any:

@@ -13,19 +13,16 @@ import redis
 from fastapi import HTTPException
 
 from isengard.api.state import Services
-from isengard.domain import PluginKind
+from isengard.domain import JOB_KIND_OF_PLUGIN, PluginKind
 from isengard.plugins.api import Capability
 from isengard.queue.workers import list_workers
-from isengard.worker.placement import PLUGIN_KIND_OF_JOB
 
 log = logging.getLogger(__name__)
-
-_JOB_KIND_OF_PLUGIN = {plugin_kind: job_kind for job_kind, plugin_kind in PLUGIN_KIND_OF_JOB.items()}
 
 
 def workers_offering(services: Services, kind: PluginKind, name: str) -> list[str]:
     """Ids of the live workers whose heartbeat says they can run this plugin."""
-    job_kind = _JOB_KIND_OF_PLUGIN[kind]
+    job_kind = JOB_KIND_OF_PLUGIN[kind]
     try:
         workers = list_workers(services.redis)
     except redis.RedisError:

@@ -26,27 +26,22 @@ from isengard.queue.fanout import EventFanout, decode, reader_client
 
 log = logging.getLogger(__name__)
 
-ASYNC_REDIS = "redis_async"
-EVENT_FANOUT = "event_fanout"
 IDLE_CHECK_SECONDS = 30.0
 DB_ID_PREFIX = "db-"
 MAX_STREAM_SEQ = 18446744073709551615
 
 
 def async_redis(services: Services) -> aioredis.Redis:
-    client = services.extras.get(ASYNC_REDIS)
-    if client is None:
+    if services.async_redis is None:
         assert services.settings.redis_url
-        client = reader_client(services.settings.redis_url)
-        services.extras[ASYNC_REDIS] = client
-    return client  # type: ignore[no-any-return]
+        services.async_redis = reader_client(services.settings.redis_url)
+    return services.async_redis
 
 
 def fanout(services: Services) -> EventFanout:
-    hub = services.extras.get(EVENT_FANOUT)
-    if hub is None:
-        hub = services.extras[EVENT_FANOUT] = EventFanout(async_redis(services))
-    return hub  # type: ignore[no-any-return]
+    if services.event_fanout is None:
+        services.event_fanout = EventFanout(async_redis(services))
+    return services.event_fanout
 
 
 def _sse(entry_id: str, event: Any) -> ServerSentEvent:

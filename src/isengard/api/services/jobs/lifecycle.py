@@ -11,7 +11,7 @@ import logging
 
 import redis
 
-from isengard.api.services.jobs.events import ASYNC_REDIS, EVENT_FANOUT, async_redis
+from isengard.api.services.jobs.events import async_redis
 from isengard.api.state import Services
 from isengard.jobs.recovery import QueueRecovery
 
@@ -37,10 +37,10 @@ async def stop_queue_recovery(services: Services, stop: asyncio.Event, task: asy
         await asyncio.wait_for(task, timeout=5)
     except TimeoutError:
         task.cancel()
-    hub = services.extras.pop(EVENT_FANOUT, None)
+    hub, services.event_fanout = services.event_fanout, None
     if hub is not None:
         await hub.close()
-    client = services.extras.pop(ASYNC_REDIS, None)
+    client, services.async_redis = services.async_redis, None
     if client is not None:
         with contextlib.suppress(Exception):
             await client.aclose()

@@ -1,8 +1,9 @@
 """Whether a training run fits the GPUs of the workers that would take it, before it is queued.
 
-Only for plugins whose config has a `memory_profile` (flux-lora). The plan is made against the largest GPU among the
-live workers that offer the plugin: a profile that does not fit there fits nowhere, and is refused with the
-planner's reason. When no such worker reports a GPU nothing is refused: the worker plans when the job starts.
+Only for plugins whose config has a `memory_profile` (flux-lora), in production mode. The plan is made against the
+largest GPU among the live workers that offer the plugin: a profile that does not fit there fits nowhere, and is
+refused with the planner's reason. When no such worker reports a GPU nothing is refused: the worker plans when
+the job starts.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from fastapi import HTTPException
 from pydantic import BaseModel
 
 from isengard.api.state import Services
+from isengard.config import Mode
 from isengard.domain import JobKind
 from isengard.models.memory_plan import MemoryPlan, ProfileDoesNotFit, choose_profile, gb, gpu_size
 from isengard.models.planning import training_plan, worker_gpu_bytes
@@ -36,7 +38,8 @@ def _largest_gpu(services: Services, plugin: str) -> int | None:
 
 def memory_fit(services: Services, plugin: str, config: dict[str, object]) -> MemoryFit | None:
     requested = config.get("memory_profile")
-    if not isinstance(requested, str):
+    # Fast-test mode trains the tiny model on a CPU: there is no GPU memory to plan.
+    if not isinstance(requested, str) or services.settings.resolved_mode == Mode.FAST_TEST:
         return None
     gpu_bytes = _largest_gpu(services, plugin)
     if gpu_bytes is None:

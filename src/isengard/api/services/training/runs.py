@@ -7,7 +7,6 @@ while a run is queued or running never changes what that run trains on.
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 from fastapi import HTTPException
@@ -27,15 +26,14 @@ from isengard.api.support.validation_errors import readable_errors
 from isengard.config import Mode
 from isengard.db.models import Job
 from isengard.domain import DatasetItem, JobKind, PluginKind, TrainingInput
+from isengard.jobs.speeds import measured_speed
 from isengard.plugins.api import PluginError
 from isengard.plugins.registry import UnknownPluginError
-from isengard.plugins.training.buckets import assign_buckets
-from isengard.plugins.training.interface import TrainingJob, TrainingPlugin
+from isengard.plugins.training.interface import RECOMMENDED_IMAGES, TrainingJob, TrainingPlugin
 
 log = logging.getLogger(__name__)
 
 MIN_IMAGES = {Mode.FAST_TEST: 1, Mode.PRODUCTION: 5}
-RECOMMENDED_IMAGES = 10
 
 
 def default_config(plugin: TrainingPlugin) -> dict[str, Any]:
@@ -161,47 +159,15 @@ def submit_training(services: Services, db: Session, body: TrainingCreate) -> Jo
 
 
 def estimate_training(services: Services, db: Session, body: TrainingCreate) -> TrainingEstimate:
+    """The plugin's own estimate, at the speed its recent runs measured (its stated default before any run)."""
     plugin, config, dataset, fit = _prepare(services, db, body)
-    values = config.model_dump(mode="json")
-    fast = services.settings.resolved_mode == Mode.FAST_TEST
-    resolutions = list(values.get("resolutions") or [1024])
-    items = assign_buckets([(i.width or 1024, i.height or 1024) for i in dataset.dataset], resolutions)
-    steps = int(values.get("steps", 0))
-    batch = int(values.get("batch_size", 1)) * int(values.get("gradient_accumulation_steps", 1))
-    epochs = steps * batch / max(1, len(items))
-    # Rough rates: the tiny model on a CPU, FLUX.1-dev in bf16 on a 24 GB-class GPU; time grows with pixels.
-    reference = 128 if fast else 1024
-    per_pixel = sum((item.size[0] * item.size[1]) / reference**2 for item in items) / max(1, len(items))
-    base_rate = 0.03 if fast else 1.5
-    checkpointing = 1.3 if values.get("gradient_checkpointing") else 1.0
-    seconds_per_step = base_rate * batch * per_pixel * checkpointing
-    sample_every = int(values.get("sample_every") or 0)
-    sample_runs = (steps // sample_every if sample_every else 0) + 1
-    sample_side = int(values.get("sample_resolution", reference))
-    sample_seconds = (
-        sample_runs
-        * len(values.get("sample_prompts") or [])
-        * int(values.get("sample_steps", 20))
-        * (0.01 if fast else 0.4)
-        * (sample_side / reference) ** 2
-    )
-    setup = 3.0 if fast else 120.0
-    warnings = []
-    if len(dataset.dataset) < RECOMMENDED_IMAGES and not fast:
-        warnings.append(f"{len(dataset.dataset)} images: likeness improves with 10 to 30 varied photos")
-    if epochs > 150:
-        warnings.append(f"each example is seen about {epochs:.0f} times: watch the samples for overfitting")
+    measured = measured_speed(db, plugin.name, plugin.speed_resolution(config))
+    estimate = plugin.estimate(config, dataset, measured)
     return TrainingEstimate(
         plugin=plugin.name,
-        config=values,
+        config=config.model_dump(mode="json"),
         images=len(dataset.dataset),
-        examples=len(items),
-        steps=steps,
-        epochs=round(epochs, 2),
-        seconds_per_step=round(seconds_per_step, 4),
-        estimated_seconds=math.ceil(setup + steps * seconds_per_step + sample_seconds),
-        basis="tiny model on a CPU" if fast else "FLUX.1-dev in bf16 on a 24 GB-class GPU (an H100 is ~2x faster)",
-        warnings=warnings,
+        **estimate.model_dump(),
         memory_summary=fit.summary if fit else None,
         memory_plan=fit.plan if fit else None,
     )
