@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+import time
 from pathlib import Path
 
 import httpx
@@ -61,3 +62,48 @@ def upload_photos(base_url: str, character_id: str, count: int, *, start: int = 
 def screenshot_path(name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS / f"{name}.png"
+
+
+def caption_all(base_url: str, character_id: str, caption: str = "a photo of [trigger]") -> None:
+    httpx.post(
+        f"{base_url}/api/characters/{character_id}/captions/bulk",
+        json={"action": "set_missing", "caption": caption},
+        timeout=10,
+    ).raise_for_status()
+
+
+def start_run(base_url: str, character_id: str, name: str = "", **config: object) -> dict[str, object]:
+    """A small real training run on the fast-test model; `config` overrides the tiny defaults."""
+    body = {
+        "character_id": character_id,
+        "plugin": "flux-lora",
+        "name": name,
+        "config": {"steps": 6, "resolutions": [64], "sample_every": 0, "checkpoint_every": 0, **config},
+    }
+    response = httpx.post(f"{base_url}/api/training", json=body, timeout=30)
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def wait_for_job(base_url: str, job_id: str, *, timeout_s: float = 300) -> dict[str, object]:
+    """Poll a job until it ends; its final record."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{base_url}/api/jobs/{job_id}", timeout=10).json()
+        if job["status"] in {"succeeded", "failed", "cancelled"}:
+            return dict(job)
+        time.sleep(0.5)
+    raise TimeoutError(f"job {job_id} did not end in {timeout_s} s")
+
+
+def trained_character(
+    base_url: str, name: str, trigger: str, *, seed: int = 200, **config: object
+) -> dict[str, object]:
+    """A character with captioned photos and one finished training run; the run's record under `run`."""
+    character = create_character(base_url, name, trigger)
+    upload_photos(base_url, str(character["id"]), 4, start=seed)
+    caption_all(base_url, str(character["id"]))
+    job = start_run(base_url, str(character["id"]), **config)
+    done = wait_for_job(base_url, str(job["id"]))
+    assert done["status"] == "succeeded", done
+    return {**character, "run": done}

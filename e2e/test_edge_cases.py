@@ -20,7 +20,7 @@ def test_bad_uploads_show_their_reasons(page: Page, app: RunningApp, tmp_path: P
     duplicate.write_bytes(photo_bytes(101))
     page.goto(f"{app.url}/characters/{character['id']}")
     page.get_by_test_id("file-input").set_input_files([str(good), str(fake)])
-    expect(page.get_by_text("2 of 2 files processed")).to_be_visible(timeout=30_000)
+    expect(page.get_by_test_id("upload-summary")).to_have_text("1 stored, 1 refused", timeout=30_000)
     rejected = page.get_by_test_id("upload-result").filter(has_text="rejected")
     expect(rejected).to_have_count(1)
     expect(rejected).to_contain_text("not_an_image.png")

@@ -1,21 +1,26 @@
-"""The whole path a person takes, in a real browser against the real app: create a character, upload photos,
-caption them, train a LoRA while watching it live, reopen the finished run, generate with the LoRA; and cancel
-a run from the Ongoing page.
+"""The whole path a person takes, in a real browser against the real app: create a character, upload photos with
+loose captions, bulk-edit captions, train a LoRA while watching it live, see its worker killed and the run resume,
+pick a step on the samples grid, generate with the character's LoRA, download with a real file name, find the LoRA
+in the library; and cancel a run from the Ongoing page.
 
 Training runs on the tiny fast-test model in the app's real worker, so every number on screen is real.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import re
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 from PIL import Image, ImageDraw
 from playwright.sync_api import Page, expect
 
-from e2e.conftest import ConsoleWatch, RunningApp
+from e2e.conftest import ConsoleWatch, RunningApp, _ensure_web_bundle, start_app, stop_app
 from e2e.helpers import create_character, screenshot_path, upload_photos
 
 STEPS = 200
@@ -64,28 +69,50 @@ def wait_while_running(page: Page, condition: str, timeout: int = RUN_TIMEOUT_MS
     )
 
 
-def test_create_upload_train_watch_and_generate(
-    page: Page, app: RunningApp, console: ConsoleWatch, tmp_path: Path
+@pytest.fixture(scope="module")
+def flow_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    """The app with a short lease and heartbeat, so a killed worker's run is taken over in seconds."""
+    _ensure_web_bundle()
+    running = start_app(
+        tmp_path_factory.mktemp("isengard-flow"), ISENGARD_LEASE_SECONDS="6", ISENGARD_HEARTBEAT_SECONDS="1"
+    )
+    yield running
+    stop_app(running)
+
+
+def test_create_upload_train_survive_a_lost_worker_pick_a_step_generate_download_and_find_the_lora(
+    page: Page, flow_app: RunningApp, console: ConsoleWatch, tmp_path: Path
 ) -> None:
-    # 1. A new character, from the Characters page.
+    app = flow_app
+    # 1. A new character, from the Characters page; the trigger word is previewed.
     page.goto(app.url + "/characters")
     page.get_by_role("button", name="+ New character").click()
     page.get_by_label("Name").fill("Flow Person")
     page.get_by_label("Trigger word").fill("flowp")
+    expect(page.get_by_test_id("trigger-preview")).to_have_text("Trigger word: flowp")
     page.get_by_role("button", name="Create character").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Flow Person")
 
-    # 2. Eight photos at once, each with its own result; then one caption for all.
+    # 2. Eight photos at once, four with loose .txt captions beside them: each caption lands on its image.
     photos = make_photos(tmp_path / "photos", 8)
-    page.get_by_test_id("file-input").set_input_files([str(p) for p in photos])
-    expect(page.get_by_text("8 of 8 files processed")).to_be_visible(timeout=60_000)
+    captions = []
+    for photo in photos[:4]:
+        caption = photo.with_suffix(".txt")
+        caption.write_text(f"[trigger] as {photo.stem}")
+        captions.append(caption)
+    page.get_by_test_id("file-input").set_input_files([str(p) for p in [*photos, *captions]])
+    expect(page.get_by_test_id("upload-summary")).to_have_text("8 stored, 0 refused", timeout=60_000)
     expect(page.get_by_test_id("image-card")).to_have_count(8)
-    page.locator("#bulk-action").select_option("set_missing")
-    page.locator("#bulk-caption").fill("a photo of flowp")
-    page.get_by_role("button", name="Apply").click()
-    expect(page.get_by_text("8 captions updated")).to_be_visible()
+    expect(page.get_by_label(f"Caption of {photos[0].name}")).to_have_value(f"[trigger] as {photos[0].stem}")
 
-    # 3. Start training from the character's page, with small, frequent samples and checkpoints.
+    # 3. Bulk-edit: the other four get a caption, and the boxes show it at once.
+    page.locator("#bulk-action").select_option("set_missing")
+    page.locator("#bulk-caption").fill("a photo of [trigger]")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.get_by_text("4 captions updated")).to_be_visible()
+    expect(page.get_by_label(f"Caption of {photos[7].name}")).to_have_value("a photo of [trigger]")
+
+    # 4. Train from the character's page, with small, frequent samples and checkpoints.
     page.get_by_role("link", name="Train a LoRA").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Start training")
     expect(page.locator("#train-plugin")).to_have_value("flux-lora")
@@ -95,91 +122,97 @@ def test_create_upload_train_watch_and_generate(
     page.locator("#cfg-resolutions").fill("128")
     page.locator("#cfg-sample_every").fill(str(EVERY))
     page.locator("#cfg-checkpoint_every").fill(str(EVERY))
-    page.locator("#cfg-sample_prompts").fill("[trigger], a portrait photo")
+    page.locator("#cfg-sample_prompts").fill("[trigger], a portrait photo\n[trigger] in a garden")
     page.get_by_role("button", name="Start training").click()
     expect(page).to_have_url(re.compile(r"/training/[0-9a-f]{32}$"), timeout=30_000)
     expect(page.get_by_role("heading", level=1)).to_have_text("Flow run")
-    job_id = page.url.rsplit("/", 1)[1]
+    expect(page.get_by_test_id("run-attempt")).to_have_text("attempt 1 of 3")
 
-    # 4. Live: the loss chart grows while the run is running, samples appear, the step counter moves.
+    # 5. Live: the loss chart grows while the run is running, samples appear, the step counter moves.
     wait_while_running(page, "() => Number(document.querySelector('[data-testid=loss-chart]').dataset.points) > 0")
     first = loss_points(page)
     wait_while_running(
         page, f"() => Number(document.querySelector('[data-testid=loss-chart]').dataset.points) > {first + 5}"
     )
-    assert loss_points(page) > first
     wait_while_running(page, "() => document.querySelectorAll('[data-testid=sample] img').length > 0")
-    sample = page.get_by_test_id("sample").first.locator("img")
-    expect(sample).to_be_visible()
-    page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=sample.element_handle())
-    expect(page.get_by_test_id("step-counter")).not_to_contain_text("Step 0 of")
-    page.screenshot(path=screenshot_path("flow_run_live"), full_page=True)
+    page.get_by_role("tab", name="Logs").click()
+    expect(page.get_by_test_id("logs-panel")).to_contain_text("validation loss at step 0")
+    page.get_by_role("tab", name=re.compile("Samples")).click()
 
-    # A reload in the middle keeps what was seen (from the persisted history) and keeps following.
+    # 6. The worker is killed past the first checkpoint: the page says so, then shows the run resume.
+    wait_while_running(
+        page, f"() => Number(document.querySelector('[data-testid=step-counter] b').textContent) > {EVERY + 5}"
+    )
+    workers = httpx.get(f"{app.url}/api/health", timeout=10).json()["workers"]["workers"]
+    os.kill(int(workers[0]["pid"]), signal.SIGKILL)
+    expect(page.get_by_test_id("worker-state")).to_have_text("worker lost — waiting to resume", timeout=30_000)
+    note = page.get_by_test_id("resume-note")
+    expect(note).to_contain_text("(attempt 2 of 3)", timeout=120_000)
+    expect(note).to_contain_text("resumed from step")
+    expect(page.get_by_test_id("run-attempt")).to_have_text("attempt 2 of 3")
+    page.screenshot(path=screenshot_path("flow_run_resumed"), full_page=True)
+
+    # A reload in the middle keeps what was seen and keeps following.
     seen = loss_points(page)
     page.reload()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Flow run")
     page.wait_for_function(
         f"() => Number(document.querySelector('[data-testid=loss-chart]')?.dataset.points) >= {seen}"
     )
-
-    # The log panel shows lines while the run trains, and gets the final validation loss at the end.
-    page.get_by_role("tab", name="Logs").click()
-    logs = page.get_by_test_id("logs-panel")
-    expect(logs).to_contain_text("validation loss at step 0")
-    before = page.evaluate(
-        """() => ({
-            status: document.querySelector('[data-testid=run-status]').textContent.trim(),
-            lines: document.querySelectorAll('[data-testid=logs-panel] .log-line').length,
-        })"""
-    )
     expect(page.get_by_test_id("run-status")).to_have_text("succeeded", timeout=RUN_TIMEOUT_MS)
-    expect(logs).to_contain_text(f"validation loss at step {STEPS}")
-    if before["status"] == "running":  # a very fast machine may have finished already: nothing left to stream
-        assert logs.locator(".log-line").count() > before["lines"]
-    expect(page.get_by_test_id("loss-chart")).to_have_attribute("data-points", str(STEPS))
-    page.screenshot(path=screenshot_path("flow_run_finished"), full_page=True)
+    expect(page.get_by_test_id("loss-chart")).to_have_attribute("data-points", str(STEPS))  # one curve, both attempts
+    expect(page.get_by_test_id("loss-chart")).to_have_attribute("data-validation-points", "2")
 
-    # 5. After the run, from the persisted history alone: a fresh page shows everything it showed live.
+    # 7. Pick the best step on the samples grid: two prompts by four steps, two steps side by side.
     page.reload()
-    expect(page.get_by_test_id("run-status")).to_have_text("succeeded")
-    expect(page.get_by_test_id("loss-chart")).to_have_attribute("data-points", str(STEPS))
-    expect(page.get_by_test_id("samples-panel")).to_have_attribute("data-count", str(STEPS // EVERY))
-    page.get_by_role("tab", name=re.compile("Checkpoints")).click()
-    rows = page.get_by_test_id("checkpoint-row")
-    expect(rows).to_have_count(4)  # three kept checkpoints and the final LoRA
-    expect(rows.get_by_role("link", name="Generate with this")).to_have_count(4)
-    final = rows.filter(has_text="final LoRA")
-    expect(final).to_have_count(1)
-    page.screenshot(path=screenshot_path("flow_run_checkpoints"), full_page=True)
-
-    # The history lists it with its final loss.
-    page.goto(app.url + "/training/history")
-    row = page.get_by_test_id("history-table").locator("tr", has_text="Flow run")
-    expect(row).to_contain_text("succeeded")
-    row.get_by_role("link", name="Flow run").click()
-    expect(page).to_have_url(re.compile(f"/training/{job_id}$"))
-    page.get_by_role("tab", name=re.compile("Checkpoints")).click()
-
-    # 6. Generate with the final LoRA; the image lands in the gallery with its LoRA.
-    page.get_by_test_id("checkpoint-row").filter(has_text="final LoRA").get_by_role(
-        "link", name="Generate with this"
-    ).click()
+    grid = page.get_by_test_id("samples-grid")
+    expect(grid.get_by_test_id("samples-row")).to_have_count(2)
+    expect(grid.get_by_role("columnheader")).to_contain_text(
+        ["Prompt", *[f"step {s}" for s in range(EVERY, STEPS + 1, EVERY)]]
+    )
+    page.locator("#compare-a").select_option(str(EVERY))
+    page.locator("#compare-b").select_option(str(STEPS - EVERY))
+    expect(page.get_by_test_id("samples-compare").locator("img")).to_have_count(2)
+    page.screenshot(path=screenshot_path("flow_samples_grid"), full_page=True)
+    grid.get_by_role("link", name=f"Generate with step {STEPS - EVERY}").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Generate images")
-    expect(page.get_by_test_id("lora-selected")).to_contain_text("Flow run")
-    expect(page.locator("#gen-character")).to_have_value(re.compile(r"[0-9a-f]{32}"))
-    page.locator("#gen-prompt").fill("flowp in a garden, soft light")
+    expect(page.get_by_test_id("lora-selected")).to_contain_text(f"step {STEPS - EVERY}")
+
+    # 8. Generate with the character's LoRA, from the character's page: its newest LoRA is attached.
+    page.goto(app.url + "/characters")
+    page.get_by_test_id("character-card").filter(has_text="Flow Person").click()
+    page.get_by_role("link", name="Generate with it →").click()
+    chip = page.get_by_test_id("lora-selected")
+    expect(chip).to_have_count(1)
+    expect(chip).to_contain_text("Flow run")
+    page.locator("#gen-prompt").fill("[trigger] in a garden, soft light")
     expect(page.locator("#gen-size")).to_have_value("128x128")
     page.get_by_role("button", name=re.compile("^Generate")).click()
-    progress = page.get_by_test_id("generation-progress")
-    expect(progress).to_be_visible()
-    expect(progress).to_contain_text("succeeded", timeout=120_000)
-    card = page.get_by_test_id("generation-card").filter(has_text="flowp in a garden")
+    expect(page.get_by_test_id("generation-progress")).to_contain_text("succeeded", timeout=120_000)
+    card = page.get_by_test_id("generation-card").filter(has_text="flowp in a garden, soft light")
     expect(card).to_have_count(1, timeout=30_000)
     expect(card).to_contain_text("Flow run")
     image = card.locator("img")
     page.wait_for_function("(img) => img.complete && img.naturalWidth === 128", arg=image.element_handle())
+
+    # 9. Download with a real file name.
+    seed = re.search(r"seed (\d+)", str(card.text_content()))
+    assert seed is not None
+    with page.expect_download() as download:
+        card.get_by_role("link", name="Download").click()
+    assert download.value.suggested_filename == f"flow_person-{seed.group(1)}.png"
     page.screenshot(path=screenshot_path("flow_generated"), full_page=True)
+
+    # 10. The LoRA is in the library, with where it came from, and downloads under the run's name.
+    page.get_by_role("link", name="LoRAs").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("LoRA library")
+    page.locator("#lora-character").select_option(label="Flow Person")
+    row = page.get_by_test_id("lora-row").filter(has_text="Flow run")
+    expect(row).to_contain_text("trained here")
+    expect(row).to_contain_text(f"{STEPS} steps")
+    with page.expect_download() as download:
+        row.get_by_role("link", name="Download").click()
+    assert download.value.suggested_filename == f"flow_person-run1-step{STEPS}.safetensors"
+    page.screenshot(path=screenshot_path("flow_library"), full_page=True)
     assert console.errors == []
 
 
@@ -211,6 +244,7 @@ def test_cancelling_a_run_from_the_ongoing_page(page: Page, app: RunningApp, con
     expect(card).to_contain_text("running", timeout=RUN_TIMEOUT_MS)
     expect(card.locator(".job-meta")).not_to_contain_text("Step 0/", timeout=120_000)
     card.get_by_role("button", name="Cancel").click()
+    page.get_by_role("alertdialog").get_by_role("button", name="Cancel run").click()
     expect(card).to_have_count(0, timeout=60_000)  # gone from the list once it has stopped
     expect(page.get_by_text("Nothing is training")).to_be_visible()
 

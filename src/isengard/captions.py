@@ -30,6 +30,19 @@ def mentions_trigger(caption: str, trigger_word: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(trigger_word)}(?!\w)", caption, re.IGNORECASE) is not None
 
 
+def apply_trigger(prompt: str, trigger_word: str) -> str:
+    """The one rule for prompts: `[trigger]` becomes the trigger word; a prompt that names neither gets it prepended.
+
+    A prompt that already contains the word itself is left alone, so the word is never added twice.
+    """
+    word = trigger_word.strip()
+    if _PLACEHOLDER.search(prompt):
+        return _SPACES.sub(" ", substitute_trigger(prompt, word)).strip(" ,")
+    if not word or mentions_trigger(prompt, word):
+        return prompt
+    return f"{word}, {prompt}" if prompt.strip() else word
+
+
 def prepend_trigger(caption: str) -> str:
     """`[trigger], <caption>`; a caption that is empty becomes just the placeholder."""
     stripped = caption.strip()

@@ -70,7 +70,8 @@ class Settings(BaseSettings):
     # Host names answered without a token besides 127.0.0.1, localhost and [::1] (e.g. this machine's name).
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
-    log_json: bool = True
+    # None: JSON lines unless the logs go to a terminal (then plain text a person can read).
+    log_json: bool | None = None
     # The built web app; by default web/dist beside the source tree (an image installs the package elsewhere).
     web_dist: Path | None = None
 

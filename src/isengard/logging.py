@@ -1,4 +1,7 @@
-"""Structured JSON logs, one object per line, with the correlation id of the request or job being served."""
+"""Structured JSON logs, one object per line, with the correlation id of the request or job being served.
+
+On a terminal (a person running `make run`), plain readable lines instead, unless JSON is asked for.
+"""
 
 from __future__ import annotations
 
@@ -43,8 +46,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(level: str = "INFO", json_lines: bool = True, stream: Any = None) -> None:
-    handler = logging.StreamHandler(stream or sys.stderr)
+def configure_logging(level: str = "INFO", json_lines: bool | None = True, stream: Any = None) -> None:
+    """`json_lines=None` chooses: JSON for files, pipes and collectors, plain text when the stream is a terminal."""
+    target = stream or sys.stderr
+    if json_lines is None:
+        isatty = getattr(target, "isatty", None)
+        json_lines = not (callable(isatty) and isatty())
+    handler = logging.StreamHandler(target)
     if json_lines:
         handler.setFormatter(JsonFormatter())
     else:

@@ -164,6 +164,10 @@ CASES: dict[tuple[str, str], Case] = {
         "DELETE", f"/api/generations/{_generation(s, _character(c, s))}", {}),
     ("POST", "/api/jobs/{job_id}/cancel"): lambda c, s: (
         "POST", f"/api/jobs/{_row(s, Job(kind='generation', status='queued', plugin='diffusers'))}/cancel", {}),
+    ("POST", "/api/jobs/{job_id}/resume"): lambda c, s: (
+        "POST", f"/api/jobs/{_row(s, Job(kind='training', status='cancelled', plugin='flux-lora'))}/resume", {}),
+    ("DELETE", "/api/jobs/{job_id}"): lambda c, s: (
+        "DELETE", f"/api/jobs/{_row(s, Job(kind='generation', status='succeeded', plugin='diffusers'))}", {}),
     ("POST", "/api/loras/import"): lambda c, s: (
         "POST", "/api/loras/import", {"files": {"files": ("k.safetensors", io.BytesIO(_kohya_lora()), "x/y")}}),
     ("PATCH", "/api/loras/{lora_id}"): lambda c, s: ("PATCH", f"/api/loras/{_lora(s, None)}", {"json": {"name": "b"}}),

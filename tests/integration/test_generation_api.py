@@ -105,7 +105,9 @@ def test_generate_through_queue_and_worker_into_the_gallery(api: TestClient, set
     assert first["loras"][0]["name"] == "lora 1", "the gallery names the LoRAs an image was made with"
     assert first["params"]["base_model"] and first["plugin"] == "diffusers"
     # Files live under outputs/{character_id}/{job_id}/ with the parameters embedded.
-    with Image.open(io.BytesIO(api.get(first["url"]).content)) as image:
+    served = api.get(first["url"])
+    assert served.headers["content-disposition"] == 'inline; filename="ada-42.png"'
+    with Image.open(io.BytesIO(served.content)) as image:
         assert image.text["seed"] == "42" and "adaxq" in image.text["prompt"]
         assert '"weight": 0.8' in image.text["loras"]
     assert (settings.data_path / "outputs" / character / job["id"]).is_dir()

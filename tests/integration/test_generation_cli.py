@@ -6,6 +6,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,45 @@ def test_generate_command_writes_the_images(
 def test_unknown_lora_is_a_clear_error(api_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     args = build_parser().parse_args(["generate", "--lora", "nobody", "x", "--api", api_url])
     assert args.func(args) == 1
-    assert "no LoRA named 'nobody'" in capsys.readouterr().err
+    assert "no LoRA or character named 'nobody'" in capsys.readouterr().err
+
+
+def _lora_row(db: Session, settings: Settings, character_id: str | None, name: str, source: str, when: int) -> str:
+    path = settings.data_path / "loras" / (character_id or "x") / f"{name}-{when}.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"weights")
+    row = Lora(
+        character_id=character_id, name=name, source=source, path=path.relative_to(settings.data_path).as_posix(),
+        created_at=datetime(2026, 11, when, tzinfo=UTC),
+    )  # fmt: skip
+    db.add(row)
+    db.flush()
+    return row.id
+
+
+def test_a_character_name_resolves_to_its_newest_lora_and_ambiguity_lists_the_choices(
+    api_url: str, settings: Settings
+) -> None:
+    from isengard.cli.client import ApiError, IsengardClient
+    from isengard.cli.generate import resolve_lora
+
+    with Session(create_engine(settings.sqlalchemy_url)) as db:
+        ada = Character(name="Ada", name_key="ada", trigger_word="adaxq")
+        db.add(ada)
+        db.flush()
+        _lora_row(db, settings, ada.id, "Ada run 1", "trained", 1)
+        newest = _lora_row(db, settings, ada.id, "Ada run 2", "trained", 3)
+        _lora_row(db, settings, ada.id, "Ada run 2 step 500", "checkpoint", 4)
+        twins = [_lora_row(db, settings, None, "twin", "imported", day) for day in (5, 6)]
+        db.commit()
+    client = IsengardClient(api_url)
+    assert resolve_lora(client, "Ada") == {"lora_id": newest, "weight": 1.0}
+    assert resolve_lora(client, "ada:0.6") == {"lora_id": newest, "weight": 0.6}
+    with pytest.raises(ApiError) as ambiguous:
+        resolve_lora(client, "twin")
+    assert ambiguous.value.status == 409
+    assert all(twin in str(ambiguous.value) for twin in twins)
+    assert resolve_lora(client, twins[0])["lora_id"] == twins[0]
 
 
 def test_unreachable_api_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:

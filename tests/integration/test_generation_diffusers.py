@@ -148,6 +148,12 @@ def test_trigger_word_rules_and_size_snapping(tiny_model: Path, tmp_path: Path) 
     assert second.meta["prompt"] == "a beach"
 
 
+def test_trigger_placeholder_in_a_generation_prompt_becomes_the_trigger_word(tiny_model: Path, tmp_path: Path) -> None:
+    ctx = RecordingContext(tmp_path, tiny_model)
+    _run(ctx, DiffusersFluxGenerator(), prompt="[trigger] reading a book", trigger_word="ohwx_ada", steps=1)
+    assert ctx.artifacts[0].meta["prompt"] == "ohwx_ada reading a book"
+
+
 def test_cancel_between_steps_leaves_no_image(tiny_model: Path, tmp_path: Path) -> None:
     ctx = RecordingContext(tmp_path, tiny_model, cancel_after_generating=2)
     with pytest.raises(JobCancelled):

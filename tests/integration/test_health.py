@@ -26,6 +26,23 @@ def test_health_reports_components(client: TestClient, redis_client) -> None:  #
     assert client.get("/api/health").json()["workers"]["count"] == 0
 
 
+def test_a_worker_that_stopped_beating_is_down_before_its_record_expires(  # type: ignore[no-untyped-def]
+    client: TestClient, settings, redis_client
+) -> None:
+    write_heartbeat(redis_client, "w-dead", {"id": "w-dead", "kinds": ["training"]}, ttl_seconds=60)
+    assert client.get("/api/health").json()["workers"]["count"] == 1
+    # The record stays (its TTL is a lease) while no beat comes: as after kill -9, a few beats later.
+    record = json.loads(redis_client.get("isengard:worker:w-dead"))
+    record["beat_at"] -= settings.heartbeat_seconds * 4
+    redis_client.set("isengard:worker:w-dead", json.dumps(record), px=60_000)
+    workers = client.get("/api/health").json()["workers"]
+    assert workers["status"] == "down" and workers["count"] == 0
+    assert workers["workers"][0]["alive"] is False
+    assert workers["workers"][0]["last_beat_seconds"] >= settings.heartbeat_seconds * 4
+    assert "w-dead stopped sending heartbeats" in workers["detail"]
+    clear_heartbeat(redis_client, "w-dead")
+
+
 def test_health_when_redis_is_down(settings, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     from isengard.api.app import create_app
 

@@ -112,7 +112,10 @@ def test_list_filter_get_rename_download_delete(api: TestClient, settings: Setti
 
     download = api.get(f"/api/loras/{trained}/file")
     assert download.status_code == 200
-    assert 'filename="Bo-v1-final.safetensors"' in download.headers["content-disposition"]
+    # Renamed by a person: downloaded under that name (one slug rule for every download).
+    assert 'filename="bo_v1_final.safetensors"' in download.headers["content-disposition"]
+    named = api.get(f"/api/loras/{checkpoint}/file").headers["content-disposition"]
+    assert 'filename="bo-run_a-step50.safetensors"' in named
     assert "transformer.proj_out.lora_A.weight" in load_file_bytes(download.content)
 
     file_path = settings.data_path / "loras" / character / job_id / "checkpoint.safetensors"
@@ -125,6 +128,34 @@ def test_list_filter_get_rename_download_delete(api: TestClient, settings: Setti
     # The other LoRAs and files are untouched.
     assert (settings.data_path / "loras" / character / job_id / "trained.safetensors").exists()
     assert len(api.get("/api/loras").json()["items"]) == 5
+
+
+def test_deleting_a_lora_a_job_still_needs_is_refused_with_the_reason(api: TestClient, settings: Settings) -> None:
+    character = _character(api)
+    trained, checkpoint, _ = _rows(settings, character)
+    engine = create_engine(settings.sqlalchemy_url)
+    with Session(engine) as db:
+        waiting = Job(
+            kind="generation", status="queued", plugin="diffusers", character_id=character, name="a portrait",
+            payload={"loras": [{"lora_id": trained, "weight": 1.0}]},
+        )  # fmt: skip
+        db.add(waiting)
+        producing = db.get(Job, db.get(Lora, checkpoint).job_id)  # type: ignore[union-attr]
+        assert producing is not None
+        producing.status = "running"
+        db.commit()
+        waiting_id, producing_id = waiting.id, producing.id
+    refused = api.delete(f"/api/loras/{trained}")
+    assert refused.status_code == 409
+    assert "used by generation job 'a portrait' (queued)" in refused.json()["detail"]
+    refused = api.delete(f"/api/loras/{checkpoint}")
+    assert refused.status_code == 409 and "used by training job 'run A' (running)" in refused.json()["detail"]
+    assert len(api.get("/api/loras", params={"character_id": character}).json()["items"]) == 3
+    with Session(engine) as db:
+        db.get(Job, waiting_id).status = "cancelled"  # type: ignore[union-attr]
+        db.get(Job, producing_id).status = "succeeded"  # type: ignore[union-attr]
+        db.commit()
+    assert api.delete(f"/api/loras/{trained}").status_code == 204
 
 
 def load_file_bytes(content: bytes) -> list[str]:

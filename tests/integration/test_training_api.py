@@ -90,6 +90,7 @@ def test_a_run_through_the_queue_and_worker_produces_a_lora(
     assert response.status_code == 202, response.text
     job = response.json()
     assert job["status"] == "queued" and job["kind"] == "training" and job["config"]["rank"] == 4
+    assert job["run_number"] == 1
 
     assert run_worker(settings, burst=True) == 0
 
@@ -125,6 +126,32 @@ def test_a_run_through_the_queue_and_worker_produces_a_lora(
     assert estimate["seconds_per_step"] == round(speed["seconds_per_step"], 4)
     assert "median speed of run at" in estimate["basis"] and "cpu, tiny model" in estimate["basis"]
 
+    # Downloads carry names a person can tell apart: character, run number, step.
+    steps = SMALL["steps"]
+    assert f'filename="queue_runner-run1-step{steps}.safetensors"' in download.headers["content-disposition"]
+    by_library = client.get(f"/api/loras/{trained[0]['id']}/file")
+    assert f'filename="queue_runner-run1-step{steps}.safetensors"' in by_library.headers["content-disposition"]
+    checkpoint = next(a for a in artifacts if a["kind"] == "checkpoint" and a["step"] == 20)
+    named = client.get(f"/api/jobs/{job['id']}/artifacts/{checkpoint['id']}/file").headers["content-disposition"]
+    assert 'filename="queue_runner-run1-step20.safetensors"' in named
+    sample = next(a for a in artifacts if a["kind"] == "sample")
+    named = client.get(f"/api/jobs/{job['id']}/artifacts/{sample['id']}/file").headers["content-disposition"]
+    assert named.startswith("inline") and "queue_runner-run1-" in named
+
+
+def test_runs_get_distinct_default_names_and_numbers(client: TestClient) -> None:
+    character = make_character(client, "Ada Lovelace", 2)
+    jobs = []
+    for config in ({**SMALL, "steps": 50}, {**SMALL, "steps": 80, "rank": 8}):
+        response = client.post("/api/training", json={"character_id": character, "config": config})
+        assert response.status_code == 202, response.text
+        jobs.append(response.json())
+        client.post(f"/api/jobs/{jobs[-1]['id']}/cancel")
+    assert [job["run_number"] for job in jobs] == [1, 2]
+    assert jobs[0]["name"] == "Ada Lovelace run 1 (50 steps, rank 4)"
+    assert jobs[1]["name"] == "Ada Lovelace run 2 (80 steps, rank 8)"
+    assert all(ch.isascii() for job in jobs for ch in job["name"])
+
 
 def test_cancel_a_running_job(client: TestClient, settings: Settings) -> None:
     character = make_character(client, "Cancel Me", 2)
@@ -143,3 +170,56 @@ def test_cancel_a_running_job(client: TestClient, settings: Settings) -> None:
     final = client.get(f"/api/jobs/{job_id}").json()
     assert final["status"] == "cancelled"
     assert 3 <= final["progress"]["step"] < 5000
+
+
+def test_a_cancelled_run_resumes_from_its_checkpoint_as_a_new_attempt_then_is_deleted(
+    client: TestClient, settings: Settings
+) -> None:
+    character = make_character(client, "Resume Me", 2)
+    config = {**SMALL, "steps": 400, "sample_every": 0, "checkpoint_every": 10, "keep_checkpoints": 1}
+    job_id = client.post("/api/training", json={"character_id": character, "config": config}).json()["id"]
+    assert client.post(f"/api/jobs/{job_id}/resume").status_code == 409  # queued: nothing to resume yet
+    worker = threading.Thread(target=run_worker, args=(settings,), kwargs={"burst": True})
+    worker.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if (client.get(f"/api/jobs/{job_id}").json()["progress"].get("step") or 0) >= 15:
+            break
+        time.sleep(0.1)
+    assert client.post(f"/api/jobs/{job_id}/cancel").status_code == 200
+    worker.join(timeout=60)
+    stopped = client.get(f"/api/jobs/{job_id}").json()
+    assert stopped["status"] == "cancelled" and stopped["attempts"] == 1
+    seen_steps = {point["step"] for point in client.get(f"/api/jobs/{job_id}/history").json()["loss"]}
+
+    resumed = client.post(f"/api/jobs/{job_id}/resume")
+    assert resumed.status_code == 200, resumed.text
+    assert resumed.json()["status"] == "queued" and not resumed.json()["cancel_requested"]
+    assert run_worker(settings, burst=True) == 0
+    done = client.get(f"/api/jobs/{job_id}").json()
+    assert done["status"] == "succeeded", done["error"]
+    assert done["attempts"] == 2
+    assert 10 <= done["result"]["resumed_from"] <= max(seen_steps)
+    history = client.get(f"/api/jobs/{job_id}/history").json()
+    assert {point["step"] for point in history["loss"]} == set(range(1, 401))  # one curve across both attempts
+    messages = [status["message"] or "" for status in history["statuses"]]
+    assert f"resumed from step {done['result']['resumed_from']} (attempt 2 of" in messages[-2]
+    assert client.post(f"/api/jobs/{job_id}/resume").status_code == 409  # succeeded: nothing to resume
+
+    # Deleting the run removes its rows, its LoRAs and its folder.
+    folder = settings.data_path / "loras" / character / job_id
+    assert folder.is_dir()
+    assert client.delete(f"/api/jobs/{job_id}").status_code == 204
+    assert client.get(f"/api/jobs/{job_id}").status_code == 404
+    assert client.get("/api/loras", params={"job_id": job_id}).json()["items"] == []
+    assert not folder.exists()
+
+
+def test_a_run_without_checkpoint_does_not_resume_and_an_active_run_is_not_deleted(client: TestClient) -> None:
+    character = make_character(client, "No Checkpoint", 2)
+    job_id = client.post("/api/training", json={"character_id": character, "config": SMALL}).json()["id"]
+    assert client.delete(f"/api/jobs/{job_id}").status_code == 409
+    client.post(f"/api/jobs/{job_id}/cancel")
+    refused = client.post(f"/api/jobs/{job_id}/resume")
+    assert refused.status_code == 409 and "no checkpoint" in refused.json()["detail"]
+    assert client.delete(f"/api/jobs/{job_id}").status_code == 204

@@ -58,6 +58,9 @@ def test_capabilities_carry_a_plan_per_worker_gpu(production_client: TestClient,
     plan = memory["gpu-24"]["plan"]
     assert plan["chosen"] == next(e["profile"] for e in plan["estimates"] if e["fits"])
     assert plan["reason"].startswith(f"fits your 24 GB GPU with {plan['chosen']}")
+    generation = memory["gpu-24"]["generation"]
+    assert generation["chosen"] == next(e["profile"] for e in generation["estimates"] if e["fits"])
+    assert generation["estimates"] != plan["estimates"]
     cpu = memory["cpu-1"]["plan"]
     assert cpu["gpu_bytes"] is None and cpu["chosen"] is None
     assert all(e["fits"] is None for e in cpu["estimates"])

@@ -4,7 +4,9 @@ worker that dies is replaced, the API dying stops everything."""
 from __future__ import annotations
 
 import os
+import pty
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -194,3 +196,54 @@ def test_up_restarts_its_redis_after_kill_9_on_the_same_port_with_its_data(tmp_p
             proc.wait()
     assert "embedded redis exited unexpectedly" in output
     assert proc.returncode == 0
+
+
+def test_on_a_terminal_up_logs_plain_text_and_prints_the_url_last(tmp_path: Path) -> None:
+    """`make run` in a terminal: readable log lines (not JSON), and the URL as the last line once it works."""
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "ISENGARD_DATA_DIR": str(tmp_path / "data"),
+        "ISENGARD_PORT": str(port),
+        "ISENGARD_MODE": "fast-test",
+        "ISENGARD_LOG_LEVEL": "INFO",
+    }
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "isengard.cli", "up"], cwd=tmp_path, env=env, stdin=follower, stdout=follower,
+        stderr=follower, start_new_session=True,
+    )  # fmt: skip
+    os.close(follower)
+    output = b""
+
+    def read_for(seconds: float) -> None:
+        nonlocal output
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    output += os.read(leader, 65536)
+                except OSError:
+                    return
+
+    try:
+        deadline = time.monotonic() + 150
+        while b"Isengard is running at" not in output and time.monotonic() < deadline:
+            assert proc.poll() is None, output.decode(errors="replace")
+            read_for(0.5)
+        read_for(3)  # whatever the processes still print after the URL
+        lines = [line.strip() for line in output.decode(errors="replace").splitlines() if line.strip()]
+        assert lines[-1] == f"Isengard is running at http://127.0.0.1:{port}  (Ctrl-C stops it)", lines[-5:]
+        assert _health(port)["workers"]["count"] == 1, "the URL is printed once the app works"
+        logged = lines[:-1]
+        assert logged and not [line for line in logged if line.startswith("{")], logged[:5]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        os.close(leader)

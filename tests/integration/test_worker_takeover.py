@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 import redis
 
-from isengard.api.services.jobs.manage import job_history
+from isengard.api.services.jobs.manage import job_history, job_out
 from isengard.db.migrate import upgrade
+from isengard.db.models import Job
 from isengard.domain import JobStatus
+from isengard.jobs.history import load_events
 from isengard.logging import correlation_id
 from isengard.queue import keys
+from isengard.queue.workers import list_workers
 from isengard.worker.main import EXIT_JOBS_FAILED
 from tests.integration.queue_support import (
     JobStore,
@@ -29,6 +32,13 @@ pytestmark = pytest.mark.databases
 
 def _steps(lines: list[str], pid: int) -> list[int]:
     return [int(line.split()[1]) for line in lines if line.startswith("step ") and f"pid={pid} " in line]
+
+
+def _shown_lost(store: JobStore, job_id: str) -> bool:
+    with store.sessions() as session:
+        row = session.get(Job, job_id)
+        assert row is not None
+        return job_out(store.services, row).worker_lost
 
 
 def test_sigkill_mid_job_then_takeover_resumes_from_the_last_checkpoint(
@@ -51,6 +61,10 @@ def test_sigkill_mid_job_then_takeover_resumes_from_the_last_checkpoint(
         killed_at = store.job(job.id)
         assert killed_at.status == "running" and killed_at.worker_id == "doomed"
         assert redis_client.exists(keys.job_lease(job.id)), "the dead worker's lease is still there until it expires"
+        # Its heartbeat record outlives it by a lease, but the missed beats tell at once that it is lost.
+        wait_for(lambda: _shown_lost(store, job.id), 5, "the run shows its worker lost")
+        assert redis_client.exists(keys.worker_heartbeat("doomed")), "lost is told before the record expires"
+        assert "doomed" not in [w["id"] for w in list_workers(redis_client, settings.heartbeat_seconds)]
 
         log_path = tmp_path / "rescuer.log"
         second = start_worker_process(settings, "rescuer", burst=True, log_path=log_path)
@@ -71,6 +85,10 @@ def test_sigkill_mid_job_then_takeover_resumes_from_the_last_checkpoint(
             steps = [point.step for point in loss if point.attempt == attempt]
             assert steps == sorted(set(steps)), "one point per step within an attempt"
         assert min(point.step for point in loss if point.attempt == 2) == resumed_from + 1
+        with store.sessions() as session:
+            statuses = [event.message for _, event in load_events(session, job.id, types=["status"])]
+        assert f"resumed from step {resumed_from} (attempt 2 of 3) after worker doomed was lost" in statuses
+        assert not _shown_lost(store, job.id)
         first_steps, second_steps = _steps(lines, first.pid), _steps(lines, second.pid)
         assert first_steps[0] == 1 and max(first_steps) >= 12
         assert second_steps == list(range(resumed_from + 1, 41)), "the rescuer ran only what came after"

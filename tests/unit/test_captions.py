@@ -39,3 +39,14 @@ def test_caption_text_is_normalized_and_bounded() -> None:
     assert len(normalize_caption("x" * 10_000)) == 4000
     assert caption_from_bytes("\ufeffcafé".encode()) == "café"
     assert caption_from_bytes(b"bad \xff byte") == "bad \ufffd byte"
+
+
+def test_one_trigger_rule_for_prompts_placeholder_or_prepended_once() -> None:
+    from isengard.captions import apply_trigger
+
+    assert apply_trigger("[trigger] reading a book", "ohwx_ada") == "ohwx_ada reading a book"
+    assert apply_trigger("a portrait of [TRIGGER], [trigger] smiling", "ohwx") == "a portrait of ohwx, ohwx smiling"
+    assert apply_trigger("reading a book", "ohwx_ada") == "ohwx_ada, reading a book"
+    assert apply_trigger("OHWX_ADA reading", "ohwx_ada") == "OHWX_ADA reading"  # already named: not twice
+    assert apply_trigger("", "ohwx") == "ohwx"
+    assert apply_trigger("[trigger] at sea", "") == "at sea"

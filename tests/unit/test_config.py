@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +89,27 @@ def test_cli_prints_one_line_not_a_traceback(tmp_path: Path) -> None:
         "isengard: invalid setting ISENGARD_PORT: Input should be a valid integer, unable to parse string as an integer"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_log_lines_are_json_unless_written_to_a_terminal(tmp_path: Path) -> None:
+    import io
+    import logging
+    import os
+    import pty
+
+    from isengard.logging import configure_logging
+
+    piped = io.StringIO()
+    configure_logging("INFO", None, stream=piped)
+    logging.getLogger("isengard.test").info("hello", extra={"n": 1})
+    assert json.loads(piped.getvalue())["message"] == "hello"
+
+    leader, follower = pty.openpty()
+    with os.fdopen(follower, "w") as terminal:
+        configure_logging("INFO", None, stream=terminal)
+        logging.getLogger("isengard.test").info("hello there")
+        terminal.flush()
+        written = os.read(leader, 4096).decode()
+    os.close(leader)
+    assert "hello there" in written and not written.lstrip().startswith("{")
+    configure_logging("INFO", True)

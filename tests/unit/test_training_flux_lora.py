@@ -121,7 +121,7 @@ def test_samples_use_fixed_seeds_and_show_the_training(trained: tuple[RecordingC
     ctx, _ = trained
     by_step = {(a.step, a.meta["index"]): ctx.data_dir / a.path for a in ctx.samples}
     assert sorted(by_step) == [(s, i) for s in (50, 100, 150) for i in (0, 1)]
-    assert ctx.samples[0].meta["prompt"] == "[trigger] standing"
+    assert ctx.samples[0].meta["prompt"] == "rdfig standing"  # labelled with the prompt the model got
     early = np.asarray(Image.open(by_step[(50, 0)]), dtype=np.int16)
     late = np.asarray(Image.open(by_step[(150, 0)]), dtype=np.int16)
     assert early.shape == late.shape == (64, 64, 3)

@@ -9,12 +9,13 @@ import { NotFound } from "./pages/NotFound";
 const Characters = lazy(() => import("./pages/Characters"));
 const CharacterDetail = lazy(() => import("./pages/CharacterDetail"));
 const Dataset = lazy(() => import("./pages/Dataset"));
-const StartTraining = lazy(() => import("./pages/StartTraining"));
-const OngoingTraining = lazy(() => import("./pages/OngoingTraining"));
-const TrainingHistory = lazy(() => import("./pages/TrainingHistory"));
-const TrainingDetail = lazy(() => import("./pages/TrainingDetail"));
-const ImageGen = lazy(() => import("./pages/ImageGen"));
+const StartTraining = lazy(() => import("./features/training/StartTrainingPage"));
+const OngoingTraining = lazy(() => import("./features/runs/OngoingPage"));
+const TrainingHistory = lazy(() => import("./features/runs/HistoryPage"));
+const TrainingDetail = lazy(() => import("./features/runs/RunPage"));
+const ImageGen = lazy(() => import("./features/generate/ImageGenPage"));
 const Video = lazy(() => import("./pages/Video"));
+const LoraLibrary = lazy(() => import("./features/loras/LoraLibraryPage"));
 
 export function App() {
   return (
@@ -40,6 +41,7 @@ function SignedInApp() {
           <Route path="training/history" element={<TrainingHistory />} />
           <Route path="training/:jobId" element={<TrainingDetail />} />
           <Route path="generate" element={<ImageGen />} />
+          <Route path="loras" element={<LoraLibrary />} />
           <Route path="video" element={<Video />} />
           <Route path="*" element={<NotFound />} />
         </Route>

@@ -2,8 +2,8 @@
 
     isengard generate --lora "Ada v1" "portrait in the rain" --seed 7 -n 4 --out ./images
 
-The LoRA is named by its id or its name in the library. Images land in --out as PNG files with their parameters
-embedded. Ctrl-C cancels the job on the server.
+The LoRA is named by its id, its name in the library, or a character's name (its newest LoRA). Images land in
+--out as PNG files with their parameters embedded. Ctrl-C cancels the job on the server.
 """
 
 from __future__ import annotations
@@ -45,25 +45,11 @@ def _split_weight(spec: str) -> tuple[str, float]:
 
 
 def resolve_lora(client: IsengardClient, spec: str) -> dict[str, Any]:
-    """A LoRA by id, or by exact (case-insensitive) name; an ambiguous or unknown name is an error."""
+    """A LoRA by id, by exact (case-insensitive) name, or by a character's name (its newest LoRA); the API tells
+    an unknown name (404) and lists the choices of an ambiguous one (409)."""
     name, weight = _split_weight(spec)
-    matches: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while True:
-        params: dict[str, Any] = {"limit": 200}
-        if cursor:
-            params["cursor"] = cursor
-        page = client.request("GET", "/api/loras", params=params)
-        matches += [item for item in page["items"] if item["id"] == name or item["name"].lower() == name.lower()]
-        cursor = page.get("next_cursor")
-        if not cursor:
-            break
-    if not matches:
-        raise ApiError(404, f"no LoRA named '{name}' (see the LoRA library in the web app)")
-    if len(matches) > 1:
-        listed = ", ".join(f"{m['id']} ({m['source']}, {m['created_at'][:10]})" for m in matches[:5])
-        raise ApiError(409, f"several LoRAs are named '{name}'; pass an id instead: {listed}")
-    return {"lora_id": matches[0]["id"], "weight": weight}
+    lora = client.request("GET", "/api/loras/resolve", params={"name": name})
+    return {"lora_id": lora["id"], "weight": weight}
 
 
 def download(client: IsengardClient, job_id: str, out: Path) -> list[Path]:

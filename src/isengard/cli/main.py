@@ -8,13 +8,16 @@ process it started, by PID.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
+
+import httpx
 
 from isengard.config import Mode, Settings, SettingsError, load_settings
 from isengard.logging import configure_logging
@@ -80,6 +83,26 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return run_worker(settings, burst=args.burst, worker_id=args.id)
 
 
+READY_TIMEOUT_SECONDS = 300.0
+
+
+def _wait_until_ready(settings: Settings, supervisor: Any, stopping: Callable[[], bool]) -> bool:
+    """Poll the API's health until a worker is up; False when the API exited or Ctrl-C came first."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    url = f"http://{host}:{settings.port}/api/health"
+    headers = {"Authorization": f"Bearer {settings.api_token}"} if settings.api_token else {}
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while not stopping() and time.monotonic() < deadline:
+        if not supervisor.check():
+            return False
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            if httpx.get(url, headers=headers, timeout=2).json().get("workers", {}).get("count", 0) > 0:
+                return True
+        time.sleep(0.3)
+    # Slow to start (a large model loading): say where it will be all the same.
+    return not stopping()
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from isengard.redis_server import EmbeddedRedis
     from isengard.supervisor import Supervisor
@@ -113,7 +136,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             workers[worker_id] = [python, "-m", "isengard.cli", "worker", "--id", worker_id]
         supervisor = Supervisor([python, "-m", "isengard.cli", "api"], workers, env, redis_server=redis_server)
         supervisor.start()
-        print(f"Isengard is running at {settings.public_url}  (Ctrl-C stops it)", flush=True)
+        # The URL comes last, once the app answers with a worker up: after the start-up logs, not buried in them.
+        if _wait_until_ready(settings, supervisor, lambda: stopping):
+            print(f"Isengard is running at {settings.public_url}  (Ctrl-C stops it)", flush=True)
         while not stopping:
             if not supervisor.check():
                 api_exited = True

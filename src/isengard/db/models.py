@@ -84,6 +84,8 @@ class Job(Base):
     plugin: Mapped[str] = mapped_column(String(100))
     character_id: Mapped[str | None] = mapped_column(ForeignKey("characters.id", ondelete="SET NULL"), nullable=True)
     name: Mapped[str] = mapped_column(String(200), default="")
+    # Training runs are numbered per character (run 1, run 2, ...): the names and file names people tell apart.
+    run_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # The plugin's validated config and the full input snapshot the plugin runs from.
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -28,7 +28,7 @@ def record_lora(session: Session, job: JobSnapshot, artifact: JobArtifact) -> Lo
     lora = session.scalars(select(Lora).where(Lora.job_id == job.id, Lora.path == artifact.path).limit(1)).first()
     if lora is None:
         # The name is set once: a person may have renamed the LoRA before the retry saved the file again.
-        lora = Lora(job_id=job.id, path=artifact.path, name=base_name if is_final else f"{base_name} · step {step}")
+        lora = Lora(job_id=job.id, path=artifact.path, name=base_name if is_final else f"{base_name} step {step}")
         session.add(lora)
     lora.character_id = job.character_id
     lora.source = "trained" if is_final else "checkpoint"

@@ -70,8 +70,10 @@ class JobStates:
 
     # --- Start ----------------------------------------------------------------------------------------------------
 
-    def start(self, row: JobRow, *, worker_id: str, entry_id: str) -> StartOutcome:
-        """Move the row just read to running here; or to its end when it was cancelled or ran out of attempts."""
+    def start(self, row: JobRow, *, worker_id: str, entry_id: str, resume_step: int | None = None) -> StartOutcome:
+        """Move the row just read to running here; or to its end when it was cancelled or ran out of attempts.
+
+        `resume_step` is the checkpoint a later attempt continues from, for the status line the user reads."""
         if row.status.is_final:
             return NothingToRun(f"already {row.status}")
         read_state = (Job.id == row.id, Job.status == row.status.value, Job.attempts == row.attempts)
@@ -93,13 +95,15 @@ class JobStates:
                 return RowChanged()
             return NothingToRun("gave up", JobStatus.FAILED)
         attempt = row.attempts + 1
-        if row.status == JobStatus.RUNNING:
-            message = f"resumed by {worker_id} after {row.worker_id or 'its worker'} stopped"
+        if attempt > 1:
+            # What the user sees: where the run picks up, and which attempt this is.
+            where = f"resumed from step {resume_step}" if resume_step else "resumed"
+            message = f"{where} (attempt {attempt} of {row.max_attempts})"
+            if row.status == JobStatus.RUNNING:
+                message += f" after worker {row.worker_id or '?'} was lost"
         else:
-            message = f"started on {worker_id}"
-        started = StatusEvent(
-            job_id=row.id, status=JobStatus.RUNNING, message=f"{message} (attempt {attempt} of {row.max_attempts})"
-        )
+            message = f"started on {worker_id} (attempt {attempt} of {row.max_attempts})"
+        started = StatusEvent(job_id=row.id, status=JobStatus.RUNNING, message=message)
         values = {
             "status": JobStatus.RUNNING.value,
             "attempts": attempt,
@@ -231,6 +235,7 @@ def submit(
     name: str,
     max_attempts: int,
     correlation_id: str | None,
+    run_number: int | None = None,
 ) -> Job:
     """Insert the job row (queued), commit it, then put it on the queue. Returns the job even if Redis is down.
 
@@ -240,6 +245,7 @@ def submit(
     job = Job(
         kind=JobKind(kind).value,
         status=JobStatus.QUEUED.value,
+        run_number=run_number,
         plugin=plugin,
         character_id=character_id,
         name=name,
@@ -298,6 +304,44 @@ def cancel(session: Session, client: redis.Redis, job_id: str, *, event_maxlen: 
             return job
         session.refresh(job)
     raise NotCancellableError(f"job {job_id} is already {job.status}; nothing to cancel")
+
+
+class NotResumableError(RuntimeError):
+    """The run is not stopped (cancelled or failed), or another request changed it meanwhile."""
+
+
+def resume(
+    session: Session, client: redis.Redis, job: Job, *, step: int, extra_attempts: int, event_maxlen: int
+) -> Job:
+    """A cancelled or failed run goes back on the queue: a new attempt of the same run, with a fresh allowance of
+    attempts, continuing from the checkpoint of `step` (found by the caller in the run's folder)."""
+    if job.status not in (JobStatus.CANCELLED.value, JobStatus.FAILED.value):
+        raise NotResumableError(f"the run is {job.status}: only a cancelled or failed run resumes")
+    now = utcnow()
+    event = StatusEvent(job_id=job.id, status=JobStatus.QUEUED, message=f"resuming from the checkpoint of step {step}")
+    values = {
+        "status": JobStatus.QUEUED.value,
+        "cancel_requested": False,
+        "error": None,
+        "worker_id": None,
+        "finished_at": None,
+        "updated_at": now,
+        "max_attempts": Job.attempts + extra_attempts,
+    }
+    if not transition(session, (Job.id == job.id, Job.status == job.status), values, [event]):
+        raise NotResumableError("the run changed meanwhile; reload it")
+    session.commit()
+    session.refresh(job)
+    try:
+        queue.clear_job_keys(client, job.id)  # the earlier attempt's cancel flag must not stop this one
+        job.stream_id = queue.enqueue(client, job.kind, job.id)
+        session.commit()
+    except redis.RedisError as exc:
+        # Queued in the database: the recovery task enqueues it once Redis answers.
+        log.warning("resume saved but not enqueued: redis is unavailable", extra={"job_id": job.id, "error": str(exc)})
+        return job
+    queue_events.publish(client, event, maxlen=event_maxlen)
+    return job
 
 
 def detach_character(session: Session, character_id: str) -> int:

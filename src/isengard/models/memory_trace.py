@@ -4,7 +4,8 @@ The transformer is built on the meta device (no weights exist), the LoRA is adde
 then swapped for a fake tensor: shapes and dtypes without storage. One real step of the trainer (its LoRA setup
 and its flow-matching loss, forward, backward, optimizer step) runs under `FakeTensorMode` inside a `MemTracker`,
 which counts each storage as ops create and free it; its peak is what the step would hold. Slow (seconds for a
-slice of a few blocks), so the planner calls it only to calibrate its per-block model (see memory_calibration.py).
+slice of a few blocks, minutes for the whole model), so the planner only calibrates its per-block model on it
+(calibrate_step_coefficients below; the coefficients live in memory_activations.py).
 
 Three details make the tracker usable here: the LoRA must exist before the swap (peft cannot add layers to fake
 weights), MemTracker's per-module hooks are turned off (they hook every parameter for its gradient, which fails on

@@ -16,15 +16,19 @@ from pydantic import BaseModel
 from isengard.config import Mode, Settings
 from isengard.models.flux_layout import FLUX_DEV_TRANSFORMER
 from isengard.models.locate import base_model_dir
-from isengard.models.memory_plan import MemoryPlan, plan_training
+from isengard.models.memory_plan import MemoryPlan, plan_generation, plan_training
 from isengard.plugins.training.flux_lora_config import FluxLoraConfig
+
+# Generation is planned for the largest image usually asked for; smaller ones need less.
+GENERATION_RESOLUTION = 1024
 
 
 class WorkerMemoryPlan(BaseModel):
     worker_id: str
     gpu_total_bytes: int | None
     gpu_free_bytes: int | None
-    plan: MemoryPlan
+    plan: MemoryPlan  # a default flux-lora training run
+    generation: MemoryPlan  # generating a 1024 px image
 
 
 @lru_cache(maxsize=8)
@@ -68,8 +72,8 @@ def worker_gpu_bytes(worker: dict[str, Any]) -> int | None:
 def worker_plans(
     settings: Settings, workers: list[dict[str, Any]], config: dict[str, Any] | None = None
 ) -> list[WorkerMemoryPlan]:
-    """One training plan per live worker (the default config unless one is given); a worker without a GPU gets a
-    plan whose reason says so."""
+    """Per live worker, the plan of a training run (the default config unless one is given) and of generation; a
+    worker without a GPU gets plans whose reason says so."""
     plans = []
     for worker in workers:
         free = worker.get("gpu_free_bytes")
@@ -79,6 +83,11 @@ def worker_plans(
                 gpu_total_bytes=worker_gpu_bytes(worker),
                 gpu_free_bytes=free if isinstance(free, int) else None,
                 plan=training_plan(settings, config or {}, worker_gpu_bytes(worker)),
+                generation=plan_generation(
+                    transformer_config=base_transformer_config(settings),
+                    resolution=GENERATION_RESOLUTION,
+                    gpu_bytes=worker_gpu_bytes(worker),
+                ),
             )
         )
     return plans

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from isengard.captions import substitute_trigger
+from isengard.captions import apply_trigger, substitute_trigger
 from isengard.domain import ArtifactKind, PluginKind
 from isengard.imaging import make_thumbnail
 from isengard.plugins.checkpoint_folders import COMPLETE, checkpoint_dir, complete_checkpoints
@@ -37,6 +37,7 @@ __all__ = [
     "PluginError",
     "PluginSettings",
     "SettingsConfigDict",
+    "apply_trigger",
     "atomic_path",
     "atomic_write_bytes",
     "checkpoint_dir",

@@ -36,3 +36,9 @@ def latest_checkpoint_in(work_dir: Path) -> Path | None:
     """The newest complete checkpoint folder, or None."""
     folders = complete_checkpoints(work_dir)
     return folders[-1] if folders else None
+
+
+def checkpoint_step(folder: Path) -> int | None:
+    """The step a `step-N` checkpoint folder was saved at."""
+    match = _STEP_FOLDER.match(folder.name)
+    return int(match.group(1)) if match else None

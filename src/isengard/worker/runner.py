@@ -32,9 +32,11 @@ from isengard.jobs.speeds import RESULT_KEY as SPEED_KEY
 from isengard.jobs.states import JobStates
 from isengard.logging import correlation_id, job_id_var, new_correlation_id
 from isengard.plugins.api import JobCancelled, JobInterrupted, Plugin, PluginError
+from isengard.plugins.checkpoint_folders import checkpoint_step, latest_checkpoint_in
 from isengard.plugins.registry import PluginRegistry, UnknownPluginError
 from isengard.queue import jobs as queue
-from isengard.worker.context import WorkerJobContext
+from isengard.storage import DataTree
+from isengard.worker.context import WorkerJobContext, job_work_dir
 from isengard.worker.placement import unavailable_reason, workers_able_to_run
 from isengard.worker.speed import run_speed
 
@@ -179,13 +181,23 @@ class JobRunner:
             if row is None:
                 log.warning("entry for a job that does not exist", extra={"job_id": entry.job_id})
                 return NothingToRun("no such job")
-            outcome = self.states.start(row, worker_id=self.worker_id, entry_id=entry.entry_id)
+            outcome = self.states.start(
+                row, worker_id=self.worker_id, entry_id=entry.entry_id, resume_step=self._resume_step(row)
+            )
             if not isinstance(outcome, RowChanged):
                 return outcome
             # The API changed the row in between (a cancel): read it again.
             row = self.states.read(entry.job_id)
         log.warning("job row kept changing; leaving the entry for later", extra={"job_id": entry.job_id})
         return NothingToRun("row kept changing")
+
+    def _resume_step(self, row: JobRow) -> int | None:
+        """The step a new attempt continues from: the newest complete checkpoint in the job's folder."""
+        if row.attempts == 0:
+            return None
+        job = JobSnapshot(id=row.id, kind=row.kind, plugin=row.plugin, character_id=row.character_id, name=row.name)
+        latest = latest_checkpoint_in(job_work_dir(DataTree(self.settings.data_path), job))
+        return checkpoint_step(latest) if latest is not None else None
 
     # --- Run --------------------------------------------------------------------------------------------------------
 

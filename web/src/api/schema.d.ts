@@ -449,7 +449,11 @@ export interface paths {
         get: operations["get_job_api_jobs__job_id__get"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete Job
+         * @description A training run that has ended, with its history, checkpoints, samples and LoRAs (refused while in use).
+         */
+        delete: operations["delete_job_api_jobs__job_id__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -540,6 +544,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/jobs/{job_id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume Job
+         * @description A cancelled or failed training run continues from its last checkpoint, as a new attempt of the same run.
+         */
+        post: operations["resume_job_api_jobs__job_id__resume_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/logs": {
         parameters: {
             query?: never;
@@ -589,6 +613,26 @@ export interface paths {
          *     `files`; it is converted to the diffusers layout. Pickle files are refused.
          */
         post: operations["import_lora_api_loras_import_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/loras/resolve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Resolve Lora
+         * @description A LoRA by id, by name, or by a character's name (its newest trained or imported LoRA).
+         */
+        get: operations["resolve_lora_api_loras_resolve_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -865,7 +909,7 @@ export interface components {
         Capabilities: {
             /**
              * Memory
-             * @description per live worker: its GPU and the memory plan of a default flux-lora run on it (a worker without a GPU has a plan with fits = null and a reason saying so)
+             * @description per live worker: its GPU and the memory plans of a default flux-lora run and of generation on it (a worker without a GPU has plans with fits = null and a reason saying so)
              */
             memory?: components["schemas"]["WorkerMemoryPlan"][];
             /** Mode */
@@ -1027,8 +1071,16 @@ export interface components {
             extreme_aspect_threshold: number;
             /** Missing Captions */
             missing_captions: components["schemas"]["ImageRef"][];
-            /** Near Duplicate Groups */
+            /**
+             * Near Duplicate Groups
+             * @description each group oldest first: the rest look like it
+             */
             near_duplicate_groups: components["schemas"]["ImageRef"][][];
+            /**
+             * Recommended Images
+             * @description the image count that trains well, [fewest, most]
+             */
+            recommended_images: number[];
             /** Resolution */
             resolution: number;
             /** Resolution Histogram */
@@ -1435,11 +1487,22 @@ export interface components {
             result?: {
                 [key: string]: unknown;
             };
+            /**
+             * Run Number
+             * @description training runs: 1, 2, ... per character
+             */
+            run_number?: number | null;
             /** Started At */
             started_at?: string | null;
             status: components["schemas"]["JobStatus"];
             /** Worker Id */
             worker_id?: string | null;
+            /**
+             * Worker Lost
+             * @description running, but its worker stopped sending heartbeats
+             * @default false
+             */
+            worker_lost?: boolean;
         };
         /** JobPage */
         JobPage: {
@@ -2005,6 +2068,12 @@ export interface components {
         };
         /** WorkerInfo */
         WorkerInfo: {
+            /**
+             * Alive
+             * @description false once the worker missed several heartbeats
+             * @default true
+             */
+            alive?: boolean;
             /** Current Job */
             current_job?: string | null;
             /** Gpu Free Bytes */
@@ -2022,6 +2091,11 @@ export interface components {
              * @default []
              */
             kinds?: string[];
+            /**
+             * Last Beat Seconds
+             * @description seconds since the worker's last heartbeat
+             */
+            last_beat_seconds?: number | null;
             /** Pid */
             pid?: number | null;
             /**
@@ -2036,6 +2110,7 @@ export interface components {
         };
         /** WorkerMemoryPlan */
         WorkerMemoryPlan: {
+            generation: components["schemas"]["MemoryPlan"];
             /** Gpu Free Bytes */
             gpu_free_bytes: number | null;
             /** Gpu Total Bytes */
@@ -4896,6 +4971,89 @@ export interface operations {
             };
         };
     };
+    delete_job_api_jobs__job_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
     list_artifacts_api_jobs__job_id__artifacts_get: {
         parameters: {
             query?: {
@@ -5336,6 +5494,91 @@ export interface operations {
             };
         };
     };
+    resume_job_api_jobs__job_id__resume_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobOut"];
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
     store_client_log_api_logs_post: {
         parameters: {
             query?: never;
@@ -5599,6 +5842,91 @@ export interface operations {
             };
             /** @description the body is not multipart/form-data */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    resolve_lora_api_loras_resolve_get: {
+        parameters: {
+            query: {
+                name: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LoraOut"];
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

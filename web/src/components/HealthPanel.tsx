@@ -25,6 +25,7 @@ export function HealthPanel() {
     );
   }
   const workers = data?.workers;
+  const lost = workers?.workers?.filter((w) => w.alive === false).length ?? 0;
   return (
     <div className="health" data-testid="health-panel" aria-live="polite">
       <div className="row between">
@@ -37,7 +38,7 @@ export function HealthPanel() {
       <Row
         name="Workers"
         up={workers ? workers.status === "up" : null}
-        value={workers ? (workers.count ? `${workers.count} up` : "none") : undefined}
+        value={workers ? [(workers.count ?? 0) > 0 ? `${workers.count} up` : lost ? "" : "none", lost ? `${lost} lost` : ""].filter(Boolean).join(", ") : undefined}
         detail={workers?.detail}
       />
     </div>

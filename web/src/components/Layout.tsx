@@ -13,6 +13,7 @@ const NAV = [
   { to: "/training/new", label: "Start training", icon: "▶" },
   { to: "/training/ongoing", label: "Ongoing", icon: "◔", count: true },
   { to: "/training/history", label: "History", icon: "☰" },
+  { to: "/loras", label: "LoRAs", icon: "◈" },
   { section: "Generate" },
   { to: "/generate", label: "Images", icon: "✦" },
   { to: "/video", label: "Video", icon: "▷" },

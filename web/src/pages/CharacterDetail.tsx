@@ -1,7 +1,7 @@
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
-import { CharacterFormDialog } from "../components/CharacterForm";
+import { CharacterFormDialog } from "../features/characters/CharacterFormDialog";
 import { BulkCaptionTools } from "../components/dataset/BulkCaptionTools";
 import { DatasetChecklist } from "../components/dataset/DatasetChecklist";
 import { ImageGrid } from "../components/dataset/ImageGrid";

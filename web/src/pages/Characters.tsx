@@ -1,6 +1,6 @@
 import { useState } from "react";
 import { Link, useNavigate } from "react-router-dom";
-import { CharacterFormDialog } from "../components/CharacterForm";
+import { CharacterFormDialog } from "../features/characters/CharacterFormDialog";
 import { Badge, Button, Empty, ErrorNotice, PageHeader } from "../components/ui";
 import { useCharacters, type Character } from "../features/characters/api";
 import { initials, timeAgo } from "../lib/format";

@@ -131,6 +131,6 @@ def bulk_edit_captions(
 def dataset_report(
     db: DbSession,
     character_id: CharacterId,
-    resolution: Annotated[int, Query(ge=256, le=4096, description="the training resolution, in px")] = 1024,
+    resolution: Annotated[int, Query(ge=64, le=4096, description="the training resolution, in px")] = 1024,
 ) -> DatasetReport:
     return build_report(db, character_id, resolution)

@@ -20,12 +20,37 @@ from isengard.api.schemas.health import (
     WorkerInfo,
     WorkersHealth,
 )
+from isengard.api.state import Services
 from isengard.domain import PluginKind
 from isengard.models.locate import model_status
 from isengard.models.planning import WorkerMemoryPlan, worker_plans
-from isengard.queue.workers import list_workers
+from isengard.queue.workers import is_alive, list_workers
 
 router = APIRouter(tags=["health"])
+
+
+def _workers_health(services: Services) -> WorkersHealth:
+    """Each worker with the age of its last beat; one that stopped beating is listed as lost, not counted up."""
+    now = time.time()
+    beat = services.settings.heartbeat_seconds
+    found = []
+    for record in list_workers(services.redis):
+        beat_at = record.get("beat_at")
+        found.append(
+            WorkerInfo.model_validate(
+                {
+                    **record,
+                    "alive": is_alive(record, beat, now),
+                    "last_beat_seconds": round(now - beat_at, 1) if isinstance(beat_at, int | float) else None,
+                }
+            )
+        )
+    alive = [w for w in found if w.alive]
+    lost = [w.id for w in found if not w.alive]
+    detail = None if alive else "no worker is running"
+    if lost:
+        detail = f"{', '.join(lost)} stopped sending heartbeats" + ("" if alive else "; no worker is running")
+    return WorkersHealth(status="up" if alive else "down", detail=detail, count=len(alive), workers=found)
 
 
 def _timed(check: Any) -> ComponentHealth:
@@ -48,13 +73,7 @@ def health(services: ServicesDep) -> Health:
     workers = WorkersHealth(status="down", detail="redis is down")
     if redis_health.status == "up":
         try:
-            found = [WorkerInfo.model_validate(w) for w in list_workers(services.redis)]
-            workers = WorkersHealth(
-                status="up" if found else "down",
-                detail=None if found else "no worker is running",
-                count=len(found),
-                workers=found,
-            )
+            workers = _workers_health(services)
         except Exception as exc:
             workers = WorkersHealth(status="down", detail=str(exc)[:300])
     healthy = all(part.status == "up" for part in (database, redis_health, workers))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import FileResponse
 from sse_starlette import EventSourceResponse
 
@@ -20,6 +20,7 @@ from isengard.api.schemas.jobs import (
 )
 from isengard.api.services.jobs import events as job_events
 from isengard.api.services.jobs import manage as service
+from isengard.api.services.jobs import stopped_runs
 from isengard.domain import ArtifactKind, JobKind, JobStatus
 
 router = APIRouter(tags=["jobs"])
@@ -31,18 +32,21 @@ LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
 @router.get("/jobs", response_model=JobPage)
 def list_jobs(
     db: DbSession,
+    services: ServicesDep,
     kind: JobKind | None = None,
     status: JobStatus | None = None,
     character_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> JobPage:
-    return service.list_jobs(db, kind=kind, status=status, character_id=character_id, limit=limit, offset=offset)
+    return service.list_jobs(
+        db, kind=kind, status=status, character_id=character_id, limit=limit, offset=offset, services=services
+    )
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-def get_job(job_id: str, db: DbSession) -> JobOut:
-    return JobOut.from_row(service.get_job(db, job_id))
+def get_job(job_id: str, db: DbSession, services: ServicesDep) -> JobOut:
+    return service.job_out(services, service.get_job(db, job_id))
 
 
 @router.post(
@@ -54,6 +58,19 @@ def cancel_job(job_id: str, db: DbSession, services: ServicesDep) -> JobOut:
     return JobOut.from_row(service.cancel_job(services, db, job_id))
 
 
+@router.post("/jobs/{job_id}/resume", response_model=JobOut)
+def resume_job(job_id: str, db: DbSession, services: ServicesDep) -> JobOut:
+    """A cancelled or failed training run continues from its last checkpoint, as a new attempt of the same run."""
+    return JobOut.from_row(stopped_runs.resume_job(services, db, job_id))
+
+
+@router.delete("/jobs/{job_id}", status_code=204)
+def delete_job(job_id: str, db: DbSession, services: ServicesDep) -> Response:
+    """A training run that has ended, with its history, checkpoints, samples and LoRAs (refused while in use)."""
+    stopped_runs.delete_job(services, db, job_id)
+    return Response(status_code=204)
+
+
 @router.get("/jobs/{job_id}/artifacts", response_model=list[ArtifactOut])
 def list_artifacts(job_id: str, db: DbSession, kind: ArtifactKind | None = None) -> list[ArtifactOut]:
     return service.list_artifacts(db, job_id, kind)
@@ -62,7 +79,9 @@ def list_artifacts(job_id: str, db: DbSession, kind: ArtifactKind | None = None)
 @router.get("/jobs/{job_id}/artifacts/{artifact_id}/file", response_class=FileResponse)
 def artifact_file(job_id: str, artifact_id: str, db: DbSession, services: ServicesDep) -> FileResponse:
     path, name = service.artifact_file(services, db, job_id, artifact_id)
-    return FileResponse(path, filename=name)
+    # Weights download; images and text open in the page, still with their real name for "Save as".
+    disposition = "attachment" if name.endswith(".safetensors") else "inline"
+    return FileResponse(path, filename=name, content_disposition_type=disposition)
 
 
 @router.get("/jobs/{job_id}/history", response_model=JobHistory)

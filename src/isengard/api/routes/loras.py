@@ -71,6 +71,12 @@ async def import_lora(
     return await lora_import.receive_and_import(services, request, options)
 
 
+@router.get("/loras/resolve")
+def resolve_lora(db: DbSession, data: DataDep, name: Annotated[str, Query(min_length=1, max_length=200)]) -> LoraOut:
+    """A LoRA by id, by name, or by a character's name (its newest trained or imported LoRA)."""
+    return service.resolve_name(db, data, name)
+
+
 @router.get("/loras/{lora_id}")
 def get_lora(db: DbSession, data: DataDep, lora_id: LoraId) -> LoraOut:
     return service.to_out(db, data, service.get_lora(db, lora_id), with_job=True)

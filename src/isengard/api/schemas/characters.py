@@ -132,10 +132,11 @@ class DatasetReport(BaseModel):
     character_id: str
     resolution: int
     count: int
+    recommended_images: list[int] = Field(description="the image count that trains well, [fewest, most]")
     verdict: str = Field(description="one line a person can act on")
     resolution_histogram: list[ResolutionBucket]
     too_small: list[ImageRef] = Field(description="shorter side under the training resolution")
-    near_duplicate_groups: list[list[ImageRef]]
+    near_duplicate_groups: list[list[ImageRef]] = Field(description="each group oldest first: the rest look like it")
     blurry: list[BlurryImage]
     blur_threshold: float
     extreme_aspect: list[AspectImage]

@@ -29,6 +29,8 @@ class WorkerInfo(BaseModel):
     gpu_free_bytes: int | None = None
     current_job: str | None = None
     state: str | None = None
+    alive: bool = Field(default=True, description="false once the worker missed several heartbeats")
+    last_beat_seconds: float | None = Field(default=None, description="seconds since the worker's last heartbeat")
 
 
 class WorkersHealth(ComponentHealth):
@@ -67,6 +69,6 @@ class Capabilities(BaseModel):
     model: ModelStatus
     memory: list[WorkerMemoryPlan] = Field(
         default_factory=list,
-        description="per live worker: its GPU and the memory plan of a default flux-lora run on it "
-        "(a worker without a GPU has a plan with fits = null and a reason saying so)",
+        description="per live worker: its GPU and the memory plans of a default flux-lora run and of generation on "
+        "it (a worker without a GPU has plans with fits = null and a reason saying so)",
     )

@@ -18,6 +18,7 @@ class JobOut(BaseModel):
     plugin: str
     character_id: str | None
     name: str
+    run_number: int | None = Field(default=None, description="training runs: 1, 2, ... per character")
     config: dict[str, Any] = Field(default_factory=dict)
     progress: dict[str, Any] = Field(default_factory=dict)
     result: dict[str, Any] = Field(default_factory=dict)
@@ -30,6 +31,7 @@ class JobOut(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     duration_seconds: float | None = Field(default=None, description="running time so far, or in total once finished")
+    worker_lost: bool = Field(default=False, description="running, but its worker stopped sending heartbeats")
 
     @classmethod
     def from_row(cls, job: Job) -> JobOut:
@@ -44,6 +46,7 @@ class JobOut(BaseModel):
             plugin=job.plugin,
             character_id=job.character_id,
             name=job.name,
+            run_number=job.run_number,
             config=job.config or {},
             progress=job.progress or {},
             result=job.result or {},

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
 from isengard.domain import LoraRef
+from isengard.plugins.api import apply_trigger, substitute_trigger
 
 # Bounds that keep one job from tying up a worker for hours or exhausting GPU memory.
 MIN_SIDE = 64
@@ -94,13 +94,10 @@ def snap_size(width: int, height: int) -> tuple[int, int, str | None]:
 
 
 def with_trigger_word(prompt: str, trigger_word: str | None, enabled: bool = True) -> str:
-    """Prefix the character's trigger word when the prompt does not already contain it as a word."""
+    """The prompt the model gets: the character's trigger word placed by the one rule captions and samples follow."""
     if not enabled or not trigger_word or not trigger_word.strip():
-        return prompt
-    word = trigger_word.strip()
-    if re.search(rf"(?<!\w){re.escape(word)}(?!\w)", prompt, flags=re.IGNORECASE):
-        return prompt
-    return f"{word}, {prompt}" if prompt.strip() else word
+        return substitute_trigger(prompt, "").strip(" ,") if enabled else prompt
+    return apply_trigger(prompt, trigger_word)
 
 
 def lora_summary(loras: list[LoraRef]) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ import torch
 from PIL import Image, ImageOps
 
 from isengard.domain import TrainingInput
-from isengard.plugins.api import PluginError, substitute_trigger
+from isengard.plugins.api import PluginError, apply_trigger, substitute_trigger
 from isengard.plugins.training.buckets import BucketedItem, assign_buckets, resize_and_crop, to_model_input
 from isengard.plugins.training.flow_matching import TextEmbedding
 
@@ -99,7 +99,9 @@ def encode_texts(
         return encode_text(text_pipe, prompt, device=device, max_sequence_length=max_sequence_length)
 
     unique = {caption: encode(caption) for caption in dict.fromkeys([*dataset.captions, ""])}
-    samples = [(prompt, encode(substitute_trigger(prompt, job.trigger_word))) for prompt in sample_prompts]
+    # Each sample is labelled with the prompt the model got (trigger word in place), as generated images are.
+    prompts = [apply_trigger(prompt, job.trigger_word) for prompt in sample_prompts]
+    samples = [(prompt, encode(prompt)) for prompt in prompts]
     return [unique[caption] for caption in dataset.captions], unique[""], samples
 
 

@@ -10,13 +10,21 @@ interface Check {
   detail: string;
 }
 
+/** "b.png looks like a.png" for each near duplicate: the twin to compare it with, by name. */
+export function twinsOf(report: DatasetReport): string[] {
+  return report.near_duplicate_groups.flatMap((group) => group.slice(1).map((image) => `${image.original_name} looks like ${group[0].original_name}`));
+}
+
 export function checksFromReport(report: DatasetReport): Check[] {
   const count = report.count;
+  const [fewest, most] = report.recommended_images;
+  const range = `${fewest}-${most}`;
+  const twins = twinsOf(report);
   const checks: Check[] = [
     {
-      level: count >= 10 ? "ok" : count >= 4 ? "warn" : "danger",
-      title: `${count} image${count === 1 ? "" : "s"}`,
-      detail: count >= 10 ? "Enough photos for a character LoRA." : "10–50 varied photos give the best results.",
+      level: count >= fewest ? "ok" : count >= 4 ? "warn" : "danger",
+      title: `${count} image${count === 1 ? "" : "s"}${count < fewest ? `, fewer than the ${range} that train well` : ""}`,
+      detail: count >= fewest ? "Enough photos for a character LoRA." : `${range} varied photos give the best results.`,
     },
     {
       level: report.too_small.length ? "warn" : "ok",
@@ -30,8 +38,8 @@ export function checksFromReport(report: DatasetReport): Check[] {
     },
     {
       level: report.near_duplicate_groups.length ? "warn" : "ok",
-      title: report.near_duplicate_groups.length ? `${report.near_duplicate_groups.length} groups of near duplicates` : "No near duplicates",
-      detail: report.near_duplicate_groups.length ? "Duplicates over-weight one pose; keep one of each group." : "Variety looks good.",
+      title: twins.length ? twins.join("; ") : "No near duplicates",
+      detail: twins.length ? "Duplicates over-weight one pose; keep one of each." : "Variety looks good.",
     },
     {
       level: report.extreme_aspect.length ? "warn" : "ok",
@@ -49,16 +57,22 @@ export function checksFromReport(report: DatasetReport): Check[] {
 
 const ICON: Record<Level, string> = { ok: "✓", warn: "!", danger: "✕" };
 
-export function useDatasetReport(characterId: string | null | undefined) {
-  return useQuery({ ...datasetQueries.report(characterId ?? ""), enabled: !!characterId });
+export function useDatasetReport(characterId: string | null | undefined, resolution?: number) {
+  return useQuery({ ...datasetQueries.report(characterId ?? "", resolution), enabled: !!characterId, placeholderData: (previous) => previous });
 }
 
-export function DatasetChecklist({ characterId, compact }: { characterId: string; compact?: boolean }) {
-  const { data, error, isPending } = useDatasetReport(characterId);
+export function DatasetChecklist({ characterId, compact, resolution }: { characterId: string; compact?: boolean; resolution?: number }) {
+  const { data, error, isPending } = useDatasetReport(characterId, resolution);
   const body = error ? (
     <ErrorNotice error={error} title="Could not check the dataset" />
   ) : isPending || !data ? (
     <Spinner label="Checking the dataset" />
+  ) : data.count === 0 ? (
+    // Nothing to check yet: no green ticks for an empty dataset.
+    <div className="stack-sm" data-testid="dataset-checklist">
+      <div><b>No images yet</b></div>
+      <div className="small muted">Upload {data.recommended_images[0]}-{data.recommended_images[1]} varied photos of the character: faces, angles, light and clothes.</div>
+    </div>
   ) : (
     <div className="stack">
       <ul className="checklist" data-testid="dataset-checklist">

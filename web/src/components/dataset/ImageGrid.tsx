@@ -9,6 +9,13 @@ function CaptionEditor({ image }: { image: ImageOut }) {
   const client = useQueryClient();
   const [value, setValue] = useState(image.caption);
   const [saved, setSaved] = useState(image.caption);
+  // The server's caption can change under the box (bulk tools, another tab): follow it unless the user is typing.
+  const [server, setServer] = useState(image.caption);
+  if (image.caption !== server) {
+    setServer(image.caption);
+    setSaved(image.caption);
+    if (value === saved) setValue(image.caption);
+  }
   const save = useMutation({
     mutationFn: (caption: string) => updateCaption(image.id, caption),
     onSuccess: (out) => {

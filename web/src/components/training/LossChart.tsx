@@ -38,8 +38,13 @@ function useWidth<T extends HTMLElement>(): [React.RefObject<T | null>, number] 
   return [ref, width];
 }
 
-/** Raw and smoothed loss by step; drag across the chart to zoom into a range of steps. */
-export function LossChart({ points, totalSteps }: { points: LossSample[]; totalSteps?: number }) {
+export interface ValidationPoint {
+  step: number;
+  loss: number;
+}
+
+/** Raw and smoothed loss by step, validation loss as dots; drag across the chart to zoom into a range of steps. */
+export function LossChart({ points, totalSteps, validation = [] }: { points: LossSample[]; totalSteps?: number; validation?: ValidationPoint[] }) {
   const [container, width] = useWidth<HTMLDivElement>();
   const [zoom, setZoom] = useState<[number, number] | null>(null);
   const [drag, setDrag] = useState<[number, number] | null>(null);
@@ -55,7 +60,8 @@ export function LossChart({ points, totalSteps }: { points: LossSample[]; totalS
   const fullMax = Math.max(totalSteps ?? 0, sorted.at(-1)?.step ?? 1, 1);
   const [x0, x1] = zoom ?? [sorted[0]?.step ?? 0, fullMax];
   const visible = sorted.map((p, i) => ({ ...p, s: smoothed[i] })).filter((p) => p.step >= x0 && p.step <= x1);
-  const ys = visible.flatMap((p) => [showRaw ? p.loss : null, p.s]).filter((v): v is number => v != null && Number.isFinite(v));
+  const checks = validation.filter((v) => v.step >= x0 && v.step <= x1 && Number.isFinite(v.loss));
+  const ys = [...visible.flatMap((p) => [showRaw ? p.loss : null, p.s]), ...checks.map((v) => v.loss)].filter((v): v is number => v != null && Number.isFinite(v));
   let yMin = ys.length ? Math.min(...ys) : 0;
   let yMax = ys.length ? Math.max(...ys) : 1;
   if (yMax - yMin < 1e-6) {
@@ -82,11 +88,12 @@ export function LossChart({ points, totalSteps }: { points: LossSample[]; totalS
   const hovered = hover == null ? null : visible.reduce<(typeof visible)[number] | null>((best, p) => (!best || Math.abs(p.step - hover) < Math.abs(best.step - hover) ? p : best), null);
 
   return (
-    <div className="stack-sm" ref={container} data-testid="loss-chart" data-points={sorted.length}>
+    <div className="stack-sm" ref={container} data-testid="loss-chart" data-points={sorted.length} data-validation-points={validation.length}>
       <div className="row between">
         <div className="legend">
           <span><i style={{ background: "rgba(124,108,242,0.7)" }} />raw</span>
           <span><i style={{ background: "#c2b8ff" }} />smoothed</span>
+          {validation.length ? <span title="Loss on held-out timesteps and noise, the same at every check"><i style={{ background: "var(--warn)" }} />validation</span> : null}
           <span className="faint">{sorted.length} points</span>
         </div>
         <div className="row" style={{ gap: 6 }}>
@@ -139,6 +146,11 @@ export function LossChart({ points, totalSteps }: { points: LossSample[]; totalS
           <g clipPath="url(#loss-clip)">
             {showRaw ? <path className="raw" d={path("loss")} /> : null}
             <path className="smooth" d={path("s")} />
+            {checks.map((v) => (
+              <circle key={`v${v.step}`} cx={sx(v.step)} cy={sy(v.loss)} r={5} className="validation-dot">
+                <title>validation loss at step {v.step}: {formatLoss(v.loss)}</title>
+              </circle>
+            ))}
           </g>
           {drag ? <rect className="brush" x={sx(Math.min(...drag))} y={PAD.top} width={Math.abs(sx(drag[1]) - sx(drag[0]))} height={innerH} /> : null}
           {hovered ? (

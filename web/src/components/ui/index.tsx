@@ -201,10 +201,11 @@ export function Modal({ open, onOpenChange, title, description, children, footer
 }
 
 /** Destructive actions always ask first; the action's error is shown in the dialog, not swallowed. */
-export function ConfirmButton({ title, description, confirmLabel = "Delete", onConfirm, children, size = "md", variant = "danger", disabled, ariaLabel }: {
+export function ConfirmButton({ title, description, confirmLabel = "Delete", cancelLabel = "Cancel", onConfirm, children, size = "md", variant = "danger", disabled, ariaLabel }: {
   title: ReactNode;
   description: ReactNode;
   confirmLabel?: string;
+  cancelLabel?: string;
   onConfirm: () => Promise<unknown> | void;
   children: ReactNode;
   size?: "sm" | "md";
@@ -228,7 +229,7 @@ export function ConfirmButton({ title, description, confirmLabel = "Delete", onC
           {error ? <ErrorNotice error={error} title="That did not work" /> : null}
           <div className="dialog-footer">
             <AlertDialog.Cancel asChild>
-              <Button>Cancel</Button>
+              <Button>{cancelLabel}</Button>
             </AlertDialog.Cancel>
             <Button
               variant="danger"

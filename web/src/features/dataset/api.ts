@@ -13,7 +13,7 @@ export type QualityFlag = NonNullable<ImageFilters["flag"]>;
 export const datasetKeys = {
   all: ["images"] as const,
   list: (filters: ImageFilters) => ["images", "list", filters] as const,
-  report: (characterId: string) => ["images", "report", characterId] as const,
+  report: (characterId: string, resolution?: number) => ["images", "report", characterId, resolution ?? null] as const,
 };
 
 export const datasetQueries = {
@@ -26,11 +26,17 @@ export const datasetQueries = {
       initialPageParam: FIRST_PAGE,
       getNextPageParam: (last) => last.next_cursor ?? null,
     }),
-  report: (characterId: string) =>
+  /** The report for a training resolution (the smallest one a run will use); without one, the API's default. */
+  report: (characterId: string, resolution?: number) =>
     queryOptions({
-      queryKey: datasetKeys.report(characterId),
+      queryKey: datasetKeys.report(characterId, resolution),
       queryFn: ({ signal }) =>
-        unwrap(client.GET("/api/characters/{character_id}/dataset/report", { params: { path: { character_id: characterId } }, signal })),
+        unwrap(
+          client.GET("/api/characters/{character_id}/dataset/report", {
+            params: { path: { character_id: characterId }, query: resolution ? { resolution } : {} },
+            signal,
+          }),
+        ),
     }),
 };
 

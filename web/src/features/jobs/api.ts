@@ -46,7 +46,8 @@ export const jobQueries = {
     queryOptions({
       queryKey: jobKeys.detail(id),
       queryFn: ({ signal }) => unwrap(client.GET("/api/jobs/{job_id}", { params: { path: { job_id: id } }, signal })),
-      refetchInterval: (q) => (isFinal(q.state.data?.status) ? false : 10_000),
+      // Often enough that a lost worker shows within seconds (the job row says so; no event can).
+      refetchInterval: (q) => (isFinal(q.state.data?.status) ? false : 3_000),
     }),
   history: (id: string) =>
     queryOptions({

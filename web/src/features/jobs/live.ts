@@ -51,6 +51,8 @@ export interface LiveState {
   samples: Map<string, MediaRef>;
   checkpoints: Map<string, MediaRef>;
   seenLogs: Set<string>;
+  /** What the last status change said ("resumed from step 500 (attempt 2 of 3)"). */
+  statusMessage: string | null;
 }
 
 export type LiveAction = { type: "history"; history: JobHistory } | { type: "event"; event: JobEvent } | { type: "reset" };
@@ -58,7 +60,7 @@ export type LiveAction = { type: "history"; history: JobHistory } | { type: "eve
 const MAX_LOG_LINES = 2000;
 
 export function emptyLive(): LiveState {
-  return { status: null, error: null, progress: null, loss: new Map(), lossAttempt: 0, logs: [], samples: new Map(), checkpoints: new Map(), seenLogs: new Set() };
+  return { status: null, error: null, progress: null, loss: new Map(), lossAttempt: 0, logs: [], samples: new Map(), checkpoints: new Map(), seenLogs: new Set(), statusMessage: null };
 }
 
 function progressFromJob(job: Job): LiveProgress | null {
@@ -91,6 +93,7 @@ const metaText = (value: unknown) => (typeof value === "string" ? value : null);
 
 function applyHistory(state: LiveState, history: JobHistory) {
   state.status = history.job.status;
+  state.statusMessage = history.statuses.at(-1)?.message ?? state.statusMessage;
   state.error = history.job.error ?? null;
   state.progress = progressFromJob(history.job) ?? state.progress;
   for (const p of history.loss) addLossPoint(state, { step: p.step, loss: p.loss ?? null, smoothed: p.smoothed_loss ?? null }, p.attempt);
@@ -122,6 +125,7 @@ function applyEvent(state: LiveState, event: JobEvent) {
     }
     case "status":
       state.status = event.status;
+      state.statusMessage = event.message ?? null;
       if (event.status === "failed" && event.message) state.error = event.message;
       break;
     case "error":

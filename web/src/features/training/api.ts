@@ -41,3 +41,5 @@ export function startTraining(request: TrainingCreate) {
 export function savePreset(preset: PresetCreate) {
   return unwrap(client.POST("/api/training/presets", { body: preset }));
 }
+
+export type Estimate = Schemas["TrainingEstimate"];

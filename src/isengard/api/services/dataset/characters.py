@@ -41,11 +41,14 @@ def name_key(name: str) -> str:
 
 
 def trigger_slug(name: str) -> str:
-    """A trigger word from a name: ASCII, lower case, words joined by underscores ("Zoë Kim" -> "zoe_kim")."""
+    """A trigger word from a name: ASCII, lower case, words joined by underscores ("Zoë Kim" -> "zoe_kim").
+
+    A name with no Latin letters gives none (""): a made-up token would call nothing the user recognises.
+    The web form previews the same rule (features/characters/triggerPreview.ts).
+    """
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")[:100]
-    # A name with no Latin letters at all still needs a usable token.
-    return slug or "subject"
+    return slug if re.search(r"[a-z]", slug) else ""
 
 
 def get_character(db: Session, character_id: str) -> Character:
@@ -74,10 +77,16 @@ def create_character(db: Session, body: CharacterCreate) -> CharacterOut:
     key = name_key(body.name)
     if _name_taken(db, key):
         raise _conflict(body.name)
+    trigger_word = body.trigger_word or trigger_slug(body.name)
+    if not trigger_word:
+        raise HTTPException(
+            status_code=422,
+            detail=f"the name {body.name!r} has no letters a-z to make a trigger word from: send a trigger_word",
+        )
     character = Character(
         name=body.name,
         name_key=key,
-        trigger_word=body.trigger_word or trigger_slug(body.name),
+        trigger_word=trigger_word,
         description=body.description,
     )
     db.add(character)

@@ -23,7 +23,10 @@ from isengard.imaging import BLUR_THRESHOLD, EXTREME_ASPECT_RATIO, aspect_ratio
 
 # Buckets on the shorter side, the side that limits how large a training crop can be.
 RESOLUTION_BUCKETS = ((0, 512), (512, 768), (768, 1024), (1024, 1536), (1536, None))
+# The one recommended dataset size, said the same way by the checklist, the verdict and the training estimate.
 RECOMMENDED_MIN_IMAGES = 10
+RECOMMENDED_MAX_IMAGES = 30
+RECOMMENDED_RANGE = f"{RECOMMENDED_MIN_IMAGES}-{RECOMMENDED_MAX_IMAGES}"
 
 
 def _ref(image: Image) -> ImageRef:
@@ -81,10 +84,10 @@ def verdict(
     missing_captions: int,
 ) -> str:
     if count == 0:
-        return "no images yet: upload 10-30 varied photos of the character"
+        return f"no images yet: upload {RECOMMENDED_RANGE} varied photos of the character"
     parts = [_plural(count, "image")]
     if count < RECOMMENDED_MIN_IMAGES:
-        parts.append(f"fewer than the {RECOMMENDED_MIN_IMAGES}-30 that train well")
+        parts.append(f"fewer than the {RECOMMENDED_RANGE} that train well")
     if too_small:
         parts.append(f"{too_small} under {resolution} px")
     if duplicate_groups:
@@ -113,6 +116,7 @@ def build_report(db: Session, character_id: str, resolution: int) -> DatasetRepo
         character_id=character_id,
         resolution=resolution,
         count=len(images),
+        recommended_images=[RECOMMENDED_MIN_IMAGES, RECOMMENDED_MAX_IMAGES],
         verdict=verdict(
             len(images), resolution, len(too_small), [len(g) for g in groups], len(blurry), len(extreme), len(missing)
         ),

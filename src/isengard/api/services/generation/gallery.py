@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from isengard.api.schemas.generation import AgainOptions, GenerationCreate, GenerationOut, GenerationPage, LoraSelection
 from isengard.api.services.dataset.images import IMMUTABLE
+from isengard.api.support import download_names
 from isengard.api.support.pagination import keyset_page
 from isengard.api.support.rows import get_or_404
 from isengard.db.models import Generation, JobArtifact
@@ -56,7 +57,15 @@ def _file(data: DataTree, relative: str | None, what: str) -> Path:
 def serve_image(db: Session, data: DataTree, generation_id: str) -> FileResponse:
     row = get_generation(db, generation_id)
     path = _file(data, row.path, "image file")
-    return FileResponse(path, media_type="image/png", headers={"Cache-Control": IMMUTABLE})
+    # Inline (the page shows it) with a real name for "Save as" and the download link.
+    name = download_names.generation_name(db, row.character_id, row.seed, path.suffix or ".png")
+    return FileResponse(
+        path,
+        media_type="image/png",
+        headers={"Cache-Control": IMMUTABLE},
+        filename=name,
+        content_disposition_type="inline",
+    )
 
 
 def serve_thumbnail(db: Session, data: DataTree, generation_id: str) -> FileResponse:

@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import redis
 from fastapi import HTTPException
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -23,12 +24,14 @@ from isengard.api.schemas.jobs import (
     StatusChange,
 )
 from isengard.api.state import Services
+from isengard.api.support import download_names
 from isengard.api.support.rows import get_or_404
 from isengard.db.models import Job, JobArtifact
-from isengard.domain import ArtifactKind, JobKind, JobStatus, LogEvent, ProgressEvent, StatusEvent
+from isengard.domain import ArtifactKind, JobKind, JobStatus, LogEvent, ProgressEvent, StatusEvent, utcnow
 from isengard.jobs import states
 from isengard.jobs.history import load_events
 from isengard.logging import correlation_id
+from isengard.queue.workers import worker_lost
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,7 @@ def submit_job(
     config: dict[str, Any],
     character_id: str | None,
     name: str,
+    run_number: int | None = None,
 ) -> Job:
     """Insert the job row (queued), commit it, then put it on the queue. Returns the job even if Redis is down."""
     return states.submit(
@@ -57,7 +61,21 @@ def submit_job(
         name=name,
         max_attempts=services.settings.max_attempts,
         correlation_id=correlation_id.get(),
+        run_number=run_number,
     )
+
+
+def job_out(services: Services, job: Job) -> JobOut:
+    """The job as the API shows it; a running job whose worker was lost says so (Redis down says nothing)."""
+    out = JobOut.from_row(job)
+    if out.status != JobStatus.RUNNING:
+        return out
+    quiet = (utcnow() - job.updated_at).total_seconds() if job.updated_at is not None else float("inf")
+    try:
+        lost = worker_lost(services.redis, job.id, job.worker_id, services.settings.heartbeat_seconds, quiet)
+    except redis.RedisError:
+        return out
+    return out.model_copy(update={"worker_lost": lost})
 
 
 def get_job(session: Session, job_id: str) -> Job:
@@ -72,6 +90,7 @@ def list_jobs(
     character_id: str | None,
     limit: int,
     offset: int,
+    services: Services | None = None,
 ) -> JobPage:
     query = select(Job)
     if kind is not None:
@@ -82,7 +101,8 @@ def list_jobs(
         query = query.where(Job.character_id == character_id)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset)).all()
-    return JobPage(items=[JobOut.from_row(job) for job in rows], total=total, limit=limit, offset=offset)
+    items = [job_out(services, job) if services is not None else JobOut.from_row(job) for job in rows]
+    return JobPage(items=items, total=total, limit=limit, offset=offset)
 
 
 def cancel_job(services: Services, session: Session, job_id: str) -> Job:
@@ -114,7 +134,8 @@ def artifact_file(services: Services, session: Session, job_id: str, artifact_id
     path = services.data.stored_file(artifact.path)
     if path is None:
         raise HTTPException(status_code=404, detail=f"the file of artifact '{artifact.name}' is not available")
-    return path, artifact.name
+    job = get_job(session, job_id)
+    return path, download_names.artifact_name(session, job, artifact)
 
 
 def job_history(session: Session, job_id: str) -> JobHistory:

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from pathlib import Path
 
 from fastapi import HTTPException
 from fastapi.responses import FileResponse
-from sqlalchemy import delete, select
+from sqlalchemy import String, cast, delete, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.loras import LoraJobSummary, LoraOut, LoraPage, LoraUpdate
+from isengard.api.services.dataset.characters import name_key
+from isengard.api.support import download_names
 from isengard.api.support.pagination import keyset_page
 from isengard.api.support.rows import get_or_404, get_or_422
-from isengard.db.models import Job, JobArtifact, Lora
-from isengard.domain import LoraRef
+from isengard.db.models import Character, Job, JobArtifact, Lora
+from isengard.domain import JobStatus, LoraRef
 from isengard.storage import DataTree, UnsafePathError
 
 log = logging.getLogger(__name__)
@@ -67,19 +68,66 @@ def list_loras(
     return LoraPage(items=[to_out(db, data, row) for row in rows], next_cursor=next_cursor)
 
 
+def resolve_name(db: Session, data: DataTree, name: str) -> LoraOut:
+    """What a person types for a LoRA: its id, its name, or a character's name (then that character's newest
+    trained or imported LoRA). Unknown is a 404; a name several LoRAs share is a 409 that lists them."""
+    key = name.strip()
+    by_id = db.get(Lora, key)
+    if by_id is not None:
+        return to_out(db, data, by_id)
+    named = list(
+        db.scalars(select(Lora).where(func.lower(Lora.name) == key.lower()).order_by(Lora.created_at.desc()).limit(10))
+    )
+    if len(named) == 1:
+        return to_out(db, data, named[0])
+    if named:
+        listed = ", ".join(f"{row.id} ({row.source}, {row.created_at:%Y-%m-%d})" for row in named)
+        raise HTTPException(status_code=409, detail=f"several LoRAs are named '{key}'; pass an id instead: {listed}")
+    character = db.scalars(select(Character).where(Character.name_key == name_key(key))).first()
+    if character is None:
+        raise HTTPException(status_code=404, detail=f"no LoRA or character named '{key}' (see the LoRA library)")
+    newest = db.scalars(
+        select(Lora)
+        .where(Lora.character_id == character.id, Lora.source.in_(["trained", "imported"]))
+        .order_by(Lora.created_at.desc(), Lora.id.desc())
+        .limit(1)
+    ).first()
+    if newest is None:
+        raise HTTPException(status_code=404, detail=f"character '{character.name}' has no trained LoRA yet")
+    return to_out(db, data, newest)
+
+
 def update_lora(db: Session, data: DataTree, lora_id: str, body: LoraUpdate) -> LoraOut:
     lora = get_lora(db, lora_id)
-    if body.name is not None:
+    if body.name is not None and body.name.strip() != lora.name:
         lora.name = body.name.strip()
+        # A name a person chose is also the name of its download, instead of the run's.
+        lora.meta = {**(lora.meta or {}), "renamed": True}
     if body.trigger_word is not None:
         lora.trigger_word = body.trigger_word.strip()
     db.commit()
     return to_out(db, data, lora, with_job=True)
 
 
+def jobs_using(db: Session, lora: Lora) -> list[Job]:
+    """Jobs not yet ended that need the LoRA: the run still writing it, generations queued or running with it."""
+    active = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
+    # Generation payloads list their LoRAs as JSON; the id appears quoted in its text on SQLite and PostgreSQL.
+    mentions = cast(Job.payload, String).like(f'%"{lora.id}"%')
+    produced = Job.id == lora.job_id if lora.job_id else false()
+    return list(db.scalars(select(Job).where(Job.status.in_(active), or_(produced, mentions)).limit(3)))
+
+
 def delete_lora(db: Session, data: DataTree, lora_id: str) -> None:
-    """Remove the row, the job artifact that points at the same file, then the file itself."""
+    """Remove the row, the job artifact that points at the same file, then the file itself; refused while a job
+    that has not ended needs it."""
     lora = get_lora(db, lora_id)
+    users = jobs_using(db, lora)
+    if users:
+        named = ", ".join(f"{job.kind} job '{job.name or job.id[:8]}' ({job.status})" for job in users)
+        raise HTTPException(
+            status_code=409, detail=f"this LoRA is used by {named}: delete it once that has ended or is cancelled"
+        )
     path = lora_path(data, lora)
     if lora.job_id:
         db.execute(delete(JobArtifact).where(JobArtifact.job_id == lora.job_id, JobArtifact.path == lora.path))
@@ -91,17 +139,12 @@ def delete_lora(db: Session, data: DataTree, lora_id: str) -> None:
     log.info("lora deleted", extra={"lora_id": lora_id})
 
 
-def _download_name(name: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "lora"
-    return f"{slug[:80]}.safetensors"
-
-
 def serve_lora_file(db: Session, data: DataTree, lora_id: str) -> FileResponse:
     lora = get_lora(db, lora_id)
     path = data.stored_file(lora.path)
     if path is None:
         raise HTTPException(status_code=404, detail=f"the file of LoRA {lora_id} is missing")
-    return FileResponse(path, media_type="application/octet-stream", filename=_download_name(lora.name))
+    return FileResponse(path, media_type="application/octet-stream", filename=download_names.lora_name(db, lora))
 
 
 def resolve_lora_refs(db: Session, data: DataTree, selections: list[tuple[str, float]]) -> list[LoraRef]:

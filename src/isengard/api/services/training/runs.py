@@ -11,12 +11,14 @@ from typing import Any
 
 from fastapi import HTTPException
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.training import TrainingCreate, TrainingEstimate, TrainingPluginOut
 from isengard.api.services.dataset.characters import referenced_character
 from isengard.api.services.dataset.image_files import original_relative
 from isengard.api.services.dataset.images import dataset_query
+from isengard.api.services.dataset.report import RECOMMENDED_RANGE
 from isengard.api.services.jobs.availability import ensure_runnable
 from isengard.api.services.jobs.manage import submit_job
 from isengard.api.services.training.memory import MemoryFit, ensure_memory_fits
@@ -29,7 +31,7 @@ from isengard.domain import DatasetItem, JobKind, PluginKind, TrainingInput
 from isengard.jobs.speeds import measured_speed
 from isengard.plugins.api import PluginError
 from isengard.plugins.registry import UnknownPluginError
-from isengard.plugins.training.interface import RECOMMENDED_IMAGES, TrainingJob, TrainingPlugin
+from isengard.plugins.training.interface import TrainingJob, TrainingPlugin
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +95,7 @@ def snapshot_dataset(services: Services, db: Session, character_id: str, config:
         raise HTTPException(
             status_code=422,
             detail=f"'{character.name}' has {len(images)} image(s); training needs at least {minimum} "
-            f"({RECOMMENDED_IMAGES} to 30 varied photos work best)",
+            f"({RECOMMENDED_RANGE} varied photos work best)",
         )
     if not getattr(config, "allow_empty_captions", False):
         uncaptioned = [image for image in images if not image.caption.strip()]
@@ -139,11 +141,29 @@ def _prepare(
     return plugin, config, dataset, fit
 
 
+def next_run_number(db: Session, character_id: str) -> int:
+    highest = db.scalar(
+        select(func.max(Job.run_number)).where(Job.kind == JobKind.TRAINING.value, Job.character_id == character_id)
+    )
+    return (highest or 0) + 1
+
+
+def default_run_name(character_name: str, run_number: int, config: dict[str, Any]) -> str:
+    """`Ada Lovelace run 3 (1500 steps, rank 16)`: distinct per run, plain characters only, easy to type."""
+    settings = [
+        f"{config['steps']} steps" if "steps" in config else "",
+        f"rank {config['rank']}" if "rank" in config else "",
+    ]
+    detail = ", ".join(part for part in settings if part)
+    return f"{character_name} run {run_number}" + (f" ({detail})" if detail else "")
+
+
 def submit_training(services: Services, db: Session, body: TrainingCreate) -> Job:
     plugin, config, dataset, _fit = _prepare(services, db, body)
     config_dict = config.model_dump(mode="json")
     payload = TrainingJob(plugin=plugin.name, config=config_dict, input=dataset).model_dump(mode="json")
-    name = body.name.strip() or f"{dataset.character_name} · {plugin.name}"
+    run_number = next_run_number(db, dataset.character_id)
+    name = body.name.strip() or default_run_name(dataset.character_name, run_number, config_dict)
     job = submit_job(
         services,
         db,
@@ -153,6 +173,7 @@ def submit_training(services: Services, db: Session, body: TrainingCreate) -> Jo
         config=config_dict,
         character_id=dataset.character_id,
         name=name,
+        run_number=run_number,
     )
     log.info("training submitted", extra={"job_id": job.id, "images": len(dataset.dataset), "plugin": plugin.name})
     return job

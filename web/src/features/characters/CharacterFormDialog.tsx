@@ -1,7 +1,8 @@
 import { useState } from "react";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { characterKeys, createCharacter, updateCharacter, type Character } from "../features/characters/api";
-import { Button, ErrorNotice, Field, Modal } from "./ui";
+import { Button, ErrorNotice, Field, Modal } from "../../components/ui";
+import { characterKeys, createCharacter, updateCharacter, type Character } from "./api";
+import { triggerPreview } from "./triggerPreview";
 
 /** Create (no `character`) or edit a character in a dialog. */
 export function CharacterFormDialog({ open, onOpenChange, character, onSaved }: {
@@ -14,6 +15,7 @@ export function CharacterFormDialog({ open, onOpenChange, character, onSaved }: 
   const [name, setName] = useState(character?.name ?? "");
   const [trigger, setTrigger] = useState(character?.trigger_word ?? "");
   const [description, setDescription] = useState(character?.description ?? "");
+  const preview = triggerPreview(name, trigger);
   const save = useMutation({
     mutationFn: () => {
       const body = { name: name.trim(), trigger_word: trigger.trim() || null, description };
@@ -48,13 +50,18 @@ export function CharacterFormDialog({ open, onOpenChange, character, onSaved }: 
         <Field label="Trigger word" htmlFor="character-trigger" hint="The word that calls the character in prompts. Left empty, one is made from the name.">
           <input id="character-trigger" className="input" value={trigger} onChange={(e) => setTrigger(e.target.value)} maxLength={100} placeholder="e.g. ohwx_ada" />
         </Field>
+        {name.trim() || trigger.trim() ? (
+          <div className="small" data-testid="trigger-preview" style={preview ? undefined : { color: "var(--warn)" }}>
+            {preview ? <>Trigger word: <code>{preview}</code></> : "This name has no letters a-z to make a trigger word from: type one."}
+          </div>
+        ) : null}
         <Field label="Description" htmlFor="character-description">
           <textarea id="character-description" className="textarea" value={description} onChange={(e) => setDescription(e.target.value)} maxLength={5000} />
         </Field>
         {save.error ? <ErrorNotice error={save.error} title="Could not save" /> : null}
         <div className="dialog-footer">
           <Button onClick={() => onOpenChange(false)}>Cancel</Button>
-          <Button type="submit" variant="primary" loading={save.isPending} disabled={!name.trim()}>
+          <Button type="submit" variant="primary" loading={save.isPending} disabled={!name.trim() || !preview}>
             {character ? "Save" : "Create character"}
           </Button>
         </div>

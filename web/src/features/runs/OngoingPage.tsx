@@ -1,18 +1,13 @@
-import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { Link } from "react-router-dom";
-import { ConnectionBadge, StatusBadge } from "../components/training/JobBits";
-import { Button, Card, Empty, ErrorNotice, PageHeader, ProgressBar, Spinner } from "../components/ui";
-import { cancelJob, configuredSteps, jobKeys, type Job } from "../features/jobs/api";
-import { useActiveJobs, useJobLive } from "../features/jobs/hooks";
-import { formatDuration, formatLoss, timeAgo } from "../lib/format";
+import { ConnectionBadge, StatusBadge } from "../../components/training/JobBits";
+import { Card, Empty, ErrorNotice, PageHeader, ProgressBar, Spinner } from "../../components/ui";
+import { formatDuration, formatLoss, timeAgo } from "../../lib/format";
+import { configuredSteps, type Job } from "../jobs/api";
+import { useActiveJobs, useJobLive } from "../jobs/hooks";
+import { CancelRunButton } from "./CancelRunButton";
 
 function RunCard({ job }: { job: Job }) {
-  const client = useQueryClient();
   const { live, connection } = useJobLive(job.id);
-  const cancel = useMutation({
-    mutationFn: () => cancelJob(job.id),
-    onSuccess: () => void client.invalidateQueries({ queryKey: jobKeys.all }),
-  });
   const p = live.progress;
   const status = live.status ?? job.status;
   const total = p?.total || configuredSteps(job);
@@ -27,9 +22,7 @@ function RunCard({ job }: { job: Job }) {
           </div>
           <div className="row">
             <Link className="btn sm" to={`/training/${job.id}`}>Open</Link>
-            <Button size="sm" variant="danger" onClick={() => cancel.mutate()} loading={cancel.isPending} disabled={job.cancel_requested}>
-              {job.cancel_requested ? "Cancelling…" : "Cancel"}
-            </Button>
+            <CancelRunButton job={job} size="sm" label="Cancel" />
           </div>
         </div>
         <ProgressBar value={p?.step ?? 0} max={total || 1} indeterminate={status === "queued"} label={`progress of ${job.name}`} />
@@ -40,7 +33,6 @@ function RunCard({ job }: { job: Job }) {
           <span>ETA <b>{status === "queued" ? "waiting for a worker" : formatDuration(p?.etaSeconds)}</b></span>
           <span className="faint">queued {timeAgo(job.created_at)}</span>
         </div>
-        {cancel.error ? <ErrorNotice error={cancel.error} title="Could not cancel" /> : null}
       </div>
     </Card>
   );

@@ -1,11 +1,12 @@
 import { useQuery } from "@tanstack/react-query";
 import { useMemo, useState } from "react";
 import { useNavigate, useSearchParams } from "react-router-dom";
-import { StatusBadge } from "../components/training/JobBits";
-import { Button, Card, Empty, ErrorNotice, Field, PageHeader, Spinner } from "../components/ui";
-import { useCharacters } from "../features/characters/api";
-import { isJobStatus, jobQueries, recordedProgress } from "../features/jobs/api";
-import { formatDate, formatDuration, formatLoss } from "../lib/format";
+import { StatusBadge } from "../../components/training/JobBits";
+import { Button, Card, Empty, ErrorNotice, Field, PageHeader, Spinner } from "../../components/ui";
+import { formatDate, formatDuration, formatLoss } from "../../lib/format";
+import { useCharacters } from "../characters/api";
+import { isJobStatus, jobQueries, recordedProgress } from "../jobs/api";
+import { RunActions } from "./RunActions";
 
 const PAGE = 50;
 
@@ -55,18 +56,23 @@ export default function TrainingHistory() {
         <Card flush>
           <div className="table-wrap">
             <table className="table" data-testid="history-table">
-              <thead><tr><th>Run</th><th>Character</th><th>Status</th><th>Started</th><th>Duration</th><th>Final loss</th></tr></thead>
+              <thead><tr><th>#</th><th>Run</th><th>Character</th><th>Status</th><th>Settings</th><th>Started</th><th>Duration</th><th>Attempts</th><th>Final loss</th><th /></tr></thead>
               <tbody>
                 {rows.map((job) => {
                   const progress = recordedProgress(job);
+                  const config = job.config ?? {};
                   return (
                     <tr key={job.id} className="clickable" onClick={() => navigate(`/training/${job.id}`)}>
+                      <td className="mono" data-testid="history-run-number">{job.run_number ?? "—"}</td>
                       <td><a className="link" href={`/training/${job.id}`} onClick={(e) => { e.preventDefault(); navigate(`/training/${job.id}`); }}>{job.name || job.id.slice(0, 8)}</a></td>
                       <td className="muted">{job.character_id ? names.get(job.character_id) ?? "—" : "—"}</td>
                       <td><StatusBadge status={job.status} /></td>
+                      <td className="small muted">{[config.steps != null ? `${String(config.steps)} steps` : "", config.rank != null ? `rank ${String(config.rank)}` : ""].filter(Boolean).join(" · ") || "—"}</td>
                       <td className="muted" data-dynamic>{formatDate(job.started_at ?? job.created_at)}</td>
                       <td data-dynamic>{formatDuration(job.duration_seconds)}</td>
+                      <td className="mono" data-testid="history-attempts" title="Attempts: more than one when a worker was lost and the run resumed">{job.attempts}</td>
                       <td className="mono" data-dynamic>{formatLoss(progress.smoothedLoss ?? progress.loss)}</td>
+                      <td onClick={(e) => e.stopPropagation()}><RunActions job={job} /></td>
                     </tr>
                   );
                 })}
