@@ -1654,6 +1654,11 @@ export interface components {
              * Format: date-time
              */
             at: string;
+            /**
+             * Attempt
+             * @description the attempt that reported the point; after a resume a step appears once per attempt
+             */
+            attempt?: number | null;
             /** Loss */
             loss?: number | null;
             /** Lr */
@@ -1772,6 +1777,8 @@ export interface components {
              * Format: date-time
              */
             at: string;
+            /** Attempt */
+            attempt: number | null;
             /** Eta Seconds */
             eta_seconds: number | null;
             /** It Per S */
@@ -2165,7 +2172,7 @@ export interface operations {
                     "application/json": components["schemas"]["SessionState"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2181,7 +2188,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2244,7 +2251,7 @@ export interface operations {
                     "application/json": components["schemas"]["SessionState"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2262,7 +2269,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2287,6 +2294,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2318,7 +2334,7 @@ export interface operations {
                     "application/json": components["schemas"]["SessionState"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2336,7 +2352,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2361,6 +2377,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2392,7 +2417,7 @@ export interface operations {
                     "application/json": components["schemas"]["Capabilities"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2410,7 +2435,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2435,6 +2460,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2466,7 +2500,7 @@ export interface operations {
                     "application/json": components["schemas"]["CharacterOut"][];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2484,7 +2518,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2509,6 +2543,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2544,7 +2587,7 @@ export interface operations {
                     "application/json": components["schemas"]["CharacterOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2562,7 +2605,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2598,6 +2641,15 @@ export interface operations {
                     "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description not enough free disk space in the data folder */
             507: {
                 headers: {
@@ -2630,7 +2682,7 @@ export interface operations {
                     "application/json": components["schemas"]["CharacterOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2648,7 +2700,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2673,6 +2725,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2705,7 +2766,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2723,7 +2784,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2757,6 +2818,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2795,7 +2865,7 @@ export interface operations {
                     "application/json": components["schemas"]["CharacterOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2813,7 +2883,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2847,6 +2917,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2885,7 +2964,7 @@ export interface operations {
                     "application/json": components["schemas"]["BulkCaptionOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2903,7 +2982,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2928,6 +3007,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2965,7 +3053,7 @@ export interface operations {
                     "application/json": components["schemas"]["DatasetReport"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2983,7 +3071,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3008,6 +3096,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3058,7 +3155,7 @@ export interface operations {
                     "application/json": components["schemas"]["UploadOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3076,7 +3173,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3094,6 +3191,24 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body stalled or took too long to arrive */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the body is not multipart/form-data */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description every file was refused, each with its reason; or the request itself is invalid */
             422: {
                 headers: {
@@ -3101,6 +3216,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UploadOut"] | components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3137,7 +3261,7 @@ export interface operations {
                     "text/event-stream": components["schemas"]["StatusEvent"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3155,7 +3279,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3180,6 +3304,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3215,7 +3348,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3233,7 +3366,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3258,6 +3391,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3293,7 +3435,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3311,7 +3453,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3336,6 +3478,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3367,7 +3518,7 @@ export interface operations {
                     "application/json": components["schemas"]["ImagePluginOut"][];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3385,7 +3536,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3410,6 +3561,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3448,7 +3608,7 @@ export interface operations {
                     "application/json": components["schemas"]["GenerationPage"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3466,7 +3626,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3491,6 +3651,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3525,7 +3694,7 @@ export interface operations {
                     "application/json": components["schemas"]["GenerationOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3543,7 +3712,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3568,6 +3737,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3600,7 +3778,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3618,7 +3796,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3643,6 +3821,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3681,7 +3868,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3699,7 +3886,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3717,6 +3904,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description a comparison grid is re-run from its grid request */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -3724,6 +3920,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3756,7 +3961,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3774,7 +3979,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3799,6 +4004,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3833,7 +4047,7 @@ export interface operations {
                     "application/json": components["schemas"]["GenerationCreate"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3851,7 +4065,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3876,6 +4090,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3908,7 +4131,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3926,7 +4149,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3951,6 +4174,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3982,7 +4214,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4000,7 +4232,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4025,6 +4257,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4063,7 +4304,7 @@ export interface operations {
                     "application/json": components["schemas"]["ImagePage"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4081,7 +4322,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4106,6 +4347,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4140,7 +4390,7 @@ export interface operations {
                     "application/json": components["schemas"]["ImageOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4158,7 +4408,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4183,6 +4433,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4215,7 +4474,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4233,7 +4492,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4258,6 +4517,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4296,7 +4564,7 @@ export interface operations {
                     "application/json": components["schemas"]["ImageOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4314,7 +4582,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4339,6 +4607,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4371,7 +4648,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4389,7 +4666,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4414,6 +4691,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4446,7 +4732,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4464,7 +4750,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4489,6 +4775,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4526,7 +4821,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobPage"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4544,7 +4839,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4569,6 +4864,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4602,7 +4906,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4620,7 +4924,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4645,6 +4949,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4676,7 +4989,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4694,7 +5007,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4719,6 +5032,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4754,7 +5076,7 @@ export interface operations {
                     "application/json": components["schemas"]["ArtifactOut"][];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4772,7 +5094,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4797,6 +5119,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4829,7 +5160,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4847,7 +5178,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4872,6 +5203,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4905,7 +5245,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4923,7 +5263,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4941,6 +5281,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the job has already finished */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -4948,6 +5297,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4986,7 +5344,7 @@ export interface operations {
                     "text/event-stream": components["schemas"]["JobEventData"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5004,7 +5362,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5029,6 +5387,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5062,7 +5429,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobHistory"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5080,7 +5447,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5105,6 +5472,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5138,7 +5514,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5156,7 +5532,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5181,6 +5557,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5216,7 +5601,7 @@ export interface operations {
                     "application/json": components["schemas"]["ClientLogStored"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5234,7 +5619,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5259,6 +5644,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5298,7 +5692,7 @@ export interface operations {
                     "application/json": components["schemas"]["LoraPage"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5316,7 +5710,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5341,6 +5735,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5383,7 +5786,7 @@ export interface operations {
                     "application/json": components["schemas"]["LoraOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5401,7 +5804,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5419,6 +5822,33 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body stalled or took too long to arrive */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the file is larger than ISENGARD_MAX_LORA_UPLOAD_BYTES */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the body is not multipart/form-data */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -5426,6 +5856,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5459,7 +5898,7 @@ export interface operations {
                     "application/json": components["schemas"]["LoraOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5477,7 +5916,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5502,6 +5941,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5536,7 +5984,7 @@ export interface operations {
                     "application/json": components["schemas"]["LoraOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5554,7 +6002,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5579,6 +6027,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5611,7 +6068,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5629,7 +6086,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5654,6 +6111,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5692,7 +6158,7 @@ export interface operations {
                     "application/json": components["schemas"]["LoraOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5710,7 +6176,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5735,6 +6201,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5767,7 +6242,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5785,7 +6260,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5810,6 +6285,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5845,7 +6329,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5863,7 +6347,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5888,6 +6372,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5923,7 +6416,7 @@ export interface operations {
                     "application/json": components["schemas"]["TrainingEstimate"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5941,7 +6434,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5966,6 +6459,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5997,7 +6499,7 @@ export interface operations {
                     "application/json": components["schemas"]["TrainingPluginOut"][];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6015,7 +6517,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6040,6 +6542,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -6073,7 +6584,7 @@ export interface operations {
                     "application/json": components["schemas"]["PresetOut"][];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6091,7 +6602,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6116,6 +6627,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -6151,7 +6671,7 @@ export interface operations {
                     "application/json": components["schemas"]["PresetOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6169,7 +6689,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6205,6 +6725,15 @@ export interface operations {
                     "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description not enough free disk space in the data folder */
             507: {
                 headers: {
@@ -6237,7 +6766,7 @@ export interface operations {
                     "application/json": components["schemas"]["PresetOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6255,7 +6784,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6280,6 +6809,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -6312,7 +6850,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6330,7 +6868,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6355,6 +6893,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
