@@ -15,6 +15,9 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# A token that guards an address other machines reach must not be guessable in a few thousand tries.
+MIN_EXPOSED_TOKEN_CHARS = 16
+
 
 class Mode(StrEnum):
     FAST_TEST = "fast-test"
@@ -64,6 +67,8 @@ class Settings(BaseSettings):
     api_token: str | None = None
     # NoDecode: the environment gives plain comma-separated lists, which `_comma_list` splits (JSON lists work too).
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Host names answered without a token besides 127.0.0.1, localhost and [::1] (e.g. this machine's name).
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
     # None: JSON lines unless the logs go to a terminal (then plain text a person can read).
     log_json: bool | None = None
@@ -80,10 +85,17 @@ class Settings(BaseSettings):
     # Upload limits.
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=50_000_000, ge=64 * 64)
+    # The decoded pixels of all images of one upload request together, and how many images the API process
+    # decodes at once (each holds its full decoded pixels while it is measured and stored).
+    max_request_pixels: int = Field(default=250_000_000, ge=64 * 64)
+    max_concurrent_decodes: int = Field(default=2, ge=1, le=64)
     max_files_per_request: int = Field(default=200, ge=1)
     max_zip_uncompressed_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
     max_zip_entries: int = Field(default=1000, ge=1)
     max_lora_upload_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=1024)
+    # An upload whose body stalls this long, or takes longer than the total, is answered 408.
+    upload_idle_timeout_seconds: float = Field(default=30.0, gt=0)
+    upload_timeout_seconds: float = Field(default=3600.0, gt=0)
 
     # Job system.
     lease_seconds: float = Field(default=30.0, gt=0)
@@ -105,6 +117,8 @@ class Settings(BaseSettings):
     rate_limit_logs: int = Field(default=300, ge=1)
     # Failed and successful logins per client address: slows down guessing the API token.
     rate_limit_login: int = Field(default=10, ge=1)
+    # Requests with a wrong token or session per client address: slows down guessing the token as a bearer.
+    rate_limit_auth_failures: int = Field(default=20, ge=1)
 
     # Uploads and saved artifacts are refused while the data folder's disk has less free space than this.
     min_free_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
@@ -117,7 +131,7 @@ class Settings(BaseSettings):
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return upper
 
-    @field_validator("cors_origins", "plugin_modules", mode="before")
+    @field_validator("cors_origins", "plugin_modules", "allowed_hosts", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -143,11 +157,24 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis:// URL")
         return value
 
+    @field_validator("api_token")
+    @classmethod
+    def _token_not_blank(cls, value: str | None) -> str | None:
+        # An empty token would lock every route while the login page says no login is needed.
+        if value is not None and not value.strip():
+            raise ValueError("is empty: set a token, or remove the setting to run without one on loopback")
+        return value
+
     @model_validator(mode="after")
     def _exposed_needs_token(self) -> Settings:
         if not is_loopback(self.host) and not self.api_token:
             raise ValueError(
                 f"ISENGARD_HOST={self.host} exposes Isengard beyond this machine: set ISENGARD_API_TOKEN too"
+            )
+        if not is_loopback(self.host) and self.api_token and len(self.api_token) < MIN_EXPOSED_TOKEN_CHARS:
+            raise ValueError(
+                f"ISENGARD_API_TOKEN is too short for ISENGARD_HOST={self.host}: use at least "
+                f"{MIN_EXPOSED_TOKEN_CHARS} characters when binding beyond loopback"
             )
         if self.heartbeat_seconds >= self.lease_seconds:
             raise ValueError("ISENGARD_HEARTBEAT_SECONDS must be shorter than ISENGARD_LEASE_SECONDS")

@@ -120,6 +120,8 @@ class ProgressEvent(_Event):
     it_per_s: float | None = None
     eta_seconds: float | None = None
     stage: str | None = None
+    # Which attempt of the job reported it: a resumed job reports its steps again, from its last checkpoint.
+    attempt: int | None = None
 
 
 class SampleEvent(_Event):

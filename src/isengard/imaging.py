@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, features
+from PIL import ExifTags, Image, ImageCms, ImageOps, features
 
 from isengard.storage import atomic_path
 
@@ -132,6 +132,16 @@ def decode_image(path: Path, *, max_pixels: int) -> DecodedImage:
     return DecodedImage(image=image, source_format=source_format)
 
 
+def declared_pixels(path: Path) -> int:
+    """Width x height from the file's header (nothing decoded); 0 when it is not an accepted image."""
+    try:
+        with Image.open(path, formats=accepted_formats()) as probe:
+            width, height = probe.size
+            return int(width) * int(height)
+    except Exception:  # anything unreadable is refused later by decode_image, with its reason
+        return 0
+
+
 def _check_pixels(width: int, height: int, max_pixels: int) -> None:
     if width <= 0 or height <= 0:
         raise ImageRejectedError("image has no pixels")
@@ -144,9 +154,24 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
+# Single-channel modes with more than 8 bits per pixel (16-bit greyscale PNG opens as one of these).
+_WIDE_GREY_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+
+
+def _eight_bit_grey(image: Image.Image) -> Image.Image:
+    """16-bit greyscale scaled to 8 bits (0..65535 to 0..255); `convert("L")` would clip everything above 255."""
+    wide = np.asarray(image).astype(np.float32)
+    return Image.fromarray(np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8), mode="L")
+
+
 def _normalize(opened: Image.Image) -> Image.Image:
     """Orientation applied, sRGB, RGB or RGBA, no metadata carried along."""
-    image = ImageOps.exif_transpose(opened) or opened
+    # exif_transpose copies even when there is nothing to turn: only call it when there is, so a large image
+    # is held twice at most (the decoded file and the normalized result), not three times.
+    turned = opened.getexif().get(ExifTags.Base.Orientation, 1) not in (0, 1)
+    image = (ImageOps.exif_transpose(opened) or opened) if turned else opened
+    if image.mode in _WIDE_GREY_MODES:
+        image = _eight_bit_grey(image)
     icc = opened.info.get("icc_profile")
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
     target_mode = "RGBA" if has_alpha else "RGB"
@@ -198,20 +223,30 @@ def save_image(image: Image.Image, target: Path, pil_format: str) -> None:
 
 
 def make_thumbnail(image: Image.Image, target: Path, size: int = THUMBNAIL_SIDE) -> None:
-    """Write a WebP thumbnail that fits in sizexsize (aspect kept, never enlarged), atomically."""
-    thumb = image.copy()
+    """Write a WebP thumbnail that fits in sizexsize (aspect kept, never enlarged), atomically.
+
+    Resized straight from the source (reducing by whole factors first), never from a full-size copy: a large
+    upload costs its decoded pixels once, not twice."""
+    scale = min(1.0, size / max(image.width, image.height))
+    fitted = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    thumb = image.resize(fitted, Image.Resampling.LANCZOS, reducing_gap=3.0) if scale < 1.0 else image.copy()
     if thumb.mode not in ("RGB", "RGBA"):
         thumb = thumb.convert("RGBA" if "A" in thumb.getbands() else "RGB")
-    thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
     thumb.info = {}
     with atomic_path(target) as tmp:
         thumb.save(tmp, format="WEBP", quality=80, method=4)
 
 
+HASH_STRIP_ROWS = 256
+
+
 def pixel_sha256(image: Image.Image) -> str:
+    """SHA-256 of mode, size and raw pixel rows. Hashed a strip of rows at a time: the same digest as hashing
+    `tobytes()` whole, without a second full-size copy of a large image in memory."""
     digest = hashlib.sha256()
     digest.update(f"{image.mode}:{image.width}x{image.height}:".encode())
-    digest.update(image.tobytes())
+    for top in range(0, image.height, HASH_STRIP_ROWS):
+        digest.update(image.crop((0, top, image.width, min(image.height, top + HASH_STRIP_ROWS))).tobytes())
     return digest.hexdigest()
 
 

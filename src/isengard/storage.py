@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,14 +67,25 @@ class DataTree:
 
     def stored_file(self, relative: str | None) -> Path | None:
         """The file a row's stored relative path names; None when the path is empty, would leave the tree, or
-        names no file (one removed by hand, or never written)."""
-        if not relative:
+        names no file (one removed by hand, or never written), or is reached through a link (see regular_file)."""
+        if not relative or Path(relative).is_absolute():
             return None
+        return self.regular_file(self.root / relative)
+
+    def regular_file(self, path: Path) -> Path | None:
+        """`path` if it is a regular file inside the tree whose resolved path is the path itself; None otherwise.
+
+        Isengard never makes links in the data tree, so a file reached through one (a planted symlink to a file,
+        or to a folder, even one inside the tree) is not served: only what was stored where its row says."""
+        expected = Path(os.path.abspath(path))
         try:
-            path = self.resolve_relative(relative)
-        except UnsafePathError:
+            resolved = expected.resolve(strict=True)
+            mode = os.lstat(resolved).st_mode
+        except (OSError, RuntimeError):  # missing, or a link loop
             return None
-        return path if path.is_file() else None
+        if resolved != expected or self.root not in resolved.parents or not stat.S_ISREG(mode):
+            return None
+        return resolved
 
     def relative(self, path: Path) -> str:
         resolved = path.resolve()

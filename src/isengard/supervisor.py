@@ -1,9 +1,13 @@
-"""The child processes of `isengard up`: the API, whose exit stops everything, and workers, restarted when they die.
+"""The child processes of `isengard up`: the API, whose exit stops everything, and workers and the embedded Redis,
+restarted when they die.
 
 A worker can exit without being asked: a crash in native code, the OOM killer, or its watchdog giving up on a
 plugin that would not stop (worker/watchdog.py). Its jobs are safe (taken over after the lease, or already failed),
 so the right answer is a fresh worker, not a stopped app. Restarts back off (1 s, 2 s, 4 s ... up to a minute) so a
 worker that dies at start does not spin; a worker that stayed up a while starts again from the shortest delay.
+
+The embedded Redis is restarted the same way, on the same port and from the same folder, so it reloads its
+append-only file (the queue and recent events survive) and every client reconnects to the address it knows.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from isengard.redis_server import EmbeddedRedis, RedisServerError
 
 log = logging.getLogger("isengard.supervisor")
 
@@ -40,12 +46,33 @@ class WorkerSlot:
     restart_at: float | None = None
 
 
+def restart_delay(restarts_in_a_row: int) -> float:
+    return min(MAX_RESTART_DELAY_SECONDS, FIRST_RESTART_DELAY_SECONDS * 2**restarts_in_a_row)
+
+
+@dataclass
+class RedisSlot:
+    """The embedded Redis `up` started, kept running across restarts (same port, same folder)."""
+
+    server: EmbeddedRedis
+    started_at: float = 0.0
+    restarts_in_a_row: int = 0
+    restart_at: float | None = None
+
+
 class Supervisor:
-    def __init__(self, api_command: Sequence[str], worker_commands: dict[str, list[str]], env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        api_command: Sequence[str],
+        worker_commands: dict[str, list[str]],
+        env: dict[str, str],
+        redis_server: EmbeddedRedis | None = None,
+    ) -> None:
         self.api_command = list(api_command)
         self.env = env
         self.api: subprocess.Popen[bytes] | None = None
         self.workers = [WorkerSlot(name=name, command=command) for name, command in worker_commands.items()]
+        self.redis = RedisSlot(redis_server, started_at=time.monotonic()) if redis_server is not None else None
 
     def start(self) -> None:
         self.api = start_process(self.api_command, self.env)
@@ -65,6 +92,8 @@ class Supervisor:
             log.error("the API process exited; stopping Isengard", extra={"code": code})
             return False
         now = time.monotonic()
+        if self.redis is not None:
+            self._check_redis(self.redis, now)
         for slot in self.workers:
             if slot.restart_at is not None:
                 if now >= slot.restart_at:
@@ -75,7 +104,7 @@ class Supervisor:
                 continue
             if now - slot.started_at >= STABLE_AFTER_SECONDS:
                 slot.restarts_in_a_row = 0
-            delay = min(MAX_RESTART_DELAY_SECONDS, FIRST_RESTART_DELAY_SECONDS * 2**slot.restarts_in_a_row)
+            delay = restart_delay(slot.restarts_in_a_row)
             slot.restarts_in_a_row += 1
             slot.restart_at = now + delay
             log.error(
@@ -88,6 +117,34 @@ class Supervisor:
                 },
             )
         return True
+
+    def _check_redis(self, slot: RedisSlot, now: float) -> None:
+        if slot.restart_at is not None:
+            if now < slot.restart_at:
+                return
+            slot.restart_at = None
+            dead = slot.server.process
+            if dead is not None and dead.stderr is not None:
+                dead.stderr.close()
+            try:
+                slot.server.start()
+            except RedisServerError as exc:
+                log.error("embedded redis did not start again", extra={"error": str(exc)})
+                slot.server.process = None
+            else:
+                slot.started_at = now
+                log.warning("embedded redis restarted", extra={"port": slot.server.port})
+                return
+        process = slot.server.process
+        if process is not None and process.poll() is None:
+            return
+        if now - slot.started_at >= STABLE_AFTER_SECONDS:
+            slot.restarts_in_a_row = 0
+        delay = restart_delay(slot.restarts_in_a_row)
+        slot.restarts_in_a_row += 1
+        slot.restart_at = now + delay
+        code = process.returncode if process is not None else None
+        log.error("embedded redis exited unexpectedly; restarting it", extra={"code": code, "restart_in_s": delay})
 
     def processes(self) -> list[subprocess.Popen[bytes]]:
         """Every child that may still run, the API first."""

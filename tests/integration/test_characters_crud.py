@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
@@ -11,6 +12,8 @@ from sqlalchemy.orm import Session
 from isengard.config import Settings
 from isengard.db.models import Image, Job, Lora
 from tests.image_samples import encode, photo
+
+pytestmark = pytest.mark.databases
 
 
 def _create(client: TestClient, **body: object) -> dict[str, object]:

@@ -30,7 +30,7 @@ from tests.integration.queue_support import (
 )
 from tests.integration.test_crash_worker import Workers, assert_consistent, wait_final
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.databases]
 
 
 def start_api(settings: Settings, port: int, log: Path) -> subprocess.Popen[bytes]:

@@ -38,7 +38,7 @@ from tests.integration.queue_support import (
     worker_env,
 )
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.databases]
 
 
 @pytest.fixture()

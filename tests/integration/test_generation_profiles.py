@@ -90,5 +90,6 @@ def test_on_a_gpu_the_planner_keeps_a_quantized_model_resident_where_it_fits() -
 
     assert setup(80) == ("bf16", "resident")
     assert setup(24) == ("int8", "resident")  # a 24 GB card: quantized and resident, no per-call copies
+    assert setup(16) == ("nf4", "resident")
     assert setup(8)[1] == "offload"  # nothing fits whole: every component visits the GPU in turn
     assert setup(24, "bf16") == ("bf16", "offload")  # forced but too big: it still runs, offloaded

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import redis
 from fastapi.testclient import TestClient
 
@@ -11,6 +12,8 @@ from isengard.api.app import create_app
 from isengard.domain import JobKind, JobStatus
 from isengard.queue import keys
 from tests.integration.queue_support import open_store, queue_settings, trace_lines, wait_for, worker_thread
+
+pytestmark = pytest.mark.databases
 
 
 def test_cancel_queued_and_running_jobs(data_dir: Path, redis_url: str, redis_client: redis.Redis) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 import redis
 
 from isengard.db.migrate import upgrade
@@ -22,6 +23,8 @@ from tests.integration.queue_support import (
     wait_for,
     worker_thread,
 )
+
+pytestmark = pytest.mark.databases
 
 
 def test_two_worker_processes_share_the_queue_and_run_each_job_once(

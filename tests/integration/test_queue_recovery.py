@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import update
@@ -18,6 +19,8 @@ from isengard.queue import jobs as queue
 from isengard.queue import keys
 from isengard.redis_server import free_port
 from tests.integration.queue_support import JobStore, open_store, queue_settings, trace_lines, wait_for, worker_thread
+
+pytestmark = pytest.mark.databases
 
 
 def _stream_ids(client: redis.Redis) -> set[str]:

@@ -55,14 +55,16 @@ def test_limit_holds_across_two_api_instances(two_apis: tuple[TestClient, TestCl
         assert f"try again in {retry_after} s" in detail
 
 
-def test_limits_are_per_client(two_apis: tuple[TestClient, TestClient]) -> None:
-    first, second = two_apis
-    for _ in range(3):
-        assert first.post("/api/test-generate", headers={"Authorization": "Bearer alice"}).status_code == 200
-    assert second.post("/api/test-generate", headers={"Authorization": "Bearer alice"}).status_code == 429
-    # Another client (another token; the peer address with none) still has its whole allowance.
-    assert second.post("/api/test-generate", headers={"Authorization": "Bearer bob"}).status_code == 200
-    assert first.post("/api/test-generate").status_code == 200
+def test_limits_are_per_client_address(data_dir: Path, redis_url: str) -> None:
+    settings = make_settings(data_dir, redis_url=redis_url, rate_limit_generation=3)
+    upgrade(settings.sqlalchemy_url)
+    app = _app_with_limited_route(settings)
+    with TestClient(app, client=("10.0.0.1", 1000)) as first, TestClient(app, client=("10.0.0.2", 1000)) as second:
+        for _ in range(3):
+            assert first.post("/api/test-generate").status_code == 200
+        assert first.post("/api/test-generate").status_code == 429
+        # Another address still has its whole allowance.
+        assert second.post("/api/test-generate").status_code == 200
 
 
 def test_login_attempts_are_limited_per_address_across_instances(data_dir: Path, redis_url: str) -> None:

@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import redis
 
 from isengard.queue import keys
 from tests.integration.queue_support import live_api, open_store, queue_settings, wait_for, worker_thread
+
+pytestmark = pytest.mark.databases
 
 Event = tuple[str, str, dict[str, Any]]  # (id, type, data)
 

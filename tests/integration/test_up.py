@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from isengard.redis_server import free_port
 
@@ -151,6 +153,49 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except FileNotFoundError:
         return ""
+
+
+def _redis_port(pid: int) -> int:
+    # redis-server shows its address in its process title: "redis-server 127.0.0.1:6379".
+    found = re.search(r"127\.0\.0\.1:(\d+)", _cmdline(pid))
+    assert found, _cmdline(pid)
+    return int(found.group(1))
+
+
+def test_up_restarts_its_redis_after_kill_9_on_the_same_port_with_its_data(tmp_path: Path) -> None:
+    proc, port = _start_up(tmp_path)
+    try:
+        _wait_for_worker(proc, port)
+        pid_file = tmp_path / "data" / "redis" / "redis.pid"
+        first = int(pid_file.read_text())
+        redis_port = _redis_port(first)
+        client = redis.Redis(port=redis_port)
+        client.set("isengard-test-kept", "yes")
+        time.sleep(1.5)  # the append-only file is synced every second
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 90
+        health: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            health = _health(port)
+            restarted = pid_file.exists() and pid_file.read_text().strip() not in ("", str(first))
+            if restarted and health.get("status") == "ok" and health["workers"]["count"] == 1:
+                break
+            time.sleep(0.5)
+        assert health.get("status") == "ok", health
+        second = int(pid_file.read_text())
+        assert second in _descendants(proc.pid)
+        assert _redis_port(second) == redis_port
+        assert client.get("isengard-test-kept") == b"yes"
+        client.close()
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "embedded redis exited unexpectedly" in output
+    assert proc.returncode == 0
 
 
 def test_on_a_terminal_up_logs_plain_text_and_prints_the_url_last(tmp_path: Path) -> None:

@@ -22,6 +22,8 @@ from isengard.storage import atomic_write_bytes
 from isengard.worker.context import WorkerJobContext
 from tests.integration.queue_support import JobStore, queue_settings
 
+pytestmark = pytest.mark.databases
+
 
 @pytest.fixture()
 def settings(data_dir: Path, redis_url: str) -> Settings:

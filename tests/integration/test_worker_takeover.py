@@ -6,9 +6,10 @@ import json
 import signal
 from pathlib import Path
 
+import pytest
 import redis
 
-from isengard.api.services.jobs.manage import job_out
+from isengard.api.services.jobs.manage import job_history, job_out
 from isengard.db.migrate import upgrade
 from isengard.db.models import Job
 from isengard.domain import JobStatus
@@ -25,6 +26,8 @@ from tests.integration.queue_support import (
     trace_lines,
     wait_for,
 )
+
+pytestmark = pytest.mark.databases
 
 
 def _steps(lines: list[str], pid: int) -> list[int]:
@@ -73,6 +76,15 @@ def test_sigkill_mid_job_then_takeover_resumes_from_the_last_checkpoint(
         lines = trace_lines(settings, job)
         resumed_from = done.result["resumed_from"]
         assert resumed_from >= 10 and resumed_from % 5 == 0, "resumed from a complete checkpoint"
+        # The loss history says which attempt reported each point: the steps both attempts ran are told apart.
+        with store.sessions() as session:
+            loss = job_history(session, job.id).loss
+        attempts = [point.attempt for point in loss]
+        assert set(attempts) == {1, 2} and attempts == sorted(attempts)
+        for attempt in (1, 2):
+            steps = [point.step for point in loss if point.attempt == attempt]
+            assert steps == sorted(set(steps)), "one point per step within an attempt"
+        assert min(point.step for point in loss if point.attempt == 2) == resumed_from + 1
         with store.sessions() as session:
             statuses = [event.message for _, event in load_events(session, job.id, types=["status"])]
         assert f"resumed from step {resumed_from} (attempt 2 of 3) after worker doomed was lost" in statuses

@@ -49,6 +49,11 @@ def test_environment_and_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         ({"REDIS_URL": "http://x"}, "invalid setting REDIS_URL"),
         ({"ISENGARD_LOG_LEVEL": "LOUD"}, "invalid setting ISENGARD_LOG_LEVEL"),
         ({"ISENGARD_MAX_UPLOAD_BYTES": "-5"}, "invalid setting ISENGARD_MAX_UPLOAD_BYTES"),
+        # An empty token would lock every route while the login page says none is needed.
+        ({"ISENGARD_API_TOKEN": ""}, "invalid setting ISENGARD_API_TOKEN"),
+        ({"ISENGARD_API_TOKEN": "  "}, "invalid setting ISENGARD_API_TOKEN"),
+        # A guessable token on an address other machines reach.
+        ({"ISENGARD_HOST": "0.0.0.0", "ISENGARD_API_TOKEN": "a"}, "invalid settings: ISENGARD_API_TOKEN is too short"),
     ],
 )
 def test_invalid_settings_name_the_setting(

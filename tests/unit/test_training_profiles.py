@@ -177,9 +177,13 @@ def test_text_encoders_run_on_the_cpu_of_a_card_they_do_not_fit(wide_model: Path
     assert loading.text_encoder_device(wide_model, torch.device("cpu")).type == "cpu"
 
 
-def test_resume_under_a_quantized_base_continues_the_loss_curve(wide_model: Path, tmp_path: Path) -> None:
-    overrides = {"steps": 16, "checkpoint_every": 8, "keep_checkpoints": 3, "memory_profile": "int8",
-                 "sample_every": 8, "sample_prompts": ["[trigger] portrait"]}  # fmt: skip
+def test_resume_under_a_quantized_base_with_8bit_adamw_continues_the_loss_curve(
+    wide_model: Path, tmp_path: Path
+) -> None:
+    # Rank 32: every LoRA matrix has the 4096 values bitsandbytes needs before it keeps a state in 8 bits.
+    overrides = {"steps": 16, "checkpoint_every": 8, "keep_checkpoints": 3, "memory_profile": "int8", "rank": 32,
+                 "alpha": 32.0, "optimizer": "adamw8bit", "sample_every": 8,
+                 "sample_prompts": ["[trigger] portrait"]}  # fmt: skip
     straight, _ = train(wide_model, tmp_path / "straight", "straight", **overrides)
     root = tmp_path / "resumed"
     with pytest.raises(JobCancelled):
@@ -189,6 +193,11 @@ def test_resume_under_a_quantized_base_continues_the_loss_curve(wide_model: Path
     for step in range(9, 17):
         assert second.losses()[step] == pytest.approx(straight.losses()[step], rel=1e-4, abs=1e-6), step
     assert [a.step for a in second.samples] == [16]  # mid-run samples rendered by the quantized model as well
+    # The optimizer's moments really are 8-bit (bitsandbytes' block-quantized state), the LoRA weights fp32.
+    state = torch.load(root / "data" / "jobs" / "job" / "checkpoints" / "step-000008" / "training_state.pt",
+                       weights_only=False)  # fmt: skip
+    moments = [entry["__bnb_optimizer_quant_state__"] for entry in state["optimizer"]["state"].values()]
+    assert moments and all(m["state1"].dtype == m["state2"].dtype == torch.uint8 for m in moments)
     assert any(a.kind == ArtifactKind.LORA for a in second.artifacts)
 
 

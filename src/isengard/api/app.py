@@ -16,19 +16,20 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from isengard import __version__
-from isengard.api.auth import AuthMiddleware
+from isengard.api.auth import AuthMiddleware, AuthPolicy
 from isengard.api.middleware import (
     COMMON_ERROR_RESPONSES,
     CorrelationIdMiddleware,
     DiskGuardMiddleware,
     SecurityHeadersMiddleware,
+    UnexpectedErrorMiddleware,
 )
+from isengard.api.openapi_docs import install_security_schemes
 from isengard.api.routes import auth, captions, characters, generation, health, images, jobs, logs, loras, training
 from isengard.api.services.jobs.lifecycle import start_queue_recovery, stop_queue_recovery
 from isengard.api.state import Services
 from isengard.config import Settings
 from isengard.db.session import make_engine, make_sessionmaker
-from isengard.logging import correlation_id
 from isengard.plugins.registry import load_registry
 from isengard.storage import DataTree
 
@@ -76,17 +77,6 @@ def _install_error_handlers(app: FastAPI) -> None:
         safe = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors]
         return JSONResponse(
             status_code=422, content={"detail": safe, "message": _readable_validation_message(list(errors))}
-        )
-
-    @app.exception_handler(Exception)
-    async def unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return JSONResponse(
-            status_code=500,
-            content={
-                "detail": "internal error; the server log has the details",
-                "correlation_id": correlation_id.get(),
-            },
         )
 
 
@@ -141,7 +131,13 @@ def create_app(settings: Settings, *, web_dist: Path | None = None) -> FastAPI:
     # Innermost first: the disk guard sees only authenticated requests; auth sits inside CORS (preflights carry
     # no credentials) and inside the security headers (a 401 gets them too).
     app.add_middleware(DiskGuardMiddleware, data_root=settings.data_path, min_free_bytes=settings.min_free_bytes)
-    app.add_middleware(AuthMiddleware, token=settings.api_token, allowed_origins=settings.cors_origins)
+    policy = AuthPolicy(
+        token=settings.api_token,
+        allowed_origins=settings.cors_origins,
+        allowed_hosts=settings.allowed_hosts,
+        failure_limit=settings.rate_limit_auth_failures,
+    )
+    app.add_middleware(AuthMiddleware, policy=policy)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -150,7 +146,9 @@ def create_app(settings: Settings, *, web_dist: Path | None = None) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["*"],
         )
+    app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(CorrelationIdMiddleware)
     _mount_web(app, web_dist or settings.web_dist or DEFAULT_WEB_DIST)
+    install_security_schemes(app)
     return app

@@ -9,7 +9,13 @@ Two ways to prove it:
 What stays open, so the login page can load: the static web bundle (every path outside `/api`) and the three
 `/api/auth/*` routes. Everything under `/api` — data, SSE streams, file downloads, thumbnails, `/api/health` and
 the OpenAPI docs — needs the token. Without a token configured Isengard binds loopback only (config.py refuses
-anything else) and this middleware lets everything through.
+anything else) and this middleware guards the browser boundary instead: only loopback host names (plus
+`ISENGARD_ALLOWED_HOSTS`) are answered, so a page that rebinds its own DNS name to 127.0.0.1 gets nothing, and
+writes that a browser sends from another origin are refused.
+
+Guessing the token is slowed down: requests that offer a wrong token or session are counted per client address
+(in Redis, across API processes); past `ISENGARD_RATE_LIMIT_AUTH_FAILURES` a minute the address gets 429 with
+`Retry-After` before any token is compared, the right one included, so the answer never tells a guesser it won.
 
 A pure ASGI middleware rather than a route dependency: it also covers mounts, the docs routes and streaming
 responses, and it answers before any route code or request body is touched.
@@ -17,14 +23,24 @@ responses, and it answers before any route code or request body is touched.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import time
+from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from urllib.parse import urlsplit
 
+import redis
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from isengard.api.ratelimit import Decision, hit, scope_address
+from isengard.config import is_loopback
+from isengard.queue import keys
+
+log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "isengard_session"
 SESSION_MAX_AGE_SECONDS = 7 * 24 * 3600
@@ -114,23 +130,62 @@ def authenticate(scope: Scope, token: str) -> str | None:
 
 
 def same_origin(scope: Scope, origin: str, allowed_origins: list[str]) -> bool:
+    """Whether `origin` is this app's own (scheme and host:port) or one of the configured CORS origins."""
     if origin in allowed_origins:
         return True
     host = _header(scope, b"host")
     parsed = urlsplit(origin)
-    return bool(host) and parsed.netloc == host
+    return bool(host) and parsed.scheme == scope.get("scheme", "http") and parsed.netloc == host
+
+
+def host_name(host_header: str) -> str:
+    """The name part of a Host header: `[::1]:8000` -> `::1`, `localhost:8000` -> `localhost`."""
+    value = host_header.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def _cross_origin_write(scope: Scope, allowed_origins: list[str]) -> bool:
+    origin = _header(scope, b"origin")
+    if scope.get("method", "GET") in _SAFE_METHODS or not origin:
+        return False
+    return origin == "null" or not same_origin(scope, origin, allowed_origins)
+
+
+@dataclass
+class AuthPolicy:
+    token: str | None
+    allowed_origins: list[str] = field(default_factory=list)
+    # Host names answered without a token, besides the loopback ones.
+    allowed_hosts: list[str] = field(default_factory=list)
+    # Requests with a wrong token or session, per client address and minute, before 429.
+    failure_limit: int = 20
+
+    def host_allowed(self, scope: Scope) -> bool:
+        host = _header(scope, b"host")
+        if host is None:  # no browser sends a request without Host, so it cannot be a rebinding page
+            return True
+        name = host_name(host)
+        return is_loopback(name) or name in {h.lower() for h in self.allowed_hosts}
 
 
 class AuthMiddleware:
-    """Refuses requests for data that carry neither the bearer token nor a valid session cookie."""
+    """Refuses requests for data that carry neither the bearer token nor a valid session cookie; without a
+    token, refuses other host names and cross-origin writes."""
 
-    def __init__(self, app: ASGIApp, *, token: str | None, allowed_origins: list[str] | None = None) -> None:
+    def __init__(self, app: ASGIApp, *, policy: AuthPolicy) -> None:
         self.app = app
-        self.token = token
-        self.allowed_origins = list(allowed_origins or [])
+        self.policy = policy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.token is None or scope["type"] not in ("http", "websocket") or not needs_auth(scope["path"]):
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        if self.policy.token is None:
+            await self._without_token(scope, receive, send)
+            return
+        if not needs_auth(scope["path"]):
             await self.app(scope, receive, send)
             return
         method = scope.get("method", "GET")
@@ -138,25 +193,72 @@ class AuthMiddleware:
         if scope["type"] == "http" and method == "OPTIONS" and _header(scope, b"access-control-request-method"):
             await self.app(scope, receive, send)
             return
-        proof = authenticate(scope, self.token)
+        offered = _header(scope, b"authorization") is not None or session_cookie(_header(scope, b"cookie"))
+        if offered:
+            blocked = await self._failures(scope, count=False)
+            if blocked is not None and not blocked.allowed:
+                await _too_many(scope, send, blocked)
+                return
+        proof = authenticate(scope, self.policy.token)
         if proof is None:
+            if offered:
+                await self._failures(scope, count=True)
             await _refuse(scope, send, 401, UNAUTHENTICATED_DETAIL)
             return
         # SameSite=Strict keeps other sites' requests cookie-less, but another origin of the same site (another
         # port on this host) still sends the cookie: writes with a cookie must come from our own origin.
-        origin = _header(scope, b"origin")
-        if (
-            proof == "cookie"
-            and method not in _SAFE_METHODS
-            and origin
-            and (origin == "null" or not same_origin(scope, origin, self.allowed_origins))
-        ):
+        if proof == "cookie" and _cross_origin_write(scope, self.policy.allowed_origins):
             await _refuse(scope, send, 403, "cross-origin request refused")
             return
         await self.app(scope, receive, send)
 
+    async def _without_token(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Without a token, the loopback binding is the only protection; a browser page from elsewhere that points
+        # its own name at 127.0.0.1 (DNS rebinding) sends that name as Host and its own origin. The data is under
+        # /api; the static bundle holds nothing to steal.
+        if scope["path"].startswith("/api") and not self.policy.host_allowed(scope):
+            await _refuse(
+                scope,
+                send,
+                400,
+                "unknown host name: without ISENGARD_API_TOKEN only loopback names (127.0.0.1, localhost, [::1]) "
+                "and ISENGARD_ALLOWED_HOSTS are answered",
+            )
+            return
+        if scope["type"] == "http" and _cross_origin_write(scope, self.policy.allowed_origins):
+            await _refuse(scope, send, 403, "cross-origin request refused")
+            return
+        await self.app(scope, receive, send)
 
-async def _refuse(scope: Scope, send: Send, status: int, detail: str) -> None:
+    async def _failures(self, scope: Scope, *, count: bool) -> Decision | None:
+        """Ask (or count one more) failed authentication for the client's address; None when Redis is away."""
+        app = scope.get("app")
+        services = getattr(app.state, "services", None) if app is not None else None
+        if services is None:
+            return None
+        key = keys.rate_limit("auth-failures", scope_address(scope))
+        try:
+            return await asyncio.to_thread(hit, services.redis, key, limit=self.policy.failure_limit, count=count)
+        except redis.RedisError:
+            log.warning("could not count failed authentications: redis is unreachable")
+            return None
+
+
+async def _too_many(scope: Scope, send: Send, decision: Decision) -> None:
+    log.info("authentication failures rate limited", extra={"client": scope_address(scope)})
+    wait = str(decision.retry_after_seconds)
+    await _refuse(
+        scope,
+        send,
+        429,
+        f"too many failed authentications from this address; try again in {wait} s",
+        [(b"retry-after", wait.encode())],
+    )
+
+
+async def _refuse(
+    scope: Scope, send: Send, status: int, detail: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     if scope["type"] == "websocket":
         # Policy violation; closing before accept makes the server answer the handshake with 403.
         await send({"type": "websocket.close", "code": 1008})
@@ -165,5 +267,6 @@ async def _refuse(scope: Scope, send: Send, status: int, detail: str) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="isengard"'))
+    headers.extend(extra or [])
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -36,7 +36,11 @@ def get_redis(services: ServicesDep) -> redis.Redis:
 
 
 def get_db(services: ServicesDep) -> Iterator[Session]:
-    """A session per request: committed when the route returns normally, rolled back on an error."""
+    """A session per request: committed when the route returns normally, rolled back on an error.
+
+    Used with `scope="function"` (below): the commit runs when the route function returns, before the response
+    is sent, so a 2xx means the write is stored and a failed commit is answered 500, never 2xx.
+    """
     with session_scope(services.sessions) as session:
         yield session
 
@@ -44,4 +48,4 @@ def get_db(services: ServicesDep) -> Iterator[Session]:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DataDep = Annotated[DataTree, Depends(get_data)]
 RedisDep = Annotated[redis.Redis, Depends(get_redis)]
-DbSession = Annotated[Session, Depends(get_db)]
+DbSession = Annotated[Session, Depends(get_db, scope="function")]

@@ -29,14 +29,28 @@ class UnprocessableBody(BaseModel):
 
 
 # Answers any /api route can give besides its own, documented once for all of them (the fuzz tests hold the
-# API to its schema): a body that is not JSON, the token check, an unknown id, the disk guard.
+# API to its schema): a body that is not JSON, the token check, an unknown id, too many failed authentications,
+# the disk guard.
 COMMON_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorMessage, "description": "the request body could not be parsed"},
+    400: {
+        "model": ErrorMessage,
+        "description": "the request body could not be parsed, or (without a token) the Host is not a loopback name",
+    },
     401: {"model": ErrorMessage, "description": "authentication required (when ISENGARD_API_TOKEN is set)"},
-    403: {"model": ErrorMessage, "description": "a cookie-authenticated write from another origin"},
+    403: {"model": ErrorMessage, "description": "a write from another origin"},
     404: {"model": ErrorMessage, "description": "no such resource"},
     422: {"model": UnprocessableBody, "description": "the request is well-formed but its values cannot be used"},
+    429: {
+        "model": ErrorMessage,
+        "description": "too many requests (a rate limit, or failed authentications from this address); see Retry-After",
+    },
     507: {"model": ErrorMessage, "description": "not enough free disk space in the data folder"},
+}
+
+# What a route that receives files can answer besides its own results.
+UPLOAD_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    408: {"model": ErrorMessage, "description": "the request body stalled or took too long to arrive"},
+    415: {"model": ErrorMessage, "description": "the body is not multipart/form-data"},
 }
 
 HEADER = b"x-correlation-id"
@@ -105,6 +119,42 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class UnexpectedErrorMiddleware:
+    """Turns an unhandled exception into a JSON 500 inside the correlation-id and security-header middleware.
+
+    Starlette hands exceptions nobody handled to its outermost layer, outside every middleware added here: a 500
+    made there would carry neither the correlation id a person needs to find the log line nor the security headers.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:  # too late for a 500: the server closes the connection
+                raise
+            log.exception("unhandled error", exc_info=exc)
+            body = json.dumps(
+                {"detail": "internal error; the server log has the details", "correlation_id": correlation_id.get()}
+            ).encode()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 500, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
 
 
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})

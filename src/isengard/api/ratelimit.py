@@ -12,7 +12,6 @@ gets in again exactly when its oldest accepted request leaves the window.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import uuid
@@ -21,8 +20,8 @@ from dataclasses import dataclass
 
 import redis
 from fastapi import HTTPException, Request
+from starlette.types import Scope
 
-from isengard.api.auth import bearer_token, session_cookie
 from isengard.api.deps import ServicesDep
 from isengard.queue import keys
 
@@ -30,7 +29,8 @@ log = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 60
 
-# KEYS[1]: the client's bucket; ARGV: window ms, limit, a unique member for this request.
+# KEYS[1]: the client's bucket; ARGV: window ms, limit, a unique member for this request, and "1" to count the
+# request when it is accepted ("0" only asks whether one would be).
 # Returns {accepted (1/0), requests in the window, ms until a slot frees (0 when accepted)}.
 _SLIDING_WINDOW_LUA = """
 redis.replicate_commands()
@@ -42,9 +42,12 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
 local count = redis.call('ZCARD', key)
 if count < limit then
-  redis.call('ZADD', key, now, ARGV[3])
-  redis.call('PEXPIRE', key, window)
-  return {1, count + 1, 0}
+  if ARGV[4] == '1' then
+    redis.call('ZADD', key, now, ARGV[3])
+    redis.call('PEXPIRE', key, window)
+    count = count + 1
+  end
+  return {1, count, 0}
 end
 local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
 return {0, count, tonumber(oldest[2]) + window - now}
@@ -58,37 +61,36 @@ class Decision:
     retry_after_seconds: int
 
 
-def _hashed(kind: str, secret: str) -> str:
-    return f"{kind}:" + hashlib.sha256(secret.encode()).hexdigest()[:16]
-
-
 def client_key(request: Request) -> str:
-    """Who is asking. A token holder is one client wherever it connects from; otherwise the peer address.
+    """Who is asking: the peer address. Never a header the client chooses (an unverified bearer value or cookie),
+    which a client could change on every request to get a fresh allowance each time.
 
     Behind a reverse proxy run uvicorn with --proxy-headers and --forwarded-allow-ips so the peer address is
     the real client's, not the proxy's.
     """
-    token = bearer_token(request.headers.get("authorization"))
-    if token:
-        return _hashed("token", token)
-    session = session_cookie(request.headers.get("cookie"))
-    if session:
-        return _hashed("session", session)
     return client_address(request)
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    return scope_address(request.scope)
 
 
-def hit(client: redis.Redis, key: str, *, limit: int, window_seconds: float = WINDOW_SECONDS) -> Decision:
-    """Count one request against `key`; whether it is allowed and, if not, when to retry."""
-    allowed, count, wait_ms = client.eval(  # type: ignore[misc]
-        _SLIDING_WINDOW_LUA, 1, key, int(window_seconds * 1000), int(limit), uuid.uuid4().hex
+def scope_address(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def hit(
+    client: redis.Redis, key: str, *, limit: int, window_seconds: float = WINDOW_SECONDS, count: bool = True
+) -> Decision:
+    """Count one request against `key` (or, with count=False, only ask); whether it is allowed and, if not,
+    when to retry."""
+    allowed, in_window, wait_ms = client.eval(  # type: ignore[misc]
+        _SLIDING_WINDOW_LUA, 1, key, int(window_seconds * 1000), int(limit), uuid.uuid4().hex, "1" if count else "0"
     )
     return Decision(
         allowed=bool(allowed),
-        count=int(count),
+        count=int(in_window),
         retry_after_seconds=0 if allowed else max(1, math.ceil(int(wait_ms) / 1000)),
     )
 

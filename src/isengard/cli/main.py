@@ -134,7 +134,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             # A restarted worker keeps its id: it is the same consumer of the queue, seen as one worker in health.
             worker_id = f"{os.uname().nodename}-{index}"
             workers[worker_id] = [python, "-m", "isengard.cli", "worker", "--id", worker_id]
-        supervisor = Supervisor([python, "-m", "isengard.cli", "api"], workers, env)
+        supervisor = Supervisor([python, "-m", "isengard.cli", "api"], workers, env, redis_server=redis_server)
         supervisor.start()
         # The URL comes last, once the app answers with a worker up: after the start-up logs, not buried in them.
         if _wait_until_ready(settings, supervisor, lambda: stopping):

@@ -25,6 +25,16 @@ log = logging.getLogger(__name__)
 
 READ_BLOCK_MS = 5000
 READ_COUNT = 500
+# The client's socket timeout must outlast the blocking read (redis-py's default of 5 s does not): a quiet stream
+# is not a failure.
+SOCKET_TIMEOUT_SECONDS = READ_BLOCK_MS / 1000 + 10
+
+
+def reader_client(url: str) -> aioredis.Redis:
+    """An asyncio Redis client fit for `EventFanout`'s blocking reads."""
+    return aioredis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_SECONDS, health_check_interval=15)
+
+
 FINAL_STATUSES = {status.value for status in JobStatus if status.is_final}
 
 

@@ -196,6 +196,7 @@ class WorkerJobContext:
             lr=lr,
             it_per_s=round(it_per_s, 4) if it_per_s is not None else None,
             eta_seconds=round(eta, 2) if eta is not None else None,
+            attempt=self.attempt,
             stage=stage,
         )
         self.last_step = step

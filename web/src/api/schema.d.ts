@@ -1886,6 +1886,11 @@ export interface components {
              * Format: date-time
              */
             at: string;
+            /**
+             * Attempt
+             * @description the attempt that reported the point; after a resume a step appears once per attempt
+             */
+            attempt?: number | null;
             /** Loss */
             loss?: number | null;
             /** Lr */
@@ -2004,6 +2009,8 @@ export interface components {
              * Format: date-time
              */
             at: string;
+            /** Attempt */
+            attempt: number | null;
             /** Eta Seconds */
             eta_seconds: number | null;
             /** It Per S */
@@ -2397,7 +2404,7 @@ export interface operations {
                     "application/json": components["schemas"]["SessionState"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2413,7 +2420,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2476,7 +2483,7 @@ export interface operations {
                     "application/json": components["schemas"]["SessionState"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2494,7 +2501,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2519,6 +2526,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2550,7 +2566,7 @@ export interface operations {
                     "application/json": components["schemas"]["SessionState"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2568,7 +2584,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2593,6 +2609,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2624,7 +2649,7 @@ export interface operations {
                     "application/json": components["schemas"]["Capabilities"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2642,7 +2667,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2667,6 +2692,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2698,7 +2732,7 @@ export interface operations {
                     "application/json": components["schemas"]["CaptionPluginOut"][];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2716,7 +2750,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2741,6 +2775,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2772,7 +2815,7 @@ export interface operations {
                     "application/json": components["schemas"]["CharacterOut"][];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2790,7 +2833,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2815,6 +2858,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -2850,7 +2902,7 @@ export interface operations {
                     "application/json": components["schemas"]["CharacterOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2868,7 +2920,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2904,6 +2956,15 @@ export interface operations {
                     "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description not enough free disk space in the data folder */
             507: {
                 headers: {
@@ -2936,7 +2997,7 @@ export interface operations {
                     "application/json": components["schemas"]["CharacterOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2954,7 +3015,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2979,6 +3040,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3011,7 +3081,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3029,7 +3099,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3063,6 +3133,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3101,7 +3180,7 @@ export interface operations {
                     "application/json": components["schemas"]["CharacterOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3119,7 +3198,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3153,6 +3232,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3191,7 +3279,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3209,7 +3297,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3234,6 +3322,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3272,7 +3369,7 @@ export interface operations {
                     "application/json": components["schemas"]["BulkCaptionOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3290,7 +3387,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3315,6 +3412,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3352,7 +3458,7 @@ export interface operations {
                     "application/json": components["schemas"]["CaptionLintOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3370,7 +3476,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3395,6 +3501,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3432,7 +3547,7 @@ export interface operations {
                     "application/json": components["schemas"]["DatasetReport"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3450,7 +3565,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3475,6 +3590,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3525,7 +3649,7 @@ export interface operations {
                     "application/json": components["schemas"]["UploadOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3543,7 +3667,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3561,6 +3685,24 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body stalled or took too long to arrive */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the body is not multipart/form-data */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description every file was refused, each with its reason; or the request itself is invalid */
             422: {
                 headers: {
@@ -3568,6 +3710,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UploadOut"] | components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3604,7 +3755,7 @@ export interface operations {
                     "text/event-stream": components["schemas"]["StatusEvent"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3622,7 +3773,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3647,6 +3798,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3682,7 +3842,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3700,7 +3860,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3725,6 +3885,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3760,7 +3929,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3778,7 +3947,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3803,6 +3972,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3834,7 +4012,7 @@ export interface operations {
                     "application/json": components["schemas"]["ImagePluginOut"][];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3852,7 +4030,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3877,6 +4055,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3915,7 +4102,7 @@ export interface operations {
                     "application/json": components["schemas"]["GenerationPage"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3933,7 +4120,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3958,6 +4145,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -3992,7 +4188,7 @@ export interface operations {
                     "application/json": components["schemas"]["GenerationOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4010,7 +4206,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4035,6 +4231,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4067,7 +4272,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4085,7 +4290,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4110,6 +4315,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4148,7 +4362,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4166,7 +4380,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4184,6 +4398,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description a comparison grid is re-run from its grid request */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -4191,6 +4414,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4223,7 +4455,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4241,7 +4473,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4266,6 +4498,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4300,7 +4541,7 @@ export interface operations {
                     "application/json": components["schemas"]["GenerationCreate"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4318,7 +4559,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4343,6 +4584,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4375,7 +4625,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4393,7 +4643,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4418,6 +4668,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4449,7 +4708,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4467,7 +4726,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4492,6 +4751,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4530,7 +4798,7 @@ export interface operations {
                     "application/json": components["schemas"]["ImagePage"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4548,7 +4816,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4573,6 +4841,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4607,7 +4884,7 @@ export interface operations {
                     "application/json": components["schemas"]["ImageOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4625,7 +4902,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4650,6 +4927,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4682,7 +4968,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4700,7 +4986,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4725,6 +5011,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4763,7 +5058,7 @@ export interface operations {
                     "application/json": components["schemas"]["ImageOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4781,7 +5076,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4806,6 +5101,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4838,7 +5142,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4856,7 +5160,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4881,6 +5185,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4913,7 +5226,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4931,7 +5244,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4956,6 +5269,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -4993,7 +5315,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobPage"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5011,7 +5333,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5036,6 +5358,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5069,7 +5400,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5087,7 +5418,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5112,6 +5443,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5143,7 +5483,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5161,7 +5501,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5186,6 +5526,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5221,7 +5570,7 @@ export interface operations {
                     "application/json": components["schemas"]["ArtifactOut"][];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5239,7 +5588,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5264,6 +5613,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5296,7 +5654,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5314,7 +5672,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5339,6 +5697,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5372,7 +5739,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5390,7 +5757,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5408,6 +5775,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the job has already finished */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -5415,6 +5791,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5453,7 +5838,7 @@ export interface operations {
                     "text/event-stream": components["schemas"]["JobEventData"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5471,7 +5856,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5496,6 +5881,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5529,7 +5923,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobHistory"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5547,7 +5941,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5572,6 +5966,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5605,7 +6008,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5623,7 +6026,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5648,6 +6051,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5683,7 +6095,7 @@ export interface operations {
                     "application/json": components["schemas"]["ClientLogStored"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5701,7 +6113,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5726,6 +6138,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5765,7 +6186,7 @@ export interface operations {
                     "application/json": components["schemas"]["LoraPage"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5783,7 +6204,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5808,6 +6229,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5850,7 +6280,7 @@ export interface operations {
                     "application/json": components["schemas"]["LoraOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5868,7 +6298,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5886,6 +6316,33 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body stalled or took too long to arrive */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the file is larger than ISENGARD_MAX_LORA_UPLOAD_BYTES */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the body is not multipart/form-data */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -5893,6 +6350,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -5926,7 +6392,7 @@ export interface operations {
                     "application/json": components["schemas"]["LoraOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5944,7 +6410,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5969,6 +6435,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -6003,7 +6478,7 @@ export interface operations {
                     "application/json": components["schemas"]["LoraOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6021,7 +6496,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6046,6 +6521,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -6078,7 +6562,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6096,7 +6580,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6121,6 +6605,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -6159,7 +6652,7 @@ export interface operations {
                     "application/json": components["schemas"]["LoraOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6177,7 +6670,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6202,6 +6695,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -6234,7 +6736,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6252,7 +6754,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6277,6 +6779,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -6312,7 +6823,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6330,7 +6841,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6355,6 +6866,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -6390,7 +6910,7 @@ export interface operations {
                     "application/json": components["schemas"]["TrainingEstimate"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6408,7 +6928,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6433,6 +6953,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -6464,7 +6993,7 @@ export interface operations {
                     "application/json": components["schemas"]["TrainingPluginOut"][];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6482,7 +7011,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6507,6 +7036,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -6540,7 +7078,7 @@ export interface operations {
                     "application/json": components["schemas"]["PresetOut"][];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6558,7 +7096,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6583,6 +7121,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -6618,7 +7165,7 @@ export interface operations {
                     "application/json": components["schemas"]["PresetOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6636,7 +7183,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6672,6 +7219,15 @@ export interface operations {
                     "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description not enough free disk space in the data folder */
             507: {
                 headers: {
@@ -6704,7 +7260,7 @@ export interface operations {
                     "application/json": components["schemas"]["PresetOut"];
                 };
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6722,7 +7278,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6747,6 +7303,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */
@@ -6779,7 +7344,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description the request body could not be parsed */
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6797,7 +7362,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description a cookie-authenticated write from another origin */
+            /** @description a write from another origin */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6822,6 +7387,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description not enough free disk space in the data folder */

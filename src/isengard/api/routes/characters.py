@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from isengard.api.deps import DataDep, DbSession, ServicesDep
-from isengard.api.middleware import ErrorMessage
+from isengard.api.middleware import UPLOAD_ERROR_RESPONSES, ErrorMessage
 from isengard.api.ratelimit import rate_limited
 from isengard.api.schemas.characters import (
     BulkCaptionEdit,
@@ -95,6 +95,7 @@ def delete_character(db: DbSession, data: DataDep, character_id: CharacterId) ->
     dependencies=[Depends(rate_limited("uploads"))],
     openapi_extra=_UPLOAD_BODY,
     responses={
+        **UPLOAD_ERROR_RESPONSES,
         200: {"model": UploadOut, "description": "only duplicates of images already stored"},
         # Either every file was refused (the per-file list) or the request itself was invalid (a bad id).
         422: {

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Depends, Query, Response
 from fastapi.responses import FileResponse
 
 from isengard.api.deps import DataDep, DbSession, ServicesDep
+from isengard.api.middleware import ErrorMessage
 from isengard.api.ratelimit import rate_limited
 from isengard.api.schemas.generation import (
     AgainOptions,
@@ -67,7 +68,12 @@ def generation_request(db: DbSession, generation_id: GenerationId) -> Generation
     return gallery.request_for(gallery.get_generation(db, generation_id))
 
 
-@router.post("/generations/{generation_id}/again", status_code=202, dependencies=[Depends(rate_limited("generation"))])
+@router.post(
+    "/generations/{generation_id}/again",
+    status_code=202,
+    dependencies=[Depends(rate_limited("generation"))],
+    responses={409: {"model": ErrorMessage, "description": "a comparison grid is re-run from its grid request"}},
+)
 def generate_again(
     services: ServicesDep,
     db: DbSession,

@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse
 from sse_starlette import EventSourceResponse
 
 from isengard.api.deps import DbSession, ServicesDep
+from isengard.api.middleware import ErrorMessage
 from isengard.api.schemas.jobs import (
     JOB_EVENT_STREAM,
     STATUS_EVENT_STREAM,
@@ -48,7 +49,11 @@ def get_job(job_id: str, db: DbSession, services: ServicesDep) -> JobOut:
     return service.job_out(services, service.get_job(db, job_id))
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=JobOut)
+@router.post(
+    "/jobs/{job_id}/cancel",
+    response_model=JobOut,
+    responses={409: {"model": ErrorMessage, "description": "the job has already finished"}},
+)
 def cancel_job(job_id: str, db: DbSession, services: ServicesDep) -> JobOut:
     return JobOut.from_row(service.cancel_job(services, db, job_id))
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from isengard.api.deps import DataDep, DbSession, ServicesDep
+from isengard.api.middleware import UPLOAD_ERROR_RESPONSES, ErrorMessage
 from isengard.api.ratelimit import rate_limited
 from isengard.api.schemas.loras import LoraOut, LoraPage, LoraSource, LoraUpdate
 from isengard.api.services.loras import importer as lora_import
@@ -38,6 +39,10 @@ def list_loras(
     "/loras/import",
     status_code=201,
     dependencies=[Depends(rate_limited("uploads"))],
+    responses={
+        **UPLOAD_ERROR_RESPONSES,
+        413: {"model": ErrorMessage, "description": "the file is larger than ISENGARD_MAX_LORA_UPLOAD_BYTES"},
+    },
     openapi_extra={
         "requestBody": {
             "content": {

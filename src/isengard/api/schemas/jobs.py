@@ -102,6 +102,9 @@ class LossPoint(BaseModel):
     smoothed_loss: float | None = None
     lr: float | None = None
     at: datetime
+    attempt: int | None = Field(
+        default=None, description="the attempt that reported the point; after a resume a step appears once per attempt"
+    )
 
 
 class LogLine(BaseModel):

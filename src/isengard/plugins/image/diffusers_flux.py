@@ -186,6 +186,14 @@ class DiffusersFluxGenerator(ImagePlugin):
         if model.path is None:
             return Capability(available=False, reason=model.reason, details=details)
         details["model"] = str(model.path)
+        if torch.cuda.is_available():
+            from isengard.plugins.image.flux_memory import choose_generation_setup
+
+            # How this worker would hold the model now: which profile, resident or offloaded, and the estimate.
+            try:
+                details["memory"] = choose_generation_setup(Path(model.path), torch.device("cuda")).reason
+            except (OSError, ValueError) as exc:  # an incomplete model folder: generation itself will say so
+                details["memory"] = f"no plan: {exc}"
         return Capability(available=True, details=details)
 
     # Generation -------------------------------------------------------------------------------------------------

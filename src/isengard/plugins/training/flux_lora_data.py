@@ -93,7 +93,8 @@ def encode_texts(
     max_sequence_length: int,
     device: torch.device,
 ) -> tuple[list[TextEmbedding], TextEmbedding, list[tuple[str, TextEmbedding]]]:
-    """Every caption (each distinct one once), the empty caption and the sample prompts, encoded on the CPU side."""
+    """Every caption (each distinct one once), the empty caption and the sample prompts: encoded on `device`, kept
+    in CPU memory."""
 
     def encode(prompt: str) -> TextEmbedding:
         return encode_text(text_pipe, prompt, device=device, max_sequence_length=max_sequence_length)

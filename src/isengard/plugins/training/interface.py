@@ -11,7 +11,10 @@ from pydantic import BaseModel
 from isengard.domain import PluginKind, TrainingInput
 from isengard.plugins.api import Estimate, JobContext, MeasuredSpeed, Plugin
 
+# The one recommended dataset size: the estimate's warning here, the dataset report and the checklist say the same.
 RECOMMENDED_IMAGES = 10
+RECOMMENDED_MAX_IMAGES = 30
+RECOMMENDED_RANGE = f"{RECOMMENDED_IMAGES}-{RECOMMENDED_MAX_IMAGES}"
 # Seconds per step before any run was measured, by mode: the tiny model on a CPU, FLUX.1-dev on a 24 GB-class GPU.
 DEFAULT_SECONDS_PER_STEP = {"fast-test": 0.03, "production": 1.5}
 DEFAULT_SETUP_SECONDS = {"fast-test": 3.0, "production": 120.0}
@@ -35,7 +38,7 @@ def measured_basis(measured: MeasuredSpeed) -> str:
 def dataset_warnings(images: int, epochs: float, *, production: bool) -> list[str]:
     warnings = []
     if images < RECOMMENDED_IMAGES and production:
-        warnings.append(f"{images} images: likeness improves with 10 to 30 varied photos")
+        warnings.append(f"{images} images: likeness improves with {RECOMMENDED_RANGE} varied photos")
     if epochs > 150:
         warnings.append(f"each example is seen about {epochs:.0f} times: watch the samples for overfitting")
     return warnings

@@ -1,8 +1,7 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { Button, ErrorNotice, Field } from "../../components/ui";
-import { generateGrid, generationKeys } from "../generation/api";
-import { useFinishedRuns, type GenerationParams } from "./api";
+import { generateGrid, generationKeys, useFinishedRuns, type GenerationParams } from "./api";
 import { LiveJob } from "./LiveJob";
 
 /** The form's prompt, size, steps and guidance rendered with every checkpoint of a finished run. */

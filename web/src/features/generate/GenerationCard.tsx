@@ -1,6 +1,6 @@
 import { Badge, Button } from "../../components/ui";
 import { timeAgo } from "../../lib/format";
-import type { Generation } from "../generation/api";
+import type { Generation } from "./api";
 
 export function GenerationCard({ item, onReuse, onOpen }: { item: Generation; onReuse: (g: Generation) => void; onOpen: () => void }) {
   return (

@@ -1,7 +1,7 @@
-// The Generate page's reads: the LoRA library, a character's newest LoRA, finished runs for the comparison grid.
-import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
-import { client, unwrap, type Schemas } from "../../api/client";
-import { generationQueries } from "../generation/api";
+// Image generation: the engines, starting a generation or a checkpoint grid, the gallery of results, and the
+// Generate page's other reads (the LoRA library, a character's newest LoRA, finished runs for the comparison grid).
+import { infiniteQueryOptions, queryOptions, useInfiniteQuery, useQuery } from "@tanstack/react-query";
+import { FIRST_PAGE, client, unwrap, type Schemas } from "../../api/client";
 import { jobQueries } from "../jobs/api";
 import { loraQueries, type Lora } from "../loras/api";
 
@@ -18,6 +18,40 @@ export interface LoraChoice {
 }
 
 export type ImagePlugin = Schemas["ImagePluginOut"];
+export type Generation = Schemas["GenerationOut"];
+export type GenerationCreate = Schemas["GenerationCreate"];
+export type GridCreate = Schemas["GridCreate"];
+
+export const generationKeys = {
+  all: ["generations"] as const,
+  gallery: ["generations", "gallery"] as const,
+  plugins: ["generation", "plugins"] as const,
+};
+
+export const generationQueries = {
+  plugins: () =>
+    queryOptions({
+      queryKey: generationKeys.plugins,
+      queryFn: ({ signal }) => unwrap(client.GET("/api/generation/plugins", { signal })),
+    }),
+  /** Every generated image, newest first, a page at a time. */
+  gallery: (pageSize = 24) =>
+    infiniteQueryOptions({
+      queryKey: generationKeys.gallery,
+      queryFn: ({ pageParam, signal }) =>
+        unwrap(client.GET("/api/generations", { params: { query: { limit: pageSize, cursor: pageParam ?? undefined } }, signal })),
+      initialPageParam: FIRST_PAGE,
+      getNextPageParam: (last) => last.next_cursor ?? null,
+    }),
+};
+
+export function generate(request: GenerationCreate) {
+  return unwrap(client.POST("/api/generation", { body: request }));
+}
+
+export function generateGrid(request: GridCreate) {
+  return unwrap(client.POST("/api/generation/grid", { body: request }));
+}
 
 export function useLoraLibrary() {
   return useQuery(loraQueries.list({ limit: 200 }));

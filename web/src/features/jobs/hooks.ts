@@ -4,7 +4,7 @@ import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useMemo, useReducer } from "react";
 import { JOB_EVENT_TYPES, STATUS_EVENTS_URL, jobEventOf, jobEventsUrl, statusEventOf, type JobEvent } from "../../api/events";
 import { useSSE, type SSEState } from "../../hooks/useSSE";
-import { generationKeys } from "../generation/api";
+import { generationKeys } from "../generate/api";
 import { loraKeys } from "../loras/api";
 import { isFinal, jobKeys, jobQueries, type Job, type JobKind } from "./api";
 import { emptyLive, liveReducer, type LiveState } from "./live";

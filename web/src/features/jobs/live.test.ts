@@ -19,7 +19,7 @@ function history(patch: Partial<JobHistory> = {}): JobHistory {
 const base = { job_id: "j1", at: AT };
 const progress = (step: number, loss: number | null, patch: Partial<EventOf<"progress">> = {}): JobEvent => ({
   ...base, type: "progress", step, total: 100, loss, smoothed_loss: loss === null ? null : loss / 2, lr: null,
-  it_per_s: 2.5, eta_seconds: 40, stage: "training", ...patch,
+  it_per_s: 2.5, eta_seconds: 40, stage: "training", attempt: 1, ...patch,
 });
 
 function run(actions: Parameters<typeof liveReducer>[1][], from: LiveState = emptyLive()): LiveState {

@@ -45,6 +45,8 @@ export interface LiveState {
   error: string | null;
   progress: LiveProgress | null;
   loss: Map<number, LossSample>;
+  /** The attempt whose curve `loss` shows (0 for points that carry none). */
+  lossAttempt: number;
   logs: LogLine[];
   samples: Map<string, MediaRef>;
   checkpoints: Map<string, MediaRef>;
@@ -58,13 +60,25 @@ export type LiveAction = { type: "history"; history: JobHistory } | { type: "eve
 const MAX_LOG_LINES = 2000;
 
 export function emptyLive(): LiveState {
-  return { status: null, error: null, progress: null, loss: new Map(), logs: [], samples: new Map(), checkpoints: new Map(), seenLogs: new Set(), statusMessage: null };
+  return { status: null, error: null, progress: null, loss: new Map(), lossAttempt: 0, logs: [], samples: new Map(), checkpoints: new Map(), seenLogs: new Set(), statusMessage: null };
 }
 
 function progressFromJob(job: Job): LiveProgress | null {
   const p = recordedProgress(job);
   if (p.step === null) return null;
   return { step: p.step, total: p.total ?? 0, loss: p.loss, smoothed: p.smoothedLoss, itPerS: p.itPerS, etaSeconds: p.etaSeconds, stage: p.stage };
+}
+
+/** Show the latest attempt's curve: a resumed attempt reports its steps again from its checkpoint on, so an
+ * earlier attempt's points from there are replaced, and late points of an earlier attempt are left out. */
+export function addLossPoint(state: Pick<LiveState, "loss" | "lossAttempt">, sample: LossSample, attempt?: number | null) {
+  const current = attempt ?? 0;
+  if (current < state.lossAttempt) return;
+  if (current > state.lossAttempt) {
+    for (const step of [...state.loss.keys()]) if (step >= sample.step) state.loss.delete(step);
+    state.lossAttempt = current;
+  }
+  state.loss.set(sample.step, sample);
 }
 
 function addLog(state: LiveState, line: LogLine) {
@@ -82,7 +96,7 @@ function applyHistory(state: LiveState, history: JobHistory) {
   state.statusMessage = history.statuses.at(-1)?.message ?? state.statusMessage;
   state.error = history.job.error ?? null;
   state.progress = progressFromJob(history.job) ?? state.progress;
-  for (const p of history.loss) state.loss.set(p.step, { step: p.step, loss: p.loss ?? null, smoothed: p.smoothed_loss ?? null });
+  for (const p of history.loss) addLossPoint(state, { step: p.step, loss: p.loss ?? null, smoothed: p.smoothed_loss ?? null }, p.attempt);
   for (const line of history.logs) addLog(state, line);
   for (const s of history.samples) {
     state.samples.set(s.id, { key: s.id, step: s.step ?? null, url: s.url, name: s.name, prompt: metaText(s.meta?.prompt) ?? "" });
@@ -96,7 +110,7 @@ function applyEvent(state: LiveState, event: JobEvent) {
   switch (event.type) {
     case "progress": {
       const { step, loss, smoothed_loss: smoothed } = event;
-      if (loss != null) state.loss.set(step, { step, loss, smoothed });
+      if (loss != null) addLossPoint(state, { step, loss, smoothed }, event.attempt);
       state.progress = {
         step,
         total: event.total,

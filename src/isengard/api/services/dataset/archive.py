@@ -1,9 +1,11 @@
 """Zip uploads (the dataset format Replicate and fal accept): images with optional same-named .txt captions.
 
-Defences, in order: entry count and the sum of declared sizes are checked before anything is extracted; every
-entry path is checked (no `..`, no absolute or drive paths, no links, no encrypted entries); each entry's
-declared size is checked against the per-file limit; while extracting, bytes are counted so an entry that holds
-more than it declares, or a zip that expands past the limit, is stopped. macOS resource forks (`__MACOSX/`) and
+Defences, in order: entry count and the sum of declared sizes are checked before anything is extracted, against
+what is left of the request's budget (`ZipBudget`: the limits hold for all the archives of one request together,
+not per archive); every entry path is checked (no `..`, no absolute or drive paths, no links, no encrypted
+entries); each entry's declared size is checked against the per-file limit and against the free-space guard
+before it is written; while extracting, bytes are counted so an entry that holds more than it declares, or
+archives that expand past the budget, are stopped. macOS resource forks (`__MACOSX/`) and
 dotfiles are skipped silently: archivers add them, people never meant them.
 """
 
@@ -15,6 +17,7 @@ import re
 import stat
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -29,6 +32,24 @@ class ZipLimits:
     max_entries: int
     max_uncompressed_bytes: int
     max_entry_bytes: int
+
+
+def _no_check(_incoming: int) -> None:
+    return None
+
+
+@dataclass
+class ZipBudget:
+    """What the archives of one request may still expand to, shared by all of them."""
+
+    bytes_left: int
+    entries_left: int
+    # Raises (InsufficientStorageError) when this many more bytes would not fit beside the free-space reserve.
+    reserve_space: Callable[[int], None] = _no_check
+
+    @classmethod
+    def of(cls, limits: ZipLimits, reserve_space: Callable[[int], None] = _no_check) -> ZipBudget:
+        return cls(limits.max_uncompressed_bytes, limits.max_entries, reserve_space)
 
 
 @dataclass
@@ -76,22 +97,32 @@ def _is_link(info: zipfile.ZipInfo) -> bool:
     return stat.S_ISLNK(mode) if mode else False
 
 
-def expand_zip(zip_path: Path, zip_name: str, folder: Path, limits: ZipLimits, prefix: str) -> list[Candidate]:
-    """Extract the acceptable entries of one archive into `folder`; refused entries come back with a reason."""
+def expand_zip(
+    zip_path: Path, zip_name: str, folder: Path, limits: ZipLimits, prefix: str, budget: ZipBudget | None = None
+) -> list[Candidate]:
+    """Extract the acceptable entries of one archive into `folder`; refused entries come back with a reason.
+
+    `budget` is what is left of the request's limits (a fresh one, for one archive alone, when not given); what
+    this archive extracts is taken from it."""
+    budget = budget if budget is not None else ZipBudget.of(limits)
     try:
         archive = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError):
         raise ZipRejectedError("not a valid zip archive") from None
     with archive:
         entries = [info for info in archive.infolist() if not info.is_dir() and not _skipped(info.filename)]
-        if len(entries) > limits.max_entries:
-            raise ZipRejectedError(f"the archive has {len(entries)} files; at most {limits.max_entries} are accepted")
-        declared = sum(info.file_size for info in entries)
-        if declared > limits.max_uncompressed_bytes:
+        if len(entries) > budget.entries_left:
             raise ZipRejectedError(
-                f"the archive expands to {declared:,} bytes; the limit is {limits.max_uncompressed_bytes:,}"
+                f"the archive has {len(entries)} files; at most {limits.max_entries} are accepted "
+                f"in the archives of one request ({budget.entries_left} left)"
             )
-        budget = [limits.max_uncompressed_bytes]
+        declared = sum(info.file_size for info in entries)
+        if declared > budget.bytes_left:
+            raise ZipRejectedError(
+                f"the archive expands to {declared:,} bytes; the limit is {limits.max_uncompressed_bytes:,} "
+                f"for the archives of one request ({budget.bytes_left:,} left)"
+            )
+        budget.entries_left -= len(entries)
         return [
             _extract_entry(archive, info, zip_name, folder / f"{prefix}-{index:05d}", limits, budget)
             for index, info in enumerate(entries)
@@ -104,7 +135,7 @@ def _extract_entry(
     zip_name: str,
     target: Path,
     limits: ZipLimits,
-    budget: list[int],
+    budget: ZipBudget,
 ) -> Candidate:
     entry_name = info.filename.replace("\\", "/")
     shown = "".join(ch for ch in entry_name if ch.isprintable())[:MAX_NAME_CHARS]
@@ -126,7 +157,9 @@ def _extract_entry(
     if problem is not None:
         candidate.rejected = problem
         return candidate
-    allowed = min(info.file_size, limits.max_entry_bytes, budget[0])
+    allowed = min(info.file_size, limits.max_entry_bytes, budget.bytes_left)
+    # The temporary copy takes disk space like any stored file: refused (507) when it would eat the reserve.
+    budget.reserve_space(allowed)
     written = 0
     try:
         with archive.open(info) as source, open(target, "xb") as sink:
@@ -144,7 +177,7 @@ def _extract_entry(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(target)
         return candidate
-    budget[0] -= written
+    budget.bytes_left -= written
     candidate.path = target
     candidate.size = written
     return candidate

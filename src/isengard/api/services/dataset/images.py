@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -97,10 +98,11 @@ def delete_image(db: Session, data: DataTree, image_id: str) -> None:
 # --- Files -------------------------------------------------------------------------------------------------------
 
 
-def serve_file(request: Request, data: DataTree, path: Path, etag: str, what: str) -> Response:
+def serve_file(request: Request, data: DataTree, path: Callable[[], Path], etag: str, what: str) -> Response:
+    """Serve the file `path()` names: only a regular file, reached without links, inside the data tree."""
     try:
-        inside = data.stored_file(data.relative(path))
-    except UnsafePathError:  # the path is outside the tree
+        inside = data.regular_file(path())
+    except UnsafePathError:  # a folder on the way leads outside the tree
         inside = None
     if inside is None:
         raise HTTPException(status_code=404, detail=f"{what} not found")
@@ -114,9 +116,9 @@ def serve_file(request: Request, data: DataTree, path: Path, etag: str, what: st
 
 def serve_original(request: Request, db: Session, data: DataTree, image_id: str) -> Response:
     image = get_image(db, image_id)
-    return serve_file(request, data, original_path(data, image), image.sha256[:32], "image file")
+    return serve_file(request, data, lambda: original_path(data, image), image.sha256[:32], "image file")
 
 
 def serve_thumbnail(request: Request, db: Session, data: DataTree, image_id: str) -> Response:
     image = get_image(db, image_id)
-    return serve_file(request, data, thumbnail_path(data, image), f"{image.sha256[:32]}-t", "thumbnail")
+    return serve_file(request, data, lambda: thumbnail_path(data, image), f"{image.sha256[:32]}-t", "thumbnail")

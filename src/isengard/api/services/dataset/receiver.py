@@ -5,12 +5,18 @@ Here each part of the `files` field is written in chunks to a server-named file 
 a part that grows past its limit stops being written (the rest of it is read and dropped) and is reported as
 rejected, and parts beyond the per-request count are not written at all. A part that starts like a zip archive
 may be as large as the zip limit; any other part as large as the per-file limit.
+
+A client that stalls (no bytes for `idle_timeout` seconds) or takes longer than `total_timeout` for the whole body
+is answered 408; the caller removes what it had sent. Routes receive the body before they take a database
+connection, so slow clients hold sockets, not the connection pool.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -30,6 +36,8 @@ class ReceiveLimits:
     max_file_bytes: int
     max_zip_bytes: int
     max_files: int
+    idle_timeout: float = 30.0
+    total_timeout: float = 3600.0
 
 
 @dataclass
@@ -180,7 +188,7 @@ class MultipartReceiver:
             },
         )
         try:
-            async for chunk in request.stream():
+            async for chunk in _timed(request, self.limits):
                 parser.write(chunk)
                 if self._pending or self._finished:
                     await run_in_threadpool(self._flush)
@@ -202,6 +210,24 @@ class MultipartReceiver:
             if part.handle is not None:
                 part.handle.close()
                 part.handle = None
+
+
+async def _timed(request: Request, limits: ReceiveLimits) -> AsyncIterator[bytes]:
+    """The body's chunks; 408 when the client stalls or the whole body takes too long."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limits.total_timeout
+    chunks = request.stream().__aiter__()
+    while True:
+        wait = min(limits.idle_timeout, deadline - loop.time())
+        try:
+            chunk = await asyncio.wait_for(anext(chunks), timeout=max(wait, 0.0))
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise HTTPException(
+                status_code=408, detail="the upload was too slow: the request body did not arrive in time"
+            ) from None
+        yield chunk
 
 
 def _megabytes(value: int) -> str:

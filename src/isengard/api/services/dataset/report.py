@@ -22,13 +22,10 @@ from isengard.api.services.dataset.images import dataset_query
 from isengard.db.models import Image
 from isengard.identity_words import DEFAULT_LANGUAGE
 from isengard.imaging import BLUR_THRESHOLD, EXTREME_ASPECT_RATIO, aspect_ratio
+from isengard.plugins.training.interface import RECOMMENDED_IMAGES, RECOMMENDED_MAX_IMAGES, RECOMMENDED_RANGE
 
 # Buckets on the shorter side, the side that limits how large a training crop can be.
 RESOLUTION_BUCKETS = ((0, 512), (512, 768), (768, 1024), (1024, 1536), (1536, None))
-# The one recommended dataset size, said the same way by the checklist, the verdict and the training estimate.
-RECOMMENDED_MIN_IMAGES = 10
-RECOMMENDED_MAX_IMAGES = 30
-RECOMMENDED_RANGE = f"{RECOMMENDED_MIN_IMAGES}-{RECOMMENDED_MAX_IMAGES}"
 
 
 def _ref(image: Image) -> ImageRef:
@@ -89,7 +86,7 @@ def verdict(
     if count == 0:
         return f"no images yet: upload {RECOMMENDED_RANGE} varied photos of the character"
     parts = [_plural(count, "image")]
-    if count < RECOMMENDED_MIN_IMAGES:
+    if count < RECOMMENDED_IMAGES:
         parts.append(f"fewer than the {RECOMMENDED_RANGE} that train well")
     if too_small:
         parts.append(f"{too_small} under {resolution} px")
@@ -124,7 +121,7 @@ def build_report(db: Session, character_id: str, resolution: int) -> DatasetRepo
         character_id=character_id,
         resolution=resolution,
         count=len(images),
-        recommended_images=[RECOMMENDED_MIN_IMAGES, RECOMMENDED_MAX_IMAGES],
+        recommended_images=[RECOMMENDED_IMAGES, RECOMMENDED_MAX_IMAGES],
         verdict=verdict(
             len(images),
             resolution,

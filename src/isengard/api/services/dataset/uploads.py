@@ -29,8 +29,9 @@ from starlette.concurrency import run_in_threadpool
 
 from isengard.api.schemas.characters import UploadFileResult, UploadOut
 from isengard.api.schemas.images import ImageOut
-from isengard.api.services.dataset.archive import Candidate, ZipLimits, ZipRejectedError, expand_zip
+from isengard.api.services.dataset.archive import Candidate, ZipBudget, ZipLimits, ZipRejectedError, expand_zip
 from isengard.api.services.dataset.characters import get_character
+from isengard.api.services.dataset.decode_limits import PixelBudget, decode_slot, release_memory
 from isengard.api.services.dataset.receiver import MultipartReceiver, ReceivedFile, ReceiveLimits
 from isengard.api.state import Services
 from isengard.captions import caption_from_bytes
@@ -38,10 +39,12 @@ from isengard.config import Settings
 from isengard.dataset.caption_files import write_caption_file
 from isengard.dataset.image_files import caption_path, original_path, thumbnail_path
 from isengard.db.models import Character, Image, new_id
+from isengard.diskspace import require_free_space
 from isengard.imaging import (
     NEAR_DUPLICATE_MAX_DISTANCE,
     ImageRejectedError,
     blur_score,
+    declared_pixels,
     decode_image,
     dhash,
     encode_flags,
@@ -104,7 +107,9 @@ def upload_status_code(result: UploadOut) -> int:
 
 async def receive_upload(request: Request, db: Session, services: Services, character_id: str) -> UploadOut:
     settings = services.settings
-    await run_in_threadpool(get_character, db, character_id)  # 404 before reading a byte of the body
+    # 404 before reading a byte of the body, in a session of its own: `db` takes its connection only once the
+    # whole body is here, so slow clients cannot hold the pool.
+    await run_in_threadpool(_require_character, services, character_id)
     services.data.tmp.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="upload-", dir=services.data.tmp))
     try:
@@ -114,12 +119,20 @@ async def receive_upload(request: Request, db: Session, services: Services, char
                 max_file_bytes=settings.max_upload_bytes,
                 max_zip_bytes=max(settings.max_upload_bytes, settings.max_zip_uncompressed_bytes),
                 max_files=settings.max_files_per_request,
+                idle_timeout=settings.upload_idle_timeout_seconds,
+                total_timeout=settings.upload_timeout_seconds,
             ),
         )
         received = await receiver.receive(request)
         return await run_in_threadpool(store_received, db, services.data, settings, character_id, received, work)
     finally:
         await run_in_threadpool(shutil.rmtree, work, True)
+        release_memory()
+
+
+def _require_character(services: Services, character_id: str) -> None:
+    with services.sessions() as session:
+        get_character(session, character_id)
 
 
 def store_received(
@@ -129,6 +142,7 @@ def store_received(
     candidates = _candidates(received, work, settings)
     captions, caption_files = _read_captions(candidates)
     index = DatasetIndex.load(db, character.id)
+    budget = PixelBudget(settings.max_request_pixels)
     results: list[UploadFileResult] = []
     used_captions: set[tuple[str, str]] = set()
     for candidate in candidates:
@@ -137,7 +151,7 @@ def store_received(
         caption = captions.get(candidate.stem_key, "")
         if candidate.stem_key in captions and not candidate.is_caption_file:
             used_captions.add(candidate.stem_key)
-        results.append(_store_one(db, data, settings, character, candidate, caption, index))
+        results.append(_store_one(db, data, settings, character, candidate, caption, index, budget))
     for key, candidate in caption_files.items():
         if key not in used_captions:
             results.append(
@@ -167,6 +181,8 @@ def _candidates(received: list[ReceivedFile], work: Path, settings: Settings) ->
         max_uncompressed_bytes=settings.max_zip_uncompressed_bytes,
         max_entry_bytes=settings.max_upload_bytes,
     )
+    # One budget for every archive of the request: four archives do not get four times the limit.
+    budget = ZipBudget.of(limits, lambda incoming: require_free_space(work, incoming, settings.min_free_bytes))
     candidates: list[Candidate] = []
     for number, part in enumerate(received):
         plain = Candidate(
@@ -181,7 +197,9 @@ def _candidates(received: list[ReceivedFile], work: Path, settings: Settings) ->
             candidates.append(plain)
             continue
         try:
-            candidates.extend(expand_zip(part.path, part.original_name, work, limits, prefix=f"zip-{number:05d}"))
+            candidates.extend(
+                expand_zip(part.path, part.original_name, work, limits, prefix=f"zip-{number:05d}", budget=budget)
+            )
         except ZipRejectedError as exc:
             plain.rejected = str(exc)
             candidates.append(plain)
@@ -214,6 +232,7 @@ def _store_one(
     candidate: Candidate,
     caption: str,
     index: DatasetIndex,
+    budget: PixelBudget,
 ) -> UploadFileResult:
     def rejected(reason: str) -> UploadFileResult:
         return UploadFileResult(name=candidate.name, status="rejected", reason=reason)
@@ -222,6 +241,26 @@ def _store_one(
         return rejected(candidate.rejected)
     if candidate.path is None or candidate.size == 0:
         return rejected("the file is empty")
+    over_budget = budget.take(declared_pixels(candidate.path))
+    if over_budget is not None:
+        return rejected(over_budget)
+    with decode_slot(settings.max_concurrent_decodes):
+        return _decode_and_store(db, data, settings, character, candidate, caption, index)
+
+
+def _decode_and_store(
+    db: Session,
+    data: DataTree,
+    settings: Settings,
+    character: Character,
+    candidate: Candidate,
+    caption: str,
+    index: DatasetIndex,
+) -> UploadFileResult:
+    def rejected(reason: str) -> UploadFileResult:
+        return UploadFileResult(name=candidate.name, status="rejected", reason=reason)
+
+    assert candidate.path is not None
     try:
         decoded = decode_image(candidate.path, max_pixels=settings.max_image_pixels)
     except ImageRejectedError as exc:

@@ -22,7 +22,7 @@ from isengard.domain import JobStatus, StatusEvent
 from isengard.jobs.history import load_events
 from isengard.queue import events as queue_events
 from isengard.queue import keys
-from isengard.queue.fanout import EventFanout
+from isengard.queue.fanout import EventFanout, decode, reader_client
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ MAX_STREAM_SEQ = 18446744073709551615
 def async_redis(services: Services) -> aioredis.Redis:
     if services.async_redis is None:
         assert services.settings.redis_url
-        services.async_redis = aioredis.Redis.from_url(services.settings.redis_url, health_check_interval=15)
+        services.async_redis = reader_client(services.settings.redis_url)
     return services.async_redis
 
 
@@ -68,28 +68,47 @@ def _stream_ms(entry_id: str) -> int:
     return int(entry_id.split("-", 1)[0])
 
 
+async def _replay(
+    services: Services, job_id: str, *, after_row: int = 0, after_ms: int | None = None
+) -> AsyncIterator[tuple[ServerSentEvent, int, bool]]:
+    """The job's events from the database after a row id or a time: (event, its time in ms, whether it ends)."""
+    replayed = await asyncio.to_thread(_db_events, services, job_id, after_row)
+    for row_id, event in replayed:
+        event_ms = int(event.at.timestamp() * 1000)
+        if after_ms is not None and event_ms <= after_ms:
+            continue
+        yield _sse(f"{DB_ID_PREFIX}{row_id}", event), event_ms, _is_end(event)
+
+
+async def _stream_ends(client: aioredis.Redis, stream: str) -> bool:
+    """Whether the stream's newest entry is the job's final status."""
+    newest: Any = await client.xrevrange(stream, count=1)
+    return bool(newest) and (entry := decode(newest[0][0], newest[0][1])) is not None and entry.final
+
+
 async def job_events(services: Services, job_id: str, last_event_id: str | None) -> AsyncIterator[ServerSentEvent]:
     client = async_redis(services)
     stream = keys.job_events(job_id)
     last = (last_event_id or "").strip()
+    status = await asyncio.to_thread(_job_status, services, job_id)
     try:
         live = await client.exists(stream) and not last.startswith(DB_ID_PREFIX)
+        # A job that finished while Redis was away has a stream without its final status: the database has it.
+        if live and (status is None or status.is_final) and not await _stream_ends(client, stream):
+            live = False
     except redis.RedisError:
         live = False
     if not live:
         # Replay from the database: after a db row id, or after the time of a stream id the client already has.
         row_part = last[len(DB_ID_PREFIX) :] if last.startswith(DB_ID_PREFIX) else ""
-        after_row = int(row_part) if row_part.isdigit() else 0
         after_ms = _stream_ms(last) if queue_events.is_valid_stream_id(last) else None
-        replayed = await asyncio.to_thread(_db_events, services, job_id, after_row)
         last_ms = after_ms or 0
-        for row_id, event in replayed:
-            event_ms = int(event.at.timestamp() * 1000)
-            if after_ms is not None and event_ms <= after_ms:
-                continue
+        async for event, event_ms, ends in _replay(
+            services, job_id, after_row=int(row_part) if row_part.isdigit() else 0, after_ms=after_ms
+        ):
             last_ms = max(last_ms, event_ms)
-            yield _sse(f"{DB_ID_PREFIX}{row_id}", event)
-            if _is_end(event):
+            yield event
+            if ends:
                 return
         status = await asyncio.to_thread(_job_status, services, job_id)
         if status is None or status.is_final:
@@ -103,13 +122,22 @@ async def job_events(services: Services, job_id: str, last_event_id: str | None)
 
 
 async def _follow(services: Services, stream: str, job_id: str, last: str) -> AsyncIterator[ServerSentEvent]:
+    delivered = last
     async for entry in fanout(services).subscribe(stream, last, idle_seconds=IDLE_CHECK_SECONDS):
         if entry is None:
-            # A job that ended while its final event could not reach Redis would otherwise be followed forever.
+            # A job that ended while its final event could not reach Redis would otherwise be followed forever:
+            # what it did after the last entry delivered here comes from the database, up to its final status.
             status = await asyncio.to_thread(_job_status, services, job_id)
-            if status is None or status.is_final:
+            if status is None:
+                return
+            if status.is_final:
+                async for event, _ms, ends in _replay(services, job_id, after_ms=_stream_ms(delivered)):
+                    yield event
+                    if ends:
+                        return
                 return
             continue
+        delivered = entry.id
         yield ServerSentEvent(data=entry.data, id=entry.id, event=entry.type)
         if entry.final:
             return

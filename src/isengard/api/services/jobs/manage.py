@@ -32,7 +32,6 @@ from isengard.jobs import states
 from isengard.jobs.history import load_events
 from isengard.logging import correlation_id
 from isengard.queue.workers import worker_lost
-from isengard.storage import UnsafePathError
 
 log = logging.getLogger(__name__)
 
@@ -132,13 +131,9 @@ def artifact_file(services: Services, session: Session, job_id: str, artifact_id
     artifact = session.get(JobArtifact, artifact_id)
     if artifact is None or artifact.job_id != job_id:
         raise HTTPException(status_code=404, detail=f"job {job_id} has no artifact '{artifact_id}'")
-    try:
-        path = services.data.resolve_relative(artifact.path)
-    except UnsafePathError:
-        log.error("artifact path outside the data tree", extra={"artifact_id": artifact_id})
-        raise HTTPException(status_code=404, detail="artifact file is not available") from None
-    if not path.is_file():
-        raise HTTPException(status_code=404, detail=f"the file of artifact '{artifact.name}' no longer exists")
+    path = services.data.stored_file(artifact.path)
+    if path is None:
+        raise HTTPException(status_code=404, detail=f"the file of artifact '{artifact.name}' is not available")
     job = get_job(session, job_id)
     return path, download_names.artifact_name(session, job, artifact)
 
@@ -158,6 +153,7 @@ def job_history(session: Session, job_id: str) -> JobHistory:
                     smoothed_loss=event.smoothed_loss,
                     lr=event.lr,
                     at=event.at,
+                    attempt=event.attempt,
                 )
             )
         elif isinstance(event, LogEvent):

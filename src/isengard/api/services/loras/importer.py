@@ -58,7 +58,15 @@ def base_transformer_shapes(settings: Settings) -> dict[str, tuple[int, int]]:
 async def receive_upload(services: Services, request: Request, folder: Path) -> tuple[Path, str]:
     """Stream the single `files` part to `folder`, bounded by ISENGARD_MAX_LORA_UPLOAD_BYTES."""
     limit = services.settings.max_lora_upload_bytes
-    receiver = MultipartReceiver(folder, ReceiveLimits(max_file_bytes=limit, max_zip_bytes=limit, max_files=1))
+    settings = services.settings
+    limits = ReceiveLimits(
+        max_file_bytes=limit,
+        max_zip_bytes=limit,
+        max_files=1,
+        idle_timeout=settings.upload_idle_timeout_seconds,
+        total_timeout=settings.upload_timeout_seconds,
+    )
+    receiver = MultipartReceiver(folder, limits)
     files = await receiver.receive(request)
     if not files:
         raise HTTPException(status_code=422, detail="send the LoRA as a multipart part named `files`")

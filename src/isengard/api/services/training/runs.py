@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from isengard.api.schemas.training import TrainingCreate, TrainingEstimate, TrainingPluginOut
 from isengard.api.services.dataset.characters import referenced_character
 from isengard.api.services.dataset.images import dataset_query
-from isengard.api.services.dataset.report import RECOMMENDED_RANGE
 from isengard.api.services.jobs.availability import ensure_runnable
 from isengard.api.services.jobs.manage import submit_job
 from isengard.api.services.training.memory import MemoryFit, ensure_memory_fits
@@ -31,7 +30,7 @@ from isengard.domain import DatasetItem, JobKind, PluginKind, TrainingInput
 from isengard.jobs.speeds import measured_speed
 from isengard.plugins.api import PluginError
 from isengard.plugins.registry import UnknownPluginError
-from isengard.plugins.training.interface import TrainingJob, TrainingPlugin
+from isengard.plugins.training.interface import RECOMMENDED_RANGE, TrainingJob, TrainingPlugin
 
 log = logging.getLogger(__name__)
 
