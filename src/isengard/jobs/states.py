@@ -259,13 +259,14 @@ def submit(
     queued = StatusEvent(job_id=job.id, status=JobStatus.QUEUED)
     add_events(session, [queued])
     session.commit()
+    # Announced before it is enqueued: a worker may claim it at once, and its "running" must follow "queued".
+    queue_events.publish(client, queued, maxlen=event_maxlen)
     try:
         job.stream_id = queue.enqueue(client, job.kind, job.id)
         session.commit()
     except redis.RedisError as exc:
         log.warning("job saved but not enqueued: redis is unavailable", extra={"job_id": job.id, "error": str(exc)})
         return job
-    queue_events.publish(client, queued, maxlen=event_maxlen)
     log.info("job submitted", extra={"job_id": job.id, "kind": job.kind, "plugin": plugin})
     return job
 
