@@ -142,6 +142,8 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/api/characters/{character_id}/captions/bulk"): lambda c, s: (
         "POST", f"/api/characters/{_with_image(c)[0]}/captions/bulk",
         {"json": {"action": "set_missing", "caption": "x"}}),
+    ("POST", "/api/characters/{character_id}/captions/auto"): lambda c, s: (
+        "POST", f"/api/characters/{_with_image(c)[0]}/captions/auto", {"json": {"scope": "all"}}),
     ("PATCH", "/api/images/{image_id}"): lambda c, s: (
         "PATCH", f"/api/images/{_with_image(c)[1]}", {"json": {"caption": "a photo"}}),
     ("DELETE", "/api/images/{image_id}"): lambda c, s: ("DELETE", f"/api/images/{_with_image(c)[1]}", {}),
