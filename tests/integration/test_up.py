@@ -10,6 +10,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -94,8 +95,17 @@ def test_up_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
         children = _descendants(proc.pid)
         assert len(children) >= 3  # redis-server, the API, one worker
         assert (tmp_path / "data" / "redis" / "redis.pid").exists()
+        # `up` announces the URL on its own poll of the health route: Ctrl-C only once it has said where it runs.
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
+        reader.start()
+        url_deadline = time.monotonic() + 60
+        while not any(f"http://127.0.0.1:{port}" in line for line in list(lines)) and time.monotonic() < url_deadline:
+            time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
+        reader.join(timeout=10)
+        output = "".join(lines)
     finally:
         if proc.poll() is None:
             proc.kill()
