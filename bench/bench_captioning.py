@@ -47,6 +47,8 @@ from isengard.worker.main import Worker  # noqa: E402
 
 # Measured 0.5-1.2 (medians of 5) on a 2-core machine shared with other heavy jobs: the tiny model's batches take
 # tens of milliseconds, so machine load moves either side more than the job's own bookkeeping does.
+# The app answers loopback host names only (no token configured), as a person's browser on this machine sends.
+LOCAL_APP = "http://127.0.0.1"
 DEFAULT_MAX_RATIO = 2.5
 
 
@@ -85,7 +87,7 @@ def main() -> int:
         thread = threading.Thread(target=worker.run, daemon=True)
         thread.start()
         try:
-            with TestClient(create_app(settings)) as api:
+            with TestClient(create_app(settings), base_url=LOCAL_APP) as api:
                 character = api.post("/api/characters", json={"name": "Bench", "trigger_word": "bnch"}).json()["id"]
                 files = [
                     ("files", (f"{i}.jpg", encode(photo(i, (160, 200))), "image/jpeg")) for i in range(args.images)

@@ -31,6 +31,8 @@ from isengard.db.migrate import upgrade
 from isengard.db.models import Character, Image, new_id
 from isengard.redis_server import EmbeddedRedis
 
+# The app answers loopback host names only (no token configured), as a person's browser on this machine sends.
+LOCAL_APP = "http://127.0.0.1"
 PAGE = 60
 REPEATS = 40
 DEEP_OVER_FIRST_BOUND = 2.0  # a keyset page costs the same wherever it is
@@ -134,7 +136,7 @@ def main() -> int:
                     "SELECT * FROM images ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?", (PAGE + 1, depth)
                 ).fetchall()
 
-            with TestClient(create_app(settings)) as client:
+            with TestClient(create_app(settings), base_url=LOCAL_APP) as client:
                 first_page = client.get("/api/images", params={"limit": PAGE})
                 deep_page = client.get("/api/images", params={"limit": PAGE, "cursor": cursor})
                 assert first_page.status_code == 200 and len(first_page.json()["items"]) == PAGE

@@ -10,9 +10,11 @@ Measures:
   so the same photo with different metadata or a different container is still caught.
 - `dhash`: a 64-bit difference hash for near-duplicates (resized, recompressed, lightly edited copies).
   Two images are near-duplicates when their hashes differ in at most `NEAR_DUPLICATE_MAX_DISTANCE` bits.
-- `blur_score`: variance of the Laplacian of a grayscale copy downscaled to fit `BLUR_ANALYSIS_SIDE` px, so the
+- `blur_score`: variance of the Laplacian of a grayscale copy downscaled to fit `ANALYSIS_SIDE` px, so the
   score does not depend on the upload's resolution. Below `BLUR_THRESHOLD` an image is flagged blurry: sharp
   photos at that scale score in the hundreds or thousands; an out-of-focus or heavily smoothed one scores tens.
+Both read `analysis_gray`, a small copy reduced straight from the source: measuring never copies a large image at
+full size.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ _BASE_FORMATS = ("JPEG", "PNG", "WEBP")
 _STORED_AS = {"JPEG": ("jpg", "JPEG"), "PNG": ("png", "PNG"), "WEBP": ("webp", "WEBP")}
 
 THUMBNAIL_SIDE = 256
-BLUR_ANALYSIS_SIDE = 512
+ANALYSIS_SIDE = 512
 BLUR_THRESHOLD = 100.0
 NEAR_DUPLICATE_MAX_DISTANCE = 8
 # Shorter side under this is flagged "small" at upload; the report checks against the chosen training resolution.
@@ -250,9 +252,22 @@ def pixel_sha256(image: Image.Image) -> str:
     return digest.hexdigest()
 
 
+def analysis_gray(image: Image.Image) -> Image.Image:
+    """A grayscale copy that fits ANALYSIS_SIDE (never enlarged), the input of every measure below.
+
+    Reduced by whole factors from the source before anything else (Pillow's `reducing_gap`), then converted: a
+    large upload is never copied at full size to be measured. Already small and grayscale: returned as it is."""
+    longest = max(image.size)
+    if longest > ANALYSIS_SIDE:
+        scale = ANALYSIS_SIDE / longest
+        fitted = (max(3, round(image.width * scale)), max(3, round(image.height * scale)))
+        image = image.resize(fitted, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return image if image.mode == "L" else image.convert("L")
+
+
 def dhash(image: Image.Image, hash_side: int = 8) -> str:
     """Difference hash: compare neighbouring pixels of a tiny grayscale copy; 64 bits as 16 hex digits."""
-    small = image.convert("L").resize((hash_side + 1, hash_side), Image.Resampling.LANCZOS)
+    small = analysis_gray(image).resize((hash_side + 1, hash_side), Image.Resampling.LANCZOS)
     pixels = np.asarray(small, dtype=np.int16)
     bits = (pixels[:, 1:] > pixels[:, :-1]).flatten()
     value = 0
@@ -266,15 +281,8 @@ def hamming_distance(left: str, right: str) -> int:
 
 
 def blur_score(image: Image.Image) -> float:
-    """Variance of the 4-neighbour Laplacian on a grayscale copy that fits BLUR_ANALYSIS_SIDE (never enlarged)."""
-    gray = image.convert("L")
-    longest = max(gray.size)
-    if longest > BLUR_ANALYSIS_SIDE:
-        scale = BLUR_ANALYSIS_SIDE / longest
-        gray = gray.resize(
-            (max(3, round(gray.width * scale)), max(3, round(gray.height * scale))), Image.Resampling.BILINEAR
-        )
-    a = np.asarray(gray, dtype=np.float32)
+    """Variance of the 4-neighbour Laplacian on the analysis copy (fits ANALYSIS_SIDE, so resolution-independent)."""
+    a = np.asarray(analysis_gray(image), dtype=np.float32)
     if a.shape[0] < 3 or a.shape[1] < 3:
         return 0.0
     laplacian = a[:-2, 1:-1] + a[2:, 1:-1] + a[1:-1, :-2] + a[1:-1, 2:] - 4.0 * a[1:-1, 1:-1]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from isengard.imaging import (
@@ -77,3 +80,34 @@ def test_thumbnail_is_a_bounded_webp(tmp_path: Path) -> None:
     with Image.open(target) as thumb:
         assert thumb.size == (40, 20)
     assert [p.name for p in target.parent.iterdir()] == ["a.webp"]
+
+
+# Measured in a fresh interpreter: the source image is built first, then the kernel's high-water mark of resident
+# memory is reset (clear_refs 5) so the peak read afterwards belongs to the measures alone.
+_MEASURE_PEAK = """
+import re, sys
+import numpy as np
+from PIL import Image
+from isengard.imaging import analysis_gray, blur_score, dhash
+def status_mb(key):
+    with open("/proc/self/status") as status:
+        return int(re.search(key + r":\\s+(\\d+)", status.read()).group(1)) / 1024
+side = int(sys.argv[1])
+pixels = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
+image = Image.fromarray(pixels)
+del pixels
+with open("/proc/self/clear_refs", "w") as refs:
+    refs.write("5")
+before = status_mb("VmRSS")
+gray = analysis_gray(image)
+dhash(gray), blur_score(gray), dhash(image), blur_score(image)
+print(status_mb("VmHWM") - before)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's resettable peak RSS")
+def test_measuring_a_large_image_never_holds_a_full_size_copy() -> None:
+    side = 6000  # 36 M pixels: a full-size grayscale copy alone is 36 MB
+    run = subprocess.run([sys.executable, "-c", _MEASURE_PEAK, str(side)], capture_output=True, text=True, check=True)
+    grown_mb = float(run.stdout.strip())
+    assert grown_mb < 12, f"measuring grew the peak by {grown_mb:.0f} MB for a {side}x{side} image"

@@ -2291,6 +2291,12 @@ export interface components {
             detail: string;
             /** Duplicates */
             duplicates: number;
+            /**
+             * Failed
+             * @description files the server could not store (its fault, not the file's); counted in rejected too
+             * @default 0
+             */
+            failed?: number;
             /** Rejected */
             rejected: number;
             /** Results */
@@ -3719,6 +3725,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description nothing stored because the server failed to store a file; each file with its result */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadOut"];
                 };
             };
             /** @description not enough free disk space in the data folder */

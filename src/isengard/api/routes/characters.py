@@ -97,6 +97,10 @@ def delete_character(db: DbSession, data: DataDep, character_id: CharacterId) ->
     responses={
         **UPLOAD_ERROR_RESPONSES,
         200: {"model": UploadOut, "description": "only duplicates of images already stored"},
+        500: {
+            "description": "nothing stored because the server failed to store a file; each file with its result",
+            "model": UploadOut,
+        },
         # Either every file was refused (the per-file list) or the request itself was invalid (a bad id).
         422: {
             "description": "every file was refused, each with its reason; or the request itself is invalid",

@@ -66,6 +66,9 @@ class UploadOut(BaseModel):
     stored: int
     duplicates: int
     rejected: int
+    failed: int = Field(
+        default=0, description="files the server could not store (its fault, not the file's); counted in rejected too"
+    )
     results: list[UploadFileResult]
 
 

@@ -92,9 +92,11 @@ def create_character(db: Session, body: CharacterCreate) -> CharacterOut:
     db.add(character)
     try:
         db.commit()
-    except IntegrityError:  # another request took the name between the check and the insert
+    except IntegrityError:
         db.rollback()
-        raise _conflict(body.name) from None
+        if _name_taken(db, key):  # another request took the name between the check and the insert
+            raise _conflict(body.name) from None
+        raise  # refused for another reason: not the person's fault, a 500
     log.info("character created", extra={"character_id": character.id})
     return describe_characters(db, [character.id])[0]
 
@@ -116,7 +118,9 @@ def update_character(db: Session, character_id: str, body: CharacterUpdate) -> C
         db.commit()
     except IntegrityError:
         db.rollback()
-        raise _conflict(body.name or "") from None
+        if body.name is not None and _name_taken(db, name_key(body.name), except_id=character_id):
+            raise _conflict(body.name) from None
+        raise  # refused for another reason: not the person's fault, a 500
     return describe_characters(db, [character.id])[0]
 
 

@@ -43,6 +43,7 @@ from isengard.diskspace import require_free_space
 from isengard.imaging import (
     NEAR_DUPLICATE_MAX_DISTANCE,
     ImageRejectedError,
+    analysis_gray,
     blur_score,
     declared_pixels,
     decode_image,
@@ -96,13 +97,17 @@ class DatasetIndex:
         return best[1] if best else None
 
 
+STORE_FAILED = "the server could not store this image; the server log has the details"
+
+
 def upload_status_code(result: UploadOut) -> int:
-    """201 when something was stored, 200 when only duplicates came, 422 when every file was refused."""
+    """201 when something was stored, 200 when only duplicates came; when nothing was: 500 if the server failed to
+    store a file (a write it could not make is never a person's error), else 422 (every file was refused)."""
     if result.stored:
         return 201
     if result.duplicates:
         return 200
-    return 422
+    return 500 if result.failed else 422
 
 
 async def receive_upload(request: Request, db: Session, services: Services, character_id: str) -> UploadOut:
@@ -162,6 +167,7 @@ def store_received(
     stored = sum(1 for r in results if r.status == "stored")
     duplicates = sum(1 for r in results if r.status == "duplicate")
     rejected = sum(1 for r in results if r.status == "rejected")
+    failed = sum(1 for r in results if r.status == "rejected" and r.reason == STORE_FAILED)
     if not results:
         detail = "no files in the request: send one or more parts named `files`"
     elif stored == 0 and duplicates == 0:
@@ -172,7 +178,9 @@ def store_received(
         "upload handled",
         extra={"character_id": character.id, "stored": stored, "duplicates": duplicates, "rejected": rejected},
     )
-    return UploadOut(detail=detail, stored=stored, duplicates=duplicates, rejected=rejected, results=results)
+    return UploadOut(
+        detail=detail, stored=stored, duplicates=duplicates, rejected=rejected, failed=failed, results=results
+    )
 
 
 def _candidates(received: list[ReceivedFile], work: Path, settings: Settings) -> list[Candidate]:
@@ -260,6 +268,10 @@ def _decode_and_store(
     def rejected(reason: str) -> UploadFileResult:
         return UploadFileResult(name=candidate.name, status="rejected", reason=reason)
 
+    def could_not_store() -> UploadFileResult:
+        log.exception("could not store an uploaded image", extra={"character_id": character.id})
+        return rejected(STORE_FAILED)
+
     assert candidate.path is not None
     try:
         decoded = decode_image(candidate.path, max_pixels=settings.max_image_pixels)
@@ -274,9 +286,10 @@ def _decode_and_store(
             reason="the same image is already in this character's dataset",
             duplicate_of=index.by_sha[sha],
         )
-    phash = dhash(image)
+    gray = analysis_gray(image)  # one small copy serves both measures
+    phash = dhash(gray)
     near = index.near_duplicate_of(phash)
-    blur = blur_score(image)
+    blur = blur_score(gray)
     flags = quality_flags(image.width, image.height, blur, near_duplicate=near is not None)
     image_id = new_id()
     extension, pil_format = stored_extension(decoded.source_format, image)
@@ -305,10 +318,11 @@ def _decode_and_store(
         db.add(row)
         db.commit()
     except IntegrityError:
-        # The same image arrived through a concurrent request a moment ago.
         db.rollback()
         _remove(target, thumbnail, caption_file)
         existing = db.scalar(select(Image.id).where(Image.character_id == character.id, Image.sha256 == sha))
+        if existing is None:  # refused for another reason than the same image arriving through another request
+            return could_not_store()
         return UploadFileResult(
             name=candidate.name,
             status="duplicate",
@@ -318,8 +332,7 @@ def _decode_and_store(
     except Exception:
         db.rollback()
         _remove(target, thumbnail, caption_file)
-        log.exception("could not store an uploaded image", extra={"character_id": character.id})
-        return rejected("the server could not store this image; the server log has the details")
+        return could_not_store()
     index.add(image_id, sha, phash)
     return UploadFileResult(name=candidate.name, status="stored", image=ImageOut.from_row(row))
 

@@ -40,9 +40,11 @@ def create_preset(db: Session, body: PresetCreate, config: dict[str, object]) ->
     db.add(preset)
     try:
         db.flush()
-    except IntegrityError:  # two saves of one name at once
+    except IntegrityError:
         db.rollback()
-        raise HTTPException(status_code=409, detail=f"a preset named '{name}' exists already") from None
+        if db.scalar(select(TrainingPreset.id).where(TrainingPreset.name == name)) is not None:  # two saves at once
+            raise HTTPException(status_code=409, detail=f"a preset named '{name}' exists already") from None
+        raise  # refused for another reason: not the person's fault, a 500
     return preset_to_out(preset)
 
 
