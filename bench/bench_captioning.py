@@ -1,7 +1,7 @@
 """Captioning seconds per image through a caption job against a bare `generate()` loop on the same model.
 
 Run: `.venv/bin/python bench/bench_captioning.py [--images 16] [--batch 4] [--tokens 24] [--repeats 5] [--max-ratio R]`.
-Exits 1 when the bound is broken.
+Exits 3 when the bound is broken (see verdict.py).
 
 On the tiny Qwen3-VL of fast-test mode, in the same run and with the same images, batch size and answer length:
 - through the job: POST /api/characters/{id}/captions/auto, the Redis queue, a warm worker (model already loaded
@@ -34,6 +34,7 @@ import torch  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 from tests.image_samples import encode, photo  # noqa: E402
+from verdict import exit_status  # noqa: E402
 
 from isengard.api.app import create_app  # noqa: E402
 from isengard.caption_style import CaptionStyle, instruction  # noqa: E402
@@ -160,7 +161,7 @@ def main() -> int:
     print(f"overhead ratio              {ratio:8.2f}   (bound {args.max_ratio})")
     ok = ratio <= args.max_ratio
     print("OK" if ok else "BOUND BROKEN")
-    return 0 if ok else 1
+    return exit_status(broken=not ok)
 
 
 if __name__ == "__main__":

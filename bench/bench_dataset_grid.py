@@ -1,6 +1,6 @@
 """Dataset grid over 100,000 images: first and deep pages of GET /api/images against a bare indexed SELECT.
 
-Run: `.venv/bin/python bench/bench_dataset_grid.py [--rows 100000]`. Exits 1 when a bound is broken.
+Run: `.venv/bin/python bench/bench_dataset_grid.py [--rows 100000]`. Exits 3 when a bound is broken (see verdict.py).
 
 What it shows, measured in the same run on the same database:
 - a deep page (cursor ~95% of the way down) costs about what the first page does (keyset, not OFFSET);
@@ -23,6 +23,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, insert
+from verdict import exit_status
 
 from isengard.api.app import create_app
 from isengard.api.support.pagination import encode_cursor
@@ -159,7 +160,7 @@ def main() -> int:
     print(f"ratio API/bare SELECT (deep):    {api_over_bare:6.1f}  (bound {API_OVER_BARE_BOUND})")
     broken = deep_over_first > DEEP_OVER_FIRST_BOUND or api_over_bare > API_OVER_BARE_BOUND
     print("FAIL: a bound is broken" if broken else "OK")
-    return 1 if broken else 0
+    return exit_status(broken=broken)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Generation speed through Isengard's diffusers plugin against a direct FluxPipeline call, and LoRA switches.
 
 Run: `.venv/bin/python bench/bench_generation.py [--repeats 15] [--size 128] [--steps 4] [--max-ratio 1.5]`.
-Exits 1 when a bound is broken.
+Exits 3 when a bound is broken (see verdict.py).
 
 On the same model (the tiny FLUX in fast-test mode, or --model FOLDER), in the same run:
 - a warm generation through the plugin (request validation, trigger word, PNG with parameters, thumbnail,
@@ -26,6 +26,7 @@ sys.path.insert(0, str(REPO_ROOT))  # the in-process JobContext and the LoRA mak
 import torch  # noqa: E402
 from tests.support.image_jobs import make_test_lora  # noqa: E402
 from tests.support.recording_context import RecordingContext  # noqa: E402
+from verdict import exit_status  # noqa: E402
 
 from isengard.domain import LoraRef  # noqa: E402
 from isengard.models.tiny import save_tiny_model  # noqa: E402
@@ -112,7 +113,7 @@ def main() -> int:
     print(f"reload the base pipeline       {ms(reload_base)}   (what every swap would cost without the cache)")
     ok = ratio <= args.max_ratio and statistics.median(switch) < statistics.median(reload_base)
     print("OK" if ok else "BOUND BROKEN")
-    return 0 if ok else 1
+    return exit_status(broken=not ok)
 
 
 if __name__ == "__main__":

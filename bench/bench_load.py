@@ -7,8 +7,8 @@ with the ratio. No worker runs: submitted jobs stay queued, so submissions measu
 snapshot, job row, Redis enqueue), not the work. The API's rate limits are raised for the run so that the limiter is
 not what is measured. Bounded in requests and time; loopback only.
 
-Exits 1 when any request failed (a 4xx/5xx status or a transport error), or when a scenario's p50 latency over its
-bare ceiling's passes its bound in P50_OVER_BARE_BOUNDS (about twice what was measured).
+Exits 1 when any request failed (a 4xx/5xx status or a transport error), 3 (see verdict.py) when a scenario's p50
+latency over its bare ceiling's passes its bound in P50_OVER_BARE_BOUNDS (about twice what was measured).
 
     .venv/bin/python bench/bench_load.py [--requests 400] [--concurrency 16] [--subscribers 200]
 """
@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 from PIL import Image as PILImage
 from sqlalchemy import insert
+from verdict import exit_status
 
 from isengard.config import Settings
 from isengard.db.migrate import upgrade
@@ -300,17 +301,22 @@ async def captioned_character(client: httpx.AsyncClient, base: str) -> str:
     return character_id
 
 
-async def drive(base: str, bare: str, seeded_id: str, requests: int, concurrency: int, subscribers: int) -> int:
-    """Runs every scenario; returns the number of failed requests."""
-    failures = 0
+@dataclass
+class Outcome:
+    failed_requests: int = 0
+    broken_bounds: int = 0
+
+
+async def drive(base: str, bare: str, seeded_id: str, requests: int, concurrency: int, subscribers: int) -> Outcome:
+    """Runs every scenario; counts failed requests and broken bounds."""
+    outcome = Outcome()
 
     def report(name: str, result: Result, ceiling: Result, ceiling_name: str, unit: str = "req/s") -> None:
-        nonlocal failures
-        failures += result.errors
+        outcome.failed_requests += result.errors
         print_row(name, result, ceiling, ceiling_name, unit)
         ratio, bound = result.p50_ms / ceiling.p50_ms, p50_bound(name)
         if ratio > bound:
-            failures += 1
+            outcome.broken_bounds += 1
             print(f"{'':<40} BOUND BROKEN: p50 x{ratio:.1f} over the bare {ceiling_name} (bound x{bound:.0f})")
 
     get_ceiling = await measure(requests, concurrency, lambda c: c.get(f"{bare}/bare"))
@@ -369,8 +375,8 @@ async def drive(base: str, bare: str, seeded_id: str, requests: int, concurrency
     report(f"{subscribers} SSE subscribers (time to subscribe)", sse, sse_ceiling, "SSE", unit="sub/s")
     print(f"{'':<40} a jobs page while all {subscribers} listen: {probe_ms:.1f} ms (status {probe_status})")
     if probe_status >= 400:
-        failures += 1
-    return failures
+        outcome.failed_requests += 1
+    return outcome
 
 
 def main() -> int:
@@ -430,16 +436,18 @@ def main() -> int:
             wait_up(f"{base}/api/auth/session")
             wait_up(f"{bare}/bare")
             print(f"{args.concurrency} concurrent clients, {args.requests} requests per read scenario\n")
-            failures = asyncio.run(drive(base, bare, seeded_id, args.requests, args.concurrency, args.subscribers))
+            outcome = asyncio.run(drive(base, bare, seeded_id, args.requests, args.concurrency, args.subscribers))
         finally:
             for process in processes:
                 process.terminate()
                 process.wait(timeout=20)
             redis_server.stop()
-    if failures:
-        print(f"\n{failures} failed request(s) or broken bound(s)", file=sys.stderr)
+    if outcome.failed_requests:
+        print(f"\n{outcome.failed_requests} failed request(s)", file=sys.stderr)
         return 1
-    return 0
+    if outcome.broken_bounds:
+        print(f"\n{outcome.broken_bounds} broken bound(s)", file=sys.stderr)
+    return exit_status(broken=outcome.broken_bounds > 0)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Job queue latencies: enqueue-to-start, and SSE delivery to 100 subscribers of one job.
 
-Run: `.venv/bin/python bench/bench_queue.py [--jobs 50] [--subscribers 100] [--events 50]`. Exits 1 when a bound
-is broken.
+Run: `.venv/bin/python bench/bench_queue.py [--jobs 50] [--subscribers 100] [--events 50]`. Exits 3 when a bound
+is broken (see verdict.py).
 
 What it measures, against references taken in the same run on the same Redis:
 - enqueue-to-start: `submit_job` (row committed, entry added) until the worker process has moved the row to
@@ -34,6 +34,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # the test plugins live in tests/plugins
 
 from tests.integration.queue_support import worker_env  # noqa: E402
+from verdict import exit_status  # noqa: E402
 
 from isengard.api.app import build_services  # noqa: E402
 from isengard.api.services.jobs.manage import submit_job  # noqa: E402
@@ -311,7 +312,7 @@ def main() -> int:
     print(
         f"summary: start p50 {start_p50:.1f} ms p99 {start_p99:.1f} ms; SSE p50 {sse_p50:.1f} ms p99 {sse_p99:.1f} ms"
     )
-    return 1 if broken else 0
+    return exit_status(broken=broken)
 
 
 def _answers(base: str) -> bool:

@@ -1,7 +1,7 @@
 """The flux-lora trainer's seconds per step against a bare forward/backward loop on the same model and batch.
 
 Run: `.venv/bin/python bench/bench_trainer.py [--steps 200] [--resolution 128] [--batch 2] [--threads 1]`.
-Exits 1 when the ratio is above --max-ratio.
+Exits 3 when the ratio is above --max-ratio (see verdict.py).
 
 Both sides run in this process on the tiny FLUX model: the trainer through `FluxLoraTrainer.run` with a context
 that only timestamps progress (so the job system is not measured), the reference as the few lines any LoRA loop
@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 from PIL import Image, ImageDraw
+from verdict import exit_status
 
 from isengard.domain import ArtifactKind, DatasetItem, TrainingInput
 from isengard.models.tiny import save_tiny_model
@@ -149,8 +150,7 @@ def main() -> int:
     print(f"trainer: {trainer * 1000:.2f} ms/step   bare loop: {bare * 1000:.2f} ms/step   ratio: {ratio:.2f}")
     if ratio > args.max_ratio:
         print(f"FAIL: the trainer's overhead ratio {ratio:.2f} is above {args.max_ratio}")
-        return 1
-    return 0
+    return exit_status(broken=ratio > args.max_ratio)
 
 
 if __name__ == "__main__":
