@@ -46,11 +46,11 @@ from isengard.plugins.caption.qwen_vl_tiny import ensure_tiny_vlm  # noqa: E402
 from isengard.redis_server import EmbeddedRedis  # noqa: E402
 from isengard.worker.main import Worker  # noqa: E402
 
-# Measured 0.5-1.2 (medians of 5) on a 2-core machine shared with other heavy jobs: the tiny model's batches take
-# tens of milliseconds, so machine load moves either side more than the job's own bookkeeping does.
 # The app answers loopback host names only (no token configured), as a person's browser on this machine sends.
 LOCAL_APP = "http://127.0.0.1"
-DEFAULT_MAX_RATIO = 2.5
+# About twice the 1.8 measured (1.80, 1.83, 2.14 over three runs, medians of 5) on an idle 2-core machine: the tiny
+# model's batches take milliseconds, so the job's fixed costs (queue, events, database, .txt files) weigh heavily.
+DEFAULT_MAX_RATIO = 3.5
 
 
 def _wait_final(api: TestClient, job_id: str, timeout: float = 300.0) -> dict[str, object]:

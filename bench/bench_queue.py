@@ -42,15 +42,17 @@ from isengard.config import Settings  # noqa: E402
 from isengard.db.migrate import upgrade  # noqa: E402
 from isengard.db.models import Job  # noqa: E402
 from isengard.domain import JobKind, JobStatus, LogEvent, StatusEvent  # noqa: E402
+from isengard.jobs.states import Submission  # noqa: E402
 from isengard.queue import events as queue_events  # noqa: E402
 from isengard.queue import keys  # noqa: E402
 from isengard.queue.workers import list_workers  # noqa: E402
 from isengard.redis_server import EmbeddedRedis, free_port  # noqa: E402
 
-# About twice the ratios measured on a quiet 2-core machine (9.3x and 1.2x). Both grow on a machine busy with other
-# work (58x and 24x were seen with a load average of 10 on 2 cores): run benchmarks on a quiet machine.
+# About twice the ratios measured on an idle 2-core machine (start 9.4x, 10.3x, 9.4x; SSE 0.9x in all three runs).
+# Both grow on a machine busy with other work (58x and 24x were seen with a load average of 10 on 2 cores): run
+# benchmarks on an idle machine.
 START_OVER_RAW_BOUND = 20.0  # start = XREADGROUP wake-up + lease + two SQLite transactions; raw is ~0.2 ms
-SSE_OVER_RAW_BOUND = 2.5  # HTTP framing + JSON for 100 clients in one API process vs 100 bare readers
+SSE_OVER_RAW_BOUND = 2.0  # HTTP framing + JSON for 100 clients in one API process vs 100 bare readers
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -123,16 +125,7 @@ def enqueue_to_start_ms(settings: Settings, count: int) -> list[float]:
         for index in range(count + 3):
             with services.sessions() as session:
                 submitted = time.time()
-                job = submit_job(
-                    services,
-                    session,
-                    kind=JobKind.TRAINING,
-                    plugin="test-noop",
-                    payload={},
-                    config={},
-                    character_id=None,
-                    name=f"bench {index}",
-                )
+                job = submit_job(services, session, Submission(JobKind.TRAINING, "test-noop", {}, {}, f"bench {index}"))
             job_id = job.id
 
             def finished(job_id: str = job_id) -> bool:
@@ -276,16 +269,8 @@ def main() -> int:
             wait_until(lambda: _answers(base), 120, "the API to start")
             services = build_services(settings)
             with services.sessions() as session:
-                job = submit_job(
-                    services,
-                    session,
-                    kind=JobKind.VIDEO,  # no worker runs video here: the job stays queued while we publish
-                    plugin="none",
-                    payload={},
-                    config={},
-                    character_id=None,
-                    name="sse bench",
-                )
+                # No worker runs video here: the job stays queued while events are published to it.
+                job = submit_job(services, session, Submission(JobKind.VIDEO, "none", {}, {}, "sse bench"))
             services.redis.close()
             services.engine.dispose()
             raw = asyncio.run(raw_fanout_ms(settings, args.subscribers, args.events))
