@@ -22,6 +22,7 @@ from isengard.db.migrate import upgrade
 from isengard.db.models import Job
 from isengard.db.session import make_engine, make_sessionmaker
 from isengard.domain import JobKind
+from isengard.jobs.states import Submission
 from isengard.worker.main import Worker
 from tests.conftest import make_settings
 from tests.support.live_server import serve_in_thread
@@ -39,6 +40,13 @@ def queue_settings(data_dir: Path, redis_url: str, **overrides: Any) -> Settings
     }
     values.update(overrides)
     return make_settings(data_dir, **values)
+
+
+def migrated_queue_settings(data_dir: Path, redis_url: str, **overrides: Any) -> Settings:
+    """`queue_settings` on a database already migrated to the newest schema."""
+    settings = queue_settings(data_dir, redis_url, **overrides)
+    upgrade(settings.sqlalchemy_url)
+    return settings
 
 
 def worker_env(settings: Settings, *, log_level: str = "INFO") -> dict[str, str]:
@@ -108,16 +116,7 @@ class JobStore:
 
     def submit(self, plugin: str, payload: dict[str, Any], kind: JobKind = JobKind.TRAINING, name: str = "") -> Job:
         with self.sessions() as session:
-            return submit_job(
-                self.services,
-                session,
-                kind=kind,
-                plugin=plugin,
-                payload=payload,
-                config={},
-                character_id=None,
-                name=name or plugin,
-            )
+            return submit_job(self.services, session, Submission(kind, plugin, payload, {}, name or plugin))
 
     def job(self, job_id: str) -> Job:
         with self.sessions() as session:

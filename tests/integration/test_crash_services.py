@@ -17,13 +17,12 @@ import pytest
 import redis
 
 from isengard.config import Settings
-from isengard.db.migrate import upgrade
 from isengard.queue import keys
 from isengard.redis_server import EmbeddedRedis, free_port
 from tests.integration.queue_support import (
     REPO_ROOT,
     JobStore,
-    queue_settings,
+    migrated_queue_settings,
     stop_process,
     wait_for,
     worker_env,
@@ -81,9 +80,7 @@ def read_sse(url: str, last_event_id: str | None, stop_after: int | None) -> tup
 
 @pytest.fixture()
 def settings(data_dir: Path, redis_url: str) -> Settings:
-    value = queue_settings(data_dir, redis_url, min_free_bytes=0)
-    upgrade(value.sqlalchemy_url)
-    return value
+    return migrated_queue_settings(data_dir, redis_url, min_free_bytes=0)
 
 
 @pytest.fixture()

@@ -4,7 +4,6 @@ says so in its exit status."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,26 +11,16 @@ import pytest
 from sqlalchemy import event
 
 from isengard.config import Settings
-from isengard.db.migrate import upgrade
 from isengard.domain import JobKind, JobStatus
 from isengard.worker.main import EXIT_JOBS_FAILED, Worker
-from tests.integration.queue_support import JobStore, queue_settings
+from tests.integration.queue_support import JobStore, migrated_queue_settings
 
 READS_JOBS = re.compile(r"^\s*SELECT\b.*\bFROM jobs\b", re.IGNORECASE | re.DOTALL)
 
 
 @pytest.fixture()
 def settings(data_dir: Path, redis_url: str) -> Settings:
-    found = queue_settings(data_dir, redis_url, min_free_bytes=0)
-    upgrade(found.sqlalchemy_url)
-    return found
-
-
-@pytest.fixture()
-def store(settings: Settings) -> Iterator[JobStore]:
-    job_store = JobStore(settings)
-    yield job_store
-    job_store.close()
+    return migrated_queue_settings(data_dir, redis_url, min_free_bytes=0)
 
 
 def test_a_claim_reads_its_job_row_once(settings: Settings, store: JobStore) -> None:

@@ -12,10 +12,16 @@ import pytest
 import redis
 
 from isengard.config import Settings
-from isengard.db.migrate import upgrade
 from isengard.queue import jobs as queue
 from isengard.queue.workers import list_workers
-from tests.integration.queue_support import REPO_ROOT, JobStore, queue_settings, stop_process, wait_for, worker_env
+from tests.integration.queue_support import (
+    REPO_ROOT,
+    JobStore,
+    migrated_queue_settings,
+    stop_process,
+    wait_for,
+    worker_env,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -24,17 +30,9 @@ StartWorker = Callable[..., subprocess.Popen[bytes]]
 
 @pytest.fixture()
 def settings(data_dir: Path, redis_url: str) -> Settings:
-    # A lease long enough for a second worker process to start before the entry comes back for takeover.
-    found = queue_settings(data_dir, redis_url, min_free_bytes=0, lease_seconds=10.0, heartbeat_seconds=0.5)
-    upgrade(found.sqlalchemy_url)
-    return found
-
-
-@pytest.fixture()
-def store(settings: Settings) -> Iterator[JobStore]:
-    job_store = JobStore(settings)
-    yield job_store
-    job_store.close()
+    # A lease long enough for a second worker process to start (about 10 s on a busy 2-core machine, most of it the
+    # plugins' capability checks) before a job no live worker can run is failed.
+    return migrated_queue_settings(data_dir, redis_url, min_free_bytes=0, lease_seconds=20.0, heartbeat_seconds=0.5)
 
 
 @pytest.fixture()
@@ -82,7 +80,7 @@ def test_a_worker_that_cannot_run_the_plugin_leaves_the_job_to_one_that_can(
 
 
 def test_a_job_no_live_worker_can_run_fails_with_the_plugins_reason_and_the_queue_goes_on(
-    store: JobStore, start: StartWorker, redis_client: redis.Redis
+    settings: Settings, store: JobStore, start: StartWorker, redis_client: redis.Redis
 ) -> None:
     start_worker = start
     job = store.submit("test-picky", {})
@@ -90,8 +88,9 @@ def test_a_job_no_live_worker_can_run_fails_with_the_plugins_reason_and_the_queu
     start_worker("plain", picky=False)
     claimed = time.monotonic()
     wait_for(lambda: queue.pending_entries(redis_client, "training"), 60, "the plain worker claimed the entry")
-    failed = wait_for(lambda: store.job(job.id).status == "failed" and store.job(job.id), 60, "the job failed")
-    assert time.monotonic() - claimed >= 9, "not before a capable worker had a lease period to show up"
+    failed = wait_for(lambda: store.job(job.id).status == "failed" and store.job(job.id), 90, "the job failed")
+    waited = time.monotonic() - claimed
+    assert waited >= settings.lease_seconds - 1, "not before a capable worker had a lease period to show up"
     assert failed.error == "no live worker can run plugin 'test-picky': needs the picky hardware this machine lacks"
     assert failed.attempts == 0, "it never ran"
     wait_for(lambda: job.id not in queue.stream_job_ids(redis_client, "training"), 10, "its entry acknowledged")

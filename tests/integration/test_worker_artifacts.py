@@ -4,7 +4,6 @@ a LoRA artifact and its library row name each other."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,30 +12,20 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from isengard.config import Settings
-from isengard.db.migrate import upgrade
 from isengard.db.models import Generation, JobArtifact, Lora
 from isengard.domain import ArtifactKind, JobKind
 from isengard.jobs.artifacts import JobSnapshot
 from isengard.jobs.states import JobStates
 from isengard.storage import atomic_write_bytes
 from isengard.worker.context import WorkerJobContext
-from tests.integration.queue_support import JobStore, queue_settings
+from tests.integration.queue_support import JobStore, migrated_queue_settings
 
 pytestmark = pytest.mark.databases
 
 
 @pytest.fixture()
 def settings(data_dir: Path, redis_url: str) -> Settings:
-    found = queue_settings(data_dir, redis_url, min_free_bytes=0)
-    upgrade(found.sqlalchemy_url)
-    return found
-
-
-@pytest.fixture()
-def store(settings: Settings) -> Iterator[JobStore]:
-    job_store = JobStore(settings)
-    yield job_store
-    job_store.close()
+    return migrated_queue_settings(data_dir, redis_url, min_free_bytes=0)
 
 
 def context_for(settings: Settings, store: JobStore, job_id: str, kind: JobKind, attempt: int) -> WorkerJobContext:

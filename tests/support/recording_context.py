@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from isengard.domain import ArtifactKind
-from isengard.plugins.api import Artifact, JobCancelled
+from isengard.plugins.api import Artifact, JobCancelled, PluginError
 from isengard.worker.context import latest_checkpoint_in
 
 
@@ -158,8 +158,10 @@ class RecordingContext:
     def _artifact(
         self, path: Path, kind: ArtifactKind, name: str | None, step: int | None, meta: dict[str, Any] | None
     ) -> Artifact:
-        # The contract: a plugin registers only finished files it wrote under its own work_dir.
-        assert path.exists(), f"{path} does not exist"
+        # The contract: a plugin registers only finished files it wrote under its own work_dir. A missing file is
+        # refused as the worker's context refuses it.
+        if not path.exists():
+            raise PluginError(f"artifact {path.name} does not exist")
         assert self.work_dir.resolve() in path.resolve().parents, f"{path} is outside the job's work_dir"
         return Artifact(
             id=uuid.uuid4().hex,

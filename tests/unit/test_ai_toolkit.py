@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from safetensors import safe_open
 
 from isengard.domain import ArtifactKind
-from isengard.plugins.api import JobCancelled, PluginError
+from isengard.plugins.api import Artifact, JobCancelled, PluginError
 from isengard.plugins.training.ai_toolkit import (
     AiToolkitRun,
     AiToolkitSettings,
@@ -220,6 +220,30 @@ def test_the_run_log_has_one_line_per_stage(toolkit: Path, model_dir: Path, tmp_
     assert sum("configuration" in m for m in messages) == 1
     assert any(m.startswith("Saving at step 3") for m in messages)
     assert len(messages) < 40
+
+
+class PruningContext(RecordingContext):
+    """ai-toolkit deletes the oldest step file while Isengard registers it (its max_step_saves_to_keep pruning runs
+    whenever it saves): here it happens at exactly that moment, for the first checkpoint."""
+
+    pruned: Path | None = None
+
+    def save_artifact(self, path: Path, kind: ArtifactKind, **options: Any) -> Artifact:
+        if kind == ArtifactKind.CHECKPOINT and self.pruned is None:
+            self.pruned = path
+            path.unlink()
+        return super().save_artifact(path, kind, **options)
+
+
+def test_a_checkpoint_pruned_while_it_is_registered_is_skipped(toolkit: Path, model_dir: Path, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    ctx = PruningContext(data_dir, model_dir, work_dir=data_dir / "loras" / "char1" / "job1")
+    result = _run(_trainer(tmp_path, toolkit), ctx)
+    assert ctx.pruned is not None
+    registered = {a.name for a in ctx.artifacts if a.kind == ArtifactKind.CHECKPOINT}
+    assert ctx.pruned.name not in registered
+    assert registered, "the later checkpoints are still registered"
+    assert result["lora_path"]
 
 
 def test_a_retried_attempt_does_not_re_emit_what_the_first_recorded(

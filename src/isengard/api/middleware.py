@@ -121,6 +121,19 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+class TrackedSend:
+    """Passes messages on and remembers whether the response has started: after that, no other answer can be sent."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self.send(message)
+
+
 class UnexpectedErrorMiddleware:
     """Turns an unhandled exception into a JSON 500 inside the correlation-id and security-header middleware.
 
@@ -135,18 +148,11 @@ class UnexpectedErrorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        response = TrackedSend(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, response)
         except Exception as exc:
-            if started:  # too late for a 500: the server closes the connection
+            if response.started:  # too late for a 500: the server closes the connection
                 raise
             log.exception("unhandled error", exc_info=exc)
             body = json.dumps(
@@ -186,18 +192,11 @@ class DiskGuardMiddleware:
             except InsufficientStorageError as exc:
                 await _insufficient_storage(send, str(exc))
                 return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        response = TrackedSend(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, response)
         except OSError as exc:
-            if started or not is_disk_full(exc):
+            if response.started or not is_disk_full(exc):
                 raise
             log.warning("write refused: disk full", extra={"path": scope.get("path")})
             message = str(exc) if isinstance(exc, InsufficientStorageError) else "the data folder's disk is full"

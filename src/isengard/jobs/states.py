@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis
@@ -222,20 +222,27 @@ def transition(session: Session, conditions: tuple[Any, ...], values: dict[str, 
 # --- The API's side: submission and cancellation, on the request's session --------------------------------------
 
 
+@dataclass(frozen=True)
+class Submission:
+    """What a new job is: its kind and plugin, what it runs on, and the name and run number people see."""
+
+    kind: JobKind
+    plugin: str
+    payload: dict[str, Any]
+    config: dict[str, Any]
+    name: str
+    character_id: str | None = None
+    run_number: int | None = None
+
+
 def submit(
     session: Session,
     client: redis.Redis,
+    submission: Submission,
     *,
     event_maxlen: int,
-    kind: JobKind,
-    plugin: str,
-    payload: dict[str, Any],
-    config: dict[str, Any],
-    character_id: str | None,
-    name: str,
     max_attempts: int,
     correlation_id: str | None,
-    run_number: int | None = None,
 ) -> Job:
     """Insert the job row (queued), commit it, then put it on the queue. Returns the job even if Redis is down.
 
@@ -243,14 +250,14 @@ def submit(
     and the API's recovery task enqueues it once Redis answers again.
     """
     job = Job(
-        kind=JobKind(kind).value,
+        kind=JobKind(submission.kind).value,
         status=JobStatus.QUEUED.value,
-        run_number=run_number,
-        plugin=plugin,
-        character_id=character_id,
-        name=name,
-        config=config,
-        payload=payload,
+        run_number=submission.run_number,
+        plugin=submission.plugin,
+        character_id=submission.character_id,
+        name=submission.name,
+        config=submission.config,
+        payload=submission.payload,
         max_attempts=max_attempts,
         correlation_id=correlation_id,
     )
@@ -267,7 +274,7 @@ def submit(
     except redis.RedisError as exc:
         log.warning("job saved but not enqueued: redis is unavailable", extra={"job_id": job.id, "error": str(exc)})
         return job
-    log.info("job submitted", extra={"job_id": job.id, "kind": job.kind, "plugin": plugin})
+    log.info("job submitted", extra={"job_id": job.id, "kind": job.kind, "plugin": job.plugin})
     return job
 
 

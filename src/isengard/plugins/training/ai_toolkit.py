@@ -292,15 +292,26 @@ class AiToolkitRun:
                 match = step_file.match(path.name)
                 if match is None:
                     continue
-                present.add(path)
                 if path not in self.checkpoints and (finished or _settled(path)):
-                    step = checkpoint_step(int(match.group(1)))
-                    self.checkpoints[path] = self.ctx.save_artifact(
-                        path, ArtifactKind.CHECKPOINT, step=step, meta=self.meta(step)
-                    )
+                    artifact = self.register_checkpoint(path, checkpoint_step(int(match.group(1))))
+                    if artifact is None:
+                        continue
+                    self.checkpoints[path] = artifact
+                present.add(path)
         # ai-toolkit deletes step LoRAs beyond max_step_saves_to_keep: drop their records too.
         for path in [p for p in self.checkpoints if p not in present]:
             self.ctx.remove_artifact(self.checkpoints.pop(path))
+
+    def register_checkpoint(self, path: Path, step: int) -> Artifact | None:
+        """The step file as a checkpoint artifact; None when ai-toolkit deleted it meanwhile (its pruning to
+        max_step_saves_to_keep runs whenever it saves, so a listed file can be gone a moment later)."""
+        try:
+            return self.ctx.save_artifact(path, ArtifactKind.CHECKPOINT, step=step, meta=self.meta(step))
+        except (PluginError, FileNotFoundError):
+            if path.exists():
+                raise
+            log.info("a checkpoint was pruned by ai-toolkit before it was registered", extra={"file": path.name})
+            return None
 
     def meta(self, step: int) -> dict[str, Any]:
         return {

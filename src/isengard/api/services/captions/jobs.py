@@ -9,41 +9,31 @@ from sqlalchemy.orm import Session
 from isengard.api.schemas.captions import CaptionJobCreate, CaptionPluginOut
 from isengard.api.services.dataset.characters import get_character
 from isengard.api.services.dataset.images import dataset_query
-from isengard.api.services.jobs.availability import ensure_runnable
+from isengard.api.services.jobs.availability import ensure_runnable, listed_plugins, plugin_of_kind
 from isengard.api.services.jobs.manage import submit_job
 from isengard.api.state import Services
 from isengard.api.support.validation_errors import readable_errors
 from isengard.dataset.image_files import original_relative
 from isengard.db.models import Image, Job
 from isengard.domain import JobKind, PluginKind
+from isengard.jobs.states import Submission
 from isengard.plugins.caption.interface import CaptionJob, CaptionPlugin, CaptionTarget
-from isengard.plugins.registry import UnknownPluginError
 
 
 def list_caption_plugins(services: Services) -> list[CaptionPluginOut]:
-    plugins = []
-    for name in services.plugins.names(PluginKind.CAPTION):
-        record = services.plugins.records[(PluginKind.CAPTION, name)]
-        cls = record.cls
-        schema = cls.config_model.model_json_schema() if cls is not None and issubclass(cls, CaptionPlugin) else {}
-        plugins.append(
-            CaptionPluginOut(
-                name=name,
-                description=record.description,
-                capability=services.plugins.capabilities(PluginKind.CAPTION, name),
-                config_schema=schema,
-            )
+    return [
+        CaptionPluginOut(
+            name=listed.name,
+            description=listed.description,
+            capability=listed.capability,
+            config_schema=listed.cls.config_model.model_json_schema() if listed.cls is not None else {},
         )
-    return plugins
+        for listed in listed_plugins(services, PluginKind.CAPTION, CaptionPlugin)
+    ]
 
 
 def _usable_plugin(services: Services, name: str) -> CaptionPlugin:
-    try:
-        plugin = services.plugins.get(PluginKind.CAPTION, name)
-    except UnknownPluginError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
-    if not isinstance(plugin, CaptionPlugin):
-        raise HTTPException(status_code=422, detail=f"'{name}' is not a captioning plugin")
+    plugin = plugin_of_kind(services, PluginKind.CAPTION, name, CaptionPlugin)
     ensure_runnable(services, PluginKind.CAPTION, name)
     return plugin
 
@@ -97,7 +87,6 @@ def submit_caption_job(services: Services, db: Session, character_id: str, body:
         "style": body.style.model_dump(mode="json"),
         **config,
     }
-    return submit_job(
-        services, db, kind=JobKind.CAPTION, plugin=body.plugin, payload=payload, config=summary,
-        character_id=character.id, name=f"captions: {character.name} ({len(targets)} images)",
-    )  # fmt: skip
+    name = f"captions: {character.name} ({len(targets)} images)"
+    submission = Submission(JobKind.CAPTION, body.plugin, payload, summary, name, character_id=character.id)
+    return submit_job(services, db, submission)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from isengard.api.schemas.generation import GenerationCreate, GridCreate, ImagePluginOut, LoraSelection
 from isengard.api.services.dataset.characters import referenced_character
-from isengard.api.services.jobs.availability import ensure_runnable
+from isengard.api.services.jobs.availability import ensure_runnable, listed_plugins, plugin_of_kind
 from isengard.api.services.jobs.manage import submit_job
 from isengard.api.services.loras.library import resolve_lora_refs
 from isengard.api.state import Services
@@ -20,9 +20,9 @@ from isengard.api.support.rows import get_or_422
 from isengard.api.support.validation_errors import readable_errors
 from isengard.db.models import Job, Lora
 from isengard.domain import JobKind, LoraRef, PluginKind
+from isengard.jobs.states import Submission
 from isengard.plugins.image.interface import ImagePlugin
 from isengard.plugins.image.request import MAX_GRID_CELLS
-from isengard.plugins.registry import UnknownPluginError
 
 log = logging.getLogger(__name__)
 
@@ -30,28 +30,19 @@ MAX_GRID_COLUMNS = 12
 
 
 def list_image_plugins(services: Services) -> list[ImagePluginOut]:
-    plugins = []
-    for name in services.plugins.names(PluginKind.IMAGE):
-        record = services.plugins.records[(PluginKind.IMAGE, name)]
-        cls = record.cls
-        schema = cls.request_model.model_json_schema() if cls is not None and issubclass(cls, ImagePlugin) else {}
-        plugins.append(
-            ImagePluginOut(
-                name=name,
-                description=record.description,
-                capability=services.plugins.capabilities(PluginKind.IMAGE, name),
-                request_schema=schema,
-            )
+    return [
+        ImagePluginOut(
+            name=listed.name,
+            description=listed.description,
+            capability=listed.capability,
+            request_schema=listed.cls.request_model.model_json_schema() if listed.cls is not None else {},
         )
-    return plugins
+        for listed in listed_plugins(services, PluginKind.IMAGE, ImagePlugin)
+    ]
 
 
 def _usable_plugin(services: Services, name: str, *, grid: bool = False) -> ImagePlugin:
-    try:
-        plugin = services.plugins.get(PluginKind.IMAGE, name)
-    except UnknownPluginError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
-    assert isinstance(plugin, ImagePlugin)
+    plugin = plugin_of_kind(services, PluginKind.IMAGE, name, ImagePlugin)
     capability = ensure_runnable(services, PluginKind.IMAGE, name)
     if grid and not capability.details.get("grid", False):
         raise HTTPException(status_code=422, detail=f"image plugin '{name}' cannot render comparison grids")
@@ -104,10 +95,8 @@ def submit_generation(services: Services, db: Session, body: GenerationCreate) -
     )
     config = {k: payload[k] for k in ("width", "height", "steps", "guidance", "seed", "num_images")}
     name = body.name.strip() or body.prompt.strip()[:80]
-    return submit_job(
-        services, db, kind=JobKind.GENERATION, plugin=body.plugin, payload=payload, config=config,
-        character_id=character_id, name=name,
-    )  # fmt: skip
+    submission = Submission(JobKind.GENERATION, body.plugin, payload, config, name, character_id=character_id)
+    return submit_job(services, db, submission)
 
 
 def _run_columns(db: Session, job_id: str, weight: float) -> list[dict[str, Any]]:
@@ -159,7 +148,5 @@ def submit_grid(services: Services, db: Session, body: GridCreate) -> Job:
     )
     config = {"width": body.width, "height": body.height, "steps": body.steps, "cells": cells}
     name = body.name.strip() or f"grid: {len(columns)} LoRAs x {len(body.prompts) * len(body.seeds)} rows"
-    return submit_job(
-        services, db, kind=JobKind.GENERATION, plugin=body.plugin, payload=payload, config=config,
-        character_id=character_id, name=name,
-    )  # fmt: skip
+    submission = Submission(JobKind.GENERATION, body.plugin, payload, config, name, character_id=character_id)
+    return submit_job(services, db, submission)

@@ -8,6 +8,8 @@ plugins it can run, so a job is accepted when any live worker can take it.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import redis
 from fastapi import HTTPException
@@ -15,9 +17,12 @@ from fastapi import HTTPException
 from isengard.api.state import Services
 from isengard.domain import JOB_KIND_OF_PLUGIN, PluginKind
 from isengard.plugins.api import Capability
+from isengard.plugins.registry import UnknownPluginError
 from isengard.queue.workers import list_workers
 
 log = logging.getLogger(__name__)
+
+PluginT = TypeVar("PluginT")
 
 
 def workers_offering(services: Services, kind: PluginKind, name: str) -> list[str]:
@@ -42,3 +47,34 @@ def ensure_runnable(services: Services, kind: PluginKind, name: str) -> Capabili
         status_code=422,
         detail=f"{kind.value} plugin '{name}' cannot run here ({local.reason}) and no live worker offers it",
     )
+
+
+@dataclass(frozen=True)
+class ListedPlugin(Generic[PluginT]):
+    """One registered plugin of a kind, as the plugin listings show it: `cls` is None when it failed to load."""
+
+    name: str
+    description: str
+    capability: Capability
+    cls: type[PluginT] | None
+
+
+def listed_plugins(services: Services, kind: PluginKind, base: type[PluginT]) -> list[ListedPlugin[PluginT]]:
+    """Every registered plugin of `kind` with its description, capability here and class (when it is a `base`)."""
+    listed: list[ListedPlugin[PluginT]] = []
+    for name in services.plugins.names(kind):
+        record = services.plugins.records[(kind, name)]
+        cls: type[PluginT] | None = record.cls if record.cls is not None and issubclass(record.cls, base) else None
+        listed.append(ListedPlugin(name, record.description, services.plugins.capabilities(kind, name), cls))
+    return listed
+
+
+def plugin_of_kind(services: Services, kind: PluginKind, name: str, base: type[PluginT]) -> PluginT:
+    """The loaded plugin `name` of `kind`; a 422 when there is none of that name or it is not a `base`."""
+    try:
+        plugin = services.plugins.get(kind, name)
+    except UnknownPluginError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    if not isinstance(plugin, base):
+        raise HTTPException(status_code=422, detail=f"'{name}' is not a {kind.value} plugin")
+    return plugin

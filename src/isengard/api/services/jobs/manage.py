@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import redis
 from fastapi import HTTPException
@@ -30,38 +29,22 @@ from isengard.db.models import Job, JobArtifact
 from isengard.domain import ArtifactKind, JobKind, JobStatus, LogEvent, ProgressEvent, StatusEvent, utcnow
 from isengard.jobs import states
 from isengard.jobs.history import load_events
+from isengard.jobs.states import Submission
 from isengard.logging import correlation_id
 from isengard.queue.workers import worker_lost
 
 log = logging.getLogger(__name__)
 
 
-def submit_job(
-    services: Services,
-    session: Session,
-    *,
-    kind: JobKind,
-    plugin: str,
-    payload: dict[str, Any],
-    config: dict[str, Any],
-    character_id: str | None,
-    name: str,
-    run_number: int | None = None,
-) -> Job:
+def submit_job(services: Services, session: Session, submission: Submission) -> Job:
     """Insert the job row (queued), commit it, then put it on the queue. Returns the job even if Redis is down."""
     return states.submit(
         session,
         services.redis,
+        submission,
         event_maxlen=services.settings.event_stream_maxlen,
-        kind=kind,
-        plugin=plugin,
-        payload=payload,
-        config=config,
-        character_id=character_id,
-        name=name,
         max_attempts=services.settings.max_attempts,
         correlation_id=correlation_id.get(),
-        run_number=run_number,
     )
 
 

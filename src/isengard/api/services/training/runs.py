@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from isengard.api.schemas.training import TrainingCreate, TrainingEstimate, TrainingPluginOut
 from isengard.api.services.dataset.characters import referenced_character
 from isengard.api.services.dataset.images import dataset_query
-from isengard.api.services.jobs.availability import ensure_runnable
+from isengard.api.services.jobs.availability import ensure_runnable, listed_plugins, plugin_of_kind
 from isengard.api.services.jobs.manage import submit_job
 from isengard.api.services.training.memory import MemoryFit, ensure_memory_fits
 from isengard.api.services.training.presets import get_preset
@@ -28,8 +28,8 @@ from isengard.dataset.image_files import original_relative
 from isengard.db.models import Job
 from isengard.domain import DatasetItem, JobKind, PluginKind, TrainingInput
 from isengard.jobs.speeds import measured_speed
+from isengard.jobs.states import Submission
 from isengard.plugins.api import PluginError
-from isengard.plugins.registry import UnknownPluginError
 from isengard.plugins.training.interface import RECOMMENDED_RANGE, TrainingJob, TrainingPlugin
 
 log = logging.getLogger(__name__)
@@ -46,33 +46,27 @@ def default_config(plugin: TrainingPlugin) -> dict[str, Any]:
 
 def list_training_plugins(services: Services) -> list[TrainingPluginOut]:
     plugins = []
-    for name in services.plugins.names(PluginKind.TRAINING):
-        capability = services.plugins.capabilities(PluginKind.TRAINING, name)
-        record = services.plugins.records[(PluginKind.TRAINING, name)]
+    for listed in listed_plugins(services, PluginKind.TRAINING, TrainingPlugin):
         schema: dict[str, Any] = {}
         defaults: dict[str, Any] = {}
-        if record.cls is not None and issubclass(record.cls, TrainingPlugin):
-            plugin = services.plugins.get(PluginKind.TRAINING, name)
-            assert isinstance(plugin, TrainingPlugin)
+        if listed.cls is not None:  # the defaults may need an instance (a plugin's own default_config)
+            plugin = training_plugin(services, listed.name)
             schema = plugin.config_model.model_json_schema()
             defaults = default_config(plugin)
-        description = record.description
         plugins.append(
             TrainingPluginOut(
-                name=name, description=description, capability=capability, config_schema=schema, defaults=defaults
+                name=listed.name,
+                description=listed.description,
+                capability=listed.capability,
+                config_schema=schema,
+                defaults=defaults,
             )
         )
     return plugins
 
 
 def training_plugin(services: Services, name: str) -> TrainingPlugin:
-    try:
-        plugin = services.plugins.get(PluginKind.TRAINING, name)
-    except UnknownPluginError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
-    if not isinstance(plugin, TrainingPlugin):
-        raise HTTPException(status_code=422, detail=f"'{name}' is not a training plugin")
-    return plugin
+    return plugin_of_kind(services, PluginKind.TRAINING, name, TrainingPlugin)
 
 
 def resolve_config(plugin: TrainingPlugin, config: dict[str, Any], *, base: dict[str, Any] | None = None) -> BaseModel:
@@ -163,17 +157,11 @@ def submit_training(services: Services, db: Session, body: TrainingCreate) -> Jo
     payload = TrainingJob(plugin=plugin.name, config=config_dict, input=dataset).model_dump(mode="json")
     run_number = next_run_number(db, dataset.character_id)
     name = body.name.strip() or default_run_name(dataset.character_name, run_number, config_dict)
-    job = submit_job(
-        services,
-        db,
-        kind=JobKind.TRAINING,
-        plugin=plugin.name,
-        payload=payload,
-        config=config_dict,
-        character_id=dataset.character_id,
-        name=name,
-        run_number=run_number,
-    )
+    submission = Submission(
+        JobKind.TRAINING, plugin.name, payload, config_dict, name,
+        character_id=dataset.character_id, run_number=run_number,
+    )  # fmt: skip
+    job = submit_job(services, db, submission)
     log.info("training submitted", extra={"job_id": job.id, "images": len(dataset.dataset), "plugin": plugin.name})
     return job
 
