@@ -69,3 +69,44 @@ def test_caption_a_dataset_from_the_character_page(page: Page, app: RunningApp, 
     # The model's caption names the subject by the trigger word (its gibberish may still be long for CLIP).
     expect(first_card.locator("[data-testid=caption-finding][data-kind=missing_trigger]")).to_have_count(0)
     assert console.errors == []
+
+
+def test_the_caption_language_is_the_one_the_captions_are_written_and_checked_in(
+    page: Page, app: RunningApp, console: ConsoleWatch
+) -> None:
+    character = create_character(app.url, "Langue Person", "lngp")
+    character_id = str(character["id"])
+    upload_photos(app.url, character_id, 1, start=90)
+    image = _images(app, character_id)[0]
+    french = "photo de [trigger], une jeune femme aux yeux bleus dans un manteau rouge"
+    httpx.patch(f"{app.url}/api/images/{image['id']}", json={"caption": french}, timeout=10).raise_for_status()
+
+    page.goto(f"{app.url}/characters/{character_id}")
+    panel = page.get_by_test_id("caption-with-ai")
+    card = page.get_by_test_id("image-card").filter(has=page.locator(f"img[alt='{image['original_name']}']"))
+    identity = card.locator("[data-testid=caption-finding][data-kind=identity]")
+    language = panel.get_by_label("Language")
+    expect(language).to_have_value("en")
+    expect(identity).to_have_count(0)  # the English vocabulary knows no French words
+
+    # In French the linter finds what the caption says about who she is.
+    language.select_option(label="Français")
+    expect(identity).to_contain_text("jeune, yeux bleus")
+
+    # The choice stays with the character across a reload, and the AI is asked to write in it.
+    page.reload()
+    expect(page.get_by_test_id("caption-with-ai").get_by_label("Language")).to_have_value("fr")
+    expect(identity).to_contain_text("jeune, yeux bleus")
+    panel = page.get_by_test_id("caption-with-ai")
+    panel.get_by_label("Caption", exact=True).select_option("all")
+    panel.get_by_label("Replace existing captions").click()
+    with page.expect_request(lambda r: r.url.endswith("/captions/auto") and r.method == "POST") as sent:
+        panel.get_by_role("button", name="Caption with AI").click()
+    assert sent.value.post_data_json["style"]["language"] == "fr"
+    expect(page.get_by_test_id("caption-progress")).to_contain_text("succeeded", timeout=CAPTION_TIMEOUT_MS)
+
+    # Another character keeps its own language.
+    other = create_character(app.url, "Other Person", "othp")
+    page.goto(f"{app.url}/characters/{other['id']}")
+    expect(page.get_by_test_id("caption-with-ai").get_by_label("Language")).to_have_value("en")
+    assert console.errors == []

@@ -3,7 +3,7 @@ import { useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { Badge, Button } from "../../components/ui";
 import { datasetKeys, type ImageOut } from "../dataset/api";
-import { applyFix, DEFAULT_PLUGIN, DEFAULT_STYLE, findingsByImage, useCaptionLint, type CaptionFinding } from "./api";
+import { applyFix, DEFAULT_PLUGIN, DEFAULT_STYLE, findingsByImage, useCaptionLanguage, useCaptionLint, type CaptionFinding } from "./api";
 import { isFinal, useCaptionJob } from "./useCaptionJob";
 
 const TONE: Record<CaptionFinding["severity"], "danger" | "warn" | "info"> = { error: "danger", warning: "warn", info: "info" };
@@ -52,7 +52,8 @@ function Finding({ finding }: { finding: CaptionFinding }) {
 
 /** The findings of one image's caption and its "Regenerate caption" button. */
 export function CaptionFindings({ image }: { image: ImageOut }) {
-  const lint = useCaptionLint(image.character_id);
+  const [language] = useCaptionLanguage(image.character_id);
+  const lint = useCaptionLint(image.character_id, language);
   const regenerate = useCaptionJob(image.character_id);
   const [error, setError] = useState<string | null>(null);
   const findings = (lint.data ? findingsByImage(lint.data.findings).get(image.id) : undefined) ?? [];
@@ -69,7 +70,7 @@ export function CaptionFindings({ image }: { image: ImageOut }) {
           onClick={async () => {
             setError(null);
             try {
-              await regenerate.start({ plugin: DEFAULT_PLUGIN, scope: "selected", image_ids: [image.id], overwrite: true, style: DEFAULT_STYLE });
+              await regenerate.start({ plugin: DEFAULT_PLUGIN, scope: "selected", image_ids: [image.id], overwrite: true, style: { ...DEFAULT_STYLE, language } });
             } catch (e) {
               setError(e instanceof Error ? e.message : String(e));
             }

@@ -1,7 +1,16 @@
 // "Caption with AI": caption a character's dataset (all, empty or selected images) with a style, and follow it live.
 import { useState } from "react";
 import { Alert, Badge, Button, ErrorNotice, Field, ProgressBar, Switch } from "../../components/ui";
-import { DEFAULT_PLUGIN, DEFAULT_STYLE, useCaptionPlugins, type CaptionScope, type CaptionStyle } from "./api";
+import {
+  CAPTION_LANGUAGES,
+  DEFAULT_PLUGIN,
+  DEFAULT_STYLE,
+  useCaptionLanguage,
+  useCaptionPlugins,
+  type CaptionLanguage,
+  type CaptionScope,
+  type CaptionStyle,
+} from "./api";
 import { isFinal, useCaptionJob } from "./useCaptionJob";
 
 const SCOPE_LABELS: Record<CaptionScope, string> = {
@@ -16,6 +25,7 @@ export function CaptionWithAI({ characterId, selected }: { characterId: string; 
   const [scope, setScope] = useState<CaptionScope>("empty");
   const [overwrite, setOverwrite] = useState(false);
   const [style, setStyle] = useState<CaptionStyle>(DEFAULT_STYLE);
+  const [language, setLanguage] = useCaptionLanguage(characterId);
   const [plugin, setPlugin] = useState(DEFAULT_PLUGIN);
   const [error, setError] = useState<unknown>(null);
   const [submitting, setSubmitting] = useState(false);
@@ -27,7 +37,7 @@ export function CaptionWithAI({ characterId, selected }: { characterId: string; 
     setError(null);
     setSubmitting(true);
     try {
-      await job.start({ plugin, scope, overwrite: scope !== "empty" && overwrite, style, image_ids: scope === "selected" ? selected : [] });
+      await job.start({ plugin, scope, overwrite: scope !== "empty" && overwrite, style: { ...style, language }, image_ids: scope === "selected" ? selected : [] });
     } catch (e) {
       setError(e);
     } finally {
@@ -76,6 +86,13 @@ export function CaptionWithAI({ characterId, selected }: { characterId: string; 
           >
             <option value="first">First: [trigger], …</option>
             <option value="replace_subject">In place of "a woman" / "a man"</option>
+          </select>
+        </Field>
+        <Field label="Language" htmlFor="ai-caption-language">
+          <select id="ai-caption-language" className="select" value={language} onChange={(e) => setLanguage(e.target.value as CaptionLanguage)}>
+            {Object.entries(CAPTION_LANGUAGES).map(([value, name]) => (
+              <option key={value} value={value}>{name}</option>
+            ))}
           </select>
         </Field>
         <Field label="Max words" htmlFor="ai-caption-words">

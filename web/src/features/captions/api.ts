@@ -1,5 +1,6 @@
 // The caption feature's calls: captioning plugins, caption jobs over a character's dataset, the caption linter.
 import { queryOptions, useQuery } from "@tanstack/react-query";
+import { useCallback, useSyncExternalStore } from "react";
 import { client, unwrap, type Schemas } from "../../api/client";
 import type { EventOf } from "../../api/events";
 import { datasetKeys, updateCaption } from "../dataset/api";
@@ -13,7 +14,12 @@ export type CaptionScope = NonNullable<CaptionJobCreate["scope"]>;
 /** What the worker sends over the job's event stream once an image is done (`written` false: caption kept). */
 export type CaptionEvent = EventOf<"caption">;
 
+export type CaptionLanguage = NonNullable<CaptionStyle["language"]>;
+
 export const DEFAULT_PLUGIN = "qwen-vl";
+
+/** The languages captions are written and checked in, as each is named in its own language. */
+export const CAPTION_LANGUAGES: Record<CaptionLanguage, string> = { en: "English", fr: "Français", de: "Deutsch" };
 
 export const DEFAULT_STYLE: CaptionStyle = {
   trigger_placement: "first",
@@ -26,16 +32,21 @@ export const DEFAULT_STYLE: CaptionStyle = {
 
 export const captionKeys = {
   // Under the dataset's key, so every caption edit (which refreshes the dataset) refreshes the findings too.
-  lint: (characterId: string) => [...datasetKeys.all, "caption-lint", characterId] as const,
+  lint: (characterId: string, language: CaptionLanguage) => [...datasetKeys.all, "caption-lint", characterId, language] as const,
   plugins: ["captions", "plugins"] as const,
 };
 
 export const captionQueries = {
-  lint: (characterId: string) =>
+  lint: (characterId: string, language: CaptionLanguage) =>
     queryOptions({
-      queryKey: captionKeys.lint(characterId),
+      queryKey: captionKeys.lint(characterId, language),
       queryFn: ({ signal }) =>
-        unwrap(client.GET("/api/characters/{character_id}/captions/lint", { params: { path: { character_id: characterId } }, signal })),
+        unwrap(
+          client.GET("/api/characters/{character_id}/captions/lint", {
+            params: { path: { character_id: characterId }, query: { language } },
+            signal,
+          }),
+        ),
     }),
   plugins: () =>
     queryOptions({
@@ -45,7 +56,41 @@ export const captionQueries = {
     }),
 };
 
-export const useCaptionLint = (characterId: string) => useQuery(captionQueries.lint(characterId));
+export const useCaptionLint = (characterId: string, language: CaptionLanguage) =>
+  useQuery(captionQueries.lint(characterId, language));
+
+// A character's caption language is kept in this browser: the AI captions are written in it and the linter checks
+// the captions in it, so both must agree, across reloads too.
+const LANGUAGE_CHANGED = "isengard:caption-language";
+const languageKey = (characterId: string) => `isengard.captionLanguage.${characterId}`;
+const isLanguage = (value: string | null): value is CaptionLanguage => value !== null && Object.hasOwn(CAPTION_LANGUAGES, value);
+
+export function storedCaptionLanguage(characterId: string): CaptionLanguage {
+  const stored = window.localStorage.getItem(languageKey(characterId));
+  return isLanguage(stored) ? stored : "en";
+}
+
+function onLanguageChange(notify: () => void) {
+  window.addEventListener(LANGUAGE_CHANGED, notify);
+  window.addEventListener("storage", notify); // another tab chose
+  return () => {
+    window.removeEventListener(LANGUAGE_CHANGED, notify);
+    window.removeEventListener("storage", notify);
+  };
+}
+
+/** The character's caption language and its setter; every component using it follows a change at once. */
+export function useCaptionLanguage(characterId: string) {
+  const language = useSyncExternalStore(onLanguageChange, () => storedCaptionLanguage(characterId));
+  const setLanguage = useCallback(
+    (next: CaptionLanguage) => {
+      window.localStorage.setItem(languageKey(characterId), next);
+      window.dispatchEvent(new Event(LANGUAGE_CHANGED));
+    },
+    [characterId],
+  );
+  return [language, setLanguage] as const;
+}
 export const useCaptionPlugins = () => useQuery(captionQueries.plugins());
 
 export function submitCaptionJob(characterId: string, body: CaptionJobCreate) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { JobEvent } from "../../api/events";
-import { findingsByImage, type CaptionFinding } from "./api";
+import { findingsByImage, storedCaptionLanguage, type CaptionFinding } from "./api";
 import { isFinal, reduceProgress, startProgress } from "./useCaptionJob";
 
 const at = "2026-12-01T00:00:00Z";
@@ -36,5 +36,19 @@ describe("findings by image", () => {
     expect(grouped.get("a")?.map((x) => x.kind)).toEqual(["missing_trigger", "identity"]);
     expect(grouped.get("b")?.map((x) => x.kind)).toEqual(["empty"]);
     expect(grouped.get("c")).toBeUndefined();
+  });
+});
+
+describe("a character's caption language", () => {
+  it("is English until chosen, kept per character, and never a language the app does not offer", () => {
+    window.localStorage.clear();
+    expect(storedCaptionLanguage("c1")).toBe("en");
+    window.localStorage.setItem("isengard.captionLanguage.c1", "fr");
+    expect(storedCaptionLanguage("c1")).toBe("fr");
+    expect(storedCaptionLanguage("c2")).toBe("en");
+    window.localStorage.setItem("isengard.captionLanguage.c2", "tlh");
+    expect(storedCaptionLanguage("c2")).toBe("en");
+    window.localStorage.setItem("isengard.captionLanguage.c2", "toString");
+    expect(storedCaptionLanguage("c2")).toBe("en");
   });
 });
