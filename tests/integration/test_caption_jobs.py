@@ -15,8 +15,11 @@ from isengard.api.app import create_app
 from isengard.config import Settings
 from isengard.domain import PluginKind
 from isengard.plugins.caption.qwen_vl import QwenVLCaptioner
+from isengard.models.locate import tiny_model_dir
+from isengard.models.tiny import save_tiny_model
 from isengard.plugins.caption.qwen_vl_tiny import TINY_DIRNAME, ensure_tiny_vlm
-from isengard.worker.main import run_worker
+from isengard.plugins.image.diffusers_flux import DiffusersFluxGenerator
+from isengard.worker.main import Worker, run_worker
 from tests.image_samples import encode, photo
 from tests.integration.queue_support import wait_for, worker_thread
 from tests.integration.test_sse_events import sse_events
@@ -179,3 +182,27 @@ def test_linter_findings_in_the_lint_route_and_the_dataset_report(api: TestClien
     }
     assert "1 caption to fix" in report["verdict"] and "1 without a caption" in report["verdict"]
     assert api.get(f"/api/characters/{character}/captions/lint", params={"language": "xx"}).status_code == 422
+
+
+def test_a_worker_keeps_only_the_last_jobs_model_loaded(api: TestClient, settings: Settings) -> None:
+    """A caption model and a FLUX pipeline do not share a consumer GPU: before a job of one plugin runs, the worker
+    has every other plugin let go of the model it kept from its own last job."""
+    shutil.copytree(save_tiny_model(settings.data_path / "built" / "tiny-flux"), tiny_model_dir(settings))
+    character, _ = _dataset(api, 2)
+    caption = api.post(f"/api/characters/{character}/captions/auto", json={"scope": "all", "config": FAST})
+    assert caption.status_code == 202, caption.text
+    render = {"prompt": "a cat", "width": 64, "height": 64, "steps": 2}
+    generation = api.post("/api/generation", json=render)
+    assert generation.status_code == 202, generation.text
+
+    worker = Worker(settings, worker_id="one-gpu", burst=True)
+    assert worker.run() == 0
+    jobs = [api.get(f"/api/jobs/{job.json()['id']}").json() for job in (caption, generation)]
+    assert [job["status"] for job in jobs] == ["succeeded", "succeeded"], jobs
+    last = max(jobs, key=lambda job: str(job["finished_at"]))["kind"]
+
+    captioner = worker.registry.get(PluginKind.CAPTION, "qwen-vl")
+    generator = worker.registry.get(PluginKind.IMAGE, "diffusers")
+    assert isinstance(captioner, QwenVLCaptioner) and isinstance(generator, DiffusersFluxGenerator)
+    holding = {"caption": captioner._loaded is not None, "generation": generator.cache.loaded is not None}
+    assert holding == {"caption": last == "caption", "generation": last == "generation"}, (last, holding)

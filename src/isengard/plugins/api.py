@@ -225,6 +225,13 @@ class Host:
         return BaseModelLocation(name=status.name, path=path, reason=None if path else status.reason)
 
 
+def free_device_memory() -> None:
+    """Return what models just let go of held to the GPU (reference cycles first, then the allocator's cache)."""
+    from isengard.models.loading import free_memory  # imports torch: only when a plugin has a model to free
+
+    free_memory()
+
+
 class Plugin(ABC):
     """Common base of every plugin kind."""
 
@@ -247,3 +254,11 @@ class Plugin(ABC):
     @abstractmethod
     def run(self, ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
         """Run one job from its stored payload; return a small JSON-able summary for the job row."""
+
+    def release_memory(self) -> None:
+        """Let go of any model kept loaded since this plugin's last job.
+
+        A plugin may keep its model between its own jobs (loading is most of a small job's time); the worker calls
+        this before a job of another plugin starts, so two models never share one GPU. Nothing to let go by default.
+        """
+        return None

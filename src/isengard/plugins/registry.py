@@ -56,6 +56,10 @@ class PluginRegistry:
     def names(self, kind: PluginKind) -> list[str]:
         return sorted(name for (k, name) in self.records if k == kind)
 
+    def instances(self) -> list[Plugin]:
+        """The plugins built so far (by `get`): those that may hold a model."""
+        return list(self._instances.values())
+
     def get(self, kind: PluginKind, name: str) -> Plugin:
         key = (kind, name)
         record = self.records.get(key)

@@ -212,6 +212,10 @@ class JobRunner:
         capability = plugin.capabilities()
         if not capability.available:
             raise PluginError(f"plugin '{job.plugin}' cannot run on worker {self.worker_id}: {capability.reason}")
+        # Models kept by other plugins since their last job would share the GPU with this one's: let them go.
+        for other in self.registry.instances():
+            if other is not plugin:
+                other.release_memory()
         return plugin
 
     def _run(self, entry: queue.ClaimedEntry, row: JobRow, attempt: int) -> JobStatus | None:

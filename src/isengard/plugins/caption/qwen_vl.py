@@ -27,7 +27,14 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from isengard.plugins.api import Capability, JobContext, PluginError, PluginSettings, SettingsConfigDict
+from isengard.plugins.api import (
+    Capability,
+    JobContext,
+    PluginError,
+    PluginSettings,
+    SettingsConfigDict,
+    free_device_memory,
+)
 from isengard.plugins.caption.interface import CaptionPlugin
 from isengard.plugins.caption.qwen_vl_tiny import MERGE_SIZE, ensure_tiny_vlm
 
@@ -144,6 +151,14 @@ class QwenVLCaptioner(CaptionPlugin):
             model = model.to(device).eval()  # type: ignore[arg-type]  # transformers types `to` for dtypes only
             self._loaded = _Loaded(folder, device, model, tokenizer, image_processor)
             return self._loaded
+
+    def release_memory(self) -> None:
+        with self._lock:
+            if self._loaded is None:
+                return
+            self._loaded = None
+        log.info("captioning model released for another plugin's job")
+        free_device_memory()
 
     # --- Captioning ----------------------------------------------------------------------------------------------
 

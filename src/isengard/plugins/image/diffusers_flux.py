@@ -7,7 +7,6 @@ small LRU keeps the recently used adapters resident.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import logging
 import threading
@@ -22,7 +21,7 @@ from pydantic import BaseModel
 
 from isengard.domain import LoraRef
 from isengard.models.profiles import ProfileName
-from isengard.plugins.api import Capability, JobContext, PluginError
+from isengard.plugins.api import Capability, JobContext, PluginError, free_device_memory
 from isengard.plugins.image.grid import GridCell, grid_params, render_grid
 from isengard.plugins.image.interface import ImagePlugin
 from isengard.plugins.image.outputs import save_output
@@ -71,14 +70,7 @@ class PipelineCache:
         if self.loaded is None:
             return
         self.loaded = None
-        gc.collect()
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:
-            pass
+        free_device_memory()
 
 
 # The worker process keeps one cache for its lifetime: the plugin instance may be rebuilt, the pipeline stays.
@@ -163,6 +155,13 @@ class DiffusersFluxGenerator(ImagePlugin):
     def __init__(self, settings: Any | None = None, cache: PipelineCache | None = None) -> None:
         super().__init__(settings)
         self.cache = cache or PIPELINES
+
+    def release_memory(self) -> None:
+        with self.cache.lock:
+            if self.cache.loaded is None:
+                return
+            self.cache.release()
+        log.info("generation pipeline released for another plugin's job")
 
     def capabilities(self) -> Capability:
         try:
