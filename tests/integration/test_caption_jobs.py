@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from isengard.api.app import create_app
 from isengard.config import Settings
 from isengard.domain import PluginKind
-from isengard.plugins.caption.qwen_vl import QwenVLCaptioner
 from isengard.models.locate import tiny_model_dir
 from isengard.models.tiny import save_tiny_model
+from isengard.plugins.caption.qwen_vl import QwenVLCaptioner
 from isengard.plugins.caption.qwen_vl_tiny import TINY_DIRNAME, ensure_tiny_vlm
 from isengard.plugins.image.diffusers_flux import DiffusersFluxGenerator
 from isengard.worker.main import Worker, run_worker

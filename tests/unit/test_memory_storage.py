@@ -10,11 +10,16 @@ import torch
 from diffusers import FluxTransformer2DModel
 from transformers import T5Config, T5EncoderModel
 
-from isengard.models.flux_layout import FLUX_DEV_TRANSFORMER, T5_XXL_ENCODER, flux_layout, t5_encoder_layout
+from isengard.models.flux_layout import (
+    DEFAULT_TARGET_MODULES,
+    FLUX_DEV_TRANSFORMER,
+    T5_XXL_ENCODER,
+    flux_layout,
+    t5_encoder_layout,
+)
 from isengard.models.loading import quantization_config
 from isengard.models.memory_storage import layout_bytes, lora_numel, transformer_bytes
 from isengard.models.profiles import WeightFormat
-from isengard.plugins.training.flux_lora_config import DEFAULT_TARGET_MODULES
 
 # Widths that are multiples of 128, so every linear layer but the 64-channel patch embedder and output projection
 # can be stored as torchao NF4 (blocks of 64 x 256 values) and int8: the planner must tell which are left in bf16.

@@ -160,9 +160,10 @@ def test_text_encoders_and_vae_leave_before_the_transformer_loads(
         seen_at_transformer["vae_on_cpu"] = vae_model is not None and vae_model.device.type == "cpu"
         return real_transformer(*args, **kwargs)
 
-    monkeypatch.setattr(loading, "load_text_encoders", text)
-    monkeypatch.setattr(loading, "load_vae", vae)
-    monkeypatch.setattr(loading, "load_transformer", transformer)
+    # Watched where the trainer's stages call them.
+    monkeypatch.setattr(flux_lora_stages, "load_text_encoders", text)
+    monkeypatch.setattr(flux_lora_stages, "load_vae", vae)
+    monkeypatch.setattr(flux_lora_stages, "load_transformer", transformer)
     train(wide_model, tmp_path, "staged", steps=2, memory_profile="int8")
     # The text encoders are gone for good; the small VAE waits in CPU memory to decode samples.
     assert seen_at_transformer == {"t5": False, "clip": False, "vae": True, "vae_on_cpu": True}

@@ -13,6 +13,22 @@ from typing import Any, Literal
 
 Location = Literal["outer", "double", "single"]
 
+# The attention and feed-forward projections of FLUX's double- and single-stream blocks, as diffusers names them.
+DEFAULT_TARGET_MODULES = [
+    "attn.to_k",
+    "attn.to_q",
+    "attn.to_v",
+    "attn.to_out.0",
+    "attn.add_k_proj",
+    "attn.add_q_proj",
+    "attn.add_v_proj",
+    "attn.to_add_out",
+    "ff.net.0.proj",
+    "ff.net.2",
+    "ff_context.net.0.proj",
+    "ff_context.net.2",
+]
+
 # diffusers' FLUX blocks widen the feed-forward by this fixed ratio (not part of the config).
 FLUX_MLP_RATIO = 4
 # The timestep and guidance embeddings start from this many sinusoidal channels.

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from isengard.models.flux_layout import (
     CLIP_L_PARAMS,
+    DEFAULT_TARGET_MODULES,
     FLUX_VAE_PARAMS,
     T5_XXL_ENCODER,
     FluxLayout,
@@ -43,7 +44,6 @@ from isengard.models.profiles import (
     ProfileName,
     WeightFormat,
 )
-from isengard.plugins.training.flux_lora_config import DEFAULT_TARGET_MODULES
 
 GIB = 1024**3
 # Sizes are shown in GB as GPU makers and nvidia-smi round them (a "24 GB" card holds about 24 x 2^30 bytes).

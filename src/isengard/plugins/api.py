@@ -8,10 +8,11 @@ else of Isengard; a test checks that importing a plugin loads no API, database, 
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,13 +21,39 @@ from isengard.caption_style import CaptionStyle, apply_style, instruction
 from isengard.captions import apply_trigger, substitute_trigger
 from isengard.domain import ArtifactKind, PluginKind
 from isengard.imaging import make_thumbnail
+from isengard.models.flux_layout import DEFAULT_TARGET_MODULES
+from isengard.models.memory_plan import (
+    MemoryPlan,
+    ProfileDoesNotFit,
+    choose_profile,
+    gb,
+    next_profile_that_fits,
+    plan_generation,
+    plan_training,
+)
+from isengard.models.profiles import PROFILE_NAMES, MemoryProfile, ProfileChoice, ProfileName, profile
 from isengard.plugins.checkpoint_folders import COMPLETE, checkpoint_dir, complete_checkpoints
 from isengard.storage import atomic_path, atomic_write_bytes
 
+if TYPE_CHECKING:  # resolved on first use at run time: see _TORCH_TOOLKIT below
+    from isengard.models.loading import (
+        load_generation_pipeline,
+        load_scheduler,
+        load_text_encoders,
+        load_transformer,
+        load_vae,
+        text_encoder_device,
+        transformer_config,
+    )
+    from isengard.models.offload import BlockSwap, attach_block_swap
+
 __all__ = [
     "COMPLETE",
+    "DEFAULT_TARGET_MODULES",
+    "PROFILE_NAMES",
     "Artifact",
     "BaseModelLocation",
+    "BlockSwap",
     "Capability",
     "CaptionStyle",
     "Estimate",
@@ -35,19 +62,39 @@ __all__ = [
     "JobContext",
     "JobInterrupted",
     "MeasuredSpeed",
+    "MemoryPlan",
+    "MemoryProfile",
     "Plugin",
     "PluginError",
     "PluginSettings",
+    "ProfileChoice",
+    "ProfileDoesNotFit",
+    "ProfileName",
     "SettingsConfigDict",
     "apply_style",
     "apply_trigger",
     "atomic_path",
     "atomic_write_bytes",
+    "attach_block_swap",
     "checkpoint_dir",
+    "choose_profile",
     "complete_checkpoints",
+    "free_device_memory",
+    "gb",
     "instruction",
+    "load_generation_pipeline",
+    "load_scheduler",
+    "load_text_encoders",
+    "load_transformer",
+    "load_vae",
     "make_thumbnail",
+    "next_profile_that_fits",
+    "plan_generation",
+    "plan_training",
+    "profile",
     "substitute_trigger",
+    "text_encoder_device",
+    "transformer_config",
 ]
 
 
@@ -262,3 +309,27 @@ class Plugin(ABC):
         this before a job of another plugin starts, so two models never share one GPU. Nothing to let go by default.
         """
         return None
+
+
+# --- The FLUX model toolkit -------------------------------------------------------------------------------------
+# Memory profiles and planning (imported above: plain Python) and staged loading and block offloading (below) are
+# shared with the core, which plans with them too (`isengard plan`, the API's memory check). Loading and offloading
+# import torch, so they are resolved on first use: a plugin module that only declares its config stays light.
+_TORCH_TOOLKIT = {
+    "load_generation_pipeline": "isengard.models.loading",
+    "load_scheduler": "isengard.models.loading",
+    "load_text_encoders": "isengard.models.loading",
+    "load_transformer": "isengard.models.loading",
+    "load_vae": "isengard.models.loading",
+    "text_encoder_device": "isengard.models.loading",
+    "transformer_config": "isengard.models.loading",
+    "BlockSwap": "isengard.models.offload",
+    "attach_block_swap": "isengard.models.offload",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _TORCH_TOOLKIT.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

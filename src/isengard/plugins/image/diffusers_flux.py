@@ -20,8 +20,7 @@ from PIL import Image
 from pydantic import BaseModel
 
 from isengard.domain import LoraRef
-from isengard.models.profiles import ProfileName
-from isengard.plugins.api import Capability, JobContext, PluginError, free_device_memory
+from isengard.plugins.api import Capability, JobContext, PluginError, ProfileName, free_device_memory
 from isengard.plugins.image.grid import GridCell, grid_params, render_grid
 from isengard.plugins.image.interface import ImagePlugin
 from isengard.plugins.image.outputs import save_output
@@ -80,7 +79,7 @@ PIPELINES = PipelineCache()
 def _load_pipeline(model_path: Path, requested: ProfileName | None) -> LoadedPipeline:
     import torch
 
-    from isengard.models.loading import load_generation_pipeline
+    from isengard.plugins.api import load_generation_pipeline
     from isengard.plugins.image.flux_memory import choose_generation_setup
 
     started = time.perf_counter()

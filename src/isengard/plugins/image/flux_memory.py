@@ -12,8 +12,16 @@ from pathlib import Path
 
 import torch
 
-from isengard.models.memory_plan import MemoryPlan, ProfileDoesNotFit, choose_profile, gb, plan_generation
-from isengard.models.profiles import MemoryProfile, ProfileName, profile
+from isengard.plugins.api import (
+    MemoryPlan,
+    MemoryProfile,
+    ProfileDoesNotFit,
+    ProfileName,
+    choose_profile,
+    gb,
+    plan_generation,
+    profile,
+)
 
 # Generation is planned for the largest image the engine is usually asked for; smaller ones need less.
 PLANNED_RESOLUTION = 1024
@@ -30,7 +38,7 @@ def choose_generation_setup(base: Path, device: torch.device, requested: Profile
     if device.type != "cuda":
         name: ProfileName = requested or "bf16"
         return GenerationSetup(profile(name), "resident", f"{name} on the CPU, resident")
-    from isengard.models.loading import transformer_config
+    from isengard.plugins.api import transformer_config
 
     free, _total = torch.cuda.mem_get_info(device)
     plan = plan_generation(

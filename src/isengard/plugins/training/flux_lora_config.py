@@ -10,24 +10,8 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from isengard.models.profiles import ProfileChoice
+from isengard.plugins.api import DEFAULT_TARGET_MODULES, ProfileChoice
 from isengard.plugins.training.sampling_config import SamplingConfig
-
-# The attention and feed-forward projections of FLUX's double- and single-stream blocks, as diffusers names them.
-DEFAULT_TARGET_MODULES = [
-    "attn.to_k",
-    "attn.to_q",
-    "attn.to_v",
-    "attn.to_out.0",
-    "attn.add_k_proj",
-    "attn.add_q_proj",
-    "attn.add_v_proj",
-    "attn.to_add_out",
-    "ff.net.0.proj",
-    "ff.net.2",
-    "ff_context.net.0.proj",
-    "ff_context.net.2",
-]
 
 Optimizer = Literal["adamw", "adamw8bit", "prodigy"]
 LrScheduler = Literal["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"]

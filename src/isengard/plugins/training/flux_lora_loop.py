@@ -18,8 +18,7 @@ import torch
 from diffusers.optimization import get_scheduler
 
 from isengard.domain import ArtifactKind, TrainingInput
-from isengard.models.loading import free_memory
-from isengard.plugins.api import Artifact, JobContext, PluginError, checkpoint_dir
+from isengard.plugins.api import Artifact, JobContext, PluginError, checkpoint_dir, free_device_memory
 from isengard.plugins.training import checkpoints as ckpt
 from isengard.plugins.training.buckets import BucketBatchSampler
 from isengard.plugins.training.flow_matching import TextEmbedding, flow_matching_loss, sample_sigmas, stack_text
@@ -118,7 +117,7 @@ def run_training(
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise
-        free_memory()
+        free_device_memory()
         name = decision.profile.name
         raise PluginError(out_of_memory_message(name, next_profile_after(name, decision.plan))) from exc
 

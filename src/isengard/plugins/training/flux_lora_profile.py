@@ -13,10 +13,19 @@ from pathlib import Path
 
 import torch
 
-from isengard.models.memory_plan import MemoryPlan, ProfileDoesNotFit, gb, next_profile_that_fits, plan_training
-from isengard.models.memory_plan import choose_profile as planned_profile
-from isengard.models.profiles import PROFILE_NAMES, MemoryProfile, ProfileName, profile
-from isengard.plugins.api import PluginError
+from isengard.plugins.api import (
+    PROFILE_NAMES,
+    MemoryPlan,
+    MemoryProfile,
+    PluginError,
+    ProfileDoesNotFit,
+    ProfileName,
+    gb,
+    next_profile_that_fits,
+    plan_training,
+    profile,
+)
+from isengard.plugins.api import choose_profile as planned_profile
 from isengard.plugins.training.flux_lora_config import FluxLoraConfig
 
 
@@ -31,7 +40,7 @@ def training_plan(base: Path, config: FluxLoraConfig, device: torch.device) -> M
     """The planner's estimates for this run on this GPU (None without one)."""
     if device.type != "cuda":
         return None
-    from isengard.models.loading import transformer_config
+    from isengard.plugins.api import transformer_config
 
     free, _total = torch.cuda.mem_get_info(device)
     return plan_training(

@@ -16,10 +16,19 @@ import torch
 from peft import LoraConfig
 
 from isengard.domain import TrainingInput
-from isengard.models import loading
-from isengard.models.offload import BlockSwap, attach_block_swap
-from isengard.models.profiles import MemoryProfile
-from isengard.plugins.api import JobContext, PluginError
+from isengard.plugins.api import (
+    BlockSwap,
+    JobContext,
+    MemoryProfile,
+    PluginError,
+    attach_block_swap,
+    free_device_memory,
+    load_scheduler,
+    load_text_encoders,
+    load_transformer,
+    load_vae,
+    text_encoder_device,
+)
 from isengard.plugins.training.flux_lora_config import FluxLoraConfig
 from isengard.plugins.training.flux_lora_data import PreparedData, encode_latents, encode_texts, read_dataset
 
@@ -70,34 +79,34 @@ def load_models(
 
     # 1. Text encoders: captions and sample prompts, once per job.
     ctx.report_progress(0, config.steps, stage="loading model")
-    text_device = loading.text_encoder_device(base, device)
-    text_pipe = loading.load_text_encoders(base, dtype=dtype, device=text_device)
+    text_device = text_encoder_device(base, device)
+    text_pipe = load_text_encoders(base, dtype=dtype, device=text_device)
     ctx.report_progress(0, config.steps, stage="encoding dataset")
     captions, empty, samples = encode_texts(
         text_pipe, dataset, job, sample_prompts=config.sample_prompts,
         max_sequence_length=config.max_sequence_length, device=text_device,
     )  # fmt: skip
     del text_pipe
-    loading.free_memory()
+    free_device_memory()
     ctx.log(f"encoded {len(set(dataset.captions))} captions and {len(samples)} sample prompts on {text_device.type}")
 
     # 2. VAE: latents, then it waits in CPU memory.
-    vae = loading.load_vae(base, dtype=dtype, device=device)
+    vae = load_vae(base, dtype=dtype, device=device)
     latents = encode_latents(vae, dataset, device=device)
     vae.to("cpu")
-    loading.free_memory()
+    free_device_memory()
     data = PreparedData(
         items=dataset.items, latents=latents, captions=captions, empty_caption=empty, sample_prompts=samples,
         image_count=len(dataset.images),
     )  # fmt: skip
 
     # 3. The transformer, stored as the profile says, with the LoRA.
-    transformer = loading.load_transformer(base, profile=profile, dtype=dtype, device=device)
+    transformer = load_transformer(base, profile=profile, dtype=dtype, device=device)
     if config.gradient_checkpointing or profile.offload_blocks:
         transformer.enable_gradient_checkpointing()
     params = add_lora(transformer, config)
     swap = attach_block_swap(transformer, device) if profile.offload_blocks else None
     transformer.train()
     return TrainingModels(
-        transformer=transformer, vae=vae, scheduler=loading.load_scheduler(base), data=data, params=params, swap=swap
+        transformer=transformer, vae=vae, scheduler=load_scheduler(base), data=data, params=params, swap=swap
     )

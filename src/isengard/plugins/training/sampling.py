@@ -13,8 +13,7 @@ from typing import Any
 import torch
 from diffusers import FluxPipeline
 
-from isengard.models.loading import free_memory
-from isengard.plugins.api import Artifact, JobContext, atomic_path
+from isengard.plugins.api import Artifact, JobContext, atomic_path, free_device_memory
 from isengard.plugins.training.flow_matching import TextEmbedding
 
 
@@ -69,5 +68,5 @@ def render_samples(
     finally:
         transformer.train(was_training)
         pipeline.vae.to("cpu")
-        free_memory()
+        free_device_memory()
     return artifacts
