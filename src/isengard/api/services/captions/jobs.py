@@ -22,13 +22,8 @@ from isengard.plugins.caption.interface import CaptionJob, CaptionPlugin, Captio
 
 def list_caption_plugins(services: Services) -> list[CaptionPluginOut]:
     return [
-        CaptionPluginOut(
-            name=listed.name,
-            description=listed.description,
-            capability=listed.capability,
-            config_schema=listed.cls.config_model.model_json_schema() if listed.cls is not None else {},
-        )
-        for listed in listed_plugins(services, PluginKind.CAPTION, CaptionPlugin)
+        CaptionPluginOut(**p.described(), config_schema=p.schema(lambda cls: cls.config_model.model_json_schema()))
+        for p in listed_plugins(services, PluginKind.CAPTION, CaptionPlugin)
     ]
 
 

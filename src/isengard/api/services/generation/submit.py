@@ -31,13 +31,8 @@ MAX_GRID_COLUMNS = 12
 
 def list_image_plugins(services: Services) -> list[ImagePluginOut]:
     return [
-        ImagePluginOut(
-            name=listed.name,
-            description=listed.description,
-            capability=listed.capability,
-            request_schema=listed.cls.request_model.model_json_schema() if listed.cls is not None else {},
-        )
-        for listed in listed_plugins(services, PluginKind.IMAGE, ImagePlugin)
+        ImagePluginOut(**p.described(), request_schema=p.schema(lambda cls: cls.request_model.model_json_schema()))
+        for p in listed_plugins(services, PluginKind.IMAGE, ImagePlugin)
     ]
 
 

@@ -8,8 +8,9 @@ plugins it can run, so a job is accepted when any live worker can take it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import redis
 from fastapi import HTTPException
@@ -57,6 +58,14 @@ class ListedPlugin(Generic[PluginT]):
     description: str
     capability: Capability
     cls: type[PluginT] | None
+
+    def described(self) -> dict[str, Any]:
+        """The fields every plugin listing shows: name, description, capability."""
+        return {"name": self.name, "description": self.description, "capability": self.capability}
+
+    def schema(self, of: Callable[[type[PluginT]], dict[str, Any]]) -> dict[str, Any]:
+        """A JSON schema the plugin's class declares (its config or request); empty when the class did not load."""
+        return of(self.cls) if self.cls is not None else {}
 
 
 def listed_plugins(services: Services, kind: PluginKind, base: type[PluginT]) -> list[ListedPlugin[PluginT]]:

@@ -53,15 +53,7 @@ def list_training_plugins(services: Services) -> list[TrainingPluginOut]:
             plugin = training_plugin(services, listed.name)
             schema = plugin.config_model.model_json_schema()
             defaults = default_config(plugin)
-        plugins.append(
-            TrainingPluginOut(
-                name=listed.name,
-                description=listed.description,
-                capability=listed.capability,
-                config_schema=schema,
-                defaults=defaults,
-            )
-        )
+        plugins.append(TrainingPluginOut(**listed.described(), config_schema=schema, defaults=defaults))
     return plugins
 
 
