@@ -17,10 +17,11 @@ from isengard.config import Mode, Settings
 from isengard.models.flux_layout import FLUX_DEV_TRANSFORMER
 from isengard.models.locate import base_model_dir
 from isengard.models.memory_plan import MemoryPlan, plan_generation, plan_training
-from isengard.plugins.training.flux_lora_config import FluxLoraConfig
 
 # Generation is planned for the largest image usually asked for; smaller ones need less.
 GENERATION_RESOLUTION = 1024
+# The trainer whose runs the planner prices (its config's resolutions, batch size, rank, checkpointing, targets).
+PLANNED_TRAINER = "flux-lora"
 
 
 class WorkerMemoryPlan(BaseModel):
@@ -48,9 +49,9 @@ def base_transformer_config(settings: Settings) -> dict[str, Any]:
     return dict(FLUX_DEV_TRANSFORMER)
 
 
-def training_plan(settings: Settings, config: dict[str, Any], gpu_bytes: int | None) -> MemoryPlan:
-    """The plan for a flux-lora config (its resolved values) on a GPU of `gpu_bytes`: priced at its largest bucket."""
-    values = {**FluxLoraConfig().model_dump(), **config}
+def training_plan(settings: Settings, values: dict[str, Any], gpu_bytes: int | None) -> MemoryPlan:
+    """The plan for a flux-lora config (all its values, as the plugin resolved them) on a GPU of `gpu_bytes`: priced
+    at its largest bucket."""
     return plan_training(
         transformer_config=base_transformer_config(settings),
         resolution=max(int(side) for side in values["resolutions"]),
@@ -70,9 +71,9 @@ def worker_gpu_bytes(worker: dict[str, Any]) -> int | None:
 
 
 def worker_plans(
-    settings: Settings, workers: list[dict[str, Any]], config: dict[str, Any] | None = None
+    settings: Settings, workers: list[dict[str, Any]], training_config: dict[str, Any]
 ) -> list[WorkerMemoryPlan]:
-    """Per live worker, the plan of a training run (the default config unless one is given) and of generation; a
+    """Per live worker, the plan of a training run with `training_config` (all its values) and of generation; a
     worker without a GPU gets plans whose reason says so."""
     plans = []
     for worker in workers:
@@ -82,7 +83,7 @@ def worker_plans(
                 worker_id=str(worker.get("id", "")),
                 gpu_total_bytes=worker_gpu_bytes(worker),
                 gpu_free_bytes=free if isinstance(free, int) else None,
-                plan=training_plan(settings, config or {}, worker_gpu_bytes(worker)),
+                plan=training_plan(settings, training_config, worker_gpu_bytes(worker)),
                 generation=plan_generation(
                     transformer_config=base_transformer_config(settings),
                     resolution=GENERATION_RESOLUTION,

@@ -20,10 +20,11 @@ from isengard.api.schemas.health import (
     WorkerInfo,
     WorkersHealth,
 )
+from isengard.api.services.training.runs import default_config, training_plugin
 from isengard.api.state import Services
 from isengard.domain import PluginKind
 from isengard.models.locate import model_status
-from isengard.models.planning import WorkerMemoryPlan, worker_plans
+from isengard.models.planning import PLANNED_TRAINER, WorkerMemoryPlan, worker_plans
 from isengard.queue.workers import is_alive, list_workers
 
 router = APIRouter(tags=["health"])
@@ -132,8 +133,13 @@ def capabilities(services: ServicesDep) -> Capabilities:
 
 
 def _memory_plans(services: ServicesDep) -> list[WorkerMemoryPlan]:
+    """Each live worker's plan for a default run of the planned trainer (none when that trainer is not installed)."""
     try:
         workers = list_workers(services.redis)
     except redis.RedisError:
         return []
-    return worker_plans(services.settings, workers)
+    record = services.plugins.records.get((PluginKind.TRAINING, PLANNED_TRAINER))
+    if record is None or record.cls is None:
+        return []
+    defaults = default_config(training_plugin(services, PLANNED_TRAINER))
+    return worker_plans(services.settings, workers, defaults)
