@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { errorMessage, messageFromBody } from "./api-errors";
+import { ApiError, errorMessage, messageFromBody, validationItems } from "./api-errors";
 
 describe("messageFromBody", () => {
   it("reads a string detail", () => {
@@ -28,5 +28,15 @@ describe("errorMessage", () => {
     expect(errorMessage(new Error("boom"))).toBe("boom");
     expect(errorMessage("text")).toBe("text");
     expect(errorMessage(42)).toBe("Something went wrong");
+  });
+});
+
+describe("validation items", () => {
+  it("are the list items of a 422's detail, and nothing for any other error", () => {
+    const body = { detail: [{ loc: ["body", "config", "rank"], msg: "too big" }, "a sentence", { loc: "not a list" }] };
+    expect(validationItems(new ApiError("x", 422, body))).toEqual([{ loc: ["body", "config", "rank"], msg: "too big" }]);
+    expect(validationItems(new ApiError("x", 422, { detail: "one sentence" }))).toEqual([]);
+    expect(validationItems(new ApiError("x", 500, null))).toEqual([]);
+    expect(validationItems(new Error("network"))).toEqual([]);
   });
 });

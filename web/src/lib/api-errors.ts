@@ -22,6 +22,17 @@ export class ApiError extends Error {
 
 const LOCATION_PREFIXES = new Set(["body", "query", "path", "header"]);
 
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null;
+
+const isValidationItem = (value: unknown): value is ValidationItem =>
+  isRecord(value) && (value.loc === undefined || Array.isArray(value.loc)) && (value.msg === undefined || typeof value.msg === "string");
+
+/** The field-by-field items of a 422 from request validation (`detail` as a list); none for any other error. */
+export function validationItems(error: unknown): ValidationItem[] {
+  if (!(error instanceof ApiError) || !isRecord(error.body) || !Array.isArray(error.body.detail)) return [];
+  return error.body.detail.filter(isValidationItem);
+}
+
 function describeItem(item: ValidationItem): string {
   const loc = (item.loc ?? []).filter((p) => !LOCATION_PREFIXES.has(String(p))).join(".");
   const msg = item.msg ?? "invalid value";
@@ -32,14 +43,14 @@ function describeItem(item: ValidationItem): string {
 export function messageFromBody(body: unknown): string | null {
   if (body == null) return null;
   if (typeof body === "string") return body.trim() || null;
-  if (typeof body !== "object") return null;
-  const record = body as Record<string, unknown>;
+  if (!isRecord(body)) return null;
+  const record = body;
   const detail = record.detail;
   if (typeof detail === "string" && detail.trim()) return detail;
   if (Array.isArray(detail) && detail.length > 0) {
     return detail
       .slice(0, 5)
-      .map((item) => (typeof item === "string" ? item : describeItem(item as ValidationItem)))
+      .map((item: unknown) => (typeof item === "string" ? item : isValidationItem(item) ? describeItem(item) : "invalid value"))
       .join("; ");
   }
   if (detail && typeof detail === "object") {

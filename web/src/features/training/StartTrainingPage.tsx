@@ -4,7 +4,7 @@ import { useNavigate, useSearchParams } from "react-router-dom";
 import { DatasetChecklist } from "../../components/dataset/DatasetChecklist";
 import { defaultsOf } from "../../components/training/SchemaForm";
 import { Alert, Button, ErrorNotice, PageHeader, Spinner } from "../../components/ui";
-import { ApiError, errorMessage } from "../../lib/api-errors";
+import { ApiError, errorMessage, validationItems } from "../../lib/api-errors";
 import { useCharacters } from "../characters/api";
 import { jobKeys, jobQueries } from "../jobs/api";
 import { startTraining, trainingQueries } from "./api";
@@ -15,11 +15,8 @@ import { WhatToTrainCard } from "./WhatToTrainCard";
 
 
 function fieldErrors(error: unknown): Record<string, string> {
-  if (!(error instanceof ApiError) || !error.body || typeof error.body !== "object") return {};
-  const detail = (error.body as { detail?: unknown }).detail;
-  if (!Array.isArray(detail)) return {};
   const out: Record<string, string> = {};
-  for (const item of detail as { loc?: (string | number)[]; msg?: string }[]) {
+  for (const item of validationItems(error)) {
     const key = item.loc?.filter((p) => !["body", "config"].includes(String(p)))[0];
     if (key !== undefined) out[String(key)] = item.msg ?? "invalid";
   }
