@@ -214,8 +214,12 @@ class JobRunner:
             raise PluginError(f"plugin '{job.plugin}' cannot run on worker {self.worker_id}: {capability.reason}")
         # Models kept by other plugins since their last job would share the GPU with this one's: let them go.
         for other in self.registry.instances():
-            if other is not plugin:
+            if other is plugin:
+                continue
+            try:
                 other.release_memory()
+            except Exception:  # another plugin's failure to let go is not this job's failure
+                log.exception("a plugin could not release its model", extra={"plugin": other.name})
         return plugin
 
     def _run(self, entry: queue.ClaimedEntry, row: JobRow, attempt: int) -> JobStatus | None:
