@@ -129,6 +129,18 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     stop_app(running)
 
 
+@pytest.fixture(scope="module")
+def takeover_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    """An app of the module's own with a short lease and heartbeat, so a killed worker's run is taken over in
+    seconds."""
+    _ensure_web_bundle()
+    running = start_app(
+        tmp_path_factory.mktemp("isengard-takeover"), ISENGARD_LEASE_SECONDS="6", ISENGARD_HEARTBEAT_SECONDS="1"
+    )
+    yield running
+    stop_app(running)
+
+
 @pytest.fixture(scope="session")
 def playwright_instance() -> Iterator[Playwright]:
     with sync_playwright() as instance:

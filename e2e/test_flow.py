@@ -12,15 +12,13 @@ import os
 import random
 import re
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from PIL import Image, ImageDraw
 from playwright.sync_api import Page, expect
 
-from e2e.conftest import ConsoleWatch, RunningApp, _ensure_web_bundle, start_app, stop_app
+from e2e.conftest import ConsoleWatch, RunningApp
 from e2e.helpers import create_character, screenshot_path, upload_photos
 
 STEPS = 200
@@ -69,21 +67,10 @@ def wait_while_running(page: Page, condition: str, timeout: int = RUN_TIMEOUT_MS
     )
 
 
-@pytest.fixture(scope="module")
-def flow_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
-    """The app with a short lease and heartbeat, so a killed worker's run is taken over in seconds."""
-    _ensure_web_bundle()
-    running = start_app(
-        tmp_path_factory.mktemp("isengard-flow"), ISENGARD_LEASE_SECONDS="6", ISENGARD_HEARTBEAT_SECONDS="1"
-    )
-    yield running
-    stop_app(running)
-
-
 def test_create_upload_train_survive_a_lost_worker_pick_a_step_generate_download_and_find_the_lora(
-    page: Page, flow_app: RunningApp, console: ConsoleWatch, tmp_path: Path
+    page: Page, takeover_app: RunningApp, console: ConsoleWatch, tmp_path: Path
 ) -> None:
-    app = flow_app
+    app = takeover_app
     # 1. A new character, from the Characters page; the trigger word is previewed.
     page.goto(app.url + "/characters")
     page.get_by_role("button", name="+ New character").click()

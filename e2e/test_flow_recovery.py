@@ -7,28 +7,16 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from playwright.sync_api import Page, expect
 
-from e2e.conftest import ConsoleWatch, RunningApp, _ensure_web_bundle, start_app, stop_app
+from e2e.conftest import ConsoleWatch, RunningApp
 from e2e.helpers import caption_all, create_character, start_run, upload_photos
 
 STEPS = 300
 EVERY = 20
-
-
-@pytest.fixture(scope="module")
-def quick_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
-    _ensure_web_bundle()
-    running = start_app(
-        tmp_path_factory.mktemp("isengard-recovery"), ISENGARD_LEASE_SECONDS="6", ISENGARD_HEARTBEAT_SECONDS="1"
-    )
-    yield running
-    stop_app(running)
 
 
 def kill_worker(app: RunningApp) -> int:
@@ -40,9 +28,9 @@ def kill_worker(app: RunningApp) -> int:
 
 
 def test_a_killed_worker_shows_lost_then_resumed(
-    page: Page, quick_app: RunningApp, console: ConsoleWatch, tmp_path: Path
+    page: Page, takeover_app: RunningApp, console: ConsoleWatch, tmp_path: Path
 ) -> None:
-    app = quick_app
+    app = takeover_app
     character = create_character(app.url, "Kill Person", "killp")
     upload_photos(app.url, str(character["id"]), 4, start=400)
     caption_all(app.url, str(character["id"]))

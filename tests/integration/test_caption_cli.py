@@ -16,7 +16,7 @@ from isengard.config import Settings
 from isengard.plugins.caption.qwen_vl_tiny import TINY_DIRNAME, ensure_tiny_vlm
 from tests.integration.queue_support import worker_thread
 from tests.support.live_server import serve_in_thread
-from tests.support.training_setup import png
+from tests.support.training_setup import photo_folder, png
 
 
 @pytest.fixture()
@@ -72,11 +72,7 @@ def test_caption_command_captions_every_image_with_a_progress_bar(
 def test_train_auto_caption_captions_images_without_a_caption_first(
     api_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for index in range(3):
-        (photos / f"p{index}.png").write_bytes(png(index))
-    (photos / "p0.txt").write_text("close-up of [trigger] smiling")
+    photos = photo_folder(tmp_path / "photos")
     code = cli_main(["train", "--character", "Auto Person", "--images", str(photos), "--steps", "4", "--rank", "4",
                      "--auto-caption", "--suffix", "auto", "--api", api_url])  # fmt: skip
     out = capsys.readouterr()

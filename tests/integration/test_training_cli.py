@@ -17,7 +17,7 @@ from isengard.cli.client import IsengardClient, _sse_messages, format_eta
 from isengard.config import Settings
 from isengard.worker.main import run_worker
 from tests.support.live_server import serve_in_thread
-from tests.support.training_setup import png
+from tests.support.training_setup import photo_folder
 
 
 @pytest.fixture()
@@ -35,11 +35,7 @@ def test_sse_parsing_and_eta_format() -> None:
 def test_train_command_uploads_submits_follows_and_reports(
     api_url: str, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for index in range(3):
-        (photos / f"p{index}.png").write_bytes(png(index))
-    (photos / "p0.txt").write_text("close-up of [trigger] smiling")
+    photos = photo_folder(tmp_path / "photos")
     (photos / "notes.md").write_text("not an image")
 
     def drain_when_queued() -> None:

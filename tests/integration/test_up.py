@@ -49,16 +49,21 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def _start_up(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
-    port = free_port()
-    env = {
+def _up_env(tmp_path: Path, port: int, log_level: str) -> dict[str, str]:
+    """A bare environment for `isengard up` in `tmp_path`: nothing of the developer's ISENGARD_* settings."""
+    return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(tmp_path),
         "ISENGARD_DATA_DIR": str(tmp_path / "data"),
         "ISENGARD_PORT": str(port),
         "ISENGARD_MODE": "fast-test",
-        "ISENGARD_LOG_LEVEL": "WARNING",
+        "ISENGARD_LOG_LEVEL": log_level,
     }
+
+
+def _start_up(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
+    port = free_port()
+    env = _up_env(tmp_path, port, "WARNING")
     proc = subprocess.Popen(
         [sys.executable, "-m", "isengard.cli", "up"],
         cwd=tmp_path,
@@ -211,14 +216,7 @@ def test_up_restarts_its_redis_after_kill_9_on_the_same_port_with_its_data(tmp_p
 def test_on_a_terminal_up_logs_plain_text_and_prints_the_url_last(tmp_path: Path) -> None:
     """`make run` in a terminal: readable log lines (not JSON), and the URL as the last line once it works."""
     port = free_port()
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp_path),
-        "ISENGARD_DATA_DIR": str(tmp_path / "data"),
-        "ISENGARD_PORT": str(port),
-        "ISENGARD_MODE": "fast-test",
-        "ISENGARD_LOG_LEVEL": "INFO",
-    }
+    env = _up_env(tmp_path, port, "INFO")
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "isengard.cli", "up"], cwd=tmp_path, env=env, stdin=follower, stdout=follower,

@@ -4,6 +4,7 @@ the starting point of the training API, CLI, availability and crash tests."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
@@ -23,6 +24,15 @@ def png(index: int, size: tuple[int, int] = (96, 96)) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def photo_folder(folder: Path, count: int = 3) -> Path:
+    """A folder of `count` photos as a person would point the CLI at, the first with a hand-written caption."""
+    folder.mkdir()
+    for index in range(count):
+        (folder / f"p{index}.png").write_bytes(png(index))
+    (folder / "p0.txt").write_text("close-up of [trigger] smiling")
+    return folder
 
 
 def make_character(client: TestClient, name: str, images: int, *, captions: bool = True) -> str:

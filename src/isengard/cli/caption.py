@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from isengard.cli.client import ApiError, IsengardClient, add_api_arguments, follow_with_bar
+from isengard.cli.client import ApiError, IsengardClient, add_api_arguments, follow_with_bar, run_following
 
 DEFAULT_PLUGIN = "qwen-vl"
 
@@ -72,26 +72,18 @@ def run_caption_job(client: IsengardClient, character: dict[str, Any], body: dic
 
 
 def cmd_caption(args: argparse.Namespace) -> int:
-    client = IsengardClient(args.api, token=args.token)
-    try:
-        character = client.find_character(args.character)
-        if character is None:
-            raise ApiError(404, f"no character named '{args.character}'")
-        body = caption_request(args, scope="empty" if args.only_empty else "all", overwrite=args.overwrite)
-        job = run_caption_job(client, character, body)
-        if job["status"] != "succeeded":
-            print(f"captioning {job['status']}: {job.get('error') or ''}".rstrip(), file=sys.stderr)
-            return 1
-        result = job.get("result") or {}
-        print(
-            f"captioned {result.get('captioned', 0)} image(s); kept {job['config'].get('kept', 0)} existing caption(s)"
-        )
-        return 0
-    except ApiError as exc:
-        print(f"isengard caption: {exc.detail}", file=sys.stderr)
+    return run_following("caption", IsengardClient(args.api, token=args.token), lambda client: _caption(client, args))
+
+
+def _caption(client: IsengardClient, args: argparse.Namespace) -> int:
+    character = client.find_character(args.character)
+    if character is None:
+        raise ApiError(404, f"no character named '{args.character}'")
+    body = caption_request(args, scope="empty" if args.only_empty else "all", overwrite=args.overwrite)
+    job = run_caption_job(client, character, body)
+    if job["status"] != "succeeded":
+        print(f"captioning {job['status']}: {job.get('error') or ''}".rstrip(), file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("\nstopped following; the job keeps running (cancel it in the web UI or the API)", file=sys.stderr)
-        return 130
-    finally:
-        client.close()
+    result = job.get("result") or {}
+    print(f"captioned {result.get('captioned', 0)} image(s); kept {job['config'].get('kept', 0)} existing caption(s)")
+    return 0

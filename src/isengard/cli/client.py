@@ -9,6 +9,7 @@ import json
 import logging
 import mimetypes
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -171,6 +172,21 @@ def _json_or_none(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return None
+
+
+def run_following(command: str, client: IsengardClient, work: Callable[[IsengardClient], int]) -> int:
+    """Run a command that queues a job and follows it: an API error is one line and exit 1; Ctrl-C stops following
+    (the job keeps running) with exit 130; the client is closed either way."""
+    try:
+        return work(client)
+    except ApiError as exc:
+        print(f"isengard {command}: {exc.detail}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopped following; the job keeps running (cancel it in the web UI or the API)", file=sys.stderr)
+        return 130
+    finally:
+        client.close()
 
 
 def format_eta(seconds: float | None) -> str:

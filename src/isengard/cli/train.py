@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from isengard.cli.caption import add_style_arguments, caption_request, run_caption_job
-from isengard.cli.client import ApiError, IsengardClient, add_api_arguments, follow_with_bar, image_files
+from isengard.cli.client import (
+    ApiError,
+    IsengardClient,
+    add_api_arguments,
+    follow_with_bar,
+    image_files,
+    run_following,
+)
 
 DEFAULT_CAPTION = "a photo of [trigger]"
 
@@ -74,41 +81,35 @@ def _preset_id(client: IsengardClient, name: str) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    client = IsengardClient(args.api, token=args.token)
-    try:
-        character = client.find_character(args.character)
-        if character is None:
-            character = client.create_character(args.character, args.trigger_word)
-            print(f"created character '{character['name']}' (trigger word: {character['trigger_word']})")
-        if args.images is not None:
-            # With --auto-caption an image without a .txt stays uncaptioned, for the captioner to describe.
-            default_caption = "" if args.auto_caption else args.caption
-            stored = upload_folder(client, character["id"], args.images, default_caption)
-            print(f"uploaded {stored} new image(s) from {args.images}")
-        if args.auto_caption and not auto_caption(client, character, args):
-            return 1
-        config: dict[str, Any] = {}
-        if args.steps is not None:
-            config["steps"] = args.steps
-        if args.rank is not None:
-            config["rank"] = args.rank
-        body: dict[str, Any] = {"character_id": character["id"], "plugin": args.plugin, "config": config}
-        if args.preset:
-            body["preset_id"] = _preset_id(client, args.preset)
-        job = client.request("POST", "/api/training", json=body)
-        print(f"training job {job['id']} queued ({job['config'].get('steps')} steps)")
-        if args.no_follow:
-            return 0
-        job = follow_with_bar(client, job["id"], description=character["name"])
-        return report(client, job)
-    except ApiError as exc:
-        print(f"isengard train: {exc.detail}", file=sys.stderr)
+    return run_following("train", IsengardClient(args.api, token=args.token), lambda client: _train(client, args))
+
+
+def _train(client: IsengardClient, args: argparse.Namespace) -> int:
+    character = client.find_character(args.character)
+    if character is None:
+        character = client.create_character(args.character, args.trigger_word)
+        print(f"created character '{character['name']}' (trigger word: {character['trigger_word']})")
+    if args.images is not None:
+        # With --auto-caption an image without a .txt stays uncaptioned, for the captioner to describe.
+        default_caption = "" if args.auto_caption else args.caption
+        stored = upload_folder(client, character["id"], args.images, default_caption)
+        print(f"uploaded {stored} new image(s) from {args.images}")
+    if args.auto_caption and not auto_caption(client, character, args):
         return 1
-    except KeyboardInterrupt:
-        print("\nstopped following; the job keeps running (cancel it in the web UI or the API)", file=sys.stderr)
-        return 130
-    finally:
-        client.close()
+    config: dict[str, Any] = {}
+    if args.steps is not None:
+        config["steps"] = args.steps
+    if args.rank is not None:
+        config["rank"] = args.rank
+    body: dict[str, Any] = {"character_id": character["id"], "plugin": args.plugin, "config": config}
+    if args.preset:
+        body["preset_id"] = _preset_id(client, args.preset)
+    job = client.request("POST", "/api/training", json=body)
+    print(f"training job {job['id']} queued ({job['config'].get('steps')} steps)")
+    if args.no_follow:
+        return 0
+    job = follow_with_bar(client, job["id"], description=character["name"])
+    return report(client, job)
 
 
 def auto_caption(client: IsengardClient, character: dict[str, Any], args: argparse.Namespace) -> bool:

@@ -44,23 +44,12 @@ DEFAULT_SHAPE = TinyShape()
 QUANTIZABLE_SHAPE = TinyShape(heads=2, head_dim=64, text_dim=128, axes_dims_rope=(16, 24, 24))
 
 
-def _byte_chars() -> list[str]:
-    """The 256 printable stand-ins byte-level BPE uses for bytes (printable bytes map to themselves)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    chars = []
-    extra = 0
-    for byte in range(256):
-        if byte in printable:
-            chars.append(chr(byte))
-        else:
-            chars.append(chr(256 + extra))
-            extra += 1
-    return chars
-
-
 def _byte_vocab() -> dict[str, int]:
     """A byte-level BPE vocabulary with no merges: every byte char, its word-final form, and the specials."""
-    chars = _byte_chars()
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    byte_chars = bytes_to_unicode()
+    chars = [byte_chars[byte] for byte in range(256)]  # in byte order: byte i is token i
     vocab: dict[str, int] = {}
     for char in chars:
         vocab[char] = len(vocab)

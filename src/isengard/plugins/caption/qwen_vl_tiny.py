@@ -43,23 +43,13 @@ PRODUCTION_SIZES: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-def _byte_chars() -> list[str]:
-    """The printable stand-ins byte-level BPE uses for the 256 bytes, in byte order (byte i is token i)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    chars, extra = [], 0
-    for byte in range(256):
-        if byte in printable:
-            chars.append(chr(byte))
-        else:
-            chars.append(chr(256 + extra))
-            extra += 1
-    return chars
-
-
 def build_tokenizer() -> Any:
     from transformers import Qwen2TokenizerFast  # type: ignore[attr-defined]
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
 
-    vocab = {char: index for index, char in enumerate(_byte_chars())}
+    # Byte i is token i: the printable stand-ins byte-level BPE uses, in byte order.
+    byte_chars = bytes_to_unicode()
+    vocab = {byte_chars[byte]: byte for byte in range(256)}
     tokenizer = Qwen2TokenizerFast(
         vocab=vocab, merges=[], unk_token=None, bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>"
     )
