@@ -1915,6 +1915,15 @@ export interface components {
         };
         /** ModelStatus */
         ModelStatus: {
+            /**
+             * Base
+             * @default flux1-dev
+             */
+            base?: string;
+            /** Download */
+            download?: string | null;
+            /** Missing */
+            missing?: string[];
             /** Name */
             name: string;
             /** Path */
