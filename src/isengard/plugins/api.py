@@ -261,6 +261,11 @@ class Host:
     def production(self) -> bool:
         return self.mode == "production"
 
+    @property
+    def models_dir(self) -> Path | None:
+        """Where models built locally (the tiny fast-test models) are kept: `models/` in the data folder."""
+        return None if self._settings is None else Path(self._settings.data_path) / "models"
+
     def locate_base_model(self) -> BaseModelLocation:
         """The base model of this mode (the tiny model in fast-test), without building or loading anything."""
         if self._settings is None:

@@ -1940,7 +1940,7 @@ export interface components {
          * PluginKind
          * @enum {string}
          */
-        PluginKind: "training" | "image" | "video" | "caption";
+        PluginKind: "training" | "image" | "video" | "caption" | "evaluate";
         /** PrependTrigger */
         PrependTrigger: {
             /**
