@@ -958,6 +958,80 @@ export interface components {
             /** Width */
             width: number;
         };
+        /** BaseDefaultsOut */
+        BaseDefaultsOut: {
+            /** Guidance */
+            guidance: number;
+            /** Resolution */
+            resolution: number;
+            /** Sample Steps */
+            sample_steps: number;
+        };
+        /** BaseMemoryFit */
+        BaseMemoryFit: {
+            /** Chosen */
+            chosen: string | null;
+            /** Gpu Total Bytes */
+            gpu_total_bytes: number | null;
+            /** Reason */
+            reason: string;
+            /** Worker Id */
+            worker_id: string;
+        };
+        /** BaseOut */
+        BaseOut: {
+            /**
+             * Available
+             * @description its weights are complete on this machine (fast-test: its tiny model)
+             */
+            available: boolean;
+            /** Commercial Use */
+            commercial_use: boolean;
+            /** Default */
+            default: boolean;
+            defaults: components["schemas"]["BaseDefaultsOut"];
+            /** Description */
+            description: string;
+            distilled_defaults: components["schemas"]["BaseDefaultsOut"] | null;
+            /** Distilled Repo Id */
+            distilled_repo_id: string | null;
+            /**
+             * Download
+             * @description the command that puts its weights in place
+             */
+            download: string | null;
+            /** Family */
+            family: string;
+            /** Gated */
+            gated: boolean;
+            /** Label */
+            label: string;
+            /** Licence */
+            licence: string;
+            /** Licence Url */
+            licence_url: string;
+            /**
+             * Memory
+             * @description per live worker: the profile a default run on it would use
+             */
+            memory: components["schemas"]["BaseMemoryFit"][];
+            /**
+             * Missing
+             * @description component folders absent or without weights
+             */
+            missing: string[];
+            /** Name */
+            name: string;
+            /** Path */
+            path: string | null;
+            /**
+             * Reason
+             * @description why it is not available: what is missing, where, and how to get it
+             */
+            reason: string | null;
+            /** Repo Id */
+            repo_id: string;
+        };
         /** BlurryImage */
         BlurryImage: {
             /** Blur Score */
@@ -982,6 +1056,11 @@ export interface components {
         };
         /** Capabilities */
         Capabilities: {
+            /**
+             * Bases
+             * @description every base model of the registry: available here or exactly what is missing of it
+             */
+            bases?: components["schemas"]["BaseOut"][];
             /**
              * Memory
              * @description per live worker: its GPU and the memory plans of a default flux-lora run and of generation on it (a worker without a GPU has plans with fits = null and a reason saying so)
@@ -1404,6 +1483,11 @@ export interface components {
              * @default true
              */
             add_trigger_word?: boolean;
+            /**
+             * Base
+             * @description the base model; that of the LoRAs when absent (they must agree)
+             */
+            base?: string | null;
             /** Character Id */
             character_id?: string | null;
             /**
@@ -1524,6 +1608,11 @@ export interface components {
              * @default true
              */
             add_trigger_word?: boolean;
+            /**
+             * Base
+             * @description the base model; that of the LoRAs when absent (they must agree)
+             */
+            base?: string | null;
             /** Character Id */
             character_id?: string | null;
             /** Columns */
@@ -1850,6 +1939,11 @@ export interface components {
         LoraOut: {
             /** Alpha */
             alpha?: number | null;
+            /**
+             * Base
+             * @description the base model it works with (a registry name), or 'unknown'
+             */
+            base: string;
             /** Base Model */
             base_model: string;
             /** Bytes */
@@ -2015,6 +2109,11 @@ export interface components {
         };
         /** PresetOut */
         PresetOut: {
+            /**
+             * Base
+             * @description the base model the preset trains on
+             */
+            base: string;
             /** Config */
             config: {
                 [key: string]: unknown;
@@ -6726,6 +6825,8 @@ export interface operations {
                 /** @description trained, checkpoint or imported */
                 source?: ("trained" | "checkpoint" | "imported") | null;
                 job_id?: string | null;
+                /** @description only LoRAs of this base (a registry name, or 'unknown') */
+                base?: string | null;
                 limit?: number;
                 /** @description next_cursor of the previous page */
                 cursor?: string | null;

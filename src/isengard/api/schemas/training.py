@@ -56,5 +56,6 @@ class PresetOut(BaseModel):
     id: str
     name: str
     plugin: str
+    base: str = Field(description="the base model the preset trains on")
     config: dict[str, Any]
     created_at: datetime
