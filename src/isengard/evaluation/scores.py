@@ -23,6 +23,7 @@ Vector = np.ndarray
 Similarity = Callable[[Vector, Vector], float]
 
 BEST_K = 3
+NO_FACE = "no_face"  # the subject of a sample in which the identity evaluator found no face
 NO_SUBJECT_IDENTITY = 0.0  # what a sample with no face counts for in its checkpoint's identity
 
 
@@ -47,7 +48,9 @@ class SampleScore:
 
     step: int
     index: int
-    subject: str  # the identity evaluator's Subject value: ok, no_face, several_faces, unreadable
+    # The identity evaluator's Subject value (ok, no_face, several_faces, unreadable), or "unscored" when identity
+    # could not be scored at all (no usable reference).
+    subject: str
     identity: float | None
     adherence: float | None
     copying: float | None
@@ -78,7 +81,7 @@ def aggregate(scores: Iterable[SampleScore]) -> list[CheckpointScores]:
     for step in sorted(by_step):
         rows = by_step[step]
         readable = [row for row in rows if row.subject != "unreadable"]
-        no_subject = [row for row in readable if row.identity is None and row.subject != "ok"]
+        no_subject = [row for row in readable if row.subject == NO_FACE]
         identities = [row.identity for row in readable if row.identity is not None]
         counted = identities + [NO_SUBJECT_IDENTITY] * len(no_subject) if identities or no_subject else []
         table.append(
