@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from isengard.caption_style import CaptionStyle, apply_style, instruction
-from isengard.captions import apply_trigger, substitute_trigger
+from isengard.captions.style import CaptionStyle, apply_style, instruction
+from isengard.captions.trigger import apply_trigger, substitute_trigger
 from isengard.domain import ArtifactKind, PluginKind
 from isengard.imaging import make_thumbnail
 from isengard.models.flux_layout import DEFAULT_TARGET_MODULES
