@@ -46,7 +46,8 @@ class Setup:
     notes: list[str] = field(default_factory=list)
 
 
-def _available(registry: PluginRegistry, name: str) -> tuple[EvaluatorPlugin | None, str | None]:
+def available_evaluator(registry: PluginRegistry, name: str) -> tuple[EvaluatorPlugin | None, str | None]:
+    """The evaluator plugin `name` when it can run here, else None and why not."""
     if (PluginKind.EVALUATE, name) not in registry.records:
         return None, f"no evaluator named '{name}' is installed"
     capability = registry.capabilities(PluginKind.EVALUATE, name)
@@ -78,8 +79,8 @@ class RunScorer:
         self._texts: dict[str, Vector | None] = {}
 
     def prepare(self) -> Setup:
-        face, face_reason = _available(self.registry, FACE)
-        image, image_reason = _available(self.registry, IMAGE)
+        face, face_reason = available_evaluator(self.registry, FACE)
+        image, image_reason = available_evaluator(self.registry, IMAGE)
         self._image = image
         if image is not None and image.reads_text:
             self.setup.text_evaluator = image.name

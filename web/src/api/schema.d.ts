@@ -180,6 +180,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/characters/{character_id}/dataset/identity": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Dataset Identity
+         * @description Photos of someone else, with no face or several faces, and near-copies, by the face evaluator.
+         */
+        get: operations["dataset_identity_api_characters__character_id__dataset_identity_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/characters/{character_id}/dataset/report": {
         parameters: {
             query?: never;
@@ -1345,6 +1365,29 @@ export interface components {
              */
             status: "up" | "down";
         };
+        /** DatasetIdentityReport */
+        DatasetIdentityReport: {
+            /** Character Id */
+            character_id: string;
+            /** Evaluator */
+            evaluator?: string | null;
+            /**
+             * Faces Compared
+             * @default 0
+             */
+            faces_compared?: number;
+            /** Findings */
+            findings: components["schemas"]["IdentityFindingOut"][];
+            /** Reason */
+            reason?: string | null;
+            /** Same Person Distance */
+            same_person_distance?: number | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "available" | "not_available";
+        };
         /** DatasetReport */
         DatasetReport: {
             /** Blur Threshold */
@@ -1641,6 +1684,20 @@ export interface components {
             /** Version */
             version: string;
             workers: components["schemas"]["WorkersHealth"];
+        };
+        /** IdentityFindingOut */
+        IdentityFindingOut: {
+            /** Distance */
+            distance?: number | null;
+            image: components["schemas"]["ImageRef"];
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "someone_else" | "no_face" | "several_faces" | "near_copy" | "unreadable";
+            /** Message */
+            message: string;
+            other_image?: components["schemas"]["ImageRef"] | null;
         };
         /** ImageOut */
         ImageOut: {
@@ -3721,6 +3778,101 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CaptionLintOut"];
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    dataset_identity_api_characters__character_id__dataset_identity_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the character's id */
+                character_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatasetIdentityReport"];
                 };
             };
             /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
