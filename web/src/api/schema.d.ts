@@ -5706,6 +5706,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -5800,6 +5801,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -5894,6 +5896,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -5988,7 +5991,9 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
+                /** @description the artifact's id */
                 artifact_id: string;
             };
             cookie?: never;
@@ -6081,6 +6086,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -6189,6 +6195,7 @@ export interface operations {
                 "Last-Event-ID"?: string | null;
             };
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -6283,6 +6290,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -6377,6 +6385,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
