@@ -6018,6 +6018,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -6112,6 +6113,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -6215,6 +6217,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -6309,7 +6312,9 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
+                /** @description the artifact's id */
                 artifact_id: string;
             };
             cookie?: never;
@@ -6402,6 +6407,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -6604,6 +6610,7 @@ export interface operations {
                 "Last-Event-ID"?: string | null;
             };
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -6698,6 +6705,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -6895,6 +6903,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
