@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     # Extra modules to import plugins from (comma separated), besides the installed entry points.
     plugin_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # The largest JSON body (forms, captions, client logs) the API reads; larger ones are refused with 413 before
+    # they are parsed. The login's body is bounded separately (a few KiB) and uploads by the limits below.
+    max_json_body_bytes: int = Field(default=1024 * 1024, ge=16 * 1024)
     # Upload limits.
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=50_000_000, ge=64 * 64)

@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from isengard import __version__
 from isengard.api.auth import AuthMiddleware, AuthPolicy
+from isengard.api.body_limits import BodyLimitMiddleware, BodyLimits
 from isengard.api.middleware import (
     COMMON_ERROR_RESPONSES,
     CorrelationIdMiddleware,
@@ -138,6 +139,8 @@ def create_app(settings: Settings, *, web_dist: Path | None = None) -> FastAPI:
         failure_limit=settings.rate_limit_auth_failures,
     )
     app.add_middleware(AuthMiddleware, policy=policy)
+    # Outside the token check: the public login's body is bounded too, before FastAPI parses it.
+    app.add_middleware(BodyLimitMiddleware, limits=BodyLimits(json_bytes=settings.max_json_body_bytes))
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

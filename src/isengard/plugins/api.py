@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from isengard.caption_style import CaptionStyle, apply_style, instruction
-from isengard.captions import apply_trigger, substitute_trigger
+from isengard.captions.style import CaptionStyle, apply_style, instruction
+from isengard.captions.trigger import apply_trigger, substitute_trigger
 from isengard.domain import ArtifactKind, PluginKind
 from isengard.imaging import make_thumbnail
 from isengard.models.flux_layout import DEFAULT_TARGET_MODULES
@@ -260,6 +260,11 @@ class Host:
     @property
     def production(self) -> bool:
         return self.mode == "production"
+
+    @property
+    def models_dir(self) -> Path | None:
+        """Where models built locally (the tiny fast-test models) are kept: `models/` in the data folder."""
+        return None if self._settings is None else Path(self._settings.data_path) / "models"
 
     def locate_base_model(self) -> BaseModelLocation:
         """The base model of this mode (the tiny model in fast-test), without building or loading anything."""

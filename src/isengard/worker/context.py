@@ -176,6 +176,9 @@ class WorkerJobContext:
         stage: str | None = None,
     ) -> None:
         now = time.monotonic()
+        if loss is not None and self._ema is None and self.attempt > 1:
+            # A resumed attempt continues the earlier attempt's smoothed curve from the checkpoint's step.
+            self._ema = self.states.smoothed_loss_before(self.job_id, step=step, attempt=self.attempt)
         if loss is not None:
             self._ema = loss if self._ema is None else LOSS_EMA_BETA * self._ema + (1 - LOSS_EMA_BETA) * loss
         if self._rate and step < self._rate[-1][0]:

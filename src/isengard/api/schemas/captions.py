@@ -7,8 +7,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from isengard.api.schemas.characters import ImageId
-from isengard.caption_lint import CaptionFinding
-from isengard.caption_style import CaptionLanguage, CaptionStyle
+from isengard.captions.lint import CaptionFinding
+from isengard.captions.style import CaptionLanguage, CaptionStyle
 from isengard.plugins.api import Capability
 
 CaptionScope = Literal["all", "empty", "selected"]

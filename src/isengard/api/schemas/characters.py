@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from isengard.api.schemas.images import ImageOut
 from isengard.api.support.params import ID_PATTERN
-from isengard.caption_lint import CaptionFinding
-from isengard.captions import MAX_CAPTION_CHARS
+from isengard.captions.lint import CaptionFinding
+from isengard.captions.trigger import MAX_CAPTION_CHARS
 
 CharacterName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 # Brackets would collide with the `[trigger]` placeholder; line breaks have no place in a prompt token.

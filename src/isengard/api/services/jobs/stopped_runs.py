@@ -57,7 +57,6 @@ def resume_job(services: Services, session: Session, job_id: str) -> Job:
             services.redis,
             job,
             step=step,
-            extra_attempts=services.settings.max_attempts,
             event_maxlen=services.settings.event_stream_maxlen,
         )
     except states.NotResumableError as exc:
