@@ -9,6 +9,7 @@ import { formatDuration, timeAgo } from "../../lib/format";
 import { useCharacters } from "../characters/api";
 import { generationKeys } from "../generate/api";
 import { loraKeys } from "../loras/api";
+import { RunFileLinks } from "../runs/RunActions";
 import {
   JOB_KINDS,
   JOB_STATUSES,
@@ -98,6 +99,7 @@ function JobActions({ job }: { job: Job }) {
             {job.cancel_requested ? "Cancelling…" : "Cancel"}
           </Button>
         ) : null}
+        {job.kind === "training" ? <RunFileLinks job={job} /> : null}
         {ended ? (
           <Button size="sm" variant="ghost" onClick={() => again.mutate()} loading={again.isPending}>Rerun</Button>
         ) : null}
