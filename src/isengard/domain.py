@@ -92,6 +92,7 @@ class LoraRef(BaseModel):
     weight: float = Field(default=1.0, ge=-MAX_LORA_WEIGHT, le=MAX_LORA_WEIGHT)
     name: str = ""
     trigger_word: str | None = None
+    base: str = "flux1-dev"  # the base model it was trained on (models/bases)
 
 
 # --- Events ---------------------------------------------------------------------------------------------------

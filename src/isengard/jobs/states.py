@@ -237,6 +237,7 @@ class Submission:
     name: str
     character_id: str | None = None
     run_number: int | None = None
+    base: str | None = None  # the base model it trains on or generates with (models/bases)
 
 
 def submit(
@@ -257,6 +258,7 @@ def submit(
         kind=JobKind(submission.kind).value,
         status=JobStatus.QUEUED.value,
         run_number=submission.run_number,
+        base=submission.base,
         plugin=submission.plugin,
         character_id=submission.character_id,
         name=submission.name,

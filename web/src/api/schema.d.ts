@@ -1077,6 +1077,80 @@ export interface components {
             /** Width */
             width: number;
         };
+        /** BaseDefaultsOut */
+        BaseDefaultsOut: {
+            /** Guidance */
+            guidance: number;
+            /** Resolution */
+            resolution: number;
+            /** Sample Steps */
+            sample_steps: number;
+        };
+        /** BaseMemoryFit */
+        BaseMemoryFit: {
+            /** Chosen */
+            chosen: string | null;
+            /** Gpu Total Bytes */
+            gpu_total_bytes: number | null;
+            /** Reason */
+            reason: string;
+            /** Worker Id */
+            worker_id: string;
+        };
+        /** BaseOut */
+        BaseOut: {
+            /**
+             * Available
+             * @description its weights are complete on this machine (fast-test: its tiny model)
+             */
+            available: boolean;
+            /** Commercial Use */
+            commercial_use: boolean;
+            /** Default */
+            default: boolean;
+            defaults: components["schemas"]["BaseDefaultsOut"];
+            /** Description */
+            description: string;
+            distilled_defaults: components["schemas"]["BaseDefaultsOut"] | null;
+            /** Distilled Repo Id */
+            distilled_repo_id: string | null;
+            /**
+             * Download
+             * @description the command that puts its weights in place
+             */
+            download: string | null;
+            /** Family */
+            family: string;
+            /** Gated */
+            gated: boolean;
+            /** Label */
+            label: string;
+            /** Licence */
+            licence: string;
+            /** Licence Url */
+            licence_url: string;
+            /**
+             * Memory
+             * @description per live worker: the profile a default run on it would use
+             */
+            memory: components["schemas"]["BaseMemoryFit"][];
+            /**
+             * Missing
+             * @description component folders absent or without weights
+             */
+            missing: string[];
+            /** Name */
+            name: string;
+            /** Path */
+            path: string | null;
+            /**
+             * Reason
+             * @description why it is not available: what is missing, where, and how to get it
+             */
+            reason: string | null;
+            /** Repo Id */
+            repo_id: string;
+        };
         /** BlurryImage */
         BlurryImage: {
             /** Blur Score */
@@ -1101,6 +1175,11 @@ export interface components {
         };
         /** Capabilities */
         Capabilities: {
+            /**
+             * Bases
+             * @description every base model of the registry: available here or exactly what is missing of it
+             */
+            bases?: components["schemas"]["BaseOut"][];
             /**
              * Memory
              * @description per live worker: its GPU and the memory plans of a default flux-lora run and of generation on it (a worker without a GPU has plans with fits = null and a reason saying so)
@@ -1571,6 +1650,11 @@ export interface components {
              * @default true
              */
             add_trigger_word?: boolean;
+            /**
+             * Base
+             * @description the base model; that of the LoRAs when absent (they must agree)
+             */
+            base?: string | null;
             /** Character Id */
             character_id?: string | null;
             /**
@@ -1691,6 +1775,11 @@ export interface components {
              * @default true
              */
             add_trigger_word?: boolean;
+            /**
+             * Base
+             * @description the base model; that of the LoRAs when absent (they must agree)
+             */
+            base?: string | null;
             /** Character Id */
             character_id?: string | null;
             /** Columns */
@@ -2031,6 +2120,11 @@ export interface components {
         LoraOut: {
             /** Alpha */
             alpha?: number | null;
+            /**
+             * Base
+             * @description the base model it works with (a registry name), or 'unknown'
+             */
+            base: string;
             /** Base Model */
             base_model: string;
             /** Bytes */
@@ -2196,6 +2290,11 @@ export interface components {
         };
         /** PresetOut */
         PresetOut: {
+            /**
+             * Base
+             * @description the base model the preset trains on
+             */
+            base: string;
             /** Config */
             config: {
                 [key: string]: unknown;
@@ -7204,6 +7303,8 @@ export interface operations {
                 /** @description trained, checkpoint or imported */
                 source?: ("trained" | "checkpoint" | "imported") | null;
                 job_id?: string | null;
+                /** @description only LoRAs of this base (a registry name, or 'unknown') */
+                base?: string | null;
                 limit?: number;
                 /** @description next_cursor of the previous page */
                 cursor?: string | null;

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.generation import GenerationCreate, GridCreate, ImagePluginOut, LoraSelection
+from isengard.api.services.bases import ensure_base_installed, generation_base
 from isengard.api.services.dataset.characters import referenced_character
 from isengard.api.services.jobs.availability import ensure_runnable, listed_plugins, plugin_of_kind
 from isengard.api.services.jobs.manage import submit_job
@@ -67,9 +68,17 @@ def _validated_payload(plugin: ImagePlugin, payload: dict[str, Any]) -> dict[str
     return request.model_dump(mode="json")
 
 
+def _base(services: Services, refs: list[LoraRef], requested: str | None) -> str:
+    """The base the images are made with: the LoRAs' (one base only), installed here; else a 422 that says why."""
+    base = generation_base([(ref.name, ref.base) for ref in refs], requested)
+    ensure_base_installed(services.settings, base, what="this generation")
+    return base
+
+
 def submit_generation(services: Services, db: Session, body: GenerationCreate) -> Job:
     plugin = _usable_plugin(services, body.plugin)
     refs = _refs(services, db, body.loras)
+    base = _base(services, refs, body.base)
     character_id, trigger = _owner_and_trigger(db, body.character_id, refs)
     payload = _validated_payload(
         plugin,
@@ -86,11 +95,14 @@ def submit_generation(services: Services, db: Session, body: GenerationCreate) -
             "trigger_word": trigger,
             "add_trigger_word": body.add_trigger_word,
             "workflow": body.workflow,
+            "base": base,
         },
     )
     config = {k: payload[k] for k in ("width", "height", "steps", "guidance", "seed", "num_images")}
     name = body.name.strip() or body.prompt.strip()[:80]
-    submission = Submission(JobKind.GENERATION, body.plugin, payload, config, name, character_id=character_id)
+    submission = Submission(
+        JobKind.GENERATION, body.plugin, payload, config, name, character_id=character_id, base=base
+    )
     return submit_job(services, db, submission)
 
 
@@ -125,6 +137,7 @@ def submit_grid(services: Services, db: Session, body: GridCreate) -> Job:
         raise HTTPException(status_code=422, detail=f"the grid would have {cells} images: at most {MAX_GRID_CELLS}")
     column_refs = [(column["label"], _refs(services, db, column["loras"])) for column in columns]
     all_refs = [ref for _, refs in column_refs for ref in refs]
+    base = _base(services, all_refs, body.base)
     character_id, trigger = _owner_and_trigger(db, body.character_id, all_refs)
     resolved = [{"label": label, "loras": [ref.model_dump() for ref in refs]} for label, refs in column_refs]
     payload = _validated_payload(
@@ -139,9 +152,12 @@ def submit_grid(services: Services, db: Session, body: GridCreate) -> Job:
             "add_trigger_word": body.add_trigger_word,
             "workflow": body.workflow,
             "grid": {"prompts": body.prompts, "seeds": body.seeds, "columns": resolved},
+            "base": base,
         },
     )
     config = {"width": body.width, "height": body.height, "steps": body.steps, "cells": cells}
     name = body.name.strip() or f"grid: {len(columns)} LoRAs x {len(body.prompts) * len(body.seeds)} rows"
-    submission = Submission(JobKind.GENERATION, body.plugin, payload, config, name, character_id=character_id)
+    submission = Submission(
+        JobKind.GENERATION, body.plugin, payload, config, name, character_id=character_id, base=base
+    )
     return submit_job(services, db, submission)
