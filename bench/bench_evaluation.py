@@ -142,8 +142,9 @@ def main() -> int:
     face = face_seconds_per_photo(args.photos)
     print(f"tiny FLUX, {args.steps} steps at {args.resolution}px, a sample pair every {args.sample_every} steps, "
           f"{args.repeats} repeat(s), {args.threads} thread(s); {count} samples scored per run")  # fmt: skip
-    print(f"training without scoring: {statistics.median(plain):.2f} s   with scoring: {statistics.median(scored):.2f} s"
-          f"   ratio: {ratio:.3f}   (then {statistics.median(drains):.2f} s for the last scores)")  # fmt: skip
+    without, with_scoring = statistics.median(plain), statistics.median(scored)
+    print(f"training without scoring: {without:.2f} s   with scoring: {with_scoring:.2f} s   ratio: {ratio:.3f}"
+          f"   (then {statistics.median(drains):.2f} s for the last scores)")  # fmt: skip
     print(f"face evaluator: {face:.3f} s per 512 px photo (median of {args.photos})")
     broken = False
     if ratio > args.max_ratio:
