@@ -770,6 +770,27 @@ export interface paths {
         patch: operations["update_lora_api_loras__lora_id__patch"];
         trace?: never;
     };
+    "/api/loras/{lora_id}/evaluation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Evaluate Lora
+         * @description Queue an evaluation job: the LoRA renders fixed prompts x seeds, each scored against the character's photos;
+         *     the scores are then at GET /api/jobs/{job_id}/evaluation.
+         */
+        post: operations["evaluate_lora_api_loras__lora_id__evaluation_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/loras/{lora_id}/file": {
         parameters: {
             query?: never;
@@ -1963,7 +1984,7 @@ export interface components {
          * JobKind
          * @enum {string}
          */
-        JobKind: "training" | "generation" | "video" | "caption";
+        JobKind: "training" | "generation" | "video" | "caption" | "evaluation";
         /** JobOut */
         JobOut: {
             /** Attempts */
@@ -2099,6 +2120,51 @@ export interface components {
              * @description the API token (ISENGARD_API_TOKEN)
              */
             token: string;
+        };
+        /**
+         * LoraEvaluationCreate
+         * @description Evaluate a LoRA: render fixed prompts x seeds with it and score them against the character's photos.
+         */
+        LoraEvaluationCreate: {
+            /**
+             * Character Id
+             * @description default: the LoRA's character
+             */
+            character_id?: string | null;
+            /**
+             * Guidance
+             * @default 3.5
+             */
+            guidance?: number;
+            /**
+             * Height
+             * @default 512
+             */
+            height?: number;
+            /**
+             * Plugin
+             * @default diffusers
+             */
+            plugin?: string;
+            /** Prompts */
+            prompts?: string[];
+            /** Seeds */
+            seeds?: number[];
+            /**
+             * Steps
+             * @default 20
+             */
+            steps?: number;
+            /**
+             * Weight
+             * @default 1
+             */
+            weight?: number;
+            /**
+             * Width
+             * @default 512
+             */
+            width?: number;
         };
         /** LoraJobSummary */
         LoraJobSummary: {
@@ -7824,6 +7890,104 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LoraOut"];
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    evaluate_lora_api_loras__lora_id__evaluation_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                lora_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LoraEvaluationCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobOut"];
                 };
             };
             /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
