@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import shutil
+import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +20,7 @@ from safetensors.torch import save_file
 
 from isengard.api.schemas.loras import LoraOut
 from isengard.api.services.dataset.characters import referenced_character
+from isengard.api.services.dataset.decode_limits import release_memory
 from isengard.api.services.dataset.receiver import MultipartReceiver, ReceiveLimits
 from isengard.api.services.loras.checks import check_lora_values, metadata_trigger_word
 from isengard.api.services.loras.files import read_lora_file
@@ -139,6 +144,27 @@ def import_lora(services: Services, upload: Path, original_name: str, options: I
         return to_out(db, services.data, lora, with_job=False)
 
 
+@functools.cache
+def _import_slots(count: int) -> threading.BoundedSemaphore:
+    # One semaphore per configured count, shared by every request of the process.
+    return threading.BoundedSemaphore(count)
+
+
+@contextlib.contextmanager
+def import_slot(count: int) -> Iterator[None]:
+    """Hold one of the process' `count` import slots while a LoRA file is loaded and converted in memory."""
+    with _import_slots(count):
+        yield
+
+
+def _import_in_slot(services: Services, upload: Path, original_name: str, options: ImportOptions) -> LoraOut:
+    try:
+        with import_slot(services.settings.max_concurrent_lora_imports):
+            return import_lora(services, upload, original_name, options)
+    finally:
+        release_memory()
+
+
 async def receive_and_import(services: Services, request: Request, options: ImportOptions) -> LoraOut:
     from starlette.concurrency import run_in_threadpool
 
@@ -146,6 +172,6 @@ async def receive_and_import(services: Services, request: Request, options: Impo
     staging.mkdir(parents=True)
     try:
         upload, original = await receive_upload(services, request, staging)
-        return await run_in_threadpool(import_lora, services, upload, original, options)
+        return await run_in_threadpool(_import_in_slot, services, upload, original, options)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
