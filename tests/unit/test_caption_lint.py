@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from isengard.caption_lint import (
+from isengard.captions.identity_words import find_identity_terms
+from isengard.captions.lint import (
     CLIP_MAX_TOKENS,
     T5_MAX_TOKENS,
     CaptionedImage,
     estimate_tokens,
     lint_captions,
 )
-from isengard.caption_style import CaptionStyle, apply_style, instruction, place_trigger, remove_identity_terms
-from isengard.identity_words import find_identity_terms
+from isengard.captions.style import CaptionStyle, apply_style, instruction, place_trigger, remove_identity_terms
 
 TRIGGER = "adaxq"
 

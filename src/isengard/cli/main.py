@@ -168,12 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     # `plan` answers locally; `train`, `caption` and `generate` drive the API from a terminal. Each module adds its
     # subcommand.
-    from isengard.cli import caption, generate, plan, train
+    from isengard.cli import caption, evaluate, generate, plan, train
 
     plan.register(sub)
     train.register(sub)
     caption.register(sub)
     generate.register(sub)
+    evaluate.register(sub)
     return parser
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from isengard.captions import normalize_caption
+from isengard.captions.trigger import normalize_caption
 from isengard.dataset.caption_files import mirror_committed_captions
 from isengard.db.models import Image
 from isengard.storage import DataTree

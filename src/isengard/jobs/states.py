@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from isengard.db.models import Job
 from isengard.db.session import session_scope
 from isengard.domain import ErrorEvent, JobKind, JobStatus, LogEvent, StatusEvent, utcnow
-from isengard.jobs.history import add_events
+from isengard.jobs.history import add_events, smoothed_loss_before
 from isengard.jobs.rows import JobRow, NothingToRun, RowChanged, Started, StartOutcome
 from isengard.queue import events as queue_events
 from isengard.queue import jobs as queue
@@ -144,6 +144,10 @@ class JobStates:
                     .values(progress=progress, updated_at=utcnow())
                     .execution_options(synchronize_session=False)
                 )
+
+    def smoothed_loss_before(self, job_id: str, *, step: int, attempt: int) -> float | None:
+        with self.sessions() as session:
+            return smoothed_loss_before(session, job_id, step=step, attempt=attempt)
 
     def cancel_requested(self, job_id: str) -> bool:
         """The database's cancel flag, which survives Redis losing its own."""
@@ -318,11 +322,13 @@ class NotResumableError(RuntimeError):
     """The run is not stopped (cancelled or failed), or another request changed it meanwhile."""
 
 
-def resume(
-    session: Session, client: redis.Redis, job: Job, *, step: int, extra_attempts: int, event_maxlen: int
-) -> Job:
-    """A cancelled or failed run goes back on the queue: a new attempt of the same run, with a fresh allowance of
-    attempts, continuing from the checkpoint of `step` (found by the caller in the run's folder)."""
+def resume(session: Session, client: redis.Redis, job: Job, *, step: int, event_maxlen: int) -> Job:
+    """A cancelled or failed run goes back on the queue: a new attempt of the same run, continuing from the
+    checkpoint of `step` (found by the caller in the run's folder).
+
+    The allowance of attempts stays what it was ("attempt 2 of 3", not "of 4"); only a run that used all of them
+    gets the one more this resume needs.
+    """
     if job.status not in (JobStatus.CANCELLED.value, JobStatus.FAILED.value):
         raise NotResumableError(f"the run is {job.status}: only a cancelled or failed run resumes")
     now = utcnow()
@@ -334,7 +340,7 @@ def resume(
         "worker_id": None,
         "finished_at": None,
         "updated_at": now,
-        "max_attempts": Job.attempts + extra_attempts,
+        "max_attempts": max(job.max_attempts, job.attempts + 1),
     }
     if not transition(session, (Job.id == job.id, Job.status == job.status), values, [event]):
         raise NotResumableError("the run changed meanwhile; reload it")

@@ -180,6 +180,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/characters/{character_id}/dataset/identity": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Dataset Identity
+         * @description Photos of someone else, with no face or several faces, and near-copies, by the face evaluator.
+         */
+        get: operations["dataset_identity_api_characters__character_id__dataset_identity_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/characters/{character_id}/dataset/report": {
         parameters: {
             query?: never;
@@ -505,7 +525,8 @@ export interface paths {
         post?: never;
         /**
          * Delete Job
-         * @description A training run that has ended, with its history, checkpoints, samples and LoRAs (refused while in use).
+         * @description A job that has ended, with its history and files: a run's checkpoints and LoRAs (refused while one is in
+         *     use), a generation's images.
          */
         delete: operations["delete_job_api_jobs__job_id__delete"];
         options?: never;
@@ -564,6 +585,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/jobs/{job_id}/evaluation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Run Evaluation */
+        get: operations["get_run_evaluation_api_jobs__job_id__evaluation_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/jobs/{job_id}/events": {
         parameters: {
             query?: never;
@@ -592,6 +630,26 @@ export interface paths {
         get: operations["job_history_api_jobs__job_id__history_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/jobs/{job_id}/rerun": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rerun Job
+         * @description A new job with the settings of one that has ended (a training run trains on the dataset as it is now).
+         */
+        post: operations["rerun_job_api_jobs__job_id__rerun_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -824,6 +882,88 @@ export interface paths {
         post?: never;
         /** Delete Preset */
         delete: operations["delete_preset_api_training_presets__preset_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/training/presets/{preset_id}/settings.yaml": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Preset Settings File
+         * @description The preset's settings as a YAML file that imports back into the form.
+         */
+        get: operations["preset_settings_file_api_training_presets__preset_id__settings_yaml_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/training/runs/{job_id}/ai-toolkit.yaml": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Run Ai Toolkit File
+         * @description The run as an ai-toolkit job file (its settings under ai-toolkit's names, the character's photos as the
+         *     dataset), to go on training with ai-toolkit.
+         */
+        get: operations["run_ai_toolkit_file_api_training_runs__job_id__ai_toolkit_yaml_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/training/runs/{job_id}/settings.yaml": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Run Settings File
+         * @description The run's complete settings as a YAML file that imports back into the form.
+         */
+        get: operations["run_settings_file_api_training_runs__job_id__settings_yaml_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/training/settings/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import Settings File
+         * @description Read a settings file: the plugin and the complete config it gives, validated as a run's would be (a 422
+         *     says what is wrong: not YAML, an unknown plugin, a setting out of range).
+         */
+        post: operations["import_settings_file_api_training_settings_import_post"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1241,6 +1381,31 @@ export interface components {
             /** Url */
             url: string | null;
         };
+        /** CheckpointScoresOut */
+        CheckpointScoresOut: {
+            /** Adherence */
+            adherence: number | null;
+            /** Checkpoint Artifact Id */
+            checkpoint_artifact_id?: string | null;
+            /** Copying */
+            copying: number | null;
+            /** Identity */
+            identity: number | null;
+            /** Lora Id */
+            lora_id?: string | null;
+            /** No Subject */
+            no_subject: number;
+            /** Recommended */
+            recommended: boolean;
+            /** Samples */
+            samples: number;
+            /** Step */
+            step: number;
+            /** Unreadable */
+            unreadable: number;
+            /** Within Margins */
+            within_margins: boolean;
+        };
         /** ClientLogIn */
         ClientLogIn: {
             /** Context */
@@ -1281,6 +1446,29 @@ export interface components {
              * @enum {string}
              */
             status: "up" | "down";
+        };
+        /** DatasetIdentityReport */
+        DatasetIdentityReport: {
+            /** Character Id */
+            character_id: string;
+            /** Evaluator */
+            evaluator?: string | null;
+            /**
+             * Faces Compared
+             * @default 0
+             */
+            faces_compared?: number;
+            /** Findings */
+            findings: components["schemas"]["IdentityFindingOut"][];
+            /** Reason */
+            reason?: string | null;
+            /** Same Person Distance */
+            same_person_distance?: number | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "available" | "not_available";
         };
         /** DatasetReport */
         DatasetReport: {
@@ -1579,6 +1767,20 @@ export interface components {
             version: string;
             workers: components["schemas"]["WorkersHealth"];
         };
+        /** IdentityFindingOut */
+        IdentityFindingOut: {
+            /** Distance */
+            distance?: number | null;
+            image: components["schemas"]["ImageRef"];
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "someone_else" | "no_face" | "several_faces" | "near_copy" | "unreadable";
+            /** Message */
+            message: string;
+            other_image?: components["schemas"]["ImageRef"] | null;
+        };
         /** ImageOut */
         ImageOut: {
             /** Caption */
@@ -1700,6 +1902,11 @@ export interface components {
             duration_seconds?: number | null;
             /** Error */
             error?: string | null;
+            /**
+             * Estimated Start At
+             * @description queued: when it should start, from the live workers and recent durations
+             */
+            estimated_start_at?: string | null;
             /** Finished At */
             finished_at?: string | null;
             /** Id */
@@ -1715,6 +1922,16 @@ export interface components {
             progress?: {
                 [key: string]: unknown;
             };
+            /**
+             * Queue Note
+             * @description queued: why it cannot start (no worker runs it)
+             */
+            queue_note?: string | null;
+            /**
+             * Queue Position
+             * @description queued: its place among the queued jobs of its kind, 1 = next
+             */
+            queue_position?: number | null;
             /** Result */
             result?: {
                 [key: string]: unknown;
@@ -1915,6 +2132,15 @@ export interface components {
         };
         /** ModelStatus */
         ModelStatus: {
+            /**
+             * Base
+             * @default flux1-dev
+             */
+            base?: string;
+            /** Download */
+            download?: string | null;
+            /** Missing */
+            missing?: string[];
             /** Name */
             name: string;
             /** Path */
@@ -1940,7 +2166,7 @@ export interface components {
          * PluginKind
          * @enum {string}
          */
-        PluginKind: "training" | "image" | "video" | "caption";
+        PluginKind: "training" | "image" | "video" | "caption" | "evaluate";
         /** PrependTrigger */
         PrependTrigger: {
             /**
@@ -2052,6 +2278,51 @@ export interface components {
              */
             min_side: number;
         };
+        /** RunEvaluation */
+        RunEvaluation: {
+            /** Adherence Margin */
+            adherence_margin: number;
+            /** Checkpoints */
+            checkpoints: components["schemas"]["CheckpointScoresOut"][];
+            /**
+             * Choice
+             * @default
+             */
+            choice?: string;
+            /** Copying Margin */
+            copying_margin: number;
+            /** Identity Evaluator */
+            identity_evaluator?: string | null;
+            /** Job Id */
+            job_id: string;
+            /** Reason */
+            reason?: string | null;
+            /** Recommended Lora Id */
+            recommended_lora_id?: string | null;
+            /** Recommended Step */
+            recommended_step?: number | null;
+            /**
+             * References
+             * @default 0
+             */
+            references?: number;
+            /** Samples */
+            samples: components["schemas"]["SampleScoreOut"][];
+            /**
+             * Skipped References
+             * @default 0
+             */
+            skipped_references?: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "available" | "not_available" | "pending";
+            /** Text Evaluator */
+            text_evaluator?: string | null;
+            /** Verdicts */
+            verdicts: components["schemas"]["VerdictOut"][];
+        };
         /** SampleEvent */
         SampleEvent: {
             /** Artifact Id */
@@ -2083,6 +2354,25 @@ export interface components {
             /** Url */
             url: string | null;
         };
+        /** SampleScoreOut */
+        SampleScoreOut: {
+            /** Adherence */
+            adherence: number | null;
+            /** Artifact Id */
+            artifact_id: string | null;
+            /** Copying */
+            copying: number | null;
+            /** Identity */
+            identity: number | null;
+            /** Index */
+            index: number;
+            /** Prompt */
+            prompt: string;
+            /** Step */
+            step: number;
+            /** Subject */
+            subject: string;
+        };
         /** SessionState */
         SessionState: {
             /**
@@ -2110,6 +2400,31 @@ export interface components {
              * @description limit the edit to these images (default: all of the character)
              */
             image_ids?: string[] | null;
+        };
+        /**
+         * SettingsFile
+         * @description A settings file, validated: the plugin, the name it was saved under, and the complete config it gives.
+         */
+        SettingsFile: {
+            /** Config */
+            config: {
+                [key: string]: unknown;
+            };
+            /**
+             * Name
+             * @default
+             */
+            name?: string;
+            /** Plugin */
+            plugin: string;
+        };
+        /**
+         * SettingsImport
+         * @description The text of a settings file (YAML) as exported by Isengard, or written by hand.
+         */
+        SettingsImport: {
+            /** Text */
+            text: string;
         };
         /** StatusChange */
         StatusChange: {
@@ -2303,6 +2618,15 @@ export interface components {
             results: components["schemas"]["UploadFileResult"][];
             /** Stored */
             stored: number;
+        };
+        /** VerdictOut */
+        VerdictOut: {
+            /** Code */
+            code: string;
+            /** Message */
+            message: string;
+            /** Step */
+            step?: number | null;
         };
         /** WorkerInfo */
         WorkerInfo: {
@@ -3570,6 +3894,101 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CaptionLintOut"];
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    dataset_identity_api_characters__character_id__dataset_identity_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the character's id */
+                character_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatasetIdentityReport"];
                 };
             };
             /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
@@ -5851,6 +6270,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the job has not ended, or its LoRA is in use */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request body is larger than the route's limit */
             413: {
                 headers: {
@@ -6185,6 +6613,100 @@ export interface operations {
             };
         };
     };
+    get_run_evaluation_api_jobs__job_id__evaluation_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunEvaluation"];
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
     job_event_stream_api_jobs__job_id__events_get: {
         parameters: {
             query?: {
@@ -6335,6 +6857,110 @@ export interface operations {
             };
             /** @description no such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    rerun_job_api_jobs__job_id__rerun_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the job's id */
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobOut"];
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the job has not ended, or what it used is gone */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7862,6 +8488,387 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    preset_settings_file_api_training_presets__preset_id__settings_yaml_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the preset's id */
+                preset_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description a YAML file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/yaml": string;
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    run_ai_toolkit_file_api_training_runs__job_id__ai_toolkit_yaml_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the job's id */
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description a YAML file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/yaml": string;
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    run_settings_file_api_training_runs__job_id__settings_yaml_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the job's id */
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description a YAML file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/yaml": string;
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    import_settings_file_api_training_settings_import_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingsImport"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingsFile"];
+                };
             };
             /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
             400: {

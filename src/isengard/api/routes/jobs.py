@@ -20,7 +20,7 @@ from isengard.api.schemas.jobs import (
 )
 from isengard.api.services.jobs import events as job_events
 from isengard.api.services.jobs import manage as service
-from isengard.api.services.jobs import stopped_runs
+from isengard.api.services.jobs import rerun, stopped_runs
 from isengard.api.support.params import OptionalId, path_id
 from isengard.api.support.text import NoNul
 from isengard.domain import ArtifactKind, JobKind, JobStatus
@@ -69,9 +69,25 @@ def resume_job(job_id: JobId, db: DbSession, services: ServicesDep) -> JobOut:
     return JobOut.from_row(stopped_runs.resume_job(services, db, job_id))
 
 
-@router.delete("/jobs/{job_id}", status_code=204)
+@router.post(
+    "/jobs/{job_id}/rerun",
+    response_model=JobOut,
+    status_code=201,
+    responses={409: {"model": ErrorMessage, "description": "the job has not ended, or what it used is gone"}},
+)
+def rerun_job(job_id: JobId, db: DbSession, services: ServicesDep) -> JobOut:
+    """A new job with the settings of one that has ended (a training run trains on the dataset as it is now)."""
+    return service.job_out(services, rerun.rerun_job(services, db, job_id))
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    status_code=204,
+    responses={409: {"model": ErrorMessage, "description": "the job has not ended, or its LoRA is in use"}},
+)
 def delete_job(job_id: JobId, db: DbSession, services: ServicesDep) -> Response:
-    """A training run that has ended, with its history, checkpoints, samples and LoRAs (refused while in use)."""
+    """A job that has ended, with its history and files: a run's checkpoints and LoRAs (refused while one is in
+    use), a generation's images."""
     stopped_runs.delete_job(services, db, job_id)
     return Response(status_code=204)
 

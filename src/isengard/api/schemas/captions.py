@@ -8,8 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from isengard.api.schemas.characters import ImageId
 from isengard.api.support.text import RequestModel
-from isengard.caption_lint import CaptionFinding
-from isengard.caption_style import CaptionLanguage, CaptionStyle
+from isengard.captions.lint import CaptionFinding
+from isengard.captions.style import CaptionLanguage, CaptionStyle
 from isengard.plugins.api import Capability
 
 CaptionScope = Literal["all", "empty", "selected"]

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from isengard.api.schemas.images import ImageOut
 from isengard.api.support.params import ID_PATTERN
 from isengard.api.support.text import NoNul, RequestModel, column_max_length
-from isengard.caption_lint import CaptionFinding
-from isengard.captions import MAX_CAPTION_CHARS
+from isengard.captions.lint import CaptionFinding
+from isengard.captions.trigger import MAX_CAPTION_CHARS
 from isengard.db.models import Character
 
 # 100 characters for a person to read, well inside the column.

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from isengard.api.support.text import NoNul, RequestModel
-from isengard.captions import MAX_CAPTION_CHARS
+from isengard.captions.trigger import MAX_CAPTION_CHARS
 from isengard.db.models import Image
 from isengard.imaging import decode_flags
 

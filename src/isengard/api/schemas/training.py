@@ -60,3 +60,20 @@ class PresetOut(BaseModel):
     plugin: str
     config: dict[str, Any]
     created_at: datetime
+
+
+MAX_SETTINGS_FILE_CHARS = 64_000
+
+
+class SettingsImport(BaseModel):
+    """The text of a settings file (YAML) as exported by Isengard, or written by hand."""
+
+    text: str = Field(min_length=1, max_length=MAX_SETTINGS_FILE_CHARS)
+
+
+class SettingsFile(BaseModel):
+    """A settings file, validated: the plugin, the name it was saved under, and the complete config it gives."""
+
+    plugin: str
+    name: str = ""
+    config: dict[str, Any]

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from isengard.api.schemas.images import ImageOut, ImagePage, ImageUpdate
 from isengard.api.support.pagination import keyset_page, newest_first
 from isengard.api.support.rows import get_or_404
-from isengard.captions import normalize_caption
+from isengard.captions.trigger import normalize_caption
 from isengard.dataset.caption_files import mirror_committed_captions
 from isengard.dataset.image_files import caption_path, original_path, thumbnail_path
 from isengard.db.models import Image

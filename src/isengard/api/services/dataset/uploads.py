@@ -34,7 +34,7 @@ from isengard.api.services.dataset.characters import get_character
 from isengard.api.services.dataset.decode_limits import PixelBudget, decode_slot, release_memory
 from isengard.api.services.dataset.receiver import MultipartReceiver, ReceivedFile, ReceiveLimits
 from isengard.api.state import Services
-from isengard.captions import caption_from_bytes
+from isengard.captions.trigger import caption_from_bytes
 from isengard.config import Settings
 from isengard.dataset.caption_files import write_caption_file
 from isengard.dataset.image_files import caption_path, original_path, thumbnail_path

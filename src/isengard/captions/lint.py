@@ -19,9 +19,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from isengard.caption_style import limit_words, remove_identity_terms
-from isengard.captions import mentions_trigger, prepend_trigger, substitute_trigger
-from isengard.identity_words import DEFAULT_LANGUAGE, find_identity_terms
+from isengard.captions.identity_words import DEFAULT_LANGUAGE, find_identity_terms
+from isengard.captions.style import limit_words, remove_identity_terms
+from isengard.captions.trigger import mentions_trigger, prepend_trigger, substitute_trigger
 
 T5_MAX_TOKENS = 512
 CLIP_MAX_TOKENS = 77
