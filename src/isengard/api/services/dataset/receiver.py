@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -35,6 +35,10 @@ MAX_NAME_CHARS = 255
 EXTRA_PARTS = 50
 
 
+def _no_check(_incoming: int) -> None:
+    return None
+
+
 @dataclass
 class ReceiveLimits:
     max_file_bytes: int
@@ -42,6 +46,9 @@ class ReceiveLimits:
     max_files: int
     idle_timeout: float = 30.0
     total_timeout: float = 3600.0
+    # Raises (InsufficientStorageError, answered 507) when this many more bytes would eat into the free-space
+    # reserve. Checked before every write, so a body without Content-Length (chunked) is held to it too.
+    reserve_space: Callable[[int], None] = _no_check
 
 
 @dataclass
@@ -148,6 +155,7 @@ class MultipartReceiver:
 
     # Disk work, in a worker thread ------------------------------------------------------------------------------
     def _flush(self) -> None:
+        self.limits.reserve_space(sum(len(chunk) for _part, chunk in self._pending))
         for part, chunk in self._pending:
             received = part.received
             assert received is not None

@@ -29,6 +29,7 @@ from isengard.api.services.loras.library import to_out
 from isengard.api.state import Services
 from isengard.config import Mode, Settings
 from isengard.db.models import Lora, new_id
+from isengard.diskspace import require_free_space
 from isengard.models.locate import base_model_dir
 from isengard.storage import atomic_path
 
@@ -71,6 +72,7 @@ async def receive_upload(services: Services, request: Request, folder: Path) -> 
         max_files=1,
         idle_timeout=settings.upload_idle_timeout_seconds,
         total_timeout=settings.upload_timeout_seconds,
+        reserve_space=lambda incoming: require_free_space(folder, incoming, settings.min_free_bytes),
     )
     receiver = MultipartReceiver(folder, limits)
     files = await receiver.receive(request)
