@@ -49,10 +49,12 @@ class JobStates:
         self.sessions = sessions
         self.redis = client
         self.event_maxlen = event_maxlen
+        # Events Redis cannot take during an outage wait here, in order, instead of being lost.
+        self.outbox = queue_events.EventOutbox(client, maxlen=event_maxlen)
 
     def publish(self, events: Iterable[Any]) -> None:
         for event in events:
-            queue_events.publish(self.redis, event, maxlen=self.event_maxlen)
+            self.outbox.publish(event)
 
     def _transition(self, conditions: tuple[Any, ...], values: dict[str, Any], events: list[Any]) -> bool:
         with session_scope(self.sessions) as session:
