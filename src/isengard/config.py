@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     # Extra modules to import plugins from (comma separated), besides the installed entry points.
     plugin_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # The largest JSON body (forms, captions, client logs) the API reads; larger ones are refused with 413 before
+    # they are parsed. The login's body is bounded separately (a few KiB) and uploads by the limits below.
+    max_json_body_bytes: int = Field(default=1024 * 1024, ge=16 * 1024)
     # Upload limits.
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=50_000_000, ge=64 * 64)
@@ -109,6 +112,8 @@ class Settings(BaseSettings):
     # Torch CPU threads per worker; unset means torch's default (one per core), or 1 in fast-test mode where
     # tiny-model steps are too small to gain from threads and several processes share the cores.
     torch_threads: int | None = Field(default=None, ge=1)
+    # Score every training sample (identity, adherence, copying) on a thread beside the run.
+    score_samples: bool = True
 
     # Rate limits: requests per minute per client on the expensive routes.
     rate_limit_generation: int = Field(default=60, ge=1)

@@ -49,6 +49,7 @@ class PluginKind(StrEnum):
     IMAGE = "image"
     VIDEO = "video"
     CAPTION = "caption"
+    EVALUATE = "evaluate"  # embeds images (and texts) to score identity and prompt adherence
 
 
 # Which kind of plugin runs each kind of job (job kind value -> plugin kind), and back.

@@ -1,4 +1,4 @@
-"""What a person can do with a run that has ended: resume it from its last checkpoint, or delete it.
+"""What a person can do with a job that has ended: resume a run from its last checkpoint, or delete any job.
 
 Resuming is a new attempt of the same run (same id, same loss curve), not a new run: the job goes back to the
 queue and the trainer continues from the newest complete checkpoint its folder holds, as after a lost worker.
@@ -66,10 +66,11 @@ def resume_job(services: Services, session: Session, job_id: str) -> Job:
 
 
 def delete_job(services: Services, session: Session, job_id: str) -> None:
-    """A run that has ended, with its history, artifacts, LoRAs and folder; its generated images stay."""
-    job = _training_run(session, job_id)
+    """A job that has ended, with its history, artifacts and folder: a training run's LoRAs go with it (the images
+    generated with them stay), a generation's images go with it; the captions a caption job wrote stay."""
+    job = get_job(session, job_id)
     if not JobStatus(job.status).is_final:
-        raise HTTPException(status_code=409, detail=f"the run is {job.status}: cancel it before deleting it")
+        raise HTTPException(status_code=409, detail=f"the job is {job.status}: cancel it before deleting it")
     loras = list(session.query(Lora).filter(Lora.job_id == job_id))
     for lora in loras:
         users = [user for user in jobs_using(session, lora) if user.id != job_id]
@@ -80,7 +81,11 @@ def delete_job(services: Services, session: Session, job_id: str) -> None:
             )
     folder = _work_dir(services.data, job)
     # Explicit deletes: the schema cascades too, but not every database enforces foreign keys the same way.
-    session.execute(update(Generation).where(Generation.job_id == job_id).values(job_id=None))
+    if job.kind == JobKind.GENERATION.value:
+        # Its images live in its folder: their gallery rows go with them.
+        session.execute(delete(Generation).where(Generation.job_id == job_id))
+    else:
+        session.execute(update(Generation).where(Generation.job_id == job_id).values(job_id=None))
     session.execute(delete(Lora).where(Lora.job_id == job_id))
     session.execute(delete(JobArtifact).where(JobArtifact.job_id == job_id))
     session.execute(delete(JobEventRecord).where(JobEventRecord.job_id == job_id))
@@ -88,4 +93,4 @@ def delete_job(services: Services, session: Session, job_id: str) -> None:
     session.commit()
     # Files after the rows: a crash in between leaves an unreferenced folder, never rows pointing at nothing.
     shutil.rmtree(folder, ignore_errors=True)
-    log.info("run deleted", extra={"job_id": job_id, "loras": len(loras)})
+    log.info("job deleted", extra={"job_id": job_id, "kind": job.kind, "loras": len(loras)})
