@@ -1275,7 +1275,7 @@ export interface components {
              * Kind
              * @enum {string}
              */
-            kind: "empty" | "missing_trigger" | "identity" | "near_identical" | "too_long_t5" | "too_long_clip";
+            kind: "empty" | "placeholder" | "missing_trigger" | "identity" | "near_identical" | "too_long_t5" | "too_long_clip";
             /** Message */
             message: string;
             /**
@@ -1970,6 +1970,11 @@ export interface components {
             artifacts: components["schemas"]["ArtifactOut"][];
             /** Checkpoints */
             checkpoints: components["schemas"]["ArtifactOut"][];
+            /**
+             * Cursor
+             * @description pass as `since` to the job's event stream to receive only what happened after this history
+             */
+            cursor?: string | null;
             job: components["schemas"]["JobOut"];
             /** Logs */
             logs: components["schemas"]["LogLine"][];

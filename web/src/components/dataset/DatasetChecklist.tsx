@@ -59,7 +59,7 @@ export function checksFromReport(report: DatasetReport): Check[] {
     level: toFix.size ? "warn" : "ok",
     title: toFix.size ? `${toFix.size} caption${toFix.size === 1 ? "" : "s"} to fix` : "Captions pass the caption check",
     detail: toFix.size
-      ? "Missing trigger word, identity traits, near-identical or over-long captions; see the notes under each caption."
+      ? "Placeholders, missing trigger word, identity traits, near-identical or over-long captions; see the notes under each caption."
       : "Trigger word present, no identity traits, varied, within the text encoders' length.",
   });
   return checks;

@@ -76,7 +76,7 @@ export default function TrainingDetail() {
       <PageHeader
         crumbs={<><Link to="/training/history">Training</Link><span>/</span></>}
         title={job.name || `Run ${job.id.slice(0, 8)}`}
-        description={<>Plugin <code>{job.plugin}</code> · started {formatDate(job.started_at ?? job.created_at)} · <span data-testid="run-attempt">attempt {Math.max(1, job.attempts)} of {job.max_attempts}</span>{job.character_id ? <> · <Link className="link" to={`/characters/${job.character_id}`}>character</Link></> : null}</>}
+        description={<>Plugin <code>{job.plugin}</code> · started {formatDate(job.started_at ?? job.created_at)} · <span data-testid="run-attempt">attempt {Math.max(1, live.attempt || job.attempts)} of {job.max_attempts}</span>{job.character_id ? <> · <Link className="link" to={`/characters/${job.character_id}`}>character</Link></> : null}</>}
         actions={
           <>
             <span data-testid="run-status"><StatusBadge status={status} /></span>
