@@ -112,6 +112,8 @@ class Settings(BaseSettings):
     # Torch CPU threads per worker; unset means torch's default (one per core), or 1 in fast-test mode where
     # tiny-model steps are too small to gain from threads and several processes share the cores.
     torch_threads: int | None = Field(default=None, ge=1)
+    # Score every training sample (identity, adherence, copying) on a thread beside the run.
+    score_samples: bool = True
 
     # Rate limits: requests per minute per client on the expensive routes.
     rate_limit_generation: int = Field(default=60, ge=1)

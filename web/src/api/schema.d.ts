@@ -180,6 +180,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/characters/{character_id}/dataset/identity": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Dataset Identity
+         * @description Photos of someone else, with no face or several faces, and near-copies, by the face evaluator.
+         */
+        get: operations["dataset_identity_api_characters__character_id__dataset_identity_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/characters/{character_id}/dataset/report": {
         parameters: {
             query?: never;
@@ -604,6 +624,23 @@ export interface paths {
         put?: never;
         /** Cancel Job */
         post: operations["cancel_job_api_jobs__job_id__cancel_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/jobs/{job_id}/evaluation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Run Evaluation */
+        get: operations["get_run_evaluation_api_jobs__job_id__evaluation_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1389,6 +1426,31 @@ export interface components {
             /** Url */
             url: string | null;
         };
+        /** CheckpointScoresOut */
+        CheckpointScoresOut: {
+            /** Adherence */
+            adherence: number | null;
+            /** Checkpoint Artifact Id */
+            checkpoint_artifact_id?: string | null;
+            /** Copying */
+            copying: number | null;
+            /** Identity */
+            identity: number | null;
+            /** Lora Id */
+            lora_id?: string | null;
+            /** No Subject */
+            no_subject: number;
+            /** Recommended */
+            recommended: boolean;
+            /** Samples */
+            samples: number;
+            /** Step */
+            step: number;
+            /** Unreadable */
+            unreadable: number;
+            /** Within Margins */
+            within_margins: boolean;
+        };
         /** ClientLogIn */
         ClientLogIn: {
             /** Context */
@@ -1429,6 +1491,29 @@ export interface components {
              * @enum {string}
              */
             status: "up" | "down";
+        };
+        /** DatasetIdentityReport */
+        DatasetIdentityReport: {
+            /** Character Id */
+            character_id: string;
+            /** Evaluator */
+            evaluator?: string | null;
+            /**
+             * Faces Compared
+             * @default 0
+             */
+            faces_compared?: number;
+            /** Findings */
+            findings: components["schemas"]["IdentityFindingOut"][];
+            /** Reason */
+            reason?: string | null;
+            /** Same Person Distance */
+            same_person_distance?: number | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "available" | "not_available";
         };
         /** DatasetReport */
         DatasetReport: {
@@ -1760,6 +1845,20 @@ export interface components {
             /** Version */
             version: string;
             workers: components["schemas"]["WorkersHealth"];
+        };
+        /** IdentityFindingOut */
+        IdentityFindingOut: {
+            /** Distance */
+            distance?: number | null;
+            image: components["schemas"]["ImageRef"];
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "someone_else" | "no_face" | "several_faces" | "near_copy" | "unreadable";
+            /** Message */
+            message: string;
+            other_image?: components["schemas"]["ImageRef"] | null;
         };
         /**
          * ImageEdit
@@ -2131,6 +2230,15 @@ export interface components {
         };
         /** ModelStatus */
         ModelStatus: {
+            /**
+             * Base
+             * @default flux1-dev
+             */
+            base?: string;
+            /** Download */
+            download?: string | null;
+            /** Missing */
+            missing?: string[];
             /** Name */
             name: string;
             /** Path */
@@ -2268,6 +2376,51 @@ export interface components {
              */
             min_side: number;
         };
+        /** RunEvaluation */
+        RunEvaluation: {
+            /** Adherence Margin */
+            adherence_margin: number;
+            /** Checkpoints */
+            checkpoints: components["schemas"]["CheckpointScoresOut"][];
+            /**
+             * Choice
+             * @default
+             */
+            choice?: string;
+            /** Copying Margin */
+            copying_margin: number;
+            /** Identity Evaluator */
+            identity_evaluator?: string | null;
+            /** Job Id */
+            job_id: string;
+            /** Reason */
+            reason?: string | null;
+            /** Recommended Lora Id */
+            recommended_lora_id?: string | null;
+            /** Recommended Step */
+            recommended_step?: number | null;
+            /**
+             * References
+             * @default 0
+             */
+            references?: number;
+            /** Samples */
+            samples: components["schemas"]["SampleScoreOut"][];
+            /**
+             * Skipped References
+             * @default 0
+             */
+            skipped_references?: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "available" | "not_available" | "pending";
+            /** Text Evaluator */
+            text_evaluator?: string | null;
+            /** Verdicts */
+            verdicts: components["schemas"]["VerdictOut"][];
+        };
         /** SampleEvent */
         SampleEvent: {
             /** Artifact Id */
@@ -2298,6 +2451,25 @@ export interface components {
             type: "sample";
             /** Url */
             url: string | null;
+        };
+        /** SampleScoreOut */
+        SampleScoreOut: {
+            /** Adherence */
+            adherence: number | null;
+            /** Artifact Id */
+            artifact_id: string | null;
+            /** Copying */
+            copying: number | null;
+            /** Identity */
+            identity: number | null;
+            /** Index */
+            index: number;
+            /** Prompt */
+            prompt: string;
+            /** Step */
+            step: number;
+            /** Subject */
+            subject: string;
         };
         /** SessionState */
         SessionState: {
@@ -2544,6 +2716,15 @@ export interface components {
             results: components["schemas"]["UploadFileResult"][];
             /** Stored */
             stored: number;
+        };
+        /** VerdictOut */
+        VerdictOut: {
+            /** Code */
+            code: string;
+            /** Message */
+            message: string;
+            /** Step */
+            step?: number | null;
         };
         /** WorkerInfo */
         WorkerInfo: {
@@ -3811,6 +3992,101 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CaptionLintOut"];
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    dataset_identity_api_characters__character_id__dataset_identity_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the character's id */
+                character_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatasetIdentityReport"];
                 };
             };
             /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
@@ -6240,6 +6516,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -6334,6 +6611,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -6437,6 +6715,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -6531,7 +6810,9 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
+                /** @description the artifact's id */
                 artifact_id: string;
             };
             cookie?: never;
@@ -6624,6 +6905,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -6722,6 +7004,100 @@ export interface operations {
             };
         };
     };
+    get_run_evaluation_api_jobs__job_id__evaluation_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunEvaluation"];
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
     job_event_stream_api_jobs__job_id__events_get: {
         parameters: {
             query?: {
@@ -6732,6 +7108,7 @@ export interface operations {
                 "Last-Event-ID"?: string | null;
             };
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -6826,6 +7203,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -6920,6 +7298,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -7023,6 +7402,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;

@@ -39,6 +39,11 @@ def _ref(image: Image) -> ImageRef:
     )
 
 
+def image_ref(image: Image) -> ImageRef:
+    """An image as the dataset reports show it (the identity check's findings too)."""
+    return _ref(image)
+
+
 def _histogram(images: list[Image]) -> list[ResolutionBucket]:
     buckets = []
     for low, high in RESOLUTION_BUCKETS:

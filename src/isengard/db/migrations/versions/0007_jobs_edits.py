@@ -1,7 +1,7 @@
 """images.edit: a dataset photo's non-destructive edit (rotation, crop) over the kept original
 
 Revision ID: 0007_jobs_edits
-Revises: 0002_flow_run_number
+Revises: 0004_evaluation
 Create Date: 2026-12-07 07:05:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_jobs_edits"
-down_revision = "0002_flow_run_number"
+down_revision = "0004_evaluation"
 branch_labels = None
 depends_on = None
 
