@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -67,6 +67,9 @@ class Image(Base):
     # Quality flags as a comma-wrapped string (",small,blurry,") so a LIKE filter can use it on any database.
     flags: Mapped[str] = mapped_column(String(200), default="")
     near_duplicate_of: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # A non-destructive edit ({"rotate", "crop", "original_width", "original_height"}; empty: none): the stored file
+    # is the edited photo, the original is kept beside it (see dataset.image_files) and undo restores it.
+    edit: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (

@@ -461,6 +461,51 @@ export interface paths {
         patch: operations["update_image_api_images__image_id__patch"];
         trace?: never;
     };
+    "/api/images/{image_id}/edit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Edit Image
+         * @description Rotate and crop the photo (the whole edit, drawn from the kept original): what trains and what the grid
+         *     shows from now on; undo restores the original.
+         */
+        put: operations["edit_image_api_images__image_id__edit_put"];
+        post?: never;
+        /**
+         * Undo Image Edit
+         * @description The original photo back, as uploaded.
+         */
+        delete: operations["undo_image_edit_api_images__image_id__edit_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/images/{image_id}/edit/face": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Crop Image To Face
+         * @description Crop to the largest face the face detector finds, with head and shoulders, at the aspect ratio asked.
+         */
+        post: operations["crop_image_to_face_api_images__image_id__edit_face_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/images/{image_id}/file": {
         parameters: {
             query?: never;
@@ -1616,6 +1661,23 @@ export interface components {
              */
             verdict: string;
         };
+        /**
+         * EditRequest
+         * @description The whole edit, drawn from the original (it replaces any earlier edit).
+         */
+        EditRequest: {
+            /**
+             * Crop
+             * @description [left, top, right, bottom] in pixels, after the rotation
+             */
+            crop?: number[] | null;
+            /**
+             * Rotate
+             * @default 0
+             * @enum {integer}
+             */
+            rotate?: 0 | 90 | 180 | 270;
+        };
         /** ErrorEvent */
         ErrorEvent: {
             /**
@@ -1637,6 +1699,23 @@ export interface components {
         ErrorMessage: {
             /** Detail */
             detail: string;
+        };
+        /**
+         * FaceCropRequest
+         * @description Crop to the face the face detector finds (the largest), after turning the photo `rotate` degrees.
+         */
+        FaceCropRequest: {
+            /**
+             * Aspect
+             * @description width / height; square when absent
+             */
+            aspect?: number | null;
+            /**
+             * Rotate
+             * @default 0
+             * @enum {integer}
+             */
+            rotate?: 0 | 90 | 180 | 270;
         };
         /** FindReplace */
         FindReplace: {
@@ -1891,6 +1970,23 @@ export interface components {
             message: string;
             other_image?: components["schemas"]["ImageRef"] | null;
         };
+        /**
+         * ImageEdit
+         * @description A photo's edit as stored: quarter-turns clockwise, then a crop in the turned photo's pixels.
+         */
+        ImageEdit: {
+            /**
+             * Crop
+             * @description [left, top, right, bottom] after the rotation
+             */
+            crop?: number[] | null;
+            /** Original Height */
+            original_height: number;
+            /** Original Width */
+            original_width: number;
+            /** Rotate */
+            rotate: number;
+        };
         /** ImageOut */
         ImageOut: {
             /** Caption */
@@ -1902,6 +1998,8 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /** @description the photo's edit over its kept original; None: none */
+            edit?: components["schemas"]["ImageEdit"] | null;
             /** Flags */
             flags: string[];
             /** Height */
@@ -5984,6 +6082,299 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    edit_image_api_images__image_id__edit_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the image's id */
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EditRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageOut"];
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the crop does not fit the photo */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    undo_image_edit_api_images__image_id__edit_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the image's id */
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageOut"];
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    crop_image_to_face_api_images__image_id__edit_face_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the image's id */
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FaceCropRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageOut"];
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no face found, or no face detector installed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
