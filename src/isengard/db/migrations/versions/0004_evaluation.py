@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_evaluation"
-down_revision = "0002_flow_run_number"
+down_revision = "0003_bases"
 branch_labels = None
 depends_on = None
 
