@@ -26,7 +26,19 @@ from isengard.api.middleware import (
     UnexpectedErrorMiddleware,
 )
 from isengard.api.openapi_docs import install_security_schemes
-from isengard.api.routes import auth, captions, characters, generation, health, images, jobs, logs, loras, training
+from isengard.api.routes import (
+    auth,
+    captions,
+    characters,
+    evaluation,
+    generation,
+    health,
+    images,
+    jobs,
+    logs,
+    loras,
+    training,
+)
 from isengard.api.services.jobs.lifecycle import start_queue_recovery, stop_queue_recovery
 from isengard.api.state import Services
 from isengard.config import Settings
@@ -36,7 +48,7 @@ from isengard.storage import DataTree
 
 log = logging.getLogger(__name__)
 
-ROUTERS = [auth, health, characters, images, training, generation, captions, loras, jobs, logs]
+ROUTERS = [auth, health, characters, images, training, generation, captions, loras, jobs, logs, evaluation]
 
 # The built web bundle, beside the package in a source checkout.
 DEFAULT_WEB_DIST = Path(__file__).resolve().parents[3] / "web" / "dist"

@@ -119,14 +119,11 @@ def _train(client: IsengardClient, args: argparse.Namespace) -> int:
 
 
 def auto_caption(client: IsengardClient, character: dict[str, Any], args: argparse.Namespace) -> bool:
-    """Caption the images without a caption; True when training may go on (done, or nothing to caption)."""
-    uncaptioned = client.request(
-        "GET", "/api/images", params={"character_id": character["id"], "flag": "missing_caption", "limit": 1}
-    )
-    if not uncaptioned["items"]:
-        print("every image has a caption; nothing to auto-caption")
-        return True
+    """Caption the images without a caption (a placeholder counts as none: the API judges); True when training may
+    go on (done, or nothing to caption)."""
     job = run_caption_job(client, character, caption_request(args, scope="empty", overwrite=False))
+    if job is None:
+        return True
     if job["status"] != "succeeded":
         print(f"auto-captioning {job['status']}: {job.get('error') or ''}; not training".rstrip(), file=sys.stderr)
         return False

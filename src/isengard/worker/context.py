@@ -38,6 +38,7 @@ from isengard.plugins.api import Artifact, JobCancelled, JobInterrupted, PluginE
 from isengard.plugins.checkpoint_folders import latest_checkpoint_in
 from isengard.queue import jobs as queue
 from isengard.storage import DataTree, UnsafePathError
+from isengard.worker.scoring import PendingSample, SampleScoring
 
 log = logging.getLogger("isengard.job")
 
@@ -108,6 +109,8 @@ class WorkerJobContext:
         self.last_step: int | None = None
         # (step, time) of the first and latest training steps reported: the run's measured speed.
         self._training: list[tuple[int, float]] = []
+        # Training runs: each sample is handed to this scoring thread as it is made.
+        self.scoring: SampleScoring | None = None
 
     # --- Paths --------------------------------------------------------------------------------------------------
 
@@ -297,7 +300,15 @@ class WorkerJobContext:
             SampleEvent(job_id=self.job_id, step=step, index=index, prompt=prompt, artifact_id=artifact.id, url=url)
         )
         self.flush()
+        if self.scoring is not None:
+            sample = PendingSample(artifact.id, self.data_dir / artifact.path, step, index, prompt)
+            self.scoring.submit(sample)
         return artifact
+
+    def close_scoring(self, *, drain: bool) -> None:
+        """End sample scoring: wait for the samples handed over when the run succeeded, else stop at once."""
+        if self.scoring is not None:
+            self.scoring.close(drain=drain)
 
     def remove_artifact(self, artifact: Artifact) -> None:
         try:
@@ -313,7 +324,9 @@ class WorkerJobContext:
 
     # --- Captions -----------------------------------------------------------------------------------------------
 
-    def save_caption(self, image_id: str, caption: str, *, index: int, total: int, overwrite: bool) -> bool:
+    def save_caption(
+        self, image_id: str, caption: str, *, index: int, total: int, overwrite: bool, replaces: str = ""
+    ) -> bool:
         written = record_caption(
             self.states.sessions,
             self.data,
@@ -321,6 +334,7 @@ class WorkerJobContext:
             character_id=self.job.character_id,
             caption=caption,
             overwrite=overwrite,
+            replaces=replaces,
         )
         event = CaptionEvent(
             job_id=self.job_id, image_id=image_id, index=index, total=total, caption=caption, written=written

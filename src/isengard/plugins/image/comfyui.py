@@ -192,8 +192,8 @@ class ComfyUIGenerator(ImagePlugin):
             prompt_ids.append(prompt_id)
             return images[0].convert("RGB")
 
-        grid = render_grid(spec, render)
-        params = {
+        grid = render_grid(spec, render, request)
+        common = {
             "width": run.size[0],
             "height": run.size[1],
             "steps": request.steps,
@@ -203,10 +203,8 @@ class ComfyUIGenerator(ImagePlugin):
             "workflow": workflow_name,
             "character_id": request.character_id,
             "job_id": ctx.job_id,
-            **grid_params(spec, request),
-            "size_note": note,
-            "comfyui_prompt_ids": prompt_ids,
         }
+        params = {**grid_params(spec, request, common, grid.size), "size_note": note, "comfyui_prompt_ids": prompt_ids}
         artifact = save_output(ctx, grid, "grid", params)
         ctx.log(f"rendered a comparison grid of {cells} images")
         return {"images": 1, "grid": True, "cells": cells, "artifact_ids": [artifact.id], "workflow": workflow_name}

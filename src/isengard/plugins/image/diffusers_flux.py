@@ -328,8 +328,9 @@ class DiffusersFluxGenerator(ImagePlugin):
             prompt = with_trigger_word(cell.prompt, request.trigger_word, request.add_trigger_word)
             return self._render(ctx, loaded, prompt, cell.seed, request, size, index * request.steps, total)
 
-        grid = render_grid(spec, render)
-        params = {**self._common_params(ctx, request, size), **grid_params(spec, request), "size_note": note}
+        grid = render_grid(spec, render, request)
+        common = self._common_params(ctx, request, size)
+        params = {**grid_params(spec, request, common, grid.size), "size_note": note}
         artifact = save_output(ctx, grid, "grid", params)
         ctx.log(f"rendered a comparison grid of {total_cells} images")
         return {"images": 1, "grid": True, "cells": total_cells, "artifact_ids": [artifact.id]}

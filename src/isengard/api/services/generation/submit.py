@@ -37,7 +37,7 @@ def list_image_plugins(services: Services) -> list[ImagePluginOut]:
     ]
 
 
-def _usable_plugin(services: Services, name: str, *, grid: bool = False) -> ImagePlugin:
+def usable_image_plugin(services: Services, name: str, *, grid: bool = False) -> ImagePlugin:
     plugin = plugin_of_kind(services, PluginKind.IMAGE, name, ImagePlugin)
     capability = ensure_runnable(services, PluginKind.IMAGE, name)
     if grid and not capability.details.get("grid", False):
@@ -60,7 +60,7 @@ def _owner_and_trigger(db: Session, character_id: str | None, refs: list[LoraRef
     return None, next((ref.trigger_word for ref in refs if ref.trigger_word), None)
 
 
-def _validated_payload(plugin: ImagePlugin, payload: dict[str, Any]) -> dict[str, Any]:
+def validated_image_payload(plugin: ImagePlugin, payload: dict[str, Any]) -> dict[str, Any]:
     try:
         request = plugin.request_model.model_validate(payload)
     except ValidationError as exc:
@@ -76,11 +76,11 @@ def _base(services: Services, refs: list[LoraRef], requested: str | None) -> str
 
 
 def submit_generation(services: Services, db: Session, body: GenerationCreate) -> Job:
-    plugin = _usable_plugin(services, body.plugin)
+    plugin = usable_image_plugin(services, body.plugin)
     refs = _refs(services, db, body.loras)
     base = _base(services, refs, body.base)
     character_id, trigger = _owner_and_trigger(db, body.character_id, refs)
-    payload = _validated_payload(
+    payload = validated_image_payload(
         plugin,
         {
             "prompt": body.prompt,
@@ -127,7 +127,7 @@ def _run_columns(db: Session, job_id: str, weight: float) -> list[dict[str, Any]
 
 
 def submit_grid(services: Services, db: Session, body: GridCreate) -> Job:
-    plugin = _usable_plugin(services, body.plugin, grid=True)
+    plugin = usable_image_plugin(services, body.plugin, grid=True)
     columns: list[dict[str, Any]] = [{"label": "base", "loras": []}] if body.include_base else []
     columns += [{"label": c.label, "loras": c.loras} for c in body.columns]
     if body.job_id:
@@ -140,7 +140,7 @@ def submit_grid(services: Services, db: Session, body: GridCreate) -> Job:
     base = _base(services, all_refs, body.base)
     character_id, trigger = _owner_and_trigger(db, body.character_id, all_refs)
     resolved = [{"label": label, "loras": [ref.model_dump() for ref in refs]} for label, refs in column_refs]
-    payload = _validated_payload(
+    payload = validated_image_payload(
         plugin,
         {
             "width": body.width,
