@@ -97,8 +97,8 @@ def test_rerun_and_delete_any_kind_of_job(data_dir: Path, redis_url: str) -> Non
         assert client.get(f"/api/jobs/{generation.id}").status_code == 404
         gallery = client.get("/api/generations").json()["items"]
         assert sum(1 for image in gallery if image["prompt"] == "a lighthouse") == 2
-        assert client.post("/api/jobs/nope/rerun").status_code == 404
-        assert client.delete("/api/jobs/nope").status_code == 404
+        assert client.post("/api/jobs/" + "0" * 32 + "/rerun").status_code == 404
+        assert client.delete("/api/jobs/" + "0" * 32).status_code == 404
 
 
 def test_rerun_of_a_training_run_is_a_new_run_with_the_same_settings(client: TestClient) -> None:

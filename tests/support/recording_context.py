@@ -79,6 +79,19 @@ class RecordingContext:
 
     # --- JobContext ---------------------------------------------------------------------------------------------
 
+    def base_model_dir(self, base: str) -> Path:
+        """The given model folder for a base of its family; another family's tiny model built beside it."""
+        from isengard.models.bases import family_of_folder, get_base
+        from isengard.models.tiny import save_tiny_model
+
+        spec = get_base(base)
+        if family_of_folder(self.base_model_path) is spec.family:
+            return self.base_model_path
+        folder = self.base_model_path.parent / f"tiny-{spec.family.name}"
+        if not (folder / "model_index.json").exists():
+            save_tiny_model(folder, base=base)
+        return folder
+
     def report_progress(
         self,
         step: int,

@@ -118,21 +118,31 @@ class WorkerJobContext:
     def base_model_path(self) -> Path:
         # Resolved on first use: a job that never loads the model does not pay for building the tiny one.
         if self._base_model_path is None:
-            from isengard.models.locate import base_model_dir, model_status
+            from isengard.models.locate import configured_base
 
-            if self.settings.resolved_mode == Mode.FAST_TEST:
-                from isengard.models.tiny import ensure_tiny_model
-
-                ensure_tiny_model(self.settings)
-            folder = base_model_dir(self.settings)
-            if folder is None:
-                raise PluginError(f"the base model is not available: {model_status(self.settings).reason}")
-            self._base_model_path = folder
+            self._base_model_path = self.base_model_dir(configured_base(self.settings))
         return self._base_model_path
 
     @base_model_path.setter
     def base_model_path(self, value: Path) -> None:
         self._base_model_path = value
+
+    def base_model_dir(self, base: str) -> Path:
+        """The complete folder of a registered base (its tiny model, built on first use, in fast-test mode)."""
+        from isengard.models.bases import UnknownBase
+        from isengard.models.locate import base_model_dir, model_status
+
+        try:
+            if self.settings.resolved_mode == Mode.FAST_TEST:
+                from isengard.models.tiny import ensure_tiny_model
+
+                ensure_tiny_model(self.settings, base)
+            folder = base_model_dir(self.settings, base)
+        except UnknownBase as exc:
+            raise PluginError(str(exc)) from exc
+        if folder is None:
+            raise PluginError(f"the base model is not available: {model_status(self.settings, base).reason}")
+        return folder
 
     def latest_checkpoint(self) -> Path | None:
         return latest_checkpoint_in(self.work_dir)

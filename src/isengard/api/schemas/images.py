@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from isengard.api.support.text import NoNul, RequestModel
 from isengard.captions.trigger import MAX_CAPTION_CHARS
 from isengard.db.models import Image
 from isengard.imaging import decode_flags
@@ -47,9 +48,9 @@ class ImagePage(BaseModel):
     next_cursor: str | None
 
 
-class ImageUpdate(BaseModel):
+class ImageUpdate(RequestModel):
     model_config = ConfigDict(extra="forbid")
-    caption: Annotated[str, StringConstraints(max_length=MAX_CAPTION_CHARS)]
+    caption: Annotated[str, StringConstraints(max_length=MAX_CAPTION_CHARS), NoNul]
 
 
 def image_file_url(image_id: str) -> str:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from isengard.api.support.text import RequestModel, column_max_length
 from isengard.db.models import Lora
 
 LoraSource = Literal["trained", "checkpoint", "imported"]
@@ -69,6 +70,6 @@ class LoraPage(BaseModel):
     next_cursor: str | None
 
 
-class LoraUpdate(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    trigger_word: str | None = Field(default=None, min_length=1, max_length=100)
+class LoraUpdate(RequestModel):
+    name: str | None = Field(default=None, min_length=1, max_length=column_max_length(Lora.name))
+    trigger_word: str | None = Field(default=None, min_length=1, max_length=column_max_length(Lora.trigger_word))

@@ -17,6 +17,7 @@ from safetensors.torch import save_file
 from isengard.api.schemas.loras import LoraOut
 from isengard.api.services.dataset.characters import referenced_character
 from isengard.api.services.dataset.receiver import MultipartReceiver, ReceiveLimits
+from isengard.api.services.loras.checks import check_lora_values, metadata_trigger_word
 from isengard.api.services.loras.files import read_lora_file
 from isengard.api.services.loras.formats import LoraFormatError, convert_to_diffusers, expected_shapes
 from isengard.api.services.loras.library import to_out
@@ -89,13 +90,14 @@ def import_lora(services: Services, upload: Path, original_name: str, options: I
             character = referenced_character(db, options.character_id)
         try:
             tensors, header = read_lora_file(upload)
+            check_lora_values(tensors)
             converted = convert_to_diffusers(tensors, base_transformer_shapes(settings))
         except LoraFormatError as exc:
             raise HTTPException(status_code=422, detail=f"{original_name}: {exc}") from None
         lora_id = new_id()
         folder = services.data.loras(options.character_id or "imported") / "imported"
         target = folder / f"{lora_id}.safetensors"
-        trigger = options.trigger_word or header.get("trigger_word") or header.get("ss_trigger_word")
+        trigger = options.trigger_word or metadata_trigger_word(header)
         name = (options.name or "").strip() or Path(original_name).stem[:200] or "imported LoRA"
         metadata: dict[str, Any] = {
             "name": name,
