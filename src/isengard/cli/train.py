@@ -23,6 +23,7 @@ from isengard.cli.client import (
     image_files,
     run_following,
 )
+from isengard.models.bases import BASES, DEFAULT_BASE
 
 DEFAULT_CAPTION = "a photo of [trigger]"
 
@@ -35,6 +36,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the plugin's)")
     parser.add_argument("--rank", type=int, default=None, help="LoRA rank (default: the plugin's)")
     parser.add_argument("--plugin", default="flux-lora", help="training plugin (default: flux-lora)")
+    parser.add_argument(
+        "--base", default=None, choices=list(BASES), help=f"base model to train on (default: {DEFAULT_BASE})"
+    )
     parser.add_argument("--preset", default=None, help="name of a saved training preset to start from")
     parser.add_argument(
         "--caption", default=DEFAULT_CAPTION, help=f"caption of images without a .txt (default: '{DEFAULT_CAPTION}')"
@@ -101,6 +105,8 @@ def _train(client: IsengardClient, args: argparse.Namespace) -> int:
         config["steps"] = args.steps
     if args.rank is not None:
         config["rank"] = args.rank
+    if args.base is not None:
+        config["base"] = args.base
     body: dict[str, Any] = {"character_id": character["id"], "plugin": args.plugin, "config": config}
     if args.preset:
         body["preset_id"] = _preset_id(client, args.preset)

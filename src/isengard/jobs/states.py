@@ -49,10 +49,12 @@ class JobStates:
         self.sessions = sessions
         self.redis = client
         self.event_maxlen = event_maxlen
+        # Events Redis cannot take during an outage wait here, in order, instead of being lost.
+        self.outbox = queue_events.EventOutbox(client, maxlen=event_maxlen)
 
     def publish(self, events: Iterable[Any]) -> None:
         for event in events:
-            queue_events.publish(self.redis, event, maxlen=self.event_maxlen)
+            self.outbox.publish(event)
 
     def _transition(self, conditions: tuple[Any, ...], values: dict[str, Any], events: list[Any]) -> bool:
         with session_scope(self.sessions) as session:
@@ -237,6 +239,7 @@ class Submission:
     name: str
     character_id: str | None = None
     run_number: int | None = None
+    base: str | None = None  # the base model it trains on or generates with (models/bases)
 
 
 def submit(
@@ -257,6 +260,7 @@ def submit(
         kind=JobKind(submission.kind).value,
         status=JobStatus.QUEUED.value,
         run_number=submission.run_number,
+        base=submission.base,
         plugin=submission.plugin,
         character_id=submission.character_id,
         name=submission.name,

@@ -12,8 +12,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from isengard.captions.trigger import substitute_trigger
 from isengard.domain import LoraRef
+from isengard.plugins.api import substitute_trigger
 from isengard.plugins.image.request import GridSpec, ImageRequest, lora_summary, with_trigger_word
 
 HEADER_HEIGHT = 28

@@ -1,5 +1,6 @@
 import { useQuery } from "@tanstack/react-query";
 import { datasetQueries, type DatasetReport } from "../../features/dataset/api";
+import { IdentityFindings } from "../../features/evaluation/IdentityFindings";
 import { Card, ErrorNotice, Spinner } from "../ui";
 
 type Level = "ok" | "warn" | "danger";
@@ -96,6 +97,7 @@ export function DatasetChecklist({ characterId, compact, resolution }: { charact
         ))}
       </ul>
       <div className="small muted" data-testid="dataset-verdict">{data.verdict}</div>
+      {compact ? null : <IdentityFindings characterId={characterId} />}
     </div>
   );
   return compact ? body : <Card title="Dataset check" description="Checked before training">{body}</Card>;

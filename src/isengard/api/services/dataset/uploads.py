@@ -126,6 +126,7 @@ async def receive_upload(request: Request, db: Session, services: Services, char
                 max_files=settings.max_files_per_request,
                 idle_timeout=settings.upload_idle_timeout_seconds,
                 total_timeout=settings.upload_timeout_seconds,
+                reserve_space=lambda incoming: require_free_space(work, incoming, settings.min_free_bytes),
             ),
         )
         received = await receiver.receive(request)

@@ -57,6 +57,7 @@ def list_loras(
     job_id: str | None,
     limit: int,
     cursor: str | None,
+    base: str | None = None,
 ) -> LoraPage:
     """Newest first, keyset-paginated on (created_at, id)."""
     query = select(Lora)
@@ -66,6 +67,8 @@ def list_loras(
         query = query.where(Lora.source == source)
     if job_id is not None:
         query = query.where(Lora.job_id == job_id)
+    if base is not None:
+        query = query.where(Lora.base == base)
     rows, next_cursor = keyset_page(db, query, Lora, cursor=cursor, limit=limit)
     return LoraPage(items=[to_out(db, data, row) for row in rows], next_cursor=next_cursor)
 
@@ -183,6 +186,13 @@ def resolve_lora_refs(db: Session, data: DataTree, selections: list[tuple[str, f
         if data.stored_file(lora.path) is None:
             raise HTTPException(status_code=422, detail=f"the file of LoRA '{lora.name}' ({lora_id}) is missing")
         refs.append(
-            LoraRef(lora_id=lora.id, path=lora.path, weight=weight, name=lora.name, trigger_word=lora.trigger_word)
+            LoraRef(
+                lora_id=lora.id,
+                path=lora.path,
+                weight=weight,
+                name=lora.name,
+                trigger_word=lora.trigger_word,
+                base=lora.base,
+            )
         )
     return refs
