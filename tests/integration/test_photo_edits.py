@@ -61,6 +61,7 @@ def test_rotate_crop_and_undo(client: TestClient, data_dir: Path) -> None:
     # The grid lists the edit; the original waits outside the folder trainers read.
     listed = client.get("/api/images", params={"character_id": image["character_id"]}).json()["items"]
     assert listed[0]["url"] == edited["url"]
+    assert client.get(f"/api/characters/{image['character_id']}").json()["cover_url"] == edited["thumbnail_url"]
     assert _image_files(data_dir, image) == [f"{image['id']}.jpg"]
 
     # A crop after the turn (the whole edit is sent again, drawn from the original).
