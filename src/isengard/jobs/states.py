@@ -49,10 +49,12 @@ class JobStates:
         self.sessions = sessions
         self.redis = client
         self.event_maxlen = event_maxlen
+        # Events Redis cannot take during an outage wait here, in order, instead of being lost.
+        self.outbox = queue_events.EventOutbox(client, maxlen=event_maxlen)
 
     def publish(self, events: Iterable[Any]) -> None:
         for event in events:
-            queue_events.publish(self.redis, event, maxlen=self.event_maxlen)
+            self.outbox.publish(event)
 
     def _transition(self, conditions: tuple[Any, ...], values: dict[str, Any], events: list[Any]) -> bool:
         with session_scope(self.sessions) as session:
@@ -237,6 +239,7 @@ class Submission:
     name: str
     character_id: str | None = None
     run_number: int | None = None
+    base: str | None = None  # the base model it trains on or generates with (models/bases)
 
 
 def submit(
@@ -257,6 +260,7 @@ def submit(
         kind=JobKind(submission.kind).value,
         status=JobStatus.QUEUED.value,
         run_number=submission.run_number,
+        base=submission.base,
         plugin=submission.plugin,
         character_id=submission.character_id,
         name=submission.name,
@@ -348,13 +352,13 @@ def resume(session: Session, client: redis.Redis, job: Job, *, step: int, event_
     session.refresh(job)
     try:
         queue.clear_job_keys(client, job.id)  # the earlier attempt's cancel flag must not stop this one
+        # Announced before it is enqueued: a worker may claim it at once, and its "running" must follow "queued".
+        queue_events.publish(client, event, maxlen=event_maxlen)
         job.stream_id = queue.enqueue(client, job.kind, job.id)
         session.commit()
     except redis.RedisError as exc:
         # Queued in the database: the recovery task enqueues it once Redis answers.
         log.warning("resume saved but not enqueued: redis is unavailable", extra={"job_id": job.id, "error": str(exc)})
-        return job
-    queue_events.publish(client, event, maxlen=event_maxlen)
     return job
 
 

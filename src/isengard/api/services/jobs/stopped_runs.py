@@ -14,6 +14,7 @@ from fastapi import HTTPException
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
+from isengard.api.services.bases import ensure_base_installed
 from isengard.api.services.jobs.manage import get_job
 from isengard.api.services.loras.library import jobs_using
 from isengard.api.state import Services
@@ -51,6 +52,8 @@ def resume_job(services: Services, session: Session, job_id: str) -> Job:
     step = checkpoint_step(checkpoint) if checkpoint is not None else None
     if step is None:
         raise HTTPException(status_code=409, detail="the run saved no checkpoint to resume from: start it again")
+    if job.base:
+        ensure_base_installed(services.settings, job.base, what="resuming this run")
     try:
         resumed = states.resume(
             session,
