@@ -18,7 +18,15 @@ from isengard.api.services.bases import ensure_base_installed
 from isengard.api.services.jobs.manage import get_job
 from isengard.api.services.loras.library import jobs_using
 from isengard.api.state import Services
-from isengard.db.models import Generation, Job, JobArtifact, JobEventRecord, Lora
+from isengard.db.models import (
+    Evaluation,
+    Generation,
+    Job,
+    JobArtifact,
+    JobEventRecord,
+    Lora,
+    SampleScoreRecord,
+)
 from isengard.domain import JobKind, JobStatus
 from isengard.jobs import states
 from isengard.jobs.artifacts import JobSnapshot
@@ -90,6 +98,8 @@ def delete_job(services: Services, session: Session, job_id: str) -> None:
     else:
         session.execute(update(Generation).where(Generation.job_id == job_id).values(job_id=None))
     session.execute(delete(Lora).where(Lora.job_id == job_id))
+    session.execute(delete(SampleScoreRecord).where(SampleScoreRecord.job_id == job_id))
+    session.execute(delete(Evaluation).where(Evaluation.job_id == job_id))
     session.execute(delete(JobArtifact).where(JobArtifact.job_id == job_id))
     session.execute(delete(JobEventRecord).where(JobEventRecord.job_id == job_id))
     session.delete(job)
