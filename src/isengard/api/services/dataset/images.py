@@ -135,11 +135,11 @@ def serve_file(request: Request, data: DataTree, path: Callable[[], Path], etag:
 
 def serve_original(request: Request, db: Session, data: DataTree, image_id: str) -> Response:
     image = get_image(db, image_id)
-    tag = f"{image.sha256[:32]}-{edit_tag(image) or 'o'}"  # an edit is another file behind the same id
+    tag = f"{image.sha256[:32]}-{edit_tag(image.edit) or 'o'}"  # an edit is another file behind the same id
     return serve_file(request, data, lambda: original_path(data, image), tag, "image file")
 
 
 def serve_thumbnail(request: Request, db: Session, data: DataTree, image_id: str) -> Response:
     image = get_image(db, image_id)
-    tag = f"{image.sha256[:32]}-{edit_tag(image) or 'o'}-t"
+    tag = f"{image.sha256[:32]}-{edit_tag(image.edit) or 'o'}-t"
     return serve_file(request, data, lambda: thumbnail_path(data, image), tag, "thumbnail")

@@ -19,7 +19,15 @@ from isengard.api.services.jobs.manage import get_job
 from isengard.api.services.jobs.run_images import missing_images
 from isengard.api.services.loras.library import jobs_using
 from isengard.api.state import Services
-from isengard.db.models import Generation, Job, JobArtifact, JobEventRecord, Lora
+from isengard.db.models import (
+    Evaluation,
+    Generation,
+    Job,
+    JobArtifact,
+    JobEventRecord,
+    Lora,
+    SampleScoreRecord,
+)
 from isengard.domain import JobKind, JobStatus
 from isengard.jobs import states
 from isengard.jobs.artifacts import JobSnapshot
@@ -98,6 +106,8 @@ def delete_job(services: Services, session: Session, job_id: str) -> None:
     else:
         session.execute(update(Generation).where(Generation.job_id == job_id).values(job_id=None))
     session.execute(delete(Lora).where(Lora.job_id == job_id))
+    session.execute(delete(SampleScoreRecord).where(SampleScoreRecord.job_id == job_id))
+    session.execute(delete(Evaluation).where(Evaluation.job_id == job_id))
     session.execute(delete(JobArtifact).where(JobArtifact.job_id == job_id))
     session.execute(delete(JobEventRecord).where(JobEventRecord.job_id == job_id))
     # Only while it is still ended: a resume that won the race has queued it again, and then nothing is deleted
