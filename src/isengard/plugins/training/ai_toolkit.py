@@ -195,6 +195,7 @@ class AiToolkitRun:
         self.bar_losses = BarLosses()
         self.loss_log = LossLog(self.output_dir / "loss_log.db", since_wall_time=time.time())
         self.loss_source: str | None = None  # "db" or "bar", fixed at the first loss the bar shows
+        self.first_bar_step: int | None = None  # the first step this process trained, as the bar drew it
         self.reported_step = 0
         self.last_db_read = 0.0
         self.last_loss: float | None = None
@@ -278,10 +279,14 @@ class AiToolkitRun:
         self.bar = progress  # the bar keeps telling that it runs, whichever source the losses come from
         if self.loss_source is None and progress.loss is not None:
             self.loss_source = "db" if self.loss_log.exists() else "bar"
-        if self.loss_source == "bar":
-            step = self.bar_losses.feed(progress)
-            if step is not None:
-                self.report(step)
+        step = self.bar_losses.feed(progress)
+        if step is None:
+            return
+        if self.first_bar_step is None:
+            self.first_bar_step = step.step
+        # The loss log starts one step in (at ai-toolkit's index 1): its first step's loss is the bar's alone.
+        if self.loss_source == "bar" or step.step == self.first_bar_step:
+            self.report(step)
 
     def read_loss_log(self, *, now: bool = False) -> None:
         # At most a few reads a second: ai-toolkit itself flushes its log only every quarter second.
