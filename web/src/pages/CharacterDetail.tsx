@@ -11,12 +11,14 @@ import { CaptionWithAI } from "../features/captions/CaptionWithAI";
 import { Badge, Button, Card, ConfirmButton, Empty, ErrorNotice, PageHeader, Spinner } from "../components/ui";
 import { characterKeys, characterQueries, deleteCharacter } from "../features/characters/api";
 import { datasetKeys, useImages } from "../features/dataset/api";
+import { useRecommendedRange } from "../features/system/api";
 
 export default function CharacterDetail() {
   const { characterId = "" } = useParams();
   const navigate = useNavigate();
   const client = useQueryClient();
   const [editing, setEditing] = useState(false);
+  const recommended = useRecommendedRange();
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const character = useQuery(characterQueries.detail(characterId));
   const images = useImages({ character_id: characterId });
@@ -92,7 +94,7 @@ export default function CharacterDetail() {
             {images.isPending ? (
               <Spinner label="Loading images" />
             ) : images.images.length === 0 && !images.error ? (
-              <Empty icon="▦" title="No photos yet">Upload 10–50 photos of {c.name} from different angles and in different light.</Empty>
+              <Empty icon="▦" title="No photos yet"><span data-testid="recommended-photos">Upload {recommended ? `${recommended} ` : ""}photos of {c.name} from different angles and in different light.</span></Empty>
             ) : (
               <ImageGrid images={images.images} selected={selected} onToggle={toggle} error={images.error}
                 captionExtras={(image) => <CaptionFindings image={image} />} />

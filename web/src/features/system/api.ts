@@ -14,3 +14,9 @@ export const healthQuery = () =>
 export function useHealth() {
   return useQuery(healthQuery());
 }
+
+/** The dataset size that trains well ("10–30"), as the API states it for every page; empty until it is known. */
+export function useRecommendedRange(): string {
+  const range = useHealth().data?.recommended_images;
+  return range && range.length === 2 ? `${range[0]}–${range[1]}` : "";
+}
