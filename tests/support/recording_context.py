@@ -149,8 +149,11 @@ class RecordingContext:
         removed = {artifact.id for artifact in self.removed}
         return [a for a in [*self.artifacts, *self.samples] if a.id not in removed]
 
-    def save_caption(self, image_id: str, caption: str, *, index: int, total: int, overwrite: bool) -> bool:
-        if self.captions.get(image_id, "").strip() and not overwrite:
+    def save_caption(
+        self, image_id: str, caption: str, *, index: int, total: int, overwrite: bool, replaces: str = ""
+    ) -> bool:
+        current = self.captions.get(image_id, "")
+        if current.strip() and not overwrite and not (replaces.strip() and current == replaces):
             return False
         self.captions[image_id] = caption
         return True

@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -67,6 +67,9 @@ class Image(Base):
     # Quality flags as a comma-wrapped string (",small,blurry,") so a LIKE filter can use it on any database.
     flags: Mapped[str] = mapped_column(String(200), default="")
     near_duplicate_of: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # A non-destructive edit ({"rotate", "crop", "original_width", "original_height"}; empty: none): the stored file
+    # is the edited photo, the original is kept beside it (see dataset.image_files) and undo restores it.
+    edit: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
@@ -86,6 +89,8 @@ class Job(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     # Training runs are numbered per character (run 1, run 2, ...): the names and file names people tell apart.
     run_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The base model a training run trains on or a generation generates with (models/bases); None for other kinds.
+    base: Mapped[str | None] = mapped_column(String(40), nullable=True)
     # The plugin's validated config and the full input snapshot the plugin runs from.
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -150,12 +155,18 @@ class Lora(Base):
     rank: Mapped[int | None] = mapped_column(Integer, nullable=True)
     alpha: Mapped[float | None] = mapped_column(Float, nullable=True)
     base_model: Mapped[str] = mapped_column(String(200), default="")
+    # The registry base it works with (models/bases), or "unknown" for an imported file that cannot tell.
+    base: Mapped[str] = mapped_column(String(40), default="flux1-dev", server_default="flux1-dev")
     trigger_word: Mapped[str | None] = mapped_column(String(100), nullable=True)
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (Index("ix_loras_character", "character_id", "created_at"), Index("ix_loras_job", "job_id"))
+    __table_args__ = (
+        Index("ix_loras_character", "character_id", "created_at"),
+        Index("ix_loras_job", "job_id"),
+        Index("ix_loras_base", "base"),
+    )
 
 
 class Generation(Base):
@@ -189,6 +200,7 @@ class TrainingPreset(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     plugin: Mapped[str] = mapped_column(String(100))
+    base: Mapped[str] = mapped_column(String(40), default="flux1-dev", server_default="flux1-dev")
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -240,6 +240,7 @@ class Submission:
     name: str
     character_id: str | None = None
     run_number: int | None = None
+    base: str | None = None  # the base model it trains on or generates with (models/bases)
 
 
 def submit(
@@ -260,6 +261,7 @@ def submit(
         kind=JobKind(submission.kind).value,
         status=JobStatus.QUEUED.value,
         run_number=submission.run_number,
+        base=submission.base,
         plugin=submission.plugin,
         character_id=submission.character_id,
         name=submission.name,
@@ -356,13 +358,13 @@ def resume(session: Session, client: redis.Redis, job: Job, *, step: int, event_
     session.refresh(job)
     try:
         queue.clear_job_keys(client, job.id)  # the earlier attempt's cancel flag must not stop this one
+        # Announced before it is enqueued: a worker may claim it at once, and its "running" must follow "queued".
+        queue_events.publish(client, event, maxlen=event_maxlen)
         job.stream_id = queue.enqueue(client, job.kind, job.id)
         session.commit()
     except redis.RedisError as exc:
         # Queued in the database: the recovery task enqueues it once Redis answers.
         log.warning("resume saved but not enqueued: redis is unavailable", extra={"job_id": job.id, "error": str(exc)})
-        return job
-    queue_events.publish(client, event, maxlen=event_maxlen)
     return job
 
 

@@ -63,3 +63,18 @@ class FluxLayout:
 
     def blocks(self) -> list[tuple[Layout, int]]:
         return [(self.double, self.num_double), (self.single, self.num_single)]
+
+
+def linear_shapes(layout: FluxLayout) -> dict[str, tuple[int, int]]:
+    """(out_features, in_features) of every linear layer by its module name in the transformer (what a LoRA file's
+    keys name): the outer ones as they are, block ones under `transformer_blocks.{i}.` and
+    `single_transformer_blocks.{i}.`."""
+    shapes = {linear.name: (linear.out_features, linear.in_features) for linear in layout.outer.linears}
+    for prefix, block, count in (
+        ("transformer_blocks", layout.double, layout.num_double),
+        ("single_transformer_blocks", layout.single, layout.num_single),
+    ):
+        for index in range(count):
+            for linear in block.linears:
+                shapes[f"{prefix}.{index}.{linear.name}"] = (linear.out_features, linear.in_features)
+    return shapes

@@ -231,9 +231,12 @@ class JobContext(Protocol):
         """
         ...
 
-    def save_caption(self, image_id: str, caption: str, *, index: int, total: int, overwrite: bool) -> bool:
+    def save_caption(
+        self, image_id: str, caption: str, *, index: int, total: int, overwrite: bool, replaces: str = ""
+    ) -> bool:
         """Caption jobs: store the caption of a dataset image the way a hand edit is stored (database and the .txt
-        beside the image). An image that has a caption keeps it unless `overwrite`; returns whether it was written.
+        beside the image). An image that has a caption keeps it unless `overwrite` or it is still the placeholder
+        `replaces`; returns whether it was written.
         `index` (1-based) and `total` place the image in the job for the per-image progress event."""
         ...
 

@@ -324,7 +324,9 @@ class WorkerJobContext:
 
     # --- Captions -----------------------------------------------------------------------------------------------
 
-    def save_caption(self, image_id: str, caption: str, *, index: int, total: int, overwrite: bool) -> bool:
+    def save_caption(
+        self, image_id: str, caption: str, *, index: int, total: int, overwrite: bool, replaces: str = ""
+    ) -> bool:
         written = record_caption(
             self.states.sessions,
             self.data,
@@ -332,6 +334,7 @@ class WorkerJobContext:
             character_id=self.job.character_id,
             caption=caption,
             overwrite=overwrite,
+            replaces=replaces,
         )
         event = CaptionEvent(
             job_id=self.job_id, image_id=image_id, index=index, total=total, caption=caption, written=written

@@ -26,6 +26,7 @@ from isengard.config import Settings
 from isengard.db.models import JobArtifact
 from isengard.diskspace import InsufficientStorageError, remove_partial_files, require_free_space
 from isengard.domain import PLUGIN_KIND_OF_JOB, ArtifactKind, JobKind, JobStatus, TrainingInput
+from isengard.evaluation.lora_job import run_lora_evaluation
 from isengard.evaluation.scorer import RunScorer
 from isengard.jobs.artifacts import JobSnapshot
 from isengard.jobs.rows import JobRow, NothingToRun, RowChanged, Started
@@ -250,7 +251,10 @@ class JobRunner:
                 remove_partial_files(ctx.work_dir)
             ctx.scoring = self._sample_scoring(job, row, ctx)
             try:
-                result = plugin.run(ctx, row.payload)
+                if job.kind == JobKind.EVALUATION:
+                    result = run_lora_evaluation(ctx, plugin, row.payload, self.registry, self.sessions)
+                else:
+                    result = plugin.run(ctx, row.payload)
             except BaseException:
                 ctx.close_scoring(drain=False)
                 raise

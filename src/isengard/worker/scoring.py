@@ -15,14 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from isengard.db.models import Evaluation, SampleScoreRecord
-from isengard.db.session import session_scope
-from isengard.evaluation.scorer import RunScorer, Setup
-from isengard.evaluation.scores import SampleScore
+from isengard.evaluation.records import save_failure, save_score, save_setup
+from isengard.evaluation.scorer import RunScorer
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +32,6 @@ class PendingSample:
     step: int
     index: int
     prompt: str
-
-
-def save_setup(sessions: sessionmaker[Session], job_id: str, setup: Setup) -> None:
-    with session_scope(sessions) as session:
-        row = session.get(Evaluation, job_id) or Evaluation(job_id=job_id)
-        row.identity_evaluator = setup.identity_evaluator
-        row.text_evaluator = setup.text_evaluator
-        row.choice = "; ".join([setup.choice, *setup.notes]).strip("; ")
-        row.unavailable = setup.unavailable
-        row.references = setup.references
-        row.skipped = setup.skipped
-        session.add(row)
 
 
 class SampleScoring:
@@ -101,7 +85,7 @@ class SampleScoring:
                     else:
                         self._log_line(f"scoring samples: {setup.choice}")
                 score = scorer.score(item.path, step=item.step, index=item.index, prompt=item.prompt)
-                self._store(item, score)
+                save_score(self.sessions, self.job_id, item.artifact_id, item.prompt, score)
                 self.scored += 1
             except Exception as exc:  # a broken evaluator never fails the run
                 self.failed = f"{type(exc).__name__}: {exc}"
@@ -109,33 +93,7 @@ class SampleScoring:
                 self._log_line(
                     f"sample scoring stopped; the run goes on without scores: {self.failed}", level="warning"
                 )
-                self._record_failure(self.failed)
-
-    def _store(self, item: PendingSample, score: SampleScore) -> None:
-        try:
-            with session_scope(self.sessions) as session:
-                session.add(
-                    SampleScoreRecord(
-                        job_id=self.job_id,
-                        artifact_id=item.artifact_id,
-                        step=score.step,
-                        index=score.index,
-                        prompt=item.prompt,
-                        subject=score.subject,
-                        identity=score.identity,
-                        adherence=score.adherence,
-                        copying=score.copying,
-                    )
-                )
-        except IntegrityError:  # scored by an earlier attempt of the job
-            pass
-
-    def _record_failure(self, reason: str) -> None:
-        try:
-            with session_scope(self.sessions) as session:
-                row = session.scalars(select(Evaluation).where(Evaluation.job_id == self.job_id)).first()
-                row = row or Evaluation(job_id=self.job_id)
-                row.unavailable = f"scoring stopped: {reason}"
-                session.add(row)
-        except Exception:
-            log.exception("could not record why scoring stopped", extra={"job_id": self.job_id})
+                try:
+                    save_failure(self.sessions, self.job_id, self.failed)
+                except Exception:
+                    log.exception("could not record why scoring stopped", extra={"job_id": self.job_id})

@@ -461,6 +461,51 @@ export interface paths {
         patch: operations["update_image_api_images__image_id__patch"];
         trace?: never;
     };
+    "/api/images/{image_id}/edit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Edit Image
+         * @description Rotate and crop the photo (the whole edit, drawn from the kept original): what trains and what the grid
+         *     shows from now on; undo restores the original.
+         */
+        put: operations["edit_image_api_images__image_id__edit_put"];
+        post?: never;
+        /**
+         * Undo Image Edit
+         * @description The original photo back, as uploaded.
+         */
+        delete: operations["undo_image_edit_api_images__image_id__edit_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/images/{image_id}/edit/face": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Crop Image To Face
+         * @description Crop to the largest face the face detector finds, with head and shoulders, at the aspect ratio asked.
+         */
+        post: operations["crop_image_to_face_api_images__image_id__edit_face_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/images/{image_id}/file": {
         parameters: {
             query?: never;
@@ -770,6 +815,27 @@ export interface paths {
         patch: operations["update_lora_api_loras__lora_id__patch"];
         trace?: never;
     };
+    "/api/loras/{lora_id}/evaluation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Evaluate Lora
+         * @description Queue an evaluation job: the LoRA renders fixed prompts x seeds, each scored against the character's photos;
+         *     the scores are then at GET /api/jobs/{job_id}/evaluation.
+         */
+        post: operations["evaluate_lora_api_loras__lora_id__evaluation_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/loras/{lora_id}/file": {
         parameters: {
             query?: never;
@@ -1077,6 +1143,80 @@ export interface components {
             /** Width */
             width: number;
         };
+        /** BaseDefaultsOut */
+        BaseDefaultsOut: {
+            /** Guidance */
+            guidance: number;
+            /** Resolution */
+            resolution: number;
+            /** Sample Steps */
+            sample_steps: number;
+        };
+        /** BaseMemoryFit */
+        BaseMemoryFit: {
+            /** Chosen */
+            chosen: string | null;
+            /** Gpu Total Bytes */
+            gpu_total_bytes: number | null;
+            /** Reason */
+            reason: string;
+            /** Worker Id */
+            worker_id: string;
+        };
+        /** BaseOut */
+        BaseOut: {
+            /**
+             * Available
+             * @description its weights are complete on this machine (fast-test: its tiny model)
+             */
+            available: boolean;
+            /** Commercial Use */
+            commercial_use: boolean;
+            /** Default */
+            default: boolean;
+            defaults: components["schemas"]["BaseDefaultsOut"];
+            /** Description */
+            description: string;
+            distilled_defaults: components["schemas"]["BaseDefaultsOut"] | null;
+            /** Distilled Repo Id */
+            distilled_repo_id: string | null;
+            /**
+             * Download
+             * @description the command that puts its weights in place
+             */
+            download: string | null;
+            /** Family */
+            family: string;
+            /** Gated */
+            gated: boolean;
+            /** Label */
+            label: string;
+            /** Licence */
+            licence: string;
+            /** Licence Url */
+            licence_url: string;
+            /**
+             * Memory
+             * @description per live worker: the profile a default run on it would use
+             */
+            memory: components["schemas"]["BaseMemoryFit"][];
+            /**
+             * Missing
+             * @description component folders absent or without weights
+             */
+            missing: string[];
+            /** Name */
+            name: string;
+            /** Path */
+            path: string | null;
+            /**
+             * Reason
+             * @description why it is not available: what is missing, where, and how to get it
+             */
+            reason: string | null;
+            /** Repo Id */
+            repo_id: string;
+        };
         /** BlurryImage */
         BlurryImage: {
             /** Blur Score */
@@ -1101,6 +1241,11 @@ export interface components {
         };
         /** Capabilities */
         Capabilities: {
+            /**
+             * Bases
+             * @description every base model of the registry: available here or exactly what is missing of it
+             */
+            bases?: components["schemas"]["BaseOut"][];
             /**
              * Memory
              * @description per live worker: its GPU and the memory plans of a default flux-lora run and of generation on it (a worker without a GPU has plans with fits = null and a reason saying so)
@@ -1175,7 +1320,7 @@ export interface components {
              * Kind
              * @enum {string}
              */
-            kind: "empty" | "missing_trigger" | "identity" | "near_identical" | "too_long_t5" | "too_long_clip";
+            kind: "empty" | "placeholder" | "missing_trigger" | "identity" | "near_identical" | "too_long_t5" | "too_long_clip";
             /** Message */
             message: string;
             /**
@@ -1516,6 +1661,23 @@ export interface components {
              */
             verdict: string;
         };
+        /**
+         * EditRequest
+         * @description The whole edit, drawn from the original (it replaces any earlier edit).
+         */
+        EditRequest: {
+            /**
+             * Crop
+             * @description [left, top, right, bottom] in pixels, after the rotation
+             */
+            crop?: number[] | null;
+            /**
+             * Rotate
+             * @default 0
+             * @enum {integer}
+             */
+            rotate?: 0 | 90 | 180 | 270;
+        };
         /** ErrorEvent */
         ErrorEvent: {
             /**
@@ -1537,6 +1699,23 @@ export interface components {
         ErrorMessage: {
             /** Detail */
             detail: string;
+        };
+        /**
+         * FaceCropRequest
+         * @description Crop to the face the face detector finds (the largest), after turning the photo `rotate` degrees.
+         */
+        FaceCropRequest: {
+            /**
+             * Aspect
+             * @description width / height; square when absent
+             */
+            aspect?: number | null;
+            /**
+             * Rotate
+             * @default 0
+             * @enum {integer}
+             */
+            rotate?: 0 | 90 | 180 | 270;
         };
         /** FindReplace */
         FindReplace: {
@@ -1571,6 +1750,11 @@ export interface components {
              * @default true
              */
             add_trigger_word?: boolean;
+            /**
+             * Base
+             * @description the base model; that of the LoRAs when absent (they must agree)
+             */
+            base?: string | null;
             /** Character Id */
             character_id?: string | null;
             /**
@@ -1691,6 +1875,11 @@ export interface components {
              * @default true
              */
             add_trigger_word?: boolean;
+            /**
+             * Base
+             * @description the base model; that of the LoRAs when absent (they must agree)
+             */
+            base?: string | null;
             /** Character Id */
             character_id?: string | null;
             /** Columns */
@@ -1757,6 +1946,11 @@ export interface components {
             database: components["schemas"]["ComponentHealth"];
             /** Mode */
             mode: string;
+            /**
+             * Recommended Images
+             * @description the dataset size that trains well, fewest and most: the one range every page states
+             */
+            recommended_images?: number[];
             redis: components["schemas"]["ComponentHealth"];
             /**
              * Status
@@ -1781,6 +1975,23 @@ export interface components {
             message: string;
             other_image?: components["schemas"]["ImageRef"] | null;
         };
+        /**
+         * ImageEdit
+         * @description A photo's edit as stored: quarter-turns clockwise, then a crop in the turned photo's pixels.
+         */
+        ImageEdit: {
+            /**
+             * Crop
+             * @description [left, top, right, bottom] after the rotation
+             */
+            crop?: number[] | null;
+            /** Original Height */
+            original_height: number;
+            /** Original Width */
+            original_width: number;
+            /** Rotate */
+            rotate: number;
+        };
         /** ImageOut */
         ImageOut: {
             /** Caption */
@@ -1792,6 +2003,8 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /** @description the photo's edit over its kept original; None: none */
+            edit?: components["schemas"]["ImageEdit"] | null;
             /** Flags */
             flags: string[];
             /** Height */
@@ -1860,6 +2073,11 @@ export interface components {
             artifacts: components["schemas"]["ArtifactOut"][];
             /** Checkpoints */
             checkpoints: components["schemas"]["ArtifactOut"][];
+            /**
+             * Cursor
+             * @description pass as `since` to the job's event stream to receive only what happened after this history
+             */
+            cursor?: string | null;
             job: components["schemas"]["JobOut"];
             /** Logs */
             logs: components["schemas"]["LogLine"][];
@@ -1874,7 +2092,7 @@ export interface components {
          * JobKind
          * @enum {string}
          */
-        JobKind: "training" | "generation" | "video" | "caption";
+        JobKind: "training" | "generation" | "video" | "caption" | "evaluation";
         /** JobOut */
         JobOut: {
             /** Attempts */
@@ -2011,6 +2229,51 @@ export interface components {
              */
             token: string;
         };
+        /**
+         * LoraEvaluationCreate
+         * @description Evaluate a LoRA: render fixed prompts x seeds with it and score them against the character's photos.
+         */
+        LoraEvaluationCreate: {
+            /**
+             * Character Id
+             * @description default: the LoRA's character
+             */
+            character_id?: string | null;
+            /**
+             * Guidance
+             * @default 3.5
+             */
+            guidance?: number;
+            /**
+             * Height
+             * @default 512
+             */
+            height?: number;
+            /**
+             * Plugin
+             * @default diffusers
+             */
+            plugin?: string;
+            /** Prompts */
+            prompts?: string[];
+            /** Seeds */
+            seeds?: number[];
+            /**
+             * Steps
+             * @default 20
+             */
+            steps?: number;
+            /**
+             * Weight
+             * @default 1
+             */
+            weight?: number;
+            /**
+             * Width
+             * @default 512
+             */
+            width?: number;
+        };
         /** LoraJobSummary */
         LoraJobSummary: {
             /**
@@ -2031,6 +2294,11 @@ export interface components {
         LoraOut: {
             /** Alpha */
             alpha?: number | null;
+            /**
+             * Base
+             * @description the base model it works with (a registry name), or 'unknown'
+             */
+            base: string;
             /** Base Model */
             base_model: string;
             /** Bytes */
@@ -2196,6 +2464,11 @@ export interface components {
         };
         /** PresetOut */
         PresetOut: {
+            /**
+             * Base
+             * @description the base model the preset trains on
+             */
+            base: string;
             /** Config */
             config: {
                 [key: string]: unknown;
@@ -4068,8 +4341,8 @@ export interface operations {
     dataset_report_api_characters__character_id__dataset_report_get: {
         parameters: {
             query?: {
-                /** @description the training resolution, in px */
-                resolution?: number;
+                /** @description the training resolution, in px; default: what a run with defaults uses */
+                resolution?: number | null;
             };
             header?: never;
             path: {
@@ -5836,6 +6109,299 @@ export interface operations {
             };
         };
     };
+    edit_image_api_images__image_id__edit_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the image's id */
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EditRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageOut"];
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the crop does not fit the photo */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    undo_image_edit_api_images__image_id__edit_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the image's id */
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageOut"];
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    crop_image_to_face_api_images__image_id__edit_face_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the image's id */
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FaceCropRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageOut"];
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no face found, or no face detector installed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
     image_file_api_images__image_id__file_get: {
         parameters: {
             query?: never;
@@ -7204,6 +7770,8 @@ export interface operations {
                 /** @description trained, checkpoint or imported */
                 source?: ("trained" | "checkpoint" | "imported") | null;
                 job_id?: string | null;
+                /** @description only LoRAs of this base (a registry name, or 'unknown') */
+                base?: string | null;
                 limit?: number;
                 /** @description next_cursor of the previous page */
                 cursor?: string | null;
@@ -7723,6 +8291,104 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LoraOut"];
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    evaluate_lora_api_loras__lora_id__evaluation_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                lora_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LoraEvaluationCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobOut"];
                 };
             };
             /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */

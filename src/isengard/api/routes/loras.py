@@ -29,11 +29,14 @@ def list_loras(
     character_id: OptionalId = None,
     source: Annotated[LoraSource | None, Query(description="trained, checkpoint or imported")] = None,
     job_id: OptionalId = None,
+    base: Annotated[
+        str | None, Query(max_length=40, description="only LoRAs of this base (a registry name, or 'unknown')")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: PageCursor = None,
 ) -> LoraPage:
     return service.list_loras(
-        db, data, character_id=character_id, source=source, job_id=job_id, limit=limit, cursor=cursor
+        db, data, character_id=character_id, source=source, job_id=job_id, limit=limit, cursor=cursor, base=base
     )
 
 

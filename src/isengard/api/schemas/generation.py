@@ -33,6 +33,9 @@ class _RenderSettings(RequestModel):
     add_trigger_word: bool = Field(default=True, description="prefix the character's trigger word when missing")
     workflow: str | None = Field(default=None, max_length=200, description="ComfyUI workflow template name")
     name: str = Field(default="", max_length=200)
+    base: str | None = Field(
+        default=None, max_length=40, description="the base model; that of the LoRAs when absent (they must agree)"
+    )
 
 
 class GenerationCreate(_RenderSettings):

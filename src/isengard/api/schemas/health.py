@@ -6,10 +6,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from isengard.api.schemas.bases import BaseOut
 from isengard.domain import PluginKind
 from isengard.models.locate import ModelStatus
 from isengard.models.planning import WorkerMemoryPlan
 from isengard.plugins.api import Capability
+from isengard.plugins.training.interface import RECOMMENDED_IMAGES, RECOMMENDED_MAX_IMAGES
 
 
 class ComponentHealth(BaseModel):
@@ -45,6 +47,10 @@ class Health(BaseModel):
     database: ComponentHealth
     redis: ComponentHealth
     workers: WorkersHealth
+    recommended_images: list[int] = Field(
+        default_factory=lambda: [RECOMMENDED_IMAGES, RECOMMENDED_MAX_IMAGES],
+        description="the dataset size that trains well, fewest and most: the one range every page states",
+    )
 
 
 class PluginCapability(BaseModel):
@@ -63,6 +69,10 @@ class TorchInfo(BaseModel):
 
 class Capabilities(BaseModel):
     mode: str
+    bases: list[BaseOut] = Field(
+        default_factory=list,
+        description="every base model of the registry: available here or exactly what is missing of it",
+    )
     version: str
     plugins: dict[str, list[PluginCapability]]
     torch: TorchInfo

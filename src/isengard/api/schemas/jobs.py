@@ -136,6 +136,10 @@ class JobHistory(BaseModel):
     samples: list[ArtifactOut]
     checkpoints: list[ArtifactOut]
     artifacts: list[ArtifactOut]
+    cursor: str | None = Field(
+        default=None,
+        description="pass as `since` to the job's event stream to receive only what happened after this history",
+    )
 
 
 class JobEventData(RootModel[JobEvent]):

@@ -35,6 +35,7 @@ class LoraOut(BaseModel):
     rank: int | None = None
     alpha: float | None = None
     base_model: str
+    base: str = Field(description="the base model it works with (a registry name), or 'unknown'")
     trigger_word: str | None = None
     bytes: int
     meta: dict[str, Any] = Field(default_factory=dict)
@@ -55,6 +56,7 @@ class LoraOut(BaseModel):
             rank=row.rank,
             alpha=row.alpha,
             base_model=row.base_model,
+            base=row.base,
             trigger_word=row.trigger_word,
             bytes=row.bytes,
             meta=row.meta or {},

@@ -58,6 +58,7 @@ class PresetOut(BaseModel):
     id: str
     name: str
     plugin: str
+    base: str = Field(description="the base model the preset trains on")
     config: dict[str, Any]
     created_at: datetime
 

@@ -3,7 +3,9 @@ import { useState, type ReactNode } from "react";
 import { characterKeys } from "../../features/characters/api";
 import { datasetKeys, deleteImage, updateCaption, type ImageOut } from "../../features/dataset/api";
 import { FLAG_LABELS, isQualityFlag } from "../../features/dataset/flags";
-import { Badge, ConfirmButton, ErrorNotice } from "../ui";
+import { Lightbox } from "../Lightbox";
+import { Badge, Button, ConfirmButton, ErrorNotice } from "../ui";
+import { PhotoEditor } from "./PhotoEditor";
 
 function CaptionEditor({ image }: { image: ImageOut }) {
   const client = useQueryClient();
@@ -45,9 +47,13 @@ function CaptionEditor({ image }: { image: ImageOut }) {
   );
 }
 
-export function ImageCard({ image, selected, onToggle, editable = true, characterName, captionExtras }: {
+export function ImageCard({ image, selected, onToggle, onOpen, editable = true, characterName, captionExtras, resolution }: {
   image: ImageOut;
+  /** The training resolution sizes are judged against; without it, the size flag stored at upload stands. */
+  resolution?: number;
   selected?: boolean;
+  /** Opens the full image (in the grid's lightbox). */
+  onOpen?: () => void;
   onToggle?: () => void;
   editable?: boolean;
   characterName?: string;
@@ -55,17 +61,22 @@ export function ImageCard({ image, selected, onToggle, editable = true, characte
   captionExtras?: (image: ImageOut) => ReactNode;
 }) {
   const client = useQueryClient();
+  const [editing, setEditing] = useState(false);
+  const flags = image.flags.filter((flag) => !(flag === "small" && resolution && Math.min(image.width, image.height) >= resolution));
   return (
-    <div className={`media-card${selected ? " selected" : ""}`} data-testid="image-card">
-      <a className="media-thumb" href={image.url} target="_blank" rel="noreferrer" title="Open the full image">
+    <div className={`media-card${selected ? " selected" : ""}`} data-testid="image-card" data-edited={image.edit ? "true" : undefined}>
+      <button type="button" className="media-thumb" aria-label={`Open ${image.original_name} large`} title="Open the full image" onClick={onOpen}>
         <img src={image.thumbnail_url} alt={image.original_name} loading="lazy" />
-      </a>
+      </button>
       {onToggle ? (
         <label className="media-select">
           <input type="checkbox" checked={!!selected} onChange={onToggle} aria-label={`Select ${image.original_name}`} />
         </label>
       ) : null}
       <div className="media-actions">
+        {editable ? (
+          <Button size="sm" aria-label={`Edit ${image.original_name}`} title="Rotate or crop" onClick={() => setEditing(true)}>✎</Button>
+        ) : null}
         <ConfirmButton
           size="sm"
           ariaLabel={`Delete ${image.original_name}`}
@@ -85,22 +96,24 @@ export function ImageCard({ image, selected, onToggle, editable = true, characte
           <span className="muted" style={{ overflow: "hidden", textOverflow: "ellipsis", whiteSpace: "nowrap", maxWidth: "60%" }} title={image.original_name}>
             {characterName ?? image.original_name}
           </span>
-          <span className="faint">{image.width}×{image.height}</span>
+          <span className="faint">{image.width}×{image.height}{image.edit ? " · edited" : ""}</span>
         </div>
-        {image.flags.length ? (
+        {flags.length ? (
           <div className="row" style={{ gap: 4 }}>
-            {image.flags.map((flag) => <Badge key={flag} tone="warn">{isQualityFlag(flag) ? FLAG_LABELS[flag] : flag}</Badge>)}
+            {flags.map((flag) => <Badge key={flag} tone="warn">{isQualityFlag(flag) ? FLAG_LABELS[flag] : flag}</Badge>)}
           </div>
         ) : null}
         {editable ? <CaptionEditor image={image} /> : image.caption ? <span className="small muted">{image.caption}</span> : null}
         {captionExtras?.(image)}
       </div>
+      {editing ? <PhotoEditor image={image} open onOpenChange={setEditing} /> : null}
     </div>
   );
 }
 
-export function ImageGrid({ images, selected, onToggle, error, editable, characterNames, captionExtras }: {
+export function ImageGrid({ images, selected, onToggle, error, editable, characterNames, captionExtras, resolution }: {
   images: ImageOut[];
+  resolution?: number;
   selected?: Set<string>;
   onToggle?: (id: string) => void;
   error?: unknown;
@@ -108,12 +121,21 @@ export function ImageGrid({ images, selected, onToggle, error, editable, charact
   characterNames?: Map<string, string>;
   captionExtras?: (image: ImageOut) => ReactNode;
 }) {
+  // The full image opens in the lightbox the gallery and the samples use, not in a new tab.
+  const [viewing, setViewing] = useState<number | null>(null);
   if (error) return <ErrorNotice error={error} title="Could not load images" />;
   return (
     <div className="media-grid" data-testid="image-grid">
-      {images.map((image) => (
+      <Lightbox
+        items={images.map((image) => ({ key: image.id, url: image.url, alt: image.original_name, caption: image.caption ? `${image.original_name} · ${image.caption}` : image.original_name }))}
+        index={viewing !== null && viewing < images.length ? viewing : null}
+        onIndex={setViewing}
+      />
+      {images.map((image, index) => (
         <ImageCard
           key={image.id}
+          onOpen={() => setViewing(index)}
+          resolution={resolution}
           image={image}
           selected={selected?.has(image.id)}
           onToggle={onToggle ? () => onToggle(image.id) : undefined}

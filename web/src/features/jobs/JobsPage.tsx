@@ -137,7 +137,7 @@ function JobRow({ job, characterName }: { job: Job; characterName: string | null
   return (
     <li className="job-row" data-testid="job-row" data-job-id={job.id} data-kind={job.kind} data-status={job.status}>
       <div className="row between" style={{ alignItems: "flex-start" }}>
-        <div className="stack-sm" style={{ minWidth: 0, flex: 1 }}>
+        <div className="stack-sm job-details">
           <div className="row" style={{ gap: 6 }}>
             <Badge tone="accent">{kindLabel(job.kind)}</Badge>
             <StatusBadge status={job.status} />

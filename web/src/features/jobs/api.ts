@@ -100,6 +100,7 @@ const KIND_LABELS = {
   generation: "Generation",
   caption: "Captioning",
   video: "Video",
+  evaluation: "Evaluation",
 } satisfies Record<JobKind, string>;
 export const JOB_KINDS = Object.keys(KIND_LABELS).filter(isJobKind);
 export const kindLabel = (kind: JobKind) => KIND_LABELS[kind];

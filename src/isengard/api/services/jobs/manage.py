@@ -23,6 +23,7 @@ from isengard.api.schemas.jobs import (
     LossPoint,
     StatusChange,
 )
+from isengard.api.services.jobs.events import event_ms, stream_position
 from isengard.api.state import Services
 from isengard.api.support import download_names
 from isengard.api.support.rows import get_or_404
@@ -155,7 +156,9 @@ def job_history(session: Session, job_id: str) -> JobHistory:
     loss: list[LossPoint] = []
     logs: list[LogLine] = []
     statuses: list[StatusChange] = []
+    newest_ms = 0
     for _row_id, event in load_events(session, job_id, types=("progress", "log", "status", "error")):
+        newest_ms = max(newest_ms, event_ms(event))
         if isinstance(event, ProgressEvent):
             loss.append(
                 LossPoint(
@@ -183,4 +186,5 @@ def job_history(session: Session, job_id: str) -> JobHistory:
         samples=[a for a in artifacts if a.kind == ArtifactKind.SAMPLE],
         checkpoints=[a for a in artifacts if a.kind in (ArtifactKind.CHECKPOINT, ArtifactKind.LORA)],
         artifacts=artifacts,
+        cursor=stream_position(newest_ms) if newest_ms else None,
     )

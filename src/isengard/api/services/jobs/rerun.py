@@ -72,6 +72,7 @@ def rerun_job(services: Services, session: Session, job_id: str) -> Job:
             dict(job.config or {}),
             job.name,
             character_id=job.character_id,
+            base=job.base,
         )
         rerun = submit_job(services, session, submission)
     log.info("job rerun", extra={"job_id": rerun.id, "rerun_of": job_id, "kind": job.kind})

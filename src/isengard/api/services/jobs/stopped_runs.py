@@ -14,11 +14,20 @@ from fastapi import HTTPException
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
+from isengard.api.services.bases import ensure_base_installed
 from isengard.api.services.jobs.manage import get_job
 from isengard.api.services.jobs.run_images import missing_images
 from isengard.api.services.loras.library import jobs_using
 from isengard.api.state import Services
-from isengard.db.models import Generation, Job, JobArtifact, JobEventRecord, Lora
+from isengard.db.models import (
+    Evaluation,
+    Generation,
+    Job,
+    JobArtifact,
+    JobEventRecord,
+    Lora,
+    SampleScoreRecord,
+)
 from isengard.domain import JobKind, JobStatus
 from isengard.jobs import states
 from isengard.jobs.artifacts import JobSnapshot
@@ -52,6 +61,8 @@ def resume_job(services: Services, session: Session, job_id: str) -> Job:
     step = checkpoint_step(checkpoint) if checkpoint is not None else None
     if step is None:
         raise HTTPException(status_code=409, detail="the run saved no checkpoint to resume from: start it again")
+    if job.base:
+        ensure_base_installed(services.settings, job.base, what="resuming this run")
     missing = missing_images(services.data.root, job)
     if missing:
         raise HTTPException(
@@ -95,6 +106,8 @@ def delete_job(services: Services, session: Session, job_id: str) -> None:
     else:
         session.execute(update(Generation).where(Generation.job_id == job_id).values(job_id=None))
     session.execute(delete(Lora).where(Lora.job_id == job_id))
+    session.execute(delete(SampleScoreRecord).where(SampleScoreRecord.job_id == job_id))
+    session.execute(delete(Evaluation).where(Evaluation.job_id == job_id))
     session.execute(delete(JobArtifact).where(JobArtifact.job_id == job_id))
     session.execute(delete(JobEventRecord).where(JobEventRecord.job_id == job_id))
     # Only while it is still ended: a resume that won the race has queued it again, and then nothing is deleted

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import shutil
 import threading
@@ -23,19 +22,18 @@ from isengard.api.services.dataset.characters import referenced_character
 from isengard.api.services.dataset.decode_limits import release_memory
 from isengard.api.services.dataset.receiver import MultipartReceiver, ReceiveLimits
 from isengard.api.services.loras.checks import check_lora_values, metadata_trigger_word
+from isengard.api.services.loras.detect import detect_base
 from isengard.api.services.loras.files import read_lora_file
-from isengard.api.services.loras.formats import LoraFormatError, convert_to_diffusers, expected_shapes
+from isengard.api.services.loras.formats import LoraFormatError
 from isengard.api.services.loras.library import to_out
 from isengard.api.state import Services
 from isengard.config import Mode, Settings
 from isengard.db.models import Lora, new_id
 from isengard.diskspace import require_free_space
-from isengard.models.locate import base_model_dir
+from isengard.models.bases import BASES
 from isengard.storage import atomic_path
 
 log = logging.getLogger(__name__)
-
-TINY_BASE_MODEL_NAME = "isengard/tiny-flux (fast-test)"
 
 
 @dataclass
@@ -45,21 +43,13 @@ class ImportOptions:
     trigger_word: str | None
 
 
-def base_model_name(settings: Settings) -> str:
-    return TINY_BASE_MODEL_NAME if settings.resolved_mode == Mode.FAST_TEST else settings.base_model
-
-
-def base_transformer_shapes(settings: Settings) -> dict[str, tuple[int, int]]:
-    """Layer shapes of the base model this installation generates with (FLUX.1-dev's when it is not local)."""
-    folder = base_model_dir(settings)
-    if folder is None and settings.resolved_mode == Mode.FAST_TEST:
-        from isengard.models.tiny import ensure_tiny_model
-
-        folder = ensure_tiny_model(settings)
-    config_path = folder / "transformer" / "config.json" if folder else None
-    if config_path is not None and config_path.is_file():
-        return expected_shapes(json.loads(config_path.read_text()))
-    return expected_shapes({})
+def base_model_name(settings: Settings, base: str) -> str:
+    """What the `base_model` field says: the base's Hugging Face repo (its tiny stand-in in fast-test)."""
+    if base not in BASES:
+        return "unknown base"
+    if settings.resolved_mode == Mode.FAST_TEST:
+        return f"isengard/tiny {base} (fast-test)"
+    return BASES[base].repo_id
 
 
 async def receive_upload(services: Services, request: Request, folder: Path) -> tuple[Path, str]:
@@ -98,9 +88,10 @@ def import_lora(services: Services, upload: Path, original_name: str, options: I
         try:
             tensors, header = read_lora_file(upload)
             check_lora_values(tensors)
-            converted = convert_to_diffusers(tensors, base_transformer_shapes(settings))
+            detected = detect_base(settings, tensors, header)
         except LoraFormatError as exc:
             raise HTTPException(status_code=422, detail=f"{original_name}: {exc}") from None
+        converted = detected.converted
         lora_id = new_id()
         folder = services.data.loras(options.character_id or "imported") / "imported"
         target = folder / f"{lora_id}.safetensors"
@@ -110,7 +101,8 @@ def import_lora(services: Services, upload: Path, original_name: str, options: I
             "name": name,
             "source_format": converted.layout,
             "original_name": original_name,
-            "base_model": base_model_name(settings),
+            "base_model": base_model_name(settings, detected.base),
+            "base": detected.base,
         }
         if trigger:
             metadata["trigger_word"] = trigger
@@ -125,14 +117,15 @@ def import_lora(services: Services, upload: Path, original_name: str, options: I
             source="imported",
             rank=converted.rank,
             alpha=converted.alpha,
-            base_model=base_model_name(settings),
+            base_model=base_model_name(settings, detected.base),
+            base=detected.base,
             trigger_word=trigger or (character.trigger_word if character else None),
             bytes=target.stat().st_size,
             meta={
                 "format": converted.layout,
                 "original_name": original_name,
                 "modules": converted.modules,
-                "warnings": converted.warnings,
+                "warnings": converted.warnings + detected.warnings,
                 "header": {k: v[:500] for k, v in list(header.items())[:50]},
             },
         )

@@ -1,7 +1,7 @@
 """Evaluation: cached image embeddings, each job's evaluation setup, and every sample's scores
 
 Revision ID: 0004_evaluation
-Revises: 0002_flow_run_number
+Revises: 0003_bases
 Create Date: 2026-12-07 07:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_evaluation"
-down_revision = "0002_flow_run_number"
+down_revision = "0003_bases"
 branch_labels = None
 depends_on = None
 
