@@ -9,7 +9,7 @@ import httpx
 from playwright.sync_api import Page, expect
 
 from e2e.conftest import ConsoleWatch, RunningApp
-from e2e.helpers import create_character, upload_photos
+from e2e.helpers import caption_all, create_character, upload_photos
 
 
 def test_an_engine_that_is_not_set_up_says_why_where_it_is_chosen(
@@ -92,4 +92,15 @@ def test_every_page_states_the_one_recommended_dataset_size(page: Page, app: Run
     upload_photos(app.url, str(character["id"]), 2, start=720)
     page.reload()
     expect(page.get_by_test_id("dataset-checklist").first).to_contain_text(f"fewer than the {fewest}-{most}")
+    assert console.errors == []
+
+
+def test_a_cpu_only_installation_says_what_runs_where(page: Page, app: RunningApp, console: ConsoleWatch) -> None:
+    character = create_character(app.url, "Cpu Person", "cpup")
+    upload_photos(app.url, str(character["id"]), 2, start=760)
+    caption_all(app.url, str(character["id"]), "[trigger] by a window")
+    page.goto(f"{app.url}/training/new?character={character['id']}")
+    line = page.get_by_test_id("memory-fit")
+    expect(line).to_contain_text("CPU", timeout=60_000)
+    expect(line).to_contain_text("GPU")
     assert console.errors == []

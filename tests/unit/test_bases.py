@@ -136,3 +136,27 @@ def test_a_saved_lora_loads_in_diffusers_and_resumes_at_the_trained_strength(nam
     add_lora(resumed, config)
     load_lora_into(resumed, path)
     assert torch.allclose(output(resumed), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("weight_format", ["bf16", "int8", "nf4"])
+def test_full_width_slice_of_klein_stores_what_the_planner_says(weight_format: str) -> None:
+    """As for FLUX.1 (test_memory_storage): torchao quantizes a meta-device slice of klein 4B at its full width as the
+    trainer's quantization_config says, and the planner's bytes match what it stores."""
+    from torchao.quantization import quantize_
+
+    from isengard.models.loading import quantization_config
+    from isengard.models.memory_storage import transformer_bytes
+    from tests.unit.test_memory_storage import model_bytes
+
+    family = get_base("flux2-klein-4b").family
+    config = full_width_slice("flux2-klein-4b")
+    with torch.device("meta"):
+        model = family.transformer_cls()(**config)
+    model.to(torch.bfloat16)
+    if weight_format != "bf16":
+        saved = {**config, "_class_name": family.transformer_class}  # as its config.json names it
+        quantize_(model, quantization_config(weight_format, saved).get_apply_tensor_subclass())  # type: ignore[arg-type]
+    measured = model_bytes(model)
+    outer, blocks = transformer_bytes(family.layout(config), weight_format)  # type: ignore[arg-type]
+    planned = outer + sum(size * n for size, n in blocks)
+    assert abs(planned - measured) <= 0.05 * measured
