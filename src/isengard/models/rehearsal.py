@@ -256,8 +256,9 @@ def rehearse_generation(
                 )
             models = [c for c in pipe.components.values() if isinstance(c, torch.nn.Module)]
             with stages.stage("generate", *models), torch.inference_mode():
+                # Two steps: one step's single sigma would be a fake-tensor constant, computed for real on "CUDA".
                 pipe(
-                    prompt=CAPTION, width=resolution, height=resolution, num_inference_steps=1,
+                    prompt=CAPTION, width=resolution, height=resolution, num_inference_steps=2,
                     guidance_scale=3.5, generator=torch.Generator(device="cpu").manual_seed(0), output_type="pil",
                 )  # fmt: skip
             del pipe
