@@ -37,7 +37,7 @@ from tests.image_samples import encode, photo  # noqa: E402
 from verdict import exit_status  # noqa: E402
 
 from isengard.api.app import create_app  # noqa: E402
-from isengard.caption_style import CaptionStyle, instruction  # noqa: E402
+from isengard.captions.style import CaptionStyle, instruction  # noqa: E402
 from isengard.config import Settings  # noqa: E402
 from isengard.db.migrate import upgrade  # noqa: E402
 from isengard.domain import PluginKind  # noqa: E402

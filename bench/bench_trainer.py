@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw
 from verdict import exit_status
 
 from isengard.domain import ArtifactKind, DatasetItem, TrainingInput
+from isengard.models.bases.flux1 import FAMILY
 from isengard.models.tiny import save_tiny_model
 from isengard.plugins.api import Artifact
 from isengard.plugins.training.flow_matching import TextEmbedding, flow_matching_loss, sample_sigmas
@@ -44,6 +45,9 @@ class TimingContext:
         self.mode = "fast-test"
         self.base_model_path = base_model
         self.step_times: list[float] = []
+
+    def base_model_dir(self, base: str) -> Path:
+        return self.base_model_path  # the default base's tiny model: the only one benched
 
     def report_progress(self, step: int, total: int, **_: Any) -> None:
         if step > 0:
@@ -111,7 +115,7 @@ def bare_seconds_per_step(model: Path, config: dict[str, Any], steps: int, warmu
         noise = torch.randn(latents.shape, generator=generator)
         sigmas = sample_sigmas("sigmoid", parsed.batch_size, generator=generator)
         loss = flow_matching_loss(
-            transformer, latents, text, noise, sigmas, guidance_scale=1.0, weight_dtype=torch.float32
+            FAMILY, transformer, latents, text, noise, sigmas, guidance_scale=1.0, weight_dtype=torch.float32
         )
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, parsed.max_grad_norm)

@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from isengard.models.flux_layout import FLUX_DEV_TRANSFORMER, T5_XXL_ENCODER, flux_layout, t5_encoder_layout
+from isengard.models.bases.flux1 import FLUX_DEV_TRANSFORMER, T5_XXL_ENCODER, flux_layout, t5_encoder_layout
 from isengard.models.memory_plan import GIB, MemoryPlan, plan_generation, plan_training
 from isengard.models.profiles import PROFILE_NAMES, ProfileName, profile
 
@@ -182,7 +182,8 @@ def measure(
 ) -> dict[str, float]:
     """One profile at one resolution: the trainer's step and the bare loop (on a CPU, for checking the code path,
     the peak is 0)."""
-    from isengard.plugins.training.flow_matching import TextEmbedding, flow_matching_loss, latent_ids, pack
+    from isengard.models.bases.flux1 import FAMILY
+    from isengard.plugins.training.flow_matching import TextEmbedding, flow_matching_loss
     from isengard.plugins.training.flux_lora_config import FluxLoraConfig
     from isengard.plugins.training.flux_lora_loop import build_optimizer
 
@@ -198,7 +199,7 @@ def measure(
 
     def trainer_step() -> None:
         loss = flow_matching_loss(
-            transformer, latents, text, noise, sigmas, guidance_scale=1.0, weight_dtype=torch.bfloat16
+            FAMILY, transformer, latents, text, noise, sigmas, guidance_scale=1.0, weight_dtype=torch.bfloat16
         )
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -214,15 +215,15 @@ def measure(
     # The reference: the same model and batch through the few lines any LoRA loop needs.
     bare_optimizer = torch.optim.AdamW(params, lr=1e-4)
     inputs = {
-        "hidden_states": pack(latents).to(torch.bfloat16),
+        "hidden_states": FAMILY.pack(latents).to(torch.bfloat16),
         "encoder_hidden_states": text.prompt_embeds.to(torch.bfloat16),
         "pooled_projections": text.pooled_prompt_embeds.to(torch.bfloat16),
         "timestep": torch.full((1,), 0.5, device=device, dtype=torch.bfloat16),
         "guidance": torch.full((1,), 1.0, device=device),
         "txt_ids": torch.zeros(text_tokens, 3, device=device, dtype=torch.bfloat16),
-        "img_ids": latent_ids(latents).to(torch.bfloat16),
+        "img_ids": FAMILY.pipeline_cls()._prepare_latent_image_ids(1, side // 2, side // 2, device, torch.bfloat16),
     }
-    target = pack(noise - latents)
+    target = FAMILY.pack(noise - latents)
 
     def bare_step() -> None:
         out = transformer(**inputs, return_dict=False)[0]

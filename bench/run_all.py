@@ -22,6 +22,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 SMOKE_ARGS: dict[str, list[str]] = {
     "bench_captioning.py": ["--images", "2", "--batch", "2", "--tokens", "8", "--repeats", "1"],
     "bench_dataset_grid.py": ["--rows", "2000"],
+    "bench_evaluation.py": ["--steps", "16", "--sample-every", "8", "--repeats", "1", "--photos", "2"],
     "bench_generation.py": ["--repeats", "2", "--size", "64", "--steps", "2"],
     "bench_load.py": ["--requests", "16", "--concurrency", "4", "--subscribers", "8", "--images", "2000"],
     "bench_queue.py": ["--jobs", "4", "--subscribers", "4", "--events", "4"],

@@ -68,3 +68,16 @@ def test_the_trigger_word_is_previewed_and_a_name_without_letters_asks_for_one(
     page.get_by_role("button", name="Create character").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("李雷")
     assert console.errors == []
+
+
+def test_resolutions_are_typed_with_commas_and_spaces(page: Page, app: RunningApp, console: ConsoleWatch) -> None:
+    page.goto(app.url + "/training/new")
+    field = page.locator("#cfg-resolutions")
+    expect(field).to_be_visible(timeout=60_000)
+    field.fill("")
+    field.press_sequentially("96, 128")  # keystroke by keystroke, as a person types
+    expect(field).to_have_value("96, 128")
+    field.press("Tab")
+    page.get_by_role("button", name="Reset to defaults").click()
+    expect(field).not_to_have_value("96, 128")  # a change from outside the field still shows
+    assert console.errors == []

@@ -81,3 +81,49 @@ def test_ongoing_and_run_pages_on_a_phone(phone: Page, app: RunningApp, console:
         httpx.post(f"{app.url}/api/jobs/{job['id']}/cancel", timeout=30)
         wait_for_job(app.url, str(job["id"]))
     assert console.errors == []
+
+
+def test_every_page_in_the_navigation_fits_a_phone(phone: Page, app: RunningApp, console: ConsoleWatch) -> None:
+    """Each page the menu leads to, with something on it: no sideways scrolling, a bar-sized top bar, its heading
+    near the top; the Jobs page's actions within reach."""
+    page = phone
+    character = create_character(app.url, "Phone Pages", "phpg")
+    upload_photos(app.url, str(character["id"]), 2, start=930)
+    caption_all(app.url, str(character["id"]))
+    run = start_run(app.url, str(character["id"]), "A run seen on a phone with a rather long name to wrap")
+    wait_for_job(app.url, str(run["id"]))
+    generation = httpx.post(
+        f"{app.url}/api/generation",
+        json={"prompt": "a phone-sized lighthouse", "width": 64, "height": 64, "steps": 1, "seed": 3},
+        timeout=30,
+    )
+    generation.raise_for_status()
+    wait_for_job(app.url, str(generation.json()["id"]))
+
+    page.goto(app.url + "/")
+    page.get_by_role("button", name="Open navigation").click()
+    links = page.get_by_role("navigation").get_by_role("link")
+    targets = [str(links.nth(index).get_attribute("href")) for index in range(links.count())]
+    assert "/jobs" in targets, targets
+    for target in targets:
+        page.goto(app.url + target)
+        heading = page.get_by_role("heading", level=1)
+        expect(heading).to_be_visible()
+        page.wait_for_load_state("networkidle")
+        assert overflow(page) == 0, f"{target} is {overflow(page)} px wider than the phone"
+        assert topbar_height(page) <= 64, target
+        box = heading.bounding_box()
+        assert box is not None and box["y"] < 120, target
+        page.screenshot(path=screenshot_path("phone" + target.replace("/", "_")), full_page=True)
+
+    # The Jobs page: a row's details keep most of the width (its actions wrap under them) and stay on the screen.
+    page.goto(app.url + "/jobs")
+    row = page.locator(f"[data-testid=job-row][data-job-id='{run['id']}']")
+    title = row.locator(".job-title").bounding_box()
+    assert title is not None and title["width"] > PHONE["width"] / 2, title
+    rerun = row.get_by_role("button", name="Rerun")
+    rerun.scroll_into_view_if_needed()
+    expect(rerun).to_be_in_viewport()
+    action = rerun.bounding_box()
+    assert action is not None and action["x"] >= 0 and action["x"] + action["width"] <= PHONE["width"]
+    assert console.errors == []

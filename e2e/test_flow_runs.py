@@ -4,7 +4,10 @@ grid with a side-by-side compare; validation loss on the loss chart."""
 
 from __future__ import annotations
 
+import itertools
 import re
+import time
+from typing import Any
 
 import httpx
 import pytest
@@ -107,12 +110,62 @@ def test_cancel_asks_first_and_resume_continues_from_the_checkpoint(
     expect(page.get_by_test_id("run-status")).to_have_text("cancelled", timeout=60_000)
     stopped_at = len(httpx.get(f"{app.url}/api/jobs/{job['id']}/history", timeout=30).json()["loss"])
 
+    max_attempts = httpx.get(f"{app.url}/api/jobs/{job['id']}", timeout=30).json()["max_attempts"]
+
+    # From the click on, record what the page shows at every change, and every request it makes for this run.
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url) if api_call(request.url, job["id"]) else None)
+    page.evaluate(SHOWN_RECORDER)
+    started = time.monotonic()
     page.get_by_role("button", name=re.compile("^Resume from step")).click()
     note = page.get_by_test_id("resume-note")
-    expect(note).to_contain_text("(attempt 2 of", timeout=120_000)
+    expect(note).to_contain_text(f"(attempt 2 of {max_attempts})", timeout=120_000)
     resumed_from = int(str(note.text_content()).split("resumed from step ")[1].split(" ")[0])
     assert every <= resumed_from <= stopped_at and resumed_from % every == 0
-    expect(page.get_by_test_id("run-attempt")).to_contain_text("attempt 2 of")
+    expect(page.get_by_test_id("run-attempt")).to_contain_text(f"attempt 2 of {max_attempts}")
     expect(page.get_by_test_id("run-status")).to_have_text("succeeded", timeout=300_000)
+    seconds = time.monotonic() - started
     expect(page.get_by_test_id("loss-chart")).to_have_attribute("data-points", str(steps))
+    shown: list[dict[str, Any]] = page.evaluate("window.__shown")
+
+    # One attempt's truth at a time: the status only moves forward, never back to an earlier attempt's.
+    statuses = [entry["status"] for entry in shown]
+    sequence = [status for i, status in enumerate(statuses) if i == 0 or statuses[i - 1] != status]
+    assert sequence[-1] == "succeeded" and set(sequence) <= {"cancelled", "queued", "running", "succeeded"}
+    order = ["cancelled", "queued", "running", "succeeded"]
+    assert sequence == sorted(sequence, key=order.index) and len(sequence) == len(set(sequence)), sequence
+    # Steps only move forward within an attempt; the new attempt starts from its checkpoint.
+    for earlier, later in itertools.pairwise(shown):
+        if earlier["attempt"] == later["attempt"]:
+            assert later["step"] >= earlier["step"], (earlier, later, shown)
+    # The attempt shown is the one whose steps are shown: after its loading stages (step 0) it counts on from
+    # its checkpoint.
+    second = [entry["step"] for entry in shown if entry["attempt"] == 2 and entry["step"] > 0]
+    assert second and min(second) > resumed_from and second[-1] == steps
+    # No request loop: the detail row is polled every few seconds at most, the history and the stream a few times.
+    assert len(requests) <= 12 + seconds / 2, (len(requests), seconds, requests[-20:])
     assert console.errors == []
+
+
+def api_call(url: str, job_id: object) -> bool:
+    """A request about the run other than for one of its files (sample images, checkpoints)."""
+    return f"/api/jobs/{job_id}" in url and "/artifacts/" not in url
+
+
+# Samples the status badge, the attempt and the step counter on every DOM change into window.__shown.
+SHOWN_RECORDER = """() => {
+  window.__shown = [];
+  const read = () => {
+    const status = document.querySelector('[data-testid=run-status]')?.textContent?.trim() ?? '';
+    const attemptText = document.querySelector('[data-testid=run-attempt]')?.textContent ?? '';
+    const attempt = Number((attemptText.match(/attempt (\\d+)/) || [])[1] || 0);
+    const step = Number(document.querySelector('[data-testid=step-counter] b')?.textContent ?? 0);
+    const counter = document.querySelector('[data-testid=step-counter]')?.textContent ?? '';
+    const last = window.__shown[window.__shown.length - 1];
+    if (!last || last.status !== status || last.attempt !== attempt || last.step !== step) {
+      window.__shown.push({ status, attempt, step, counter, t: Math.round(performance.now()) });
+    }
+  };
+  read();
+  new MutationObserver(read).observe(document.body, { subtree: true, childList: true, characterData: true });
+}"""

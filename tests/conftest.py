@@ -102,8 +102,8 @@ def postgres_url() -> Iterator[str]:
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL could not be started: {exc}")
         pytest.skip(f"PostgreSQL could not be started here: {exc}")
-    uri = server.get_uri()
-    yield uri.replace("postgresql://", "postgresql+psycopg2://", 1) if uri.startswith("postgresql://") else uri
+    # As the README and deploy/compose.yaml write it: plain postgresql://, no driver named.
+    yield server.get_uri()
     with contextlib.suppress(Exception):
         server.cleanup()
     shutil.rmtree(folder, ignore_errors=True)

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     # Extra modules to import plugins from (comma separated), besides the installed entry points.
     plugin_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # The largest JSON body (forms, captions, client logs) the API reads; larger ones are refused with 413 before
+    # they are parsed. The login's body is bounded separately (a few KiB) and uploads by the limits below.
+    max_json_body_bytes: int = Field(default=1024 * 1024, ge=16 * 1024)
     # Upload limits.
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=50_000_000, ge=64 * 64)
@@ -93,6 +96,8 @@ class Settings(BaseSettings):
     max_zip_uncompressed_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
     max_zip_entries: int = Field(default=1000, ge=1)
     max_lora_upload_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=1024)
+    # LoRA imports the API process loads at once (each holds the whole file in memory); others wait their turn.
+    max_concurrent_lora_imports: int = Field(default=1, ge=1, le=16)
     # An upload whose body stalls this long, or takes longer than the total, is answered 408.
     upload_idle_timeout_seconds: float = Field(default=30.0, gt=0)
     upload_timeout_seconds: float = Field(default=3600.0, gt=0)
@@ -109,6 +114,8 @@ class Settings(BaseSettings):
     # Torch CPU threads per worker; unset means torch's default (one per core), or 1 in fast-test mode where
     # tiny-model steps are too small to gain from threads and several processes share the cores.
     torch_threads: int | None = Field(default=None, ge=1)
+    # Score every training sample (identity, adherence, copying) on a thread beside the run.
+    score_samples: bool = True
 
     # Rate limits: requests per minute per client on the expensive routes.
     rate_limit_generation: int = Field(default=60, ge=1)
@@ -196,7 +203,10 @@ class Settings(BaseSettings):
     def sqlalchemy_url(self) -> str:
         if self.database_url:
             url = self.database_url
-            # Plain postgresql:// means psycopg2, the driver the project installs.
+            # The documented form names no driver, and SQLAlchemy's default for it changed between versions
+            # (psycopg2 in 2.0, psycopg 3 in 2.1): name the one the project installs. An explicit driver is kept.
+            if url.startswith("postgresql://"):
+                return "postgresql+psycopg://" + url.removeprefix("postgresql://")
             return url
         return f"sqlite:///{self.data_path / 'isengard.db'}"
 

@@ -21,6 +21,7 @@ class JobKind(StrEnum):
     GENERATION = "generation"
     VIDEO = "video"
     CAPTION = "caption"
+    EVALUATION = "evaluation"  # renders a LoRA's fixed prompts x seeds with an image plugin and scores them
 
 
 class JobStatus(StrEnum):
@@ -49,6 +50,7 @@ class PluginKind(StrEnum):
     IMAGE = "image"
     VIDEO = "video"
     CAPTION = "caption"
+    EVALUATE = "evaluate"  # embeds images (and texts) to score identity and prompt adherence
 
 
 # Which kind of plugin runs each kind of job (job kind value -> plugin kind), and back.
@@ -57,8 +59,14 @@ PLUGIN_KIND_OF_JOB = {
     JobKind.GENERATION.value: PluginKind.IMAGE,
     JobKind.VIDEO.value: PluginKind.VIDEO,
     JobKind.CAPTION.value: PluginKind.CAPTION,
+    JobKind.EVALUATION.value: PluginKind.IMAGE,  # the image plugin renders; the worker scores what it renders
 }
-JOB_KIND_OF_PLUGIN = {plugin_kind: job_kind for job_kind, plugin_kind in PLUGIN_KIND_OF_JOB.items()}
+# Each plugin kind's own job kind: an image plugin's is generation (evaluation jobs borrow it).
+JOB_KIND_OF_PLUGIN = {
+    plugin_kind: job_kind
+    for job_kind, plugin_kind in PLUGIN_KIND_OF_JOB.items()
+    if job_kind != JobKind.EVALUATION.value
+}
 
 
 # --- Job inputs (what a plugin receives; snapshotted into the job row at submission) -----------------------------
@@ -91,6 +99,7 @@ class LoraRef(BaseModel):
     weight: float = Field(default=1.0, ge=-MAX_LORA_WEIGHT, le=MAX_LORA_WEIGHT)
     name: str = ""
     trigger_word: str | None = None
+    base: str = "flux1-dev"  # the base model it was trained on (models/bases)
 
 
 # --- Events ---------------------------------------------------------------------------------------------------

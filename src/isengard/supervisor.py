@@ -1,5 +1,9 @@
-"""The child processes of `isengard up`: the API, whose exit stops everything, and workers and the embedded Redis,
-restarted when they die.
+"""The child processes of `isengard up`: the API, the workers and the embedded Redis, each restarted when it dies.
+
+On one machine `up` is the supervisor: nothing else would bring a process back. The API can be OOM-killed or
+killed -9 like any process; it is started again on the same port (its settings come from the same environment),
+and the web app's live streams reconnect on their own. Workers and Redis keep running meanwhile, so a dead API
+costs seconds of unanswered requests, not the queue.
 
 A worker can exit without being asked: a crash in native code, the OOM killer, or its watchdog giving up on a
 plugin that would not stop (worker/watchdog.py). Its jobs are safe (taken over after the lease, or already failed),
@@ -36,7 +40,7 @@ def start_process(command: Sequence[str], env: dict[str, str]) -> subprocess.Pop
 
 @dataclass
 class WorkerSlot:
-    """One of the workers `up` keeps running, across restarts."""
+    """One of the processes `up` keeps running (the API or a worker), across restarts."""
 
     name: str
     command: list[str]
@@ -68,14 +72,17 @@ class Supervisor:
         env: dict[str, str],
         redis_server: EmbeddedRedis | None = None,
     ) -> None:
-        self.api_command = list(api_command)
         self.env = env
-        self.api: subprocess.Popen[bytes] | None = None
+        self.api_slot = WorkerSlot(name="api", command=list(api_command))
         self.workers = [WorkerSlot(name=name, command=command) for name, command in worker_commands.items()]
         self.redis = RedisSlot(redis_server, started_at=time.monotonic()) if redis_server is not None else None
 
+    @property
+    def api(self) -> subprocess.Popen[bytes] | None:
+        return self.api_slot.process
+
     def start(self) -> None:
-        self.api = start_process(self.api_command, self.env)
+        self._start_worker(self.api_slot, time.monotonic())
         for slot in self.workers:
             self._start_worker(slot, time.monotonic())
 
@@ -85,38 +92,37 @@ class Supervisor:
         slot.restart_at = None
         return slot.process
 
-    def check(self) -> bool:
-        """Restart dead workers when their delay is over; False once the API has exited (time to stop)."""
-        if self.api is None or self.api.poll() is not None:
-            code = self.api.returncode if self.api is not None else None
-            log.error("the API process exited; stopping Isengard", extra={"code": code})
-            return False
+    def check(self) -> None:
+        """Restart dead children when their delay is over: `up` stops only when it is asked to."""
         now = time.monotonic()
         if self.redis is not None:
             self._check_redis(self.redis, now)
-        for slot in self.workers:
-            if slot.restart_at is not None:
-                if now >= slot.restart_at:
-                    process = self._start_worker(slot, now)
-                    log.warning("worker restarted", extra={"worker": slot.name, "pid": process.pid})
-                continue
-            if slot.process is None or slot.process.poll() is None:
-                continue
-            if now - slot.started_at >= STABLE_AFTER_SECONDS:
-                slot.restarts_in_a_row = 0
-            delay = restart_delay(slot.restarts_in_a_row)
-            slot.restarts_in_a_row += 1
-            slot.restart_at = now + delay
-            log.error(
-                "worker exited unexpectedly; restarting it",
-                extra={
-                    "worker": slot.name,
-                    "pid": slot.process.pid,
-                    "code": slot.process.returncode,
-                    "restart_in_s": delay,
-                },
-            )
-        return True
+        for slot in [self.api_slot, *self.workers]:
+            self._check_slot(slot, now)
+
+    def _check_slot(self, slot: WorkerSlot, now: float) -> None:
+        what = "the API" if slot is self.api_slot else "worker"
+        if slot.restart_at is not None:
+            if now >= slot.restart_at:
+                process = self._start_worker(slot, now)
+                log.warning(f"{what} restarted", extra={"child": slot.name, "pid": process.pid})
+            return
+        if slot.process is None or slot.process.poll() is None:
+            return
+        if now - slot.started_at >= STABLE_AFTER_SECONDS:
+            slot.restarts_in_a_row = 0
+        delay = restart_delay(slot.restarts_in_a_row)
+        slot.restarts_in_a_row += 1
+        slot.restart_at = now + delay
+        log.error(
+            f"{what} exited unexpectedly; restarting it",
+            extra={
+                "child": slot.name,
+                "pid": slot.process.pid,
+                "code": slot.process.returncode,
+                "restart_in_s": delay,
+            },
+        )
 
     def _check_redis(self, slot: RedisSlot, now: float) -> None:
         if slot.restart_at is not None:
@@ -148,8 +154,7 @@ class Supervisor:
 
     def processes(self) -> list[subprocess.Popen[bytes]]:
         """Every child that may still run, the API first."""
-        found = [self.api] if self.api is not None else []
-        return found + [slot.process for slot in self.workers if slot.process is not None]
+        return [slot.process for slot in [self.api_slot, *self.workers] if slot.process is not None]
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM every child, wait for all of them together, SIGKILL what is left: none is left running."""

@@ -72,3 +72,38 @@ def test_captions_are_mirrored_beside_the_images_through_every_edit(client: Test
     # Deleting the character removes the whole folder.
     assert client.delete(f"/api/characters/{character_id}").status_code == 204
     assert not (settings.data_path / "uploads" / character_id).exists()
+
+
+def test_a_duplicate_s_caption_follows_the_kept_image_or_the_person_is_told(
+    client: TestClient, settings: Settings
+) -> None:
+    character = client.post("/api/characters", json={"name": "Twin Caption", "trigger_word": "twcx"}).json()["id"]
+    same = encode(photo(77), "JPEG")
+    files = [
+        ("files", ("copy_of_photo_01.jpg", same, "image/jpeg")),
+        ("files", ("photo_01.jpg", same, "image/jpeg")),
+        ("files", ("photo_01.txt", b"[trigger] reading on a train", "text/plain")),
+    ]
+    response = client.post(f"/api/characters/{character}/images", files=files)
+    assert response.status_code == 201, response.text
+    results = {r["name"]: r for r in response.json()["results"]}
+    kept = results["copy_of_photo_01.jpg"]["image"]["id"]
+    assert results["photo_01.jpg"]["status"] == "duplicate"
+    # The caption that came with the duplicate now belongs to the image that was kept, database and .txt alike.
+    assert client.get(f"/api/images/{kept}").json()["caption"] == "[trigger] reading on a train"
+    assert _folder_matches_database(settings, character)[kept] == "[trigger] reading on a train"
+    assert (
+        "caption" in results["photo_01.jpg"]["reason"] and "copy_of_photo_01.jpg" in results["photo_01.jpg"]["reason"]
+    )
+
+    # When the kept image has a caption of its own, it keeps it, and the upload says the duplicate's was not used.
+    again = client.post(
+        f"/api/characters/{character}/images",
+        files=[
+            ("files", ("photo_01.jpg", same, "image/jpeg")),
+            ("files", ("photo_01.txt", b"other words", "text/plain")),
+        ],
+    )
+    (result,) = [r for r in again.json()["results"] if r["name"] == "photo_01.jpg"]
+    assert result["status"] == "duplicate" and "caption was not used" in result["reason"]
+    assert client.get(f"/api/images/{kept}").json()["caption"] == "[trigger] reading on a train"

@@ -70,6 +70,8 @@ def test_caption_job_through_the_queue_and_a_worker(api: TestClient, settings: S
 
     character, ids = _dataset(api, 3)
     assert api.patch(f"/api/images/{ids[0]}", json={"caption": HAND_WRITTEN}).status_code == 200
+    # A placeholder caption ("a photo of [trigger]", the CLI's default) counts as empty: it is captioned too.
+    assert api.patch(f"/api/images/{ids[1]}", json={"caption": "a photo of [trigger]"}).status_code == 200
     body = {"scope": "all", "style": {"prefix": "photo of"}, "config": FAST}
     response = api.post(f"/api/characters/{character}/captions/auto", json=body)
     assert response.status_code == 202, response.text
@@ -112,6 +114,12 @@ def test_caption_job_through_the_queue_and_a_worker(api: TestClient, settings: S
     after = _caption_of(api, ids[0])
     assert after != before and after.startswith("[trigger], ") and after.endswith(", film grain")
     assert _caption_file(settings, character, ids[0]) == after
+    # Regenerating with the same style again gives another candidate: it samples instead of decoding greedily.
+    sampled = {**regen, "config": {**FAST, "temperature": 1.0}}
+    again = api.post(f"/api/characters/{character}/captions/auto", json=sampled)
+    assert again.status_code == 202, again.text
+    assert run_worker(settings, burst=True, worker_id="caption-worker") == 0
+    assert _caption_of(api, ids[0]) != after
 
     # The API only queued the work: its own instance of the captioner never loaded a model (the worker's did).
     api_captioner = api.app.state.services.plugins.get(PluginKind.CAPTION, "qwen-vl")  # type: ignore[attr-defined]

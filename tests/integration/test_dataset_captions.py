@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from isengard.captions import substitute_trigger
+from isengard.captions.trigger import substitute_trigger
 from isengard.config import Settings
 from isengard.dataset.image_files import original_path
 from isengard.db.models import Character, Image

@@ -64,7 +64,15 @@ def test_generate_command_writes_the_images(
     runner.join(timeout=60)
     assert result == [0]
     written = sorted(out.glob("*.png"))
-    assert [p.name.split("-", 1)[1] for p in written] == ["00-5.png", "01-6.png"]
+    # One naming with the web: the name the gallery's download gives, `<character>-<seed>.png`.
+    import httpx
+
+    page = httpx.get(f"{api_url}/api/generations", params={"limit": 10}).json()["items"]
+    web_names = sorted(
+        httpx.get(f"{api_url}{item['url']}").headers["content-disposition"].split('filename="')[1].rstrip('"')
+        for item in page
+    )
+    assert [p.name for p in written] == web_names == ["ivy-5.png", "ivy-6.png"]
     with Image.open(written[0]) as image:
         assert image.text["prompt"] == "ivyxq, a red coat" and '"weight": 0.7' in image.text["loras"]
     assert str(written[0]) in capsys.readouterr().out
@@ -118,4 +126,38 @@ def test_unreachable_api_is_a_clear_error(capsys: pytest.CaptureFixture[str]) ->
     url = f"http://127.0.0.1:{free_port()}"
     args = build_parser().parse_args(["generate", "x", "--api", url])
     assert args.func(args) == 1
-    assert f"cannot reach the Isengard API at {url}" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"cannot reach the Isengard API at {url}" in err
+    assert "--api URL" in err and "ISENGARD_URL" in err  # the error names the way to another address
+
+
+def test_the_cli_finds_an_app_on_another_port_through_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ISENGARD_URL", "ISENGARD_API_URL", "ISENGARD_HOST", "ISENGARD_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    assert build_parser().parse_args(["generate", "x"]).api == "http://127.0.0.1:8000"
+    # The port `isengard up` was started with, from the same environment.
+    monkeypatch.setenv("ISENGARD_PORT", "9123")
+    assert build_parser().parse_args(["generate", "x"]).api == "http://127.0.0.1:9123"
+    monkeypatch.setenv("ISENGARD_URL", "http://studio.lan:7000/")
+    assert build_parser().parse_args(["generate", "x"]).api == "http://studio.lan:7000/"
+    assert build_parser().parse_args(["caption", "--character", "a", "--api", "http://h:1"]).api == "http://h:1"
+
+
+def test_a_partial_or_misspelt_lora_name_is_found_or_suggested(api_url: str, settings: Settings) -> None:
+    from isengard.cli.client import ApiError, IsengardClient
+    from isengard.cli.generate import resolve_lora
+
+    with Session(create_engine(settings.sqlalchemy_url)) as db:
+        ada = Character(name="Ada Lovelace", name_key="ada lovelace", trigger_word="ada_lovelace")
+        grace = Character(name="Grace Hopper", name_key="grace hopper", trigger_word="grace_hopper")
+        db.add_all([ada, grace])
+        db.flush()
+        newest = _lora_row(db, settings, ada.id, "Ada Lovelace run 1", "trained", 3)
+        _lora_row(db, settings, grace.id, "Grace Hopper run 1", "trained", 4)
+        db.commit()
+    client = IsengardClient(api_url)
+    assert resolve_lora(client, "Ada") == {"lora_id": newest, "weight": 1.0}  # the start of a character's name
+    assert resolve_lora(client, "lovelace:0.5") == {"lora_id": newest, "weight": 0.5}  # or any word of it
+    with pytest.raises(ApiError) as misspelt:
+        resolve_lora(client, "Ada Lovlace")
+    assert misspelt.value.status == 404 and "did you mean 'Ada Lovelace'" in str(misspelt.value)

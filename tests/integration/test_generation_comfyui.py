@@ -17,7 +17,7 @@ from isengard.plugins.api import PluginError
 from isengard.plugins.image.comfyui import ComfyUIGenerator
 from isengard.plugins.image.grid import column_labels, compose_grid, row_labels
 from isengard.plugins.image.outputs import read_png_params
-from isengard.plugins.image.request import GridSpec
+from isengard.plugins.image.request import GridSpec, ImageRequest
 from isengard.redis_server import free_port
 from tests.support.comfyui_jobs import TINY_WORKFLOW, ComfySettings, data_with_a_lora, image_request
 from tests.support.comfyui_server import FakeComfyUI, running_comfyui
@@ -195,9 +195,8 @@ def test_a_comparison_grid_renders_each_cell_as_its_own_prompt(comfy: FakeComfyU
     columns = [{"label": "base", "loras": []}, {"label": "", "loras": [LORA]}]
     grid = {"prompts": ["a knight"], "seeds": [3, 4], "columns": columns}
     ctx = RecordingContext(data_dir, data_dir / "models")
-    summary = ComfyUIGenerator(None, ComfySettings(comfy.url)).run(
-        ctx, image_request(prompt="", grid=grid, trigger_word="sirx")
-    )
+    request = image_request(prompt="", grid=grid, trigger_word="sirx")
+    summary = ComfyUIGenerator(None, ComfySettings(comfy.url)).run(ctx, request)
     assert summary["grid"] and summary["cells"] == 4 and len(comfy.prompts) == 4
     sent = [(p["prompt"]["9"]["inputs"]["seed"], p["prompt"].get("4", {}).get("inputs", {}).get("lora_name"))
             for p in comfy.prompts]  # fmt: skip
@@ -210,7 +209,9 @@ def test_a_comparison_grid_renders_each_cell_as_its_own_prompt(comfy: FakeComfyU
         with Image.open(comfy.output_dir / saved["subfolder"] / saved["filename"]) as image:
             cells[(index // 2, index % 2)] = image.convert("RGB")
     spec = GridSpec.model_validate(grid)
-    expected = compose_grid(cells, column_labels(spec), row_labels(spec))
+    # Labelled with the prompts as rendered: the trigger word in place.
+    rendered = ImageRequest.model_validate(request)
+    expected = compose_grid(cells, column_labels(spec, rendered), row_labels(spec, rendered))
     (artifact,) = ctx.artifacts
     with Image.open(data_dir / artifact.path) as image:
         assert image.size == expected.size

@@ -176,7 +176,7 @@ def test_comparison_grid_is_one_labelled_image(tiny_model: Path, lora_files: tup
     data_dir, files = lora_files
     ctx = RecordingContext(data_dir, tiny_model)
     grid = {
-        "prompts": ["a portrait"],
+        "prompts": ["[trigger] in a portrait"],
         "seeds": [1, 2],
         "columns": [
             {"label": "base", "loras": []},
@@ -184,11 +184,31 @@ def test_comparison_grid_is_one_labelled_image(tiny_model: Path, lora_files: tup
             {"label": "step 200", "loras": [_ref(data_dir, files[1]).model_dump()]},
         ],
     }
-    summary = DiffusersFluxGenerator().run(ctx, {"width": 64, "height": 64, "steps": 2, "grid": grid})
+    request = {"width": 64, "height": 64, "steps": 2, "grid": grid, "trigger_word": "zxq"}
+    summary = DiffusersFluxGenerator().run(ctx, request)
     assert summary["cells"] == 6
     (artifact,) = ctx.artifacts
     assert artifact.meta["kind"] == "grid"
     assert [c["label"] for c in artifact.meta["columns"]] == ["base", "lora-0 @1", "step 200"]
+    # The labels and every PNG text say the prompt the model got, never the raw placeholder.
+    assert artifact.meta["rows"] == ["zxq in a portrait\nseed 1", "zxq in a portrait\nseed 2"]
+    with Image.open(data_dir / artifact.path) as image:
+        texts = dict(image.text)  # type: ignore[attr-defined]
+        assert texts and not any("[trigger]" in text for text in texts.values())
+        grid_size = image.size
+    # Each cell's parameters are its own: its size, its seed and its one column's LoRA, not the grid's.
+    cells = artifact.meta["cells"]
+    assert len(cells) == 6
+    for cell in cells:
+        assert (cell["width"], cell["height"]) == (64, 64)
+        assert cell["seed"] == grid["seeds"][cell["row"]] and cell["prompt"] == "zxq in a portrait"
+        column_loras = grid["columns"][cell["column"]]["loras"]
+        assert [lora["path"] for lora in cell["loras"]] == [lora["path"] for lora in column_loras]
+    assert (artifact.meta["width"], artifact.meta["height"]) == grid_size and "seed" not in artifact.meta
+    blocks = texts["parameters"].split("\n\n")
+    assert len(blocks) == 6 and all("Size: 64x64" in block for block in blocks)
+    assert [f"Seed: {cell['seed']}," in block for cell, block in zip(cells, blocks, strict=True)] == [True] * 6
+    assert sum("LoRAs:" in block for block in blocks) == 4  # the two LoRA columns, one LoRA each
     with Image.open(data_dir / artifact.path) as image:
         # Three 64 px columns beside the row labels, two 64 px rows under the headers.
         assert image.width > 3 * 64 and image.height > 2 * 64

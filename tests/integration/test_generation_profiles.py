@@ -78,7 +78,7 @@ def test_on_a_cpu_the_engine_picks_the_unquantized_pipeline(wide_model: Path, tm
 
 
 def test_on_a_gpu_the_planner_keeps_a_quantized_model_resident_where_it_fits() -> None:
-    from isengard.models.flux_layout import FLUX_DEV_TRANSFORMER
+    from isengard.models.bases.flux1 import FLUX_DEV_TRANSFORMER
     from isengard.models.memory_plan import plan_generation
     from isengard.plugins.image.flux_memory import setup_from_plan
 

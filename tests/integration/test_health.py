@@ -57,9 +57,15 @@ def test_health_when_redis_is_down(settings, monkeypatch: pytest.MonkeyPatch) ->
 def test_capabilities(client: TestClient) -> None:
     body = client.get("/api/capabilities").json()
     assert body["mode"] == "fast-test"
-    assert set(body["plugins"]) == {"training", "image", "video", "caption"}
+    assert set(body["plugins"]) == {"training", "image", "video", "caption", "evaluate"}
     assert body["torch"]["version"]
     assert "present" in body["model"]
+    # Every base of the registry, each with its licence and defaults; fast-test builds each one's tiny model.
+    bases = {base["name"]: base for base in body["bases"]}
+    assert {"flux1-dev", "flux1-krea-dev", "flux2-klein-4b", "flux2-klein-9b"} <= set(bases)
+    assert [name for name, base in bases.items() if base["default"]] == ["flux1-dev"]
+    assert bases["flux2-klein-4b"]["licence"] == "Apache-2.0" and bases["flux2-klein-4b"]["commercial_use"]
+    assert all(base["available"] and base["defaults"]["sample_steps"] > 0 for base in bases.values())
 
 
 def test_openapi_and_docs(client: TestClient) -> None:

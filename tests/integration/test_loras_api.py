@@ -241,7 +241,6 @@ def test_bad_files_are_refused_with_a_reason_and_leave_nothing(api: TestClient, 
         (struct.pack("<Q", 2**50) + b"{}", "header claims"),
         (sd_unet, "Stable Diffusion"),
         (unknown, "unknown LoRA key layout"),
-        (full_size, "made for another model"),
     ]
     for content, reason in cases:
         status, body = _import(api, content, "bad.safetensors")
@@ -250,6 +249,14 @@ def test_bad_files_are_refused_with_a_reason_and_leave_nothing(api: TestClient, 
     status, body = _import(api, good, character_id="f" * 32)
     assert status == 422 and "no character" in str(body["detail"])
     assert api.get("/api/loras").json()["items"] == []
+    # A readable LoRA whose shapes fit no base here (a full-size FLUX.1 file beside the tiny models): kept as of an
+    # unknown base, and refused for generation with the reason.
+    status, body = _import(api, full_size, "full.safetensors")
+    assert status == 201 and body["base"] == "unknown", body
+    assert any("fit no known base" in warning for warning in body["meta"]["warnings"])
+    refused = api.post("/api/generation", json={"prompt": "x", "loras": [{"lora_id": body["id"]}]})
+    assert refused.status_code == 422 and "unknown base" in refused.json()["detail"]
+    assert api.delete(f"/api/loras/{body['id']}").status_code == 204
     assert not list((settings.data_path / "loras").rglob("*.safetensors"))
     assert not list(settings.data_path.joinpath("tmp").iterdir())
 

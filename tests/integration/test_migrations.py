@@ -23,6 +23,9 @@ EXPECTED_TABLES = {
     "generations",
     "training_presets",
     "client_logs",
+    "embeddings",
+    "evaluations",
+    "sample_scores",
 }
 
 

@@ -203,7 +203,14 @@ def test_a_cancelled_run_resumes_from_its_checkpoint_as_a_new_attempt_then_is_de
     history = client.get(f"/api/jobs/{job_id}/history").json()
     assert {point["step"] for point in history["loss"]} == set(range(1, 401))  # one curve across both attempts
     messages = [status["message"] or "" for status in history["statuses"]]
-    assert f"resumed from step {done['result']['resumed_from']} (attempt 2 of" in messages[-2]
+    resumed_from = done["result"]["resumed_from"]
+    # The allowance of attempts does not grow with a resume: "attempt 2 of 3", never "2 of 4".
+    assert done["max_attempts"] == stopped["max_attempts"]
+    assert f"resumed from step {resumed_from} (attempt 2 of {stopped['max_attempts']})" in messages[-2]
+    # The smoothed curve carries on from the checkpoint's step instead of restarting at the first new loss.
+    before = next(p for p in history["loss"] if p["step"] == resumed_from and p["attempt"] == 1)
+    after = next(p for p in history["loss"] if p["step"] == resumed_from + 1 and p["attempt"] == 2)
+    assert after["smoothed_loss"] == pytest.approx(0.9 * before["smoothed_loss"] + 0.1 * after["loss"])
     assert client.post(f"/api/jobs/{job_id}/resume").status_code == 409  # succeeded: nothing to resume
 
     # Deleting the run removes its rows, its LoRAs and its folder.

@@ -53,7 +53,7 @@ def test_train_command_uploads_submits_follows_and_reports(
     worker = threading.Thread(target=drain_when_queued)
     worker.start()
     code = cli_main(["train", "--character", "Cli Person", "--images", str(photos), "--steps", "12", "--rank", "4",
-                     "--api", api_url])  # fmt: skip
+                     "--base", "flux1-krea-dev", "--api", api_url])  # fmt: skip
     worker.join(timeout=120)
     out = capsys.readouterr()
     assert code == 0, out.err
@@ -68,6 +68,7 @@ def test_train_command_uploads_submits_follows_and_reports(
     assert captions == ["a photo of [trigger]", "a photo of [trigger]", "close-up of [trigger] smiling"]
     job = client.request("GET", "/api/jobs")["items"][0]
     assert job["status"] == "succeeded" and job["config"]["steps"] == 12 and job["config"]["rank"] == 4
+    assert job["config"]["base"] == "flux1-krea-dev"
     # Running again for an existing character reuses it and reports the API's refusal readably.
     assert cli_main(["train", "--character", "cli person", "--steps", "0", "--api", api_url]) == 1
     assert "config.steps" in capsys.readouterr().err

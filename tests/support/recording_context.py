@@ -79,6 +79,19 @@ class RecordingContext:
 
     # --- JobContext ---------------------------------------------------------------------------------------------
 
+    def base_model_dir(self, base: str) -> Path:
+        """The given model folder for a base of its family; another family's tiny model built beside it."""
+        from isengard.models.bases import family_of_folder, get_base
+        from isengard.models.tiny import save_tiny_model
+
+        spec = get_base(base)
+        if family_of_folder(self.base_model_path) is spec.family:
+            return self.base_model_path
+        folder = self.base_model_path.parent / f"tiny-{spec.family.name}"
+        if not (folder / "model_index.json").exists():
+            save_tiny_model(folder, base=base)
+        return folder
+
     def report_progress(
         self,
         step: int,
@@ -136,8 +149,11 @@ class RecordingContext:
         removed = {artifact.id for artifact in self.removed}
         return [a for a in [*self.artifacts, *self.samples] if a.id not in removed]
 
-    def save_caption(self, image_id: str, caption: str, *, index: int, total: int, overwrite: bool) -> bool:
-        if self.captions.get(image_id, "").strip() and not overwrite:
+    def save_caption(
+        self, image_id: str, caption: str, *, index: int, total: int, overwrite: bool, replaces: str = ""
+    ) -> bool:
+        current = self.captions.get(image_id, "")
+        if current.strip() and not overwrite and not (replaces.strip() and current == replaces):
             return False
         self.captions[image_id] = caption
         return True

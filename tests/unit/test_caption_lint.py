@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from isengard.caption_lint import (
+from isengard.captions.identity_words import find_identity_terms
+from isengard.captions.lint import (
     CLIP_MAX_TOKENS,
     T5_MAX_TOKENS,
     CaptionedImage,
     estimate_tokens,
     lint_captions,
 )
-from isengard.caption_style import CaptionStyle, apply_style, instruction, place_trigger, remove_identity_terms
-from isengard.identity_words import find_identity_terms
+from isengard.captions.style import CaptionStyle, apply_style, instruction, place_trigger, remove_identity_terms
 
 TRIGGER = "adaxq"
 
@@ -131,3 +131,38 @@ def test_the_instruction_asks_to_leave_identity_out_only_when_the_style_says_so(
     assert "hair" not in instruction(CaptionStyle(leave_identity_out=False))
     assert "at most 25 words" in instruction(CaptionStyle(max_words=25))
     assert "in French" in instruction(CaptionStyle(language="fr"))
+
+
+def test_placeholder_captions_are_a_finding_and_count_as_blank() -> None:
+    from isengard.captions.trigger import is_blank_caption
+
+    same = [CaptionedImage(f"p{i}", "a photo of [trigger]") for i in range(5)]
+    findings = lint_captions([*same, CaptionedImage("word", "Photo of adaxq."), *DATASET[:1]], TRIGGER)
+    for image in [*same, CaptionedImage("word", "")]:
+        assert set(_by(findings, image.image_id)) == {"placeholder"}, image
+    assert _by(findings, "good") == {}
+    for caption in ["a photo of [trigger]", "[trigger]", "A picture of adaxq", "  ", "an image of the [trigger]"]:
+        assert is_blank_caption(caption, TRIGGER), caption
+    for caption in ["a photo of [trigger] on a bridge", "[trigger], portrait by a window", "a photo of a cat"]:
+        assert not is_blank_caption(caption, TRIGGER), caption
+
+
+@pytest.mark.parametrize(
+    ("caption", "flagged"),
+    [
+        ("[trigger] walking down an old street", []),
+        ("[trigger] in front of an old brick building, wearing slim fit jeans and a blonde wig", []),
+        ("[trigger], a young woman on an old street", ["young"]),
+        ("[trigger], a young blonde woman", ["young", "blonde"]),
+        ("an old man, [trigger], smiling", ["old"]),
+        ("[trigger] looks old and tired", ["old"]),
+        ("[trigger], young, smiling", ["young"]),
+    ],
+)
+def test_identity_words_are_judged_in_context(caption: str, flagged: list[str]) -> None:
+    words = [text for _trait, text, *_ in find_identity_terms(caption)]
+    assert [w.lower() for w in words] == flagged
+    if not flagged:
+        assert remove_identity_terms(caption) == caption  # "Fix" leaves a caption with nothing to fix alone
+    findings = lint_captions([CaptionedImage("one", caption)], TRIGGER)
+    assert ("identity" in _by(findings, "one")) == bool(flagged)

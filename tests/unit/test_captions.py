@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from isengard.captions import (
+from isengard.captions.trigger import (
     caption_from_bytes,
     mentions_trigger,
     normalize_caption,
@@ -42,7 +42,7 @@ def test_caption_text_is_normalized_and_bounded() -> None:
 
 
 def test_one_trigger_rule_for_prompts_placeholder_or_prepended_once() -> None:
-    from isengard.captions import apply_trigger
+    from isengard.captions.trigger import apply_trigger
 
     assert apply_trigger("[trigger] reading a book", "ohwx_ada") == "ohwx_ada reading a book"
     assert apply_trigger("a portrait of [TRIGGER], [trigger] smiling", "ohwx") == "a portrait of ohwx, ohwx smiling"

@@ -35,7 +35,7 @@ def test_environment_and_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert settings.port == 9123
     assert settings.redis_url == "redis://127.0.0.1:6390/0"
     assert settings.resolved_mode == Mode.PRODUCTION
-    assert settings.sqlalchemy_url == "postgresql://u:p@db/isengard"
+    assert settings.sqlalchemy_url == "postgresql+psycopg://u:p@db/isengard"
     assert not settings.is_sqlite
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from isengard.models.flux_layout import FLUX_DEV_TRANSFORMER, flux_layout
+from isengard.models.bases.flux1 import FLUX_DEV_TRANSFORMER, flux_layout
 from isengard.models.memory_activations import step_working_bytes
 from isengard.models.memory_plan import (
     GIB,

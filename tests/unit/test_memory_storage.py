@@ -10,8 +10,8 @@ import torch
 from diffusers import FluxTransformer2DModel
 from transformers import T5Config, T5EncoderModel
 
-from isengard.models.flux_layout import (
-    DEFAULT_TARGET_MODULES,
+from isengard.models.bases.flux1 import (
+    FLUX1_TARGET_MODULES,
     FLUX_DEV_TRANSFORMER,
     T5_XXL_ENCODER,
     flux_layout,
@@ -95,10 +95,10 @@ def test_lora_parameter_count_matches_peft() -> None:
         model = FluxTransformer2DModel(**FULL_WIDTH_SLICE)
     from peft import LoraConfig
 
-    model.add_adapter(LoraConfig(r=16, lora_alpha=16, target_modules=DEFAULT_TARGET_MODULES))
+    model.add_adapter(LoraConfig(r=16, lora_alpha=16, target_modules=list(FLUX1_TARGET_MODULES)))
     layout = flux_layout(FULL_WIDTH_SLICE)
     places = [(layout.outer, 1), *layout.blocks()]
-    planned = sum(lora_numel(block, 16, DEFAULT_TARGET_MODULES) * n for block, n in places)
+    planned = sum(lora_numel(block, 16, list(FLUX1_TARGET_MODULES)) * n for block, n in places)
     assert planned == sum(p.numel() for name, p in model.named_parameters() if "lora_" in name)
 
 

@@ -44,7 +44,8 @@ def isengard_imports(module: str) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "module", [m for m in plugin_modules() if ".training." in m or ".image." in m or ".caption." in m]
+    "module",
+    [m for m in plugin_modules() if ".training." in m or ".image." in m or ".caption." in m or ".evaluate." in m],
 )
 def test_a_plugin_module_imports_only_the_plugin_api_and_its_own_package(module: str) -> None:
     outside = {name for name in isengard_imports(module) if not name.startswith(ALLOWED)}

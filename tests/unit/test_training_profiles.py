@@ -18,6 +18,7 @@ from safetensors import safe_open
 from isengard.domain import ArtifactKind
 from isengard.models import loading
 from isengard.models import offload as offload_module
+from isengard.models.bases.flux1 import FAMILY as FLUX1_FAMILY
 from isengard.models.memory_plan import MemoryPlan
 from isengard.models.profiles import PROFILE_NAMES, profile
 from isengard.models.tiny import QUANTIZABLE_SHAPE, save_tiny_model
@@ -171,7 +172,7 @@ def test_text_encoders_and_vae_leave_before_the_transformer_loads(
 
 def test_text_encoders_run_on_the_cpu_of_a_card_they_do_not_fit(wide_model: Path) -> None:
     cuda = torch.device("cuda")  # only named: the choice is made from the free memory given
-    weights = loading.folder_bytes(wide_model, *loading.TEXT_ENCODER_FOLDERS)
+    weights = loading.folder_bytes(wide_model, *FLUX1_FAMILY.text_encoder_folders)
     assert weights > 0
     assert loading.text_encoder_device(wide_model, cuda, free_bytes=weights * 2) == cuda
     assert loading.text_encoder_device(wide_model, cuda, free_bytes=weights).type == "cpu"
@@ -215,7 +216,7 @@ def test_profile_choice_on_a_cpu_and_the_out_of_memory_advice() -> None:
 
 
 def test_profile_choice_on_a_gpu_follows_the_memory_plan() -> None:
-    from isengard.models.flux_layout import FLUX_DEV_TRANSFORMER
+    from isengard.models.bases.flux1 import FLUX_DEV_TRANSFORMER
     from isengard.models.memory_plan import plan_training
 
     config = FluxLoraConfig(resolutions=[1024], gradient_checkpointing=True)

@@ -16,6 +16,7 @@ const TrainingDetail = lazy(() => import("./features/runs/RunPage"));
 const ImageGen = lazy(() => import("./features/generate/ImageGenPage"));
 const Video = lazy(() => import("./pages/Video"));
 const LoraLibrary = lazy(() => import("./features/loras/LoraLibraryPage"));
+const Jobs = lazy(() => import("./features/jobs/JobsPage"));
 
 export function App() {
   return (
@@ -42,6 +43,7 @@ function SignedInApp() {
           <Route path="training/:jobId" element={<TrainingDetail />} />
           <Route path="generate" element={<ImageGen />} />
           <Route path="loras" element={<LoraLibrary />} />
+          <Route path="jobs" element={<Jobs />} />
           <Route path="video" element={<Video />} />
           <Route path="*" element={<NotFound />} />
         </Route>

@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from isengard import __version__
 from isengard.api.auth import AuthMiddleware, AuthPolicy
+from isengard.api.body_limits import BodyLimitMiddleware, BodyLimits
 from isengard.api.middleware import (
     COMMON_ERROR_RESPONSES,
     CorrelationIdMiddleware,
@@ -25,7 +26,19 @@ from isengard.api.middleware import (
     UnexpectedErrorMiddleware,
 )
 from isengard.api.openapi_docs import install_security_schemes
-from isengard.api.routes import auth, captions, characters, generation, health, images, jobs, logs, loras, training
+from isengard.api.routes import (
+    auth,
+    captions,
+    characters,
+    evaluation,
+    generation,
+    health,
+    images,
+    jobs,
+    logs,
+    loras,
+    training,
+)
 from isengard.api.services.jobs.lifecycle import start_queue_recovery, stop_queue_recovery
 from isengard.api.state import Services
 from isengard.config import Settings
@@ -35,7 +48,7 @@ from isengard.storage import DataTree
 
 log = logging.getLogger(__name__)
 
-ROUTERS = [auth, health, characters, images, training, generation, captions, loras, jobs, logs]
+ROUTERS = [auth, health, characters, images, training, generation, captions, loras, jobs, logs, evaluation]
 
 # The built web bundle, beside the package in a source checkout.
 DEFAULT_WEB_DIST = Path(__file__).resolve().parents[3] / "web" / "dist"
@@ -138,6 +151,8 @@ def create_app(settings: Settings, *, web_dist: Path | None = None) -> FastAPI:
         failure_limit=settings.rate_limit_auth_failures,
     )
     app.add_middleware(AuthMiddleware, policy=policy)
+    # Outside the token check: the public login's body is bounded too, before FastAPI parses it.
+    app.add_middleware(BodyLimitMiddleware, limits=BodyLimits(json_bytes=settings.max_json_body_bytes))
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

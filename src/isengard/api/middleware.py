@@ -39,6 +39,7 @@ COMMON_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorMessage, "description": "authentication required (when ISENGARD_API_TOKEN is set)"},
     403: {"model": ErrorMessage, "description": "a write from another origin"},
     404: {"model": ErrorMessage, "description": "no such resource"},
+    413: {"model": ErrorMessage, "description": "the request body is larger than the route's limit"},
     422: {"model": UnprocessableBody, "description": "the request is well-formed but its values cannot be used"},
     429: {
         "model": ErrorMessage,

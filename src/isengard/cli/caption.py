@@ -55,9 +55,19 @@ def caption_request(args: argparse.Namespace, *, scope: str, overwrite: bool) ->
     return {"plugin": args.caption_plugin, "scope": scope, "overwrite": overwrite, "style": style}
 
 
-def run_caption_job(client: IsengardClient, character: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
-    """Submit, follow with a bar (one tick per image), and print what was written; returns the finished job."""
-    job = client.request("POST", f"/api/characters/{character['id']}/captions/auto", json=body)
+NOTHING_TO_CAPTION = "nothing to caption"
+
+
+def run_caption_job(client: IsengardClient, character: dict[str, Any], body: dict[str, Any]) -> dict[str, Any] | None:
+    """Submit, follow with a bar (one tick per image), and print what was written; returns the finished job, or
+    None (after saying why) when the API found nothing to caption, which is not a failure."""
+    try:
+        job = client.request("POST", f"/api/characters/{character['id']}/captions/auto", json=body)
+    except ApiError as exc:
+        if exc.status != 422 or not exc.detail.startswith(NOTHING_TO_CAPTION):
+            raise
+        print(exc.detail)
+        return None
     print(f"caption job {job['id']} queued ({job['config']['images']} image(s))")
     written: list[str] = []
 
@@ -81,6 +91,8 @@ def _caption(client: IsengardClient, args: argparse.Namespace) -> int:
         raise ApiError(404, f"no character named '{args.character}'")
     body = caption_request(args, scope="empty" if args.only_empty else "all", overwrite=args.overwrite)
     job = run_caption_job(client, character, body)
+    if job is None:
+        return 0
     if job["status"] != "succeeded":
         print(f"captioning {job['status']}: {job.get('error') or ''}".rstrip(), file=sys.stderr)
         return 1

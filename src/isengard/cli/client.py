@@ -26,9 +26,27 @@ FINAL_STATUSES = {status.value for status in JobStatus if status.is_final}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
 
 
+def default_api_url() -> str:
+    """Where the commands look for a running Isengard: `ISENGARD_URL` (or the older `ISENGARD_API_URL`), else the
+    address `isengard up` listens on in the same environment (`ISENGARD_HOST`, `ISENGARD_PORT`), else
+    127.0.0.1:8000."""
+    explicit = os.environ.get("ISENGARD_URL") or os.environ.get("ISENGARD_API_URL")
+    if explicit:
+        return explicit
+    host = os.environ.get("ISENGARD_HOST", "").strip() or "127.0.0.1"
+    if host in ("0.0.0.0", "::"):  # listening everywhere: this machine answers on loopback
+        host = "127.0.0.1"
+    port = os.environ.get("ISENGARD_PORT", "").strip() or "8000"
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
 def add_api_arguments(parser: argparse.ArgumentParser) -> None:
     """--api and --token of every command that talks to a running Isengard (defaults from the environment)."""
-    parser.add_argument("--api", default=os.environ.get("ISENGARD_API_URL", DEFAULT_API), help="Isengard API URL")
+    parser.add_argument(
+        "--api",
+        default=default_api_url(),
+        help=f"Isengard's URL (default: ISENGARD_URL, else http://ISENGARD_HOST:ISENGARD_PORT, else {DEFAULT_API})",
+    )
     parser.add_argument("--token", default=os.environ.get("ISENGARD_API_TOKEN"), help="API token, if one is set")
 
 
@@ -64,7 +82,11 @@ class IsengardClient:
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            raise ApiError(0, f"cannot reach the Isengard API at {self.http.base_url}: {exc}") from None
+            raise ApiError(
+                0,
+                f"cannot reach the Isengard API at {self.http.base_url}: {exc}; start it with `isengard up`, or "
+                "point the command at it with --api URL (or ISENGARD_URL=URL)",
+            ) from None
         if response.status_code >= 400:
             raise ApiError(response.status_code, _detail(response))
         return response.json() if response.content else None

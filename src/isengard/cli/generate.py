@@ -2,16 +2,21 @@
 
     isengard generate --lora "Ada v1" "portrait in the rain" --seed 7 -n 4 --out ./images
 
-The LoRA is named by its id, its name in the library, or a character's name (its newest LoRA). Images land in
---out as PNG files with their parameters embedded. Ctrl-C cancels the job on the server.
+The LoRA is named by its id, its name in the library, or a character's name (its newest LoRA); the start of a
+word of a name is enough when only one matches ("Ada" for "Ada Lovelace"). Images land in --out as PNG files with
+their parameters embedded, named as the web's download names them (`ada_lovelace-7.png`). Ctrl-C cancels the job
+on the server.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from email.message import Message
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from isengard.cli.client import ApiError, IsengardClient, add_api_arguments, follow_with_bar
 
@@ -52,6 +57,14 @@ def resolve_lora(client: IsengardClient, spec: str) -> dict[str, Any]:
     return {"lora_id": lora["id"], "weight": weight}
 
 
+def download_name(response: httpx.Response, *, fallback: str) -> str:
+    """The file name of a download's `Content-Disposition`, reduced to a plain name (never a path)."""
+    message = Message()
+    message["content-disposition"] = response.headers.get("content-disposition", "")
+    name = Path(str(message.get_param("filename", "", header="content-disposition"))).name
+    return name if name and not name.startswith(".") else fallback
+
+
 def download(client: IsengardClient, job_id: str, out: Path) -> list[Path]:
     page = client.request("GET", "/api/generations", params={"job_id": job_id, "limit": 200})
     out.mkdir(parents=True, exist_ok=True)
@@ -60,7 +73,8 @@ def download(client: IsengardClient, job_id: str, out: Path) -> list[Path]:
         response = client.http.get(item["url"])
         if response.status_code >= 400:
             raise ApiError(response.status_code, f"could not download {item['url']}")
-        target = out / f"{job_id[:8]}-{item['params'].get('index', 0):02d}-{item['seed']}.png"
+        # The name the web's download gives (`<character>-<seed>.png`): the API owns it.
+        target = out / download_name(response, fallback=f"{job_id[:8]}-{item['seed']}.png")
         target.write_bytes(response.content)
         written.append(target)
     return written

@@ -1,8 +1,8 @@
 """The `isengard` command: up | api | worker | migrate | plan | train | caption | generate.
 
 `up` is the one-command start: database migrations, the embedded Redis when no REDIS_URL is set, the API and the
-workers as child processes (a worker that dies is restarted; the API exiting stops everything). Ctrl-C stops every
-process it started, by PID.
+workers as child processes, each restarted with a backoff when it dies (the API on the same port). Ctrl-C stops
+every process it started, by PID.
 """
 
 from __future__ import annotations
@@ -87,14 +87,13 @@ READY_TIMEOUT_SECONDS = 300.0
 
 
 def _wait_until_ready(settings: Settings, supervisor: Any, stopping: Callable[[], bool]) -> bool:
-    """Poll the API's health until a worker is up; False when the API exited or Ctrl-C came first."""
+    """Poll the API's health until a worker is up; False when Ctrl-C came first."""
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     url = f"http://{host}:{settings.port}/api/health"
     headers = {"Authorization": f"Bearer {settings.api_token}"} if settings.api_token else {}
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     while not stopping() and time.monotonic() < deadline:
-        if not supervisor.check():
-            return False
+        supervisor.check()
         with contextlib.suppress(httpx.HTTPError, ValueError):
             if httpx.get(url, headers=headers, timeout=2).json().get("workers", {}).get("count", 0) > 0:
                 return True
@@ -116,7 +115,6 @@ def cmd_up(args: argparse.Namespace) -> int:
     redis_server: EmbeddedRedis | None = None
     supervisor: Supervisor | None = None
     stopping = False
-    api_exited = False
 
     def on_signal(signum: int, _frame: Any) -> None:
         nonlocal stopping
@@ -140,9 +138,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         if _wait_until_ready(settings, supervisor, lambda: stopping):
             print(f"Isengard is running at {settings.public_url}  (Ctrl-C stops it)", flush=True)
         while not stopping:
-            if not supervisor.check():
-                api_exited = True
-                break
+            supervisor.check()
             time.sleep(0.2)
     finally:
         if supervisor is not None:
@@ -150,7 +146,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         if redis_server is not None:
             redis_server.stop()
         print("Isengard stopped.", flush=True)
-    return 1 if api_exited else 0
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,12 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     # `plan` answers locally; `train`, `caption` and `generate` drive the API from a terminal. Each module adds its
     # subcommand.
-    from isengard.cli import caption, generate, plan, train
+    from isengard.cli import caption, evaluate, generate, plan, train
 
     plan.register(sub)
     train.register(sub)
     caption.register(sub)
     generate.register(sub)
+    evaluate.register(sub)
     return parser
 
 

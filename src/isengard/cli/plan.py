@@ -1,7 +1,8 @@
 """`isengard plan`: each memory profile's estimated GPU peak for a run, whether it fits, and what `auto` picks.
 
-    isengard plan                          # this machine's GPU, a 1024 px character LoRA
+    isengard plan                          # this machine's GPU, a 1024 px character LoRA on the default base
     isengard plan --gpu-memory 12 --resolution 512 --json
+    isengard plan --base flux2-klein-4b --gpu-memory 12
 
 Pure arithmetic on the model's config (models/memory_plan.py): it needs no GPU and answers at once.
 """
@@ -14,6 +15,7 @@ import sys
 from typing import Any
 
 from isengard.config import load_settings
+from isengard.models.bases import BASES, DEFAULT_BASE, get_base
 from isengard.models.memory_plan import GIB, MemoryPlan, gb, plan_generation, plan_training
 from isengard.models.planning import base_transformer_config
 
@@ -23,6 +25,9 @@ MAX_RESOLUTION = 4096
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("plan", help="estimate GPU memory per memory profile and show what auto picks")
+    parser.add_argument(
+        "--base", default=DEFAULT_BASE, choices=list(BASES), help=f"the base model (default {DEFAULT_BASE})"
+    )
     parser.add_argument(
         "--gpu-memory", type=float, default=None, metavar="GIB", help="GPU size in GB (default: this machine's GPU)"
     )
@@ -59,13 +64,15 @@ def _check(args: argparse.Namespace) -> str | None:
 
 
 def plan_for(args: argparse.Namespace) -> MemoryPlan:
-    config = base_transformer_config(load_settings())
+    config = base_transformer_config(load_settings(), args.base)
     gpu = int(args.gpu_memory * GIB) if args.gpu_memory is not None else _local_gpu_bytes()
     if args.generation:
         return plan_generation(
-            transformer_config=config, resolution=args.resolution, batch_size=args.batch_size, gpu_bytes=gpu
-        )
+            transformer_config=config, resolution=args.resolution, batch_size=args.batch_size, gpu_bytes=gpu,
+            base=args.base,
+        )  # fmt: skip
     return plan_training(
+        base=args.base,
         transformer_config=config,
         resolution=args.resolution,
         batch_size=args.batch_size,
@@ -84,6 +91,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.json:
         body = {
             "task": "generation" if args.generation else "training",
+            "base": args.base,
             "resolution": args.resolution,
             "batch_size": args.batch_size,
             "rank": None if args.generation else args.rank,
@@ -96,7 +104,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return 0
     what = "generation" if args.generation else f"training (batch {args.batch_size}, rank {args.rank})"
     where = "no GPU here (give --gpu-memory)" if plan.gpu_bytes is None else f"{gb(plan.gpu_bytes)} GPU"
-    print(f"{what} at {args.resolution} px on {where}")
+    print(f"{get_base(args.base).label}: {what} at {args.resolution} px on {where}")
     print(f"{'profile':<13} {'estimated peak':>15}  fits")
     for estimate in plan.estimates:
         fits = {True: "yes", False: "no", None: "-"}[estimate.fits]

@@ -23,6 +23,7 @@ from isengard.cli.client import (
     image_files,
     run_following,
 )
+from isengard.models.bases import BASES, DEFAULT_BASE
 
 DEFAULT_CAPTION = "a photo of [trigger]"
 
@@ -35,6 +36,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the plugin's)")
     parser.add_argument("--rank", type=int, default=None, help="LoRA rank (default: the plugin's)")
     parser.add_argument("--plugin", default="flux-lora", help="training plugin (default: flux-lora)")
+    parser.add_argument(
+        "--base", default=None, choices=list(BASES), help=f"base model to train on (default: {DEFAULT_BASE})"
+    )
     parser.add_argument("--preset", default=None, help="name of a saved training preset to start from")
     parser.add_argument(
         "--caption", default=DEFAULT_CAPTION, help=f"caption of images without a .txt (default: '{DEFAULT_CAPTION}')"
@@ -101,6 +105,8 @@ def _train(client: IsengardClient, args: argparse.Namespace) -> int:
         config["steps"] = args.steps
     if args.rank is not None:
         config["rank"] = args.rank
+    if args.base is not None:
+        config["base"] = args.base
     body: dict[str, Any] = {"character_id": character["id"], "plugin": args.plugin, "config": config}
     if args.preset:
         body["preset_id"] = _preset_id(client, args.preset)
@@ -113,14 +119,11 @@ def _train(client: IsengardClient, args: argparse.Namespace) -> int:
 
 
 def auto_caption(client: IsengardClient, character: dict[str, Any], args: argparse.Namespace) -> bool:
-    """Caption the images without a caption; True when training may go on (done, or nothing to caption)."""
-    uncaptioned = client.request(
-        "GET", "/api/images", params={"character_id": character["id"], "flag": "missing_caption", "limit": 1}
-    )
-    if not uncaptioned["items"]:
-        print("every image has a caption; nothing to auto-caption")
-        return True
+    """Caption the images without a caption (a placeholder counts as none: the API judges); True when training may
+    go on (done, or nothing to caption)."""
     job = run_caption_job(client, character, caption_request(args, scope="empty", overwrite=False))
+    if job is None:
+        return True
     if job["status"] != "succeeded":
         print(f"auto-captioning {job['status']}: {job.get('error') or ''}; not training".rstrip(), file=sys.stderr)
         return False

@@ -3,6 +3,8 @@ caption file beside the original. Every reader and writer of these files asks he
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from isengard.db.models import Image
@@ -12,6 +14,21 @@ from isengard.storage import DataTree
 def original_path(data: DataTree, image: Image) -> Path:
     """The stored original: `DataTree.uploads(character_id) / image.filename`."""
     return data.uploads(image.character_id) / image.filename
+
+
+def kept_original_path(data: DataTree, image: Image) -> Path:
+    """Where the untouched upload waits while the photo is edited (`original_path` then holds the edit). A folder
+    of its own: trainers that read the uploads folder (ai-toolkit, kohya_ss) must not see both versions."""
+    return data.uploads(image.character_id) / "originals" / image.filename
+
+
+def edit_tag(image: Image) -> str | None:
+    """A short name for the photo's current edit (None: not edited): file URLs and cache tags change with it, so a
+    browser never shows an edit it kept from before."""
+    if not image.edit:
+        return None
+    text = json.dumps(image.edit, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def original_relative(image: Image) -> str:

@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -67,6 +67,9 @@ class Image(Base):
     # Quality flags as a comma-wrapped string (",small,blurry,") so a LIKE filter can use it on any database.
     flags: Mapped[str] = mapped_column(String(200), default="")
     near_duplicate_of: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # A non-destructive edit ({"rotate", "crop", "original_width", "original_height"}; empty: none): the stored file
+    # is the edited photo, the original is kept beside it (see dataset.image_files) and undo restores it.
+    edit: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
@@ -86,6 +89,8 @@ class Job(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     # Training runs are numbered per character (run 1, run 2, ...): the names and file names people tell apart.
     run_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The base model a training run trains on or a generation generates with (models/bases); None for other kinds.
+    base: Mapped[str | None] = mapped_column(String(40), nullable=True)
     # The plugin's validated config and the full input snapshot the plugin runs from.
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -150,12 +155,18 @@ class Lora(Base):
     rank: Mapped[int | None] = mapped_column(Integer, nullable=True)
     alpha: Mapped[float | None] = mapped_column(Float, nullable=True)
     base_model: Mapped[str] = mapped_column(String(200), default="")
+    # The registry base it works with (models/bases), or "unknown" for an imported file that cannot tell.
+    base: Mapped[str] = mapped_column(String(40), default="flux1-dev", server_default="flux1-dev")
     trigger_word: Mapped[str | None] = mapped_column(String(100), nullable=True)
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (Index("ix_loras_character", "character_id", "created_at"), Index("ix_loras_job", "job_id"))
+    __table_args__ = (
+        Index("ix_loras_character", "character_id", "created_at"),
+        Index("ix_loras_job", "job_id"),
+        Index("ix_loras_base", "base"),
+    )
 
 
 class Generation(Base):
@@ -189,6 +200,7 @@ class TrainingPreset(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     plugin: Mapped[str] = mapped_column(String(100))
+    base: Mapped[str] = mapped_column(String(40), default="flux1-dev", server_default="flux1-dev")
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -204,3 +216,56 @@ class ClientLog(Base):
     context: Mapped[dict[str, Any]] = mapped_column(default=dict)
     correlation_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Embedding(Base):
+    """An image's embedding by one evaluator, keyed by the image's sha256: a character's references are embedded
+    once, and a changed dataset (new photos, a photo replaced) simply has other keys."""
+
+    __tablename__ = "embeddings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    evaluator: Mapped[str] = mapped_column(String(100))
+    sha256: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(20))  # ok | no_face | several_faces | unreadable
+    vector: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    faces: Mapped[list[Any]] = mapped_column(default=list)  # [[left, top, right, bottom], ...]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_embeddings_evaluator_sha", "evaluator", "sha256", unique=True),)
+
+
+class Evaluation(Base):
+    """How a job's samples are scored: the evaluators chosen, why, and why scores are not available if they are
+    not."""
+
+    __tablename__ = "evaluations"
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    identity_evaluator: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    text_evaluator: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    choice: Mapped[str] = mapped_column(Text, default="")  # why this identity evaluator, in words
+    unavailable: Mapped[str | None] = mapped_column(Text, nullable=True)  # why there are no identity scores
+    references: Mapped[int] = mapped_column(Integer, default=0)  # usable reference images
+    skipped: Mapped[int] = mapped_column(Integer, default=0)  # references that could not be decoded
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SampleScoreRecord(Base):
+    """One sample's scores; a NULL score was not available (the subject or the evaluation says why)."""
+
+    __tablename__ = "sample_scores"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    artifact_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    step: Mapped[int] = mapped_column(Integer)
+    index: Mapped[int] = mapped_column(Integer, default=0)
+    prompt: Mapped[str] = mapped_column(Text, default="")
+    subject: Mapped[str] = mapped_column(String(20))
+    identity: Mapped[float | None] = mapped_column(Float, nullable=True)
+    adherence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    copying: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_sample_scores_job_step", "job_id", "step"),
+        Index("ix_sample_scores_artifact", "job_id", "artifact_id", unique=True),
+    )

@@ -1,4 +1,4 @@
-"""Engine and session helpers. SQLite runs in WAL mode with foreign keys on; PostgreSQL through psycopg2."""
+"""Engine and session helpers. SQLite runs in WAL mode with foreign keys on; PostgreSQL through psycopg (3)."""
 
 from __future__ import annotations
 

@@ -37,3 +37,15 @@ def load_events(session: Session, job_id: str, *, after_id: int = 0, types: Iter
         query = query.where(JobEventRecord.type.in_(list(types)))
     rows = session.scalars(query.order_by(JobEventRecord.id)).all()
     return [(row.id, parse_event(row.data)) for row in rows]
+
+
+def smoothed_loss_before(session: Session, job_id: str, *, step: int, attempt: int) -> float | None:
+    """The smoothed loss an earlier attempt reported last before `step`: where a resumed attempt's curve goes on."""
+    best: tuple[int, int, float] | None = None
+    for _row_id, event in load_events(session, job_id, types=("progress",)):
+        if event.smoothed_loss is None or event.step >= step or (event.attempt or 0) >= attempt:
+            continue
+        key = (event.step, event.attempt or 0, event.smoothed_loss)
+        if best is None or key[:2] >= best[:2]:
+            best = key
+    return best[2] if best is not None else None

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, update
+from sqlalchemy import func, or_, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from isengard.captions import normalize_caption
+from isengard.captions.trigger import normalize_caption
 from isengard.dataset.caption_files import mirror_committed_captions
 from isengard.db.models import Image
 from isengard.storage import DataTree
@@ -19,6 +19,7 @@ def record_caption(
     character_id: str | None,
     caption: str,
     overwrite: bool,
+    replaces: str = "",
 ) -> bool:
     """Store the caption; False when the image is gone or has a caption that must be kept.
 
@@ -29,7 +30,9 @@ def record_caption(
     if character_id is not None:
         conditions.append(Image.character_id == character_id)
     if not overwrite:
-        conditions.append(func.trim(Image.caption) == "")
+        kept_unless = func.trim(Image.caption) == ""
+        # A placeholder queued to be replaced is replaced only if it is still exactly that placeholder.
+        conditions.append(or_(kept_unless, Image.caption == replaces) if replaces.strip() else kept_unless)
     with sessions() as session:
         changed = session.execute(
             update(Image)

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from isengard.db.models import JobArtifact, Lora
 from isengard.domain import ArtifactKind
+from isengard.models.bases import DEFAULT_BASE, resolve_base_name
 
 if TYPE_CHECKING:
     from isengard.jobs.artifacts import JobSnapshot
@@ -36,6 +37,8 @@ def record_lora(session: Session, job: JobSnapshot, artifact: JobArtifact) -> Lo
     lora.rank = meta.get("rank")
     lora.alpha = meta.get("alpha")
     lora.base_model = str(meta.get("base_model", ""))
+    # The trainer names the registry base; an engine that does not (ai-toolkit's files) trained the default one.
+    lora.base = str(meta.get("base") or resolve_base_name(str(meta.get("base_model", ""))) or DEFAULT_BASE)
     lora.trigger_word = meta.get("trigger_word")
     lora.bytes = artifact.bytes
     lora.meta = {**meta, "artifact_id": artifact.id}

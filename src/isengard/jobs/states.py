@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from isengard.db.models import Job
 from isengard.db.session import session_scope
 from isengard.domain import ErrorEvent, JobKind, JobStatus, LogEvent, StatusEvent, utcnow
-from isengard.jobs.history import add_events
+from isengard.jobs.history import add_events, smoothed_loss_before
 from isengard.jobs.rows import JobRow, NothingToRun, RowChanged, Started, StartOutcome
 from isengard.queue import events as queue_events
 from isengard.queue import jobs as queue
@@ -49,10 +49,12 @@ class JobStates:
         self.sessions = sessions
         self.redis = client
         self.event_maxlen = event_maxlen
+        # Events Redis cannot take during an outage wait here, in order, instead of being lost.
+        self.outbox = queue_events.EventOutbox(client, maxlen=event_maxlen)
 
     def publish(self, events: Iterable[Any]) -> None:
         for event in events:
-            queue_events.publish(self.redis, event, maxlen=self.event_maxlen)
+            self.outbox.publish(event)
 
     def _transition(self, conditions: tuple[Any, ...], values: dict[str, Any], events: list[Any]) -> bool:
         with session_scope(self.sessions) as session:
@@ -145,6 +147,10 @@ class JobStates:
                     .execution_options(synchronize_session=False)
                 )
 
+    def smoothed_loss_before(self, job_id: str, *, step: int, attempt: int) -> float | None:
+        with self.sessions() as session:
+            return smoothed_loss_before(session, job_id, step=step, attempt=attempt)
+
     def cancel_requested(self, job_id: str) -> bool:
         """The database's cancel flag, which survives Redis losing its own."""
         with self.sessions() as session:
@@ -233,6 +239,7 @@ class Submission:
     name: str
     character_id: str | None = None
     run_number: int | None = None
+    base: str | None = None  # the base model it trains on or generates with (models/bases)
 
 
 def submit(
@@ -253,6 +260,7 @@ def submit(
         kind=JobKind(submission.kind).value,
         status=JobStatus.QUEUED.value,
         run_number=submission.run_number,
+        base=submission.base,
         plugin=submission.plugin,
         character_id=submission.character_id,
         name=submission.name,
@@ -318,11 +326,13 @@ class NotResumableError(RuntimeError):
     """The run is not stopped (cancelled or failed), or another request changed it meanwhile."""
 
 
-def resume(
-    session: Session, client: redis.Redis, job: Job, *, step: int, extra_attempts: int, event_maxlen: int
-) -> Job:
-    """A cancelled or failed run goes back on the queue: a new attempt of the same run, with a fresh allowance of
-    attempts, continuing from the checkpoint of `step` (found by the caller in the run's folder)."""
+def resume(session: Session, client: redis.Redis, job: Job, *, step: int, event_maxlen: int) -> Job:
+    """A cancelled or failed run goes back on the queue: a new attempt of the same run, continuing from the
+    checkpoint of `step` (found by the caller in the run's folder).
+
+    The allowance of attempts stays what it was ("attempt 2 of 3", not "of 4"); only a run that used all of them
+    gets the one more this resume needs.
+    """
     if job.status not in (JobStatus.CANCELLED.value, JobStatus.FAILED.value):
         raise NotResumableError(f"the run is {job.status}: only a cancelled or failed run resumes")
     now = utcnow()
@@ -334,7 +344,7 @@ def resume(
         "worker_id": None,
         "finished_at": None,
         "updated_at": now,
-        "max_attempts": Job.attempts + extra_attempts,
+        "max_attempts": max(job.max_attempts, job.attempts + 1),
     }
     if not transition(session, (Job.id == job.id, Job.status == job.status), values, [event]):
         raise NotResumableError("the run changed meanwhile; reload it")
@@ -342,13 +352,13 @@ def resume(
     session.refresh(job)
     try:
         queue.clear_job_keys(client, job.id)  # the earlier attempt's cancel flag must not stop this one
+        # Announced before it is enqueued: a worker may claim it at once, and its "running" must follow "queued".
+        queue_events.publish(client, event, maxlen=event_maxlen)
         job.stream_id = queue.enqueue(client, job.kind, job.id)
         session.commit()
     except redis.RedisError as exc:
         # Queued in the database: the recovery task enqueues it once Redis answers.
         log.warning("resume saved but not enqueued: redis is unavailable", extra={"job_id": job.id, "error": str(exc)})
-        return job
-    queue_events.publish(client, event, maxlen=event_maxlen)
     return job
 
 

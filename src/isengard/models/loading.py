@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from isengard.models.bases import family_of_folder
 from isengard.models.profiles import MemoryProfile, WeightFormat
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 # NF4-quantizable only when its size is a multiple of both (every linear layer of FLUX.1-dev is).
 NF4_BLOCK_SIZE = 64
 NF4_SCALER_BLOCK_SIZE = 256
-TEXT_ENCODER_FOLDERS = ("text_encoder", "text_encoder_2")
 GPU_HEADROOM = 1.25  # weights plus activations and allocator slack of one forward pass
 
 
@@ -62,16 +62,14 @@ def text_encoder_device(base: Path, device: torch.device, free_bytes: int | None
         return device
     if free_bytes is None:
         free_bytes = int(torch.cuda.mem_get_info(device)[0])
-    needed = folder_bytes(base, *TEXT_ENCODER_FOLDERS) * GPU_HEADROOM
+    needed = folder_bytes(base, *family_of_folder(base).text_encoder_folders) * GPU_HEADROOM
     return device if needed < free_bytes else torch.device("cpu")
 
 
 def load_text_encoders(base: Path, *, dtype: torch.dtype, device: torch.device) -> Any:
-    """A FluxPipeline holding only the tokenizers and the two text encoders (for `encode_prompt`)."""
-    from diffusers import FluxPipeline
-
+    """The base's pipeline holding only the tokenizers and text encoders (for its family's `encode_prompt`)."""
     # In the run's precision even on the CPU of a small card: T5-XXL in fp32 would take 19 GB of its memory.
-    pipe = FluxPipeline.from_pretrained(base, transformer=None, vae=None, dtype=dtype)
+    pipe = family_of_folder(base).pipeline_cls().from_pretrained(base, transformer=None, vae=None, dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
     pipe.to(device)
     log.info("text encoders loaded", extra={"device": str(device)})
@@ -79,9 +77,7 @@ def load_text_encoders(base: Path, *, dtype: torch.dtype, device: torch.device) 
 
 
 def load_vae(base: Path, *, dtype: torch.dtype, device: torch.device) -> Any:
-    from diffusers import AutoencoderKL
-
-    vae = AutoencoderKL.from_pretrained(base, subfolder="vae", dtype=dtype)
+    vae = family_of_folder(base).vae_cls().from_pretrained(base, subfolder="vae", dtype=dtype)
     vae.requires_grad_(False)
     return vae.to(device)
 
@@ -92,16 +88,22 @@ def load_scheduler(base: Path) -> Any:
     return FlowMatchEulerDiscreteScheduler.from_pretrained(base, subfolder="scheduler")
 
 
-def _transformer_class() -> Any:
-    from diffusers import FluxTransformer2DModel
-
-    return FluxTransformer2DModel
-
-
 def transformer_config(base: Path) -> dict[str, Any]:
     """The transformer's config from a diffusers folder (what the memory planner estimates from)."""
-    config: dict[str, Any] = _transformer_class().load_config(base, subfolder="transformer")
+    config: dict[str, Any] = family_of_folder(base).transformer_cls().load_config(base, subfolder="transformer")
     return config
+
+
+def _transformer_class_for(config: dict[str, Any]) -> Any:
+    """The diffusers class a transformer config belongs to (its `_class_name`; FLUX.1's when unsaid)."""
+    from diffusers import FluxTransformer2DModel
+
+    name = config.get("_class_name")
+    if name:
+        import diffusers
+
+        return getattr(diffusers, str(name), FluxTransformer2DModel)
+    return FluxTransformer2DModel
 
 
 def unquantizable_linears(config: dict[str, Any], weight_format: WeightFormat) -> list[str]:
@@ -112,7 +114,7 @@ def unquantizable_linears(config: dict[str, Any], weight_format: WeightFormat) -
     if weight_format != "nf4":
         return []
     with torch.device("meta"):
-        model = _transformer_class().from_config(config)
+        model = _transformer_class_for(config).from_config(config)
     group = NF4_BLOCK_SIZE * NF4_SCALER_BLOCK_SIZE
     return [
         name
@@ -151,7 +153,7 @@ def load_transformer(base: Path, *, profile: MemoryProfile, dtype: torch.dtype, 
     of the whole model never exists there), except with block offloading, where the blocks must stay in CPU memory:
     the model then loads on the CPU and `offload.attach_block_swap` places it.
     """
-    cls = _transformer_class()
+    cls = family_of_folder(base).transformer_cls()
     quant = quantization_config(profile.weight_format, transformer_config(base))
     kwargs: dict[str, Any] = {"subfolder": "transformer", "dtype": dtype}
     if quant is not None:
@@ -175,41 +177,45 @@ def stored_weight_bytes(module: torch.nn.Module) -> int:
     return sum(tensor_bytes(t) for t in tensors)
 
 
-def load_text_encoder_int8(base: Path, device: torch.device) -> Any:
-    """T5-XXL with int8 weights (4.9 GB instead of 9.5): what lets a quantized FLUX stay whole on a 16-24 GB card.
+def load_text_encoder_int8(base: Path, device: torch.device) -> tuple[str, Any]:
+    """The family's large text encoder (its last: T5-XXL, Qwen3) with int8 weights, and its pipeline component name:
+    T5-XXL takes 4.9 GB instead of 9.5, what lets a quantized FLUX stay whole on a 16-24 GB card.
 
     torchao's int8 layers compute in bf16, so the pipeline around it must run in bf16 too (as on any GPU). Quantized
     on the GPU as it loads when it will live there (seconds, instead of minutes of CPU work)."""
+    import transformers
     from torchao.quantization import Int8WeightOnlyConfig
-    from transformers import T5EncoderModel, TorchAoConfig
+    from transformers import TorchAoConfig
 
+    encoder = family_of_folder(base).text_encoders[-1]
     kwargs: dict[str, Any] = {"device_map": {"": str(device)}} if device.type == "cuda" else {}
-    return T5EncoderModel.from_pretrained(
-        base, subfolder="text_encoder_2", quantization_config=TorchAoConfig(Int8WeightOnlyConfig()),
+    model = getattr(transformers, encoder.class_name).from_pretrained(
+        base, subfolder=encoder.folder, quantization_config=TorchAoConfig(Int8WeightOnlyConfig()),
         dtype=torch.bfloat16, **kwargs,
     )  # fmt: skip
+    return encoder.folder, model
 
 
 def load_generation_pipeline(
     base: Path, *, profile: MemoryProfile, placement: str, dtype: torch.dtype, device: torch.device
 ) -> Any:
-    """A whole FluxPipeline for generation, its transformer stored as `profile` says, placed as `placement` says:
+    """A whole pipeline of the base's family for generation, its transformer stored as `profile` says, placed as
+    `placement` says:
 
     - "resident": every component stays on the device between calls. With a quantized profile the T5 encoder is
       int8 too, so FLUX.1-dev stays whole in about 18.6 GiB (int8) or 13.6 GiB (NF4) at 1024 px: no per-call copies;
     - "offload": every component visits the device in turn (diffusers' model CPU offload), for cards where even the
       NF4 model does not fit whole; slower by the copies of every call.
     """
-    from diffusers import FluxPipeline
-
     kwargs: dict[str, Any] = {"dtype": dtype}
     if profile.weight_format != "bf16":
         # Quantized where it will live: on the device when resident, in CPU memory when offloaded.
         target = device if placement == "resident" else torch.device("cpu")
         kwargs["transformer"] = load_transformer(base, profile=profile, dtype=dtype, device=target)
         if dtype == torch.bfloat16:
-            kwargs["text_encoder_2"] = load_text_encoder_int8(base, target)
-    pipe = FluxPipeline.from_pretrained(base, **kwargs)
+            component, encoder = load_text_encoder_int8(base, target)
+            kwargs[component] = encoder
+    pipe = family_of_folder(base).pipeline_cls().from_pretrained(base, **kwargs)
     pipe.set_progress_bar_config(disable=True)
     if placement == "offload" and device.type == "cuda":
         pipe.enable_model_cpu_offload(device=device)

@@ -18,15 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from isengard.models.flux_layout import (
-    CLIP_L_PARAMS,
-    DEFAULT_TARGET_MODULES,
-    FLUX_VAE_PARAMS,
-    T5_XXL_ENCODER,
-    FluxLayout,
-    flux_layout,
-    t5_encoder_layout,
-)
+from isengard.models.bases import BaseFamily, get_base
+from isengard.models.flux_layout import FluxLayout
 from isengard.models.memory_activations import inference_working_bytes, step_working_bytes
 from isengard.models.memory_storage import (
     BF16,
@@ -125,8 +118,8 @@ def _overheads(parts: dict[str, int]) -> dict[str, int]:
     return {**parts, "allocator_slack": int(allocated * ALLOCATOR_SLACK), "cuda_context": CUDA_CONTEXT_BYTES}
 
 
-def _vae_bytes(resolution: int, batch_size: int) -> int:
-    return BF16 * FLUX_VAE_PARAMS + VAE_BYTES_PER_PIXEL * resolution * resolution * batch_size
+def _vae_bytes(resolution: int, batch_size: int, vae_params: int) -> int:
+    return BF16 * vae_params + VAE_BYTES_PER_PIXEL * resolution * resolution * batch_size
 
 
 def training_breakdown(
@@ -138,6 +131,7 @@ def training_breakdown(
     rank: int,
     gradient_checkpointing: bool,
     target_modules: list[str],
+    vae_params: int,
 ) -> dict[str, int]:
     """The parts of a training run's peak under one profile (before the context and the allocator's slack): the
     weights, the LoRA and its optimizer state, and the larger of a step's working memory and a sample's (the VAE
@@ -154,7 +148,8 @@ def training_breakdown(
         "dequantized_weights": _dequantized_bytes(layout, profile, checkpointing),
     }
     sample = {
-        "sampling": _vae_bytes(resolution, 1) + inference_working_bytes(layout, resolution=resolution, batch_size=1)
+        "sampling": _vae_bytes(resolution, 1, vae_params)
+        + inference_working_bytes(layout, resolution=resolution, batch_size=1)
     }
     return {
         "transformer_weights": _weights_on_gpu(layout, profile),
@@ -165,18 +160,24 @@ def training_breakdown(
 
 
 def generation_breakdown(
-    layout: FluxLayout, profile: MemoryProfile, *, resolution: int, batch_size: int, text_encoder: dict[str, Any]
+    layout: FluxLayout,
+    profile: MemoryProfile,
+    *,
+    resolution: int,
+    batch_size: int,
+    family: BaseFamily,
+    text_encoder: dict[str, Any],
 ) -> dict[str, int]:
     """The parts of a generation's peak, as models/loading.py places the pipeline: every component resident (T5-XXL
     in int8 beside a quantized transformer, in bf16 beside a bf16 one), the peak being the denoising or the VAE's
     decoding on top. With `offload_blocks` every component instead visits the GPU while it runs (diffusers' model
     CPU offload): the peak is the largest component with its working memory."""
-    t5_format: WeightFormat = "bf16" if profile.weight_format == "bf16" else "int8"
-    encoders = layout_bytes(t5_encoder_layout(text_encoder), t5_format) + BF16 * CLIP_L_PARAMS
+    encoder_format: WeightFormat = "bf16" if profile.weight_format == "bf16" else "int8"
+    encoders = family.text_encoder_bytes(text_encoder, encoder_format)
     transformer = sum(size * n for size, n in _transformer_parts(layout, profile.weight_format))
     denoise = inference_working_bytes(layout, resolution=resolution, batch_size=batch_size)
-    vae = BF16 * FLUX_VAE_PARAMS
-    decode = _vae_bytes(resolution, batch_size) - vae
+    vae = BF16 * family.vae_params
+    decode = _vae_bytes(resolution, batch_size, family.vae_params) - vae
     if profile.offload_blocks:
         stages = {"text_encoders": encoders, "transformer": transformer + denoise, "vae": vae + decode}
         largest = max(stages, key=lambda name: stages[name])
@@ -226,11 +227,13 @@ def plan_training(
     gpu_bytes: int | None,
     target_modules: list[str] | None = None,
     text_tokens: int = 512,
+    base: str | None = None,
 ) -> MemoryPlan:
-    """Each profile's estimated peak for training a LoRA at `resolution` (the largest bucket) on a GPU of
-    `gpu_bytes` (the memory the job may use; None when there is no GPU)."""
-    layout = flux_layout(transformer_config, text_tokens=text_tokens)
-    targets = target_modules or DEFAULT_TARGET_MODULES
+    """Each profile's estimated peak for training a LoRA on `base` (the default base when None) at `resolution` (the
+    largest bucket) on a GPU of `gpu_bytes` (the memory the job may use; None when there is no GPU)."""
+    family = get_base(base).family
+    layout = family.layout(transformer_config, text_tokens=text_tokens)
+    targets = target_modules or list(family.lora_targets)
     estimates = [
         _estimate(
             profile,
@@ -242,6 +245,7 @@ def plan_training(
                 rank=rank,
                 gradient_checkpointing=gradient_checkpointing,
                 target_modules=targets,
+                vae_params=family.vae_params,
             ),
             gpu_bytes,
         )
@@ -258,14 +262,24 @@ def plan_generation(
     batch_size: int = 1,
     text_encoder_config: dict[str, Any] | None = None,
     text_tokens: int = 512,
+    base: str | None = None,
 ) -> MemoryPlan:
-    """Each profile's estimated peak for generating at `resolution` with the transformer resident."""
-    layout = flux_layout(transformer_config, text_tokens=text_tokens)
-    encoder = text_encoder_config or T5_XXL_ENCODER
+    """Each profile's estimated peak for generating with `base` (the default when None) at `resolution` with the
+    transformer resident."""
+    spec = get_base(base)
+    layout = spec.family.layout(transformer_config, text_tokens=text_tokens)
+    encoder = text_encoder_config or spec.text_encoder_config
     estimates = [
         _estimate(
             profile,
-            generation_breakdown(layout, profile, resolution=resolution, batch_size=batch_size, text_encoder=encoder),
+            generation_breakdown(
+                layout,
+                profile,
+                resolution=resolution,
+                batch_size=batch_size,
+                family=spec.family,
+                text_encoder=encoder,
+            ),
             gpu_bytes,
         )
         for profile in PROFILES

@@ -120,6 +120,7 @@ def trace_training_step(
     from diffusers import FluxTransformer2DModel
     from torch._subclasses.fake_tensor import FakeTensorMode
 
+    from isengard.models.bases.flux1 import FAMILY
     from isengard.plugins.training.flow_matching import TextEmbedding, flow_matching_loss
     from isengard.plugins.training.flux_lora_config import FluxLoraConfig
     from isengard.plugins.training.flux_lora_stages import add_lora
@@ -148,7 +149,7 @@ def trace_training_step(
         with tracker:
             for _ in range(steps):
                 loss = flow_matching_loss(
-                    transformer, latents, text, noise, sigmas, guidance_scale=1.0, weight_dtype=torch.bfloat16
+                    FAMILY, transformer, latents, text, noise, sigmas, guidance_scale=1.0, weight_dtype=torch.bfloat16
                 )
                 loss.backward()
                 optimizer.step()
@@ -177,7 +178,7 @@ def calibrate_step_coefficients(
     what one more block holds until its backward; the rest is what the peak adds around the blocks. (A slice of one
     block is no guide: its only block is both the first and the last, whose backward overlaps the loss's.)
     """
-    from isengard.models.flux_layout import flux_layout
+    from isengard.models.bases.flux1 import flux_layout
     from isengard.models.memory_activations import StepCoefficients, image_tokens
 
     def working(num_double: int, num_single: int) -> float:

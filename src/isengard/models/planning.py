@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from isengard.config import Mode, Settings
-from isengard.models.flux_layout import FLUX_DEV_TRANSFORMER
+from isengard.models.bases import get_base
 from isengard.models.locate import base_model_dir
 from isengard.models.memory_plan import MemoryPlan, plan_generation, plan_training
 
@@ -38,22 +38,25 @@ def _read_config(path: Path, mtime: float) -> dict[str, Any]:
     return loaded
 
 
-def base_transformer_config(settings: Settings) -> dict[str, Any]:
-    """The transformer config of the production base model on this machine; FLUX.1-dev's published one when it is
+def base_transformer_config(settings: Settings, base: str | None = None) -> dict[str, Any]:
+    """The transformer config of `base` (the default base when None) on this machine; its published one when it is
     not here, and in fast-test mode (whose tiny model never runs on a GPU: plans are about the real model)."""
-    folder = base_model_dir(settings) if settings.resolved_mode == Mode.PRODUCTION else None
+    spec = get_base(base)
+    folder = base_model_dir(settings, spec.name) if settings.resolved_mode == Mode.PRODUCTION else None
     if folder is not None:
         path = folder / "transformer" / "config.json"
         if path.is_file():
             return _read_config(path, path.stat().st_mtime)
-    return dict(FLUX_DEV_TRANSFORMER)
+    return dict(spec.transformer_config)
 
 
 def training_plan(settings: Settings, values: dict[str, Any], gpu_bytes: int | None) -> MemoryPlan:
     """The plan for a flux-lora config (all its values, as the plugin resolved them) on a GPU of `gpu_bytes`: priced
-    at its largest bucket."""
+    at its largest bucket, on the config's base."""
+    base = values.get("base")
     return plan_training(
-        transformer_config=base_transformer_config(settings),
+        transformer_config=base_transformer_config(settings, base),
+        base=base,
         resolution=max(int(side) for side in values["resolutions"]),
         batch_size=int(values["batch_size"]),
         rank=int(values["rank"]),
@@ -85,7 +88,8 @@ def worker_plans(
                 gpu_free_bytes=free if isinstance(free, int) else None,
                 plan=training_plan(settings, training_config, worker_gpu_bytes(worker)),
                 generation=plan_generation(
-                    transformer_config=base_transformer_config(settings),
+                    transformer_config=base_transformer_config(settings, training_config.get("base")),
+                    base=training_config.get("base"),
                     resolution=GENERATION_RESOLUTION,
                     gpu_bytes=worker_gpu_bytes(worker),
                 ),

@@ -17,11 +17,20 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from isengard.caption_style import CaptionStyle, apply_style, instruction
-from isengard.captions import apply_trigger, substitute_trigger
+from isengard.captions.style import CaptionStyle, apply_style, instruction
+from isengard.captions.trigger import apply_trigger, substitute_trigger
 from isengard.domain import ArtifactKind, PluginKind
 from isengard.imaging import make_thumbnail
-from isengard.models.flux_layout import DEFAULT_TARGET_MODULES
+from isengard.models.bases import (
+    BASES,
+    DEFAULT_BASE,
+    BaseFamily,
+    BaseSpec,
+    TextEmbedding,
+    UnknownBase,
+    family_of_folder,
+    get_base,
+)
 from isengard.models.memory_plan import (
     MemoryPlan,
     ProfileDoesNotFit,
@@ -48,11 +57,15 @@ if TYPE_CHECKING:  # resolved on first use at run time: see _TORCH_TOOLKIT below
     from isengard.models.offload import BlockSwap, attach_block_swap
 
 __all__ = [
+    "BASES",
     "COMPLETE",
+    "DEFAULT_BASE",
     "DEFAULT_TARGET_MODULES",
     "PROFILE_NAMES",
     "Artifact",
+    "BaseFamily",
     "BaseModelLocation",
+    "BaseSpec",
     "BlockSwap",
     "Capability",
     "CaptionStyle",
@@ -71,6 +84,8 @@ __all__ = [
     "ProfileDoesNotFit",
     "ProfileName",
     "SettingsConfigDict",
+    "TextEmbedding",
+    "UnknownBase",
     "apply_style",
     "apply_trigger",
     "atomic_path",
@@ -79,8 +94,10 @@ __all__ = [
     "checkpoint_dir",
     "choose_profile",
     "complete_checkpoints",
+    "family_of_folder",
     "free_device_memory",
     "gb",
+    "get_base",
     "instruction",
     "load_generation_pipeline",
     "load_scheduler",
@@ -96,6 +113,10 @@ __all__ = [
     "text_encoder_device",
     "transformer_config",
 ]
+
+
+# The default base's LoRA targets (each base's are `get_base(name).family.lora_targets`).
+DEFAULT_TARGET_MODULES = list(get_base(DEFAULT_BASE).family.lora_targets)
 
 
 class PluginError(Exception):
@@ -210,10 +231,18 @@ class JobContext(Protocol):
         """
         ...
 
-    def save_caption(self, image_id: str, caption: str, *, index: int, total: int, overwrite: bool) -> bool:
+    def save_caption(
+        self, image_id: str, caption: str, *, index: int, total: int, overwrite: bool, replaces: str = ""
+    ) -> bool:
         """Caption jobs: store the caption of a dataset image the way a hand edit is stored (database and the .txt
-        beside the image). An image that has a caption keeps it unless `overwrite`; returns whether it was written.
+        beside the image). An image that has a caption keeps it unless `overwrite` or it is still the placeholder
+        `replaces`; returns whether it was written.
         `index` (1-based) and `total` place the image in the job for the per-image progress event."""
+        ...
+
+    def base_model_dir(self, base: str) -> Path:
+        """The folder of a registered base (`BASES`), or a PluginError saying exactly what is missing of it; in
+        fast-test mode the tiny model of its family (built on first use). `base_model_path` is the default base's."""
         ...
 
     def latest_checkpoint(self) -> Path | None:
@@ -261,13 +290,19 @@ class Host:
     def production(self) -> bool:
         return self.mode == "production"
 
-    def locate_base_model(self) -> BaseModelLocation:
-        """The base model of this mode (the tiny model in fast-test), without building or loading anything."""
+    @property
+    def models_dir(self) -> Path | None:
+        """Where models built locally (the tiny fast-test models) are kept: `models/` in the data folder."""
+        return None if self._settings is None else Path(self._settings.data_path) / "models"
+
+    def locate_base_model(self, base: str | None = None) -> BaseModelLocation:
+        """Where `base` is (the configured base when None; its tiny model in fast-test), without building or loading
+        anything."""
         if self._settings is None:
             return BaseModelLocation(name=self.base_model, path=None, reason="no settings to locate the model from")
         from isengard.models.locate import model_status
 
-        status = model_status(self._settings)
+        status = model_status(self._settings, base)
         path = Path(status.path) if status.present and status.path else None
         return BaseModelLocation(name=status.name, path=path, reason=None if path else status.reason)
 

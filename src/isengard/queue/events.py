@@ -8,6 +8,8 @@ it. Publishing never fails a job: Redis carries live events only, and the worker
 from __future__ import annotations
 
 import logging
+import threading
+from collections import deque
 from typing import Any
 
 import redis
@@ -42,6 +44,42 @@ def publish(client: redis.Redis, event: Any, *, maxlen: int) -> str | None:
         log.warning("could not publish a job event", extra={"event_type": event.type, "error": str(exc)})
         return None
     return as_text(results[0])
+
+
+class EventOutbox:
+    """A worker's events, published in order; what Redis could not take waits here and goes out first once it is
+    back (on the next event or heartbeat), so a live chart has no hole the history lacks and a job that finished
+    during an outage still announces its final status on the global stream.
+
+    Bounded: past `capacity` waiting events the oldest are dropped (a day-long outage must not exhaust memory);
+    the database still has them for any page that replays the history.
+    """
+
+    def __init__(self, client: redis.Redis, *, maxlen: int, capacity: int = 20_000) -> None:
+        self.client = client
+        self.maxlen = maxlen
+        self._waiting: deque[Any] = deque(maxlen=capacity)
+        self._lock = threading.Lock()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def publish(self, event: Any) -> None:
+        with self._lock:
+            self._waiting.append(event)
+            self._drain()
+
+    def flush(self) -> None:
+        """Send what is waiting, if Redis takes it now."""
+        with self._lock:
+            self._drain()
+
+    def _drain(self) -> None:
+        while self._waiting:
+            if publish(self.client, self._waiting[0], maxlen=self.maxlen) is None:
+                return
+            self._waiting.popleft()
 
 
 def is_valid_stream_id(value: str) -> bool:

@@ -255,4 +255,7 @@ def cancel_requested(client: redis.Redis, job_id: str) -> bool:
 
 
 def clear_job_keys(client: redis.Redis, job_id: str) -> None:
+    """Before a new attempt of a stopped job: its cancel flag goes, and its event stream, set to expire when the job
+    ended, is kept again (the page that follows the new attempt reads it)."""
     client.delete(keys.job_cancel(job_id))
+    client.persist(keys.job_events(job_id))

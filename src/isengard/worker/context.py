@@ -38,6 +38,7 @@ from isengard.plugins.api import Artifact, JobCancelled, JobInterrupted, PluginE
 from isengard.plugins.checkpoint_folders import latest_checkpoint_in
 from isengard.queue import jobs as queue
 from isengard.storage import DataTree, UnsafePathError
+from isengard.worker.scoring import PendingSample, SampleScoring
 
 log = logging.getLogger("isengard.job")
 
@@ -108,6 +109,8 @@ class WorkerJobContext:
         self.last_step: int | None = None
         # (step, time) of the first and latest training steps reported: the run's measured speed.
         self._training: list[tuple[int, float]] = []
+        # Training runs: each sample is handed to this scoring thread as it is made.
+        self.scoring: SampleScoring | None = None
 
     # --- Paths --------------------------------------------------------------------------------------------------
 
@@ -115,21 +118,31 @@ class WorkerJobContext:
     def base_model_path(self) -> Path:
         # Resolved on first use: a job that never loads the model does not pay for building the tiny one.
         if self._base_model_path is None:
-            from isengard.models.locate import base_model_dir, model_status
+            from isengard.models.locate import configured_base
 
-            if self.settings.resolved_mode == Mode.FAST_TEST:
-                from isengard.models.tiny import ensure_tiny_model
-
-                ensure_tiny_model(self.settings)
-            folder = base_model_dir(self.settings)
-            if folder is None:
-                raise PluginError(f"the base model is not available: {model_status(self.settings).reason}")
-            self._base_model_path = folder
+            self._base_model_path = self.base_model_dir(configured_base(self.settings))
         return self._base_model_path
 
     @base_model_path.setter
     def base_model_path(self, value: Path) -> None:
         self._base_model_path = value
+
+    def base_model_dir(self, base: str) -> Path:
+        """The complete folder of a registered base (its tiny model, built on first use, in fast-test mode)."""
+        from isengard.models.bases import UnknownBase
+        from isengard.models.locate import base_model_dir, model_status
+
+        try:
+            if self.settings.resolved_mode == Mode.FAST_TEST:
+                from isengard.models.tiny import ensure_tiny_model
+
+                ensure_tiny_model(self.settings, base)
+            folder = base_model_dir(self.settings, base)
+        except UnknownBase as exc:
+            raise PluginError(str(exc)) from exc
+        if folder is None:
+            raise PluginError(f"the base model is not available: {model_status(self.settings, base).reason}")
+        return folder
 
     def latest_checkpoint(self) -> Path | None:
         return latest_checkpoint_in(self.work_dir)
@@ -176,6 +189,9 @@ class WorkerJobContext:
         stage: str | None = None,
     ) -> None:
         now = time.monotonic()
+        if loss is not None and self._ema is None and self.attempt > 1:
+            # A resumed attempt continues the earlier attempt's smoothed curve from the checkpoint's step.
+            self._ema = self.states.smoothed_loss_before(self.job_id, step=step, attempt=self.attempt)
         if loss is not None:
             self._ema = loss if self._ema is None else LOSS_EMA_BETA * self._ema + (1 - LOSS_EMA_BETA) * loss
         if self._rate and step < self._rate[-1][0]:
@@ -284,7 +300,15 @@ class WorkerJobContext:
             SampleEvent(job_id=self.job_id, step=step, index=index, prompt=prompt, artifact_id=artifact.id, url=url)
         )
         self.flush()
+        if self.scoring is not None:
+            sample = PendingSample(artifact.id, self.data_dir / artifact.path, step, index, prompt)
+            self.scoring.submit(sample)
         return artifact
+
+    def close_scoring(self, *, drain: bool) -> None:
+        """End sample scoring: wait for the samples handed over when the run succeeded, else stop at once."""
+        if self.scoring is not None:
+            self.scoring.close(drain=drain)
 
     def remove_artifact(self, artifact: Artifact) -> None:
         try:
@@ -300,7 +324,9 @@ class WorkerJobContext:
 
     # --- Captions -----------------------------------------------------------------------------------------------
 
-    def save_caption(self, image_id: str, caption: str, *, index: int, total: int, overwrite: bool) -> bool:
+    def save_caption(
+        self, image_id: str, caption: str, *, index: int, total: int, overwrite: bool, replaces: str = ""
+    ) -> bool:
         written = record_caption(
             self.states.sessions,
             self.data,
@@ -308,6 +334,7 @@ class WorkerJobContext:
             character_id=self.job.character_id,
             caption=caption,
             overwrite=overwrite,
+            replaces=replaces,
         )
         event = CaptionEvent(
             job_id=self.job_id, image_id=image_id, index=index, total=total, caption=caption, written=written

@@ -141,6 +141,8 @@ class Worker:
         """One heartbeat: the worker record, and the current job's lease and entry."""
         try:
             write_heartbeat(self.redis, self.worker_id, self._info(), self.settings.lease_seconds)
+            # Redis answers again: events published while it was away go out now, not with the next event.
+            self.runner.states.outbox.flush()
             current = self.runner.current
             if current is None:
                 return

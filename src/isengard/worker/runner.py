@@ -25,7 +25,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from isengard.config import Settings
 from isengard.db.models import JobArtifact
 from isengard.diskspace import InsufficientStorageError, remove_partial_files, require_free_space
-from isengard.domain import PLUGIN_KIND_OF_JOB, ArtifactKind, JobStatus
+from isengard.domain import PLUGIN_KIND_OF_JOB, ArtifactKind, JobKind, JobStatus, TrainingInput
+from isengard.evaluation.lora_job import run_lora_evaluation
+from isengard.evaluation.scorer import RunScorer
 from isengard.jobs.artifacts import JobSnapshot
 from isengard.jobs.rows import JobRow, NothingToRun, RowChanged, Started
 from isengard.jobs.speeds import RESULT_KEY as SPEED_KEY
@@ -38,6 +40,7 @@ from isengard.queue import jobs as queue
 from isengard.storage import DataTree
 from isengard.worker.context import WorkerJobContext, job_work_dir
 from isengard.worker.placement import unavailable_reason, workers_able_to_run
+from isengard.worker.scoring import SampleScoring
 from isengard.worker.speed import run_speed
 
 log = logging.getLogger(__name__)
@@ -246,7 +249,16 @@ class JobRunner:
             if attempt > 1:
                 # An earlier attempt killed mid-write left temporary files: never results, only wasted space.
                 remove_partial_files(ctx.work_dir)
-            result = plugin.run(ctx, row.payload)
+            ctx.scoring = self._sample_scoring(job, row, ctx)
+            try:
+                if job.kind == JobKind.EVALUATION:
+                    result = run_lora_evaluation(ctx, plugin, row.payload, self.registry, self.sessions)
+                else:
+                    result = plugin.run(ctx, row.payload)
+            except BaseException:
+                ctx.close_scoring(drain=False)
+                raise
+            ctx.close_scoring(drain=True)
         except (JobCancelled, JobInterrupted) as exc:
             ctx.flush()
             if ctx.user_cancelled:
@@ -275,6 +287,21 @@ class JobRunner:
         if speed is not None:
             result = {**result, SPEED_KEY: speed}
         return self._finish(entry, job.id, JobStatus.SUCCEEDED, result=result)
+
+    def _sample_scoring(self, job: JobSnapshot, row: JobRow, ctx: WorkerJobContext) -> SampleScoring | None:
+        """A training run's scoring thread, scoring against the run's dataset snapshot."""
+        if job.kind != JobKind.TRAINING or not self.settings.score_samples:
+            return None
+        try:
+            training = TrainingInput.model_validate(row.payload.get("input") or {})
+        except ValueError:
+            return None
+        references = [ctx.data_dir / item.image_path for item in training.dataset]
+
+        def make_scorer() -> RunScorer:
+            return RunScorer(self.registry, self.sessions, references, training.trigger_word)
+
+        return SampleScoring(job.id, self.sessions, make_scorer, ctx.log)
 
     def _cancel_message(self, job_id: str) -> str:
         with self.sessions() as session:

@@ -180,6 +180,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/characters/{character_id}/dataset/identity": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Dataset Identity
+         * @description Photos of someone else, with no face or several faces, and near-copies, by the face evaluator.
+         */
+        get: operations["dataset_identity_api_characters__character_id__dataset_identity_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/characters/{character_id}/dataset/report": {
         parameters: {
             query?: never;
@@ -441,6 +461,51 @@ export interface paths {
         patch: operations["update_image_api_images__image_id__patch"];
         trace?: never;
     };
+    "/api/images/{image_id}/edit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Edit Image
+         * @description Rotate and crop the photo (the whole edit, drawn from the kept original): what trains and what the grid
+         *     shows from now on; undo restores the original.
+         */
+        put: operations["edit_image_api_images__image_id__edit_put"];
+        post?: never;
+        /**
+         * Undo Image Edit
+         * @description The original photo back, as uploaded.
+         */
+        delete: operations["undo_image_edit_api_images__image_id__edit_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/images/{image_id}/edit/face": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Crop Image To Face
+         * @description Crop to the largest face the face detector finds, with head and shoulders, at the aspect ratio asked.
+         */
+        post: operations["crop_image_to_face_api_images__image_id__edit_face_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/images/{image_id}/file": {
         parameters: {
             query?: never;
@@ -505,7 +570,8 @@ export interface paths {
         post?: never;
         /**
          * Delete Job
-         * @description A training run that has ended, with its history, checkpoints, samples and LoRAs (refused while in use).
+         * @description A job that has ended, with its history and files: a run's checkpoints and LoRAs (refused while one is in
+         *     use), a generation's images.
          */
         delete: operations["delete_job_api_jobs__job_id__delete"];
         options?: never;
@@ -564,6 +630,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/jobs/{job_id}/evaluation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Run Evaluation */
+        get: operations["get_run_evaluation_api_jobs__job_id__evaluation_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/jobs/{job_id}/events": {
         parameters: {
             query?: never;
@@ -592,6 +675,26 @@ export interface paths {
         get: operations["job_history_api_jobs__job_id__history_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/jobs/{job_id}/rerun": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rerun Job
+         * @description A new job with the settings of one that has ended (a training run trains on the dataset as it is now).
+         */
+        post: operations["rerun_job_api_jobs__job_id__rerun_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -712,6 +815,27 @@ export interface paths {
         patch: operations["update_lora_api_loras__lora_id__patch"];
         trace?: never;
     };
+    "/api/loras/{lora_id}/evaluation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Evaluate Lora
+         * @description Queue an evaluation job: the LoRA renders fixed prompts x seeds, each scored against the character's photos;
+         *     the scores are then at GET /api/jobs/{job_id}/evaluation.
+         */
+        post: operations["evaluate_lora_api_loras__lora_id__evaluation_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/loras/{lora_id}/file": {
         parameters: {
             query?: never;
@@ -829,6 +953,88 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/training/presets/{preset_id}/settings.yaml": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Preset Settings File
+         * @description The preset's settings as a YAML file that imports back into the form.
+         */
+        get: operations["preset_settings_file_api_training_presets__preset_id__settings_yaml_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/training/runs/{job_id}/ai-toolkit.yaml": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Run Ai Toolkit File
+         * @description The run as an ai-toolkit job file (its settings under ai-toolkit's names, the character's photos as the
+         *     dataset), to go on training with ai-toolkit.
+         */
+        get: operations["run_ai_toolkit_file_api_training_runs__job_id__ai_toolkit_yaml_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/training/runs/{job_id}/settings.yaml": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Run Settings File
+         * @description The run's complete settings as a YAML file that imports back into the form.
+         */
+        get: operations["run_settings_file_api_training_runs__job_id__settings_yaml_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/training/settings/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import Settings File
+         * @description Read a settings file: the plugin and the complete config it gives, validated as a run's would be (a 422
+         *     says what is wrong: not YAML, an unknown plugin, a setting out of range).
+         */
+        post: operations["import_settings_file_api_training_settings_import_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -937,6 +1143,80 @@ export interface components {
             /** Width */
             width: number;
         };
+        /** BaseDefaultsOut */
+        BaseDefaultsOut: {
+            /** Guidance */
+            guidance: number;
+            /** Resolution */
+            resolution: number;
+            /** Sample Steps */
+            sample_steps: number;
+        };
+        /** BaseMemoryFit */
+        BaseMemoryFit: {
+            /** Chosen */
+            chosen: string | null;
+            /** Gpu Total Bytes */
+            gpu_total_bytes: number | null;
+            /** Reason */
+            reason: string;
+            /** Worker Id */
+            worker_id: string;
+        };
+        /** BaseOut */
+        BaseOut: {
+            /**
+             * Available
+             * @description its weights are complete on this machine (fast-test: its tiny model)
+             */
+            available: boolean;
+            /** Commercial Use */
+            commercial_use: boolean;
+            /** Default */
+            default: boolean;
+            defaults: components["schemas"]["BaseDefaultsOut"];
+            /** Description */
+            description: string;
+            distilled_defaults: components["schemas"]["BaseDefaultsOut"] | null;
+            /** Distilled Repo Id */
+            distilled_repo_id: string | null;
+            /**
+             * Download
+             * @description the command that puts its weights in place
+             */
+            download: string | null;
+            /** Family */
+            family: string;
+            /** Gated */
+            gated: boolean;
+            /** Label */
+            label: string;
+            /** Licence */
+            licence: string;
+            /** Licence Url */
+            licence_url: string;
+            /**
+             * Memory
+             * @description per live worker: the profile a default run on it would use
+             */
+            memory: components["schemas"]["BaseMemoryFit"][];
+            /**
+             * Missing
+             * @description component folders absent or without weights
+             */
+            missing: string[];
+            /** Name */
+            name: string;
+            /** Path */
+            path: string | null;
+            /**
+             * Reason
+             * @description why it is not available: what is missing, where, and how to get it
+             */
+            reason: string | null;
+            /** Repo Id */
+            repo_id: string;
+        };
         /** BlurryImage */
         BlurryImage: {
             /** Blur Score */
@@ -961,6 +1241,11 @@ export interface components {
         };
         /** Capabilities */
         Capabilities: {
+            /**
+             * Bases
+             * @description every base model of the registry: available here or exactly what is missing of it
+             */
+            bases?: components["schemas"]["BaseOut"][];
             /**
              * Memory
              * @description per live worker: its GPU and the memory plans of a default flux-lora run and of generation on it (a worker without a GPU has plans with fits = null and a reason saying so)
@@ -1035,7 +1320,7 @@ export interface components {
              * Kind
              * @enum {string}
              */
-            kind: "empty" | "missing_trigger" | "identity" | "near_identical" | "too_long_t5" | "too_long_clip";
+            kind: "empty" | "placeholder" | "missing_trigger" | "identity" | "near_identical" | "too_long_t5" | "too_long_clip";
             /** Message */
             message: string;
             /**
@@ -1241,6 +1526,31 @@ export interface components {
             /** Url */
             url: string | null;
         };
+        /** CheckpointScoresOut */
+        CheckpointScoresOut: {
+            /** Adherence */
+            adherence: number | null;
+            /** Checkpoint Artifact Id */
+            checkpoint_artifact_id?: string | null;
+            /** Copying */
+            copying: number | null;
+            /** Identity */
+            identity: number | null;
+            /** Lora Id */
+            lora_id?: string | null;
+            /** No Subject */
+            no_subject: number;
+            /** Recommended */
+            recommended: boolean;
+            /** Samples */
+            samples: number;
+            /** Step */
+            step: number;
+            /** Unreadable */
+            unreadable: number;
+            /** Within Margins */
+            within_margins: boolean;
+        };
         /** ClientLogIn */
         ClientLogIn: {
             /** Context */
@@ -1281,6 +1591,29 @@ export interface components {
              * @enum {string}
              */
             status: "up" | "down";
+        };
+        /** DatasetIdentityReport */
+        DatasetIdentityReport: {
+            /** Character Id */
+            character_id: string;
+            /** Evaluator */
+            evaluator?: string | null;
+            /**
+             * Faces Compared
+             * @default 0
+             */
+            faces_compared?: number;
+            /** Findings */
+            findings: components["schemas"]["IdentityFindingOut"][];
+            /** Reason */
+            reason?: string | null;
+            /** Same Person Distance */
+            same_person_distance?: number | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "available" | "not_available";
         };
         /** DatasetReport */
         DatasetReport: {
@@ -1328,6 +1661,23 @@ export interface components {
              */
             verdict: string;
         };
+        /**
+         * EditRequest
+         * @description The whole edit, drawn from the original (it replaces any earlier edit).
+         */
+        EditRequest: {
+            /**
+             * Crop
+             * @description [left, top, right, bottom] in pixels, after the rotation
+             */
+            crop?: number[] | null;
+            /**
+             * Rotate
+             * @default 0
+             * @enum {integer}
+             */
+            rotate?: 0 | 90 | 180 | 270;
+        };
         /** ErrorEvent */
         ErrorEvent: {
             /**
@@ -1349,6 +1699,23 @@ export interface components {
         ErrorMessage: {
             /** Detail */
             detail: string;
+        };
+        /**
+         * FaceCropRequest
+         * @description Crop to the face the face detector finds (the largest), after turning the photo `rotate` degrees.
+         */
+        FaceCropRequest: {
+            /**
+             * Aspect
+             * @description width / height; square when absent
+             */
+            aspect?: number | null;
+            /**
+             * Rotate
+             * @default 0
+             * @enum {integer}
+             */
+            rotate?: 0 | 90 | 180 | 270;
         };
         /** FindReplace */
         FindReplace: {
@@ -1383,6 +1750,11 @@ export interface components {
              * @default true
              */
             add_trigger_word?: boolean;
+            /**
+             * Base
+             * @description the base model; that of the LoRAs when absent (they must agree)
+             */
+            base?: string | null;
             /** Character Id */
             character_id?: string | null;
             /**
@@ -1503,6 +1875,11 @@ export interface components {
              * @default true
              */
             add_trigger_word?: boolean;
+            /**
+             * Base
+             * @description the base model; that of the LoRAs when absent (they must agree)
+             */
+            base?: string | null;
             /** Character Id */
             character_id?: string | null;
             /** Columns */
@@ -1579,6 +1956,37 @@ export interface components {
             version: string;
             workers: components["schemas"]["WorkersHealth"];
         };
+        /** IdentityFindingOut */
+        IdentityFindingOut: {
+            /** Distance */
+            distance?: number | null;
+            image: components["schemas"]["ImageRef"];
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "someone_else" | "no_face" | "several_faces" | "near_copy" | "unreadable";
+            /** Message */
+            message: string;
+            other_image?: components["schemas"]["ImageRef"] | null;
+        };
+        /**
+         * ImageEdit
+         * @description A photo's edit as stored: quarter-turns clockwise, then a crop in the turned photo's pixels.
+         */
+        ImageEdit: {
+            /**
+             * Crop
+             * @description [left, top, right, bottom] after the rotation
+             */
+            crop?: number[] | null;
+            /** Original Height */
+            original_height: number;
+            /** Original Width */
+            original_width: number;
+            /** Rotate */
+            rotate: number;
+        };
         /** ImageOut */
         ImageOut: {
             /** Caption */
@@ -1590,6 +1998,8 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /** @description the photo's edit over its kept original; None: none */
+            edit?: components["schemas"]["ImageEdit"] | null;
             /** Flags */
             flags: string[];
             /** Height */
@@ -1658,6 +2068,11 @@ export interface components {
             artifacts: components["schemas"]["ArtifactOut"][];
             /** Checkpoints */
             checkpoints: components["schemas"]["ArtifactOut"][];
+            /**
+             * Cursor
+             * @description pass as `since` to the job's event stream to receive only what happened after this history
+             */
+            cursor?: string | null;
             job: components["schemas"]["JobOut"];
             /** Logs */
             logs: components["schemas"]["LogLine"][];
@@ -1672,7 +2087,7 @@ export interface components {
          * JobKind
          * @enum {string}
          */
-        JobKind: "training" | "generation" | "video" | "caption";
+        JobKind: "training" | "generation" | "video" | "caption" | "evaluation";
         /** JobOut */
         JobOut: {
             /** Attempts */
@@ -1700,6 +2115,11 @@ export interface components {
             duration_seconds?: number | null;
             /** Error */
             error?: string | null;
+            /**
+             * Estimated Start At
+             * @description queued: when it should start, from the live workers and recent durations
+             */
+            estimated_start_at?: string | null;
             /** Finished At */
             finished_at?: string | null;
             /** Id */
@@ -1715,6 +2135,16 @@ export interface components {
             progress?: {
                 [key: string]: unknown;
             };
+            /**
+             * Queue Note
+             * @description queued: why it cannot start (no worker runs it)
+             */
+            queue_note?: string | null;
+            /**
+             * Queue Position
+             * @description queued: its place among the queued jobs of its kind, 1 = next
+             */
+            queue_position?: number | null;
             /** Result */
             result?: {
                 [key: string]: unknown;
@@ -1794,6 +2224,51 @@ export interface components {
              */
             token: string;
         };
+        /**
+         * LoraEvaluationCreate
+         * @description Evaluate a LoRA: render fixed prompts x seeds with it and score them against the character's photos.
+         */
+        LoraEvaluationCreate: {
+            /**
+             * Character Id
+             * @description default: the LoRA's character
+             */
+            character_id?: string | null;
+            /**
+             * Guidance
+             * @default 3.5
+             */
+            guidance?: number;
+            /**
+             * Height
+             * @default 512
+             */
+            height?: number;
+            /**
+             * Plugin
+             * @default diffusers
+             */
+            plugin?: string;
+            /** Prompts */
+            prompts?: string[];
+            /** Seeds */
+            seeds?: number[];
+            /**
+             * Steps
+             * @default 20
+             */
+            steps?: number;
+            /**
+             * Weight
+             * @default 1
+             */
+            weight?: number;
+            /**
+             * Width
+             * @default 512
+             */
+            width?: number;
+        };
         /** LoraJobSummary */
         LoraJobSummary: {
             /**
@@ -1814,6 +2289,11 @@ export interface components {
         LoraOut: {
             /** Alpha */
             alpha?: number | null;
+            /**
+             * Base
+             * @description the base model it works with (a registry name), or 'unknown'
+             */
+            base: string;
             /** Base Model */
             base_model: string;
             /** Bytes */
@@ -1915,6 +2395,15 @@ export interface components {
         };
         /** ModelStatus */
         ModelStatus: {
+            /**
+             * Base
+             * @default flux1-dev
+             */
+            base?: string;
+            /** Download */
+            download?: string | null;
+            /** Missing */
+            missing?: string[];
             /** Name */
             name: string;
             /** Path */
@@ -1940,7 +2429,7 @@ export interface components {
          * PluginKind
          * @enum {string}
          */
-        PluginKind: "training" | "image" | "video" | "caption";
+        PluginKind: "training" | "image" | "video" | "caption" | "evaluate";
         /** PrependTrigger */
         PrependTrigger: {
             /**
@@ -1970,6 +2459,11 @@ export interface components {
         };
         /** PresetOut */
         PresetOut: {
+            /**
+             * Base
+             * @description the base model the preset trains on
+             */
+            base: string;
             /** Config */
             config: {
                 [key: string]: unknown;
@@ -2052,6 +2546,51 @@ export interface components {
              */
             min_side: number;
         };
+        /** RunEvaluation */
+        RunEvaluation: {
+            /** Adherence Margin */
+            adherence_margin: number;
+            /** Checkpoints */
+            checkpoints: components["schemas"]["CheckpointScoresOut"][];
+            /**
+             * Choice
+             * @default
+             */
+            choice?: string;
+            /** Copying Margin */
+            copying_margin: number;
+            /** Identity Evaluator */
+            identity_evaluator?: string | null;
+            /** Job Id */
+            job_id: string;
+            /** Reason */
+            reason?: string | null;
+            /** Recommended Lora Id */
+            recommended_lora_id?: string | null;
+            /** Recommended Step */
+            recommended_step?: number | null;
+            /**
+             * References
+             * @default 0
+             */
+            references?: number;
+            /** Samples */
+            samples: components["schemas"]["SampleScoreOut"][];
+            /**
+             * Skipped References
+             * @default 0
+             */
+            skipped_references?: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "available" | "not_available" | "pending";
+            /** Text Evaluator */
+            text_evaluator?: string | null;
+            /** Verdicts */
+            verdicts: components["schemas"]["VerdictOut"][];
+        };
         /** SampleEvent */
         SampleEvent: {
             /** Artifact Id */
@@ -2083,6 +2622,25 @@ export interface components {
             /** Url */
             url: string | null;
         };
+        /** SampleScoreOut */
+        SampleScoreOut: {
+            /** Adherence */
+            adherence: number | null;
+            /** Artifact Id */
+            artifact_id: string | null;
+            /** Copying */
+            copying: number | null;
+            /** Identity */
+            identity: number | null;
+            /** Index */
+            index: number;
+            /** Prompt */
+            prompt: string;
+            /** Step */
+            step: number;
+            /** Subject */
+            subject: string;
+        };
         /** SessionState */
         SessionState: {
             /**
@@ -2110,6 +2668,31 @@ export interface components {
              * @description limit the edit to these images (default: all of the character)
              */
             image_ids?: string[] | null;
+        };
+        /**
+         * SettingsFile
+         * @description A settings file, validated: the plugin, the name it was saved under, and the complete config it gives.
+         */
+        SettingsFile: {
+            /** Config */
+            config: {
+                [key: string]: unknown;
+            };
+            /**
+             * Name
+             * @default
+             */
+            name?: string;
+            /** Plugin */
+            plugin: string;
+        };
+        /**
+         * SettingsImport
+         * @description The text of a settings file (YAML) as exported by Isengard, or written by hand.
+         */
+        SettingsImport: {
+            /** Text */
+            text: string;
         };
         /** StatusChange */
         StatusChange: {
@@ -2304,6 +2887,15 @@ export interface components {
             /** Stored */
             stored: number;
         };
+        /** VerdictOut */
+        VerdictOut: {
+            /** Code */
+            code: string;
+            /** Message */
+            message: string;
+            /** Step */
+            step?: number | null;
+        };
         /** WorkerInfo */
         WorkerInfo: {
             /**
@@ -2444,6 +3036,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -2518,6 +3119,15 @@ export interface operations {
             };
             /** @description no such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2608,6 +3218,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -2684,6 +3303,15 @@ export interface operations {
             };
             /** @description no such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2774,6 +3402,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -2850,6 +3487,15 @@ export interface operations {
             };
             /** @description no such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2953,6 +3599,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -3032,6 +3687,15 @@ export interface operations {
             };
             /** @description no such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3125,6 +3789,15 @@ export interface operations {
             };
             /** @description the character has a queued or running job */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3231,6 +3904,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -3314,6 +3996,15 @@ export interface operations {
             };
             /** @description no such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3411,6 +4102,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -3500,6 +4200,110 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    dataset_identity_api_characters__character_id__dataset_identity_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the character's id */
+                character_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatasetIdentityReport"];
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -3582,6 +4386,15 @@ export interface operations {
             };
             /** @description no such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3700,6 +4513,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the body is not multipart/form-data */
             415: {
                 headers: {
@@ -3806,6 +4628,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -3886,6 +4717,15 @@ export interface operations {
             };
             /** @description no such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3980,6 +4820,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -4056,6 +4905,15 @@ export interface operations {
             };
             /** @description no such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4153,6 +5011,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -4239,6 +5106,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -4316,6 +5192,15 @@ export interface operations {
             };
             /** @description no such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4422,6 +5307,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -4499,6 +5393,15 @@ export interface operations {
             };
             /** @description no such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4592,6 +5495,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -4676,6 +5588,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -4752,6 +5673,15 @@ export interface operations {
             };
             /** @description no such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4849,6 +5779,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -4935,6 +5874,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -5012,6 +5960,15 @@ export interface operations {
             };
             /** @description no such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5109,6 +6066,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -5116,6 +6082,299 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    edit_image_api_images__image_id__edit_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the image's id */
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EditRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageOut"];
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the crop does not fit the photo */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    undo_image_edit_api_images__image_id__edit_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the image's id */
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageOut"];
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    crop_image_to_face_api_images__image_id__edit_face_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the image's id */
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FaceCropRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageOut"];
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no face found, or no face detector installed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
             /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
@@ -5186,6 +6445,15 @@ export interface operations {
             };
             /** @description no such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5270,6 +6538,15 @@ export interface operations {
             };
             /** @description no such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5366,6 +6643,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -5400,6 +6686,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -5451,6 +6738,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -5485,6 +6781,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -5534,6 +6831,24 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the job has not ended, or its LoRA is in use */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -5570,6 +6885,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -5621,6 +6937,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -5655,7 +6980,9 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
+                /** @description the artifact's id */
                 artifact_id: string;
             };
             cookie?: never;
@@ -5705,6 +7032,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -5739,6 +7075,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -5799,6 +7136,109 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    get_run_evaluation_api_jobs__job_id__evaluation_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunEvaluation"];
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -5838,6 +7278,7 @@ export interface operations {
                 "Last-Event-ID"?: string | null;
             };
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -5889,6 +7330,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -5923,6 +7373,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -5974,6 +7425,119 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    rerun_job_api_jobs__job_id__rerun_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the job's id */
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobOut"];
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the job has not ended, or what it used is gone */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -6008,6 +7572,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -6052,6 +7617,15 @@ export interface operations {
             };
             /** @description no such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6146,6 +7720,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -6182,6 +7765,8 @@ export interface operations {
                 /** @description trained, checkpoint or imported */
                 source?: ("trained" | "checkpoint" | "imported") | null;
                 job_id?: string | null;
+                /** @description only LoRAs of this base (a registry name, or 'unknown') */
+                base?: string | null;
                 limit?: number;
                 /** @description next_cursor of the previous page */
                 cursor?: string | null;
@@ -6230,6 +7815,15 @@ export interface operations {
             };
             /** @description no such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6443,6 +8037,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -6529,6 +8132,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -6606,6 +8218,15 @@ export interface operations {
             };
             /** @description no such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6703,6 +8324,113 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    evaluate_lora_api_loras__lora_id__evaluation_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                lora_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LoraEvaluationCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobOut"];
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -6780,6 +8508,15 @@ export interface operations {
             };
             /** @description no such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6874,6 +8611,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -6954,6 +8700,15 @@ export interface operations {
             };
             /** @description no such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7044,6 +8799,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -7122,6 +8886,15 @@ export interface operations {
             };
             /** @description no such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7225,6 +8998,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -7311,6 +9093,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
             /** @description the request is well-formed but its values cannot be used */
             422: {
                 headers: {
@@ -7388,6 +9179,396 @@ export interface operations {
             };
             /** @description no such resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    preset_settings_file_api_training_presets__preset_id__settings_yaml_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the preset's id */
+                preset_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description a YAML file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/yaml": string;
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    run_ai_toolkit_file_api_training_runs__job_id__ai_toolkit_yaml_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the job's id */
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description a YAML file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/yaml": string;
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    run_settings_file_api_training_runs__job_id__settings_yaml_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the job's id */
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description a YAML file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/yaml": string;
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    import_settings_file_api_training_settings_import_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingsImport"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingsFile"];
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -17,6 +17,8 @@ const NAV = [
   { section: "Generate" },
   { to: "/generate", label: "Images", icon: "✦" },
   { to: "/video", label: "Video", icon: "▷" },
+  { section: "Work" },
+  { to: "/jobs", label: "Jobs", icon: "≡" },
 ] as const;
 
 export function Layout() {

@@ -13,7 +13,7 @@ from isengard.api.schemas.jobs import JobOut
 from isengard.api.services.captions.jobs import list_caption_plugins, submit_caption_job
 from isengard.api.services.captions.lint import lint_dataset
 from isengard.api.support.params import path_id
-from isengard.caption_style import CaptionLanguage
+from isengard.captions.style import CaptionLanguage
 
 router = APIRouter(tags=["captions"])
 

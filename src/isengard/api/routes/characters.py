@@ -19,7 +19,9 @@ from isengard.api.schemas.characters import (
     DatasetReport,
     UploadOut,
 )
+from isengard.api.schemas.evaluation import DatasetIdentityReport
 from isengard.api.services.dataset import characters as service
+from isengard.api.services.dataset.identity import identity_report
 from isengard.api.services.dataset.report import build_report
 from isengard.api.services.dataset.uploads import receive_upload, upload_status_code
 from isengard.api.support.params import path_id
@@ -138,3 +140,9 @@ def dataset_report(
     resolution: Annotated[int, Query(ge=64, le=4096, description="the training resolution, in px")] = 1024,
 ) -> DatasetReport:
     return build_report(db, character_id, resolution)
+
+
+@router.get("/characters/{character_id}/dataset/identity")
+def dataset_identity(db: DbSession, services: ServicesDep, character_id: CharacterId) -> DatasetIdentityReport:
+    """Photos of someone else, with no face or several faces, and near-copies, by the face evaluator."""
+    return identity_report(services, db, character_id)

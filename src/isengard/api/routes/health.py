@@ -20,6 +20,7 @@ from isengard.api.schemas.health import (
     WorkerInfo,
     WorkersHealth,
 )
+from isengard.api.services.bases import list_bases
 from isengard.api.services.training.runs import default_config, training_plugin
 from isengard.api.state import Services
 from isengard.domain import PluginKind
@@ -124,12 +125,21 @@ def capabilities(services: ServicesDep) -> Capabilities:
         plugins[kind.value] = entries
     return Capabilities(
         mode=services.settings.resolved_mode.value,
+        bases=list_bases(services.settings, services.redis, _planned_defaults(services)),
         version=__version__,
         plugins=plugins,
         torch=torch_info(),
         model=model_status(services.settings),
         memory=_memory_plans(services),
     )
+
+
+def _planned_defaults(services: Services) -> dict[str, Any]:
+    """A default run of the planned trainer (empty when that trainer is not installed)."""
+    record = services.plugins.records.get((PluginKind.TRAINING, PLANNED_TRAINER))
+    if record is None or record.cls is None:
+        return {}
+    return default_config(training_plugin(services, PLANNED_TRAINER))
 
 
 def _memory_plans(services: ServicesDep) -> list[WorkerMemoryPlan]:

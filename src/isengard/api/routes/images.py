@@ -7,7 +7,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from isengard.api.deps import DataDep, DbSession
-from isengard.api.schemas.images import ImageOut, ImagePage, ImageUpdate
+from isengard.api.middleware import ErrorMessage
+from isengard.api.schemas.images import EditRequest, FaceCropRequest, ImageOut, ImagePage, ImageUpdate
+from isengard.api.services.dataset import edits
 from isengard.api.services.dataset import images as service
 from isengard.api.support.params import OptionalId, PageCursor, path_id
 
@@ -52,3 +54,28 @@ def image_file(request: Request, db: DbSession, data: DataDep, image_id: ImageId
 @router.get("/images/{image_id}/thumbnail", response_class=Response)
 def image_thumbnail(request: Request, db: DbSession, data: DataDep, image_id: ImageId) -> Response:
     return service.serve_thumbnail(request, db, data, image_id)
+
+
+@router.put(
+    "/images/{image_id}/edit",
+    responses={422: {"model": ErrorMessage, "description": "the crop does not fit the photo"}},
+)
+def edit_image(db: DbSession, data: DataDep, image_id: ImageId, body: EditRequest) -> ImageOut:
+    """Rotate and crop the photo (the whole edit, drawn from the kept original): what trains and what the grid
+    shows from now on; undo restores the original."""
+    return edits.edit_image(data, db, image_id, body)
+
+
+@router.post(
+    "/images/{image_id}/edit/face",
+    responses={422: {"model": ErrorMessage, "description": "no face found, or no face detector installed"}},
+)
+def crop_image_to_face(db: DbSession, data: DataDep, image_id: ImageId, body: FaceCropRequest) -> ImageOut:
+    """Crop to the largest face the face detector finds, with head and shoulders, at the aspect ratio asked."""
+    return edits.crop_to_face(data, db, image_id, body)
+
+
+@router.delete("/images/{image_id}/edit")
+def undo_image_edit(db: DbSession, data: DataDep, image_id: ImageId) -> ImageOut:
+    """The original photo back, as uploaded."""
+    return edits.undo_edit(data, db, image_id)

@@ -20,13 +20,18 @@ from isengard.api.schemas.jobs import (
 )
 from isengard.api.services.jobs import events as job_events
 from isengard.api.services.jobs import manage as service
-from isengard.api.services.jobs import stopped_runs
+from isengard.api.services.jobs import rerun, stopped_runs
+from isengard.api.support.params import OptionalId, path_id
+from isengard.api.support.text import NoNul
 from isengard.domain import ArtifactKind, JobKind, JobStatus
 
 router = APIRouter(tags=["jobs"])
 
 SSE_PING_SECONDS = 15
-LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
+JobId = Annotated[str, path_id("job")]
+ArtifactId = Annotated[str, path_id("artifact")]
+LastEventId = Annotated[str | None, Header(alias="Last-Event-ID", max_length=64), NoNul]
+Since = Annotated[str | None, Query(max_length=64, description="same as the Last-Event-ID header"), NoNul]
 
 
 @router.get("/jobs", response_model=JobPage)
@@ -35,7 +40,7 @@ def list_jobs(
     services: ServicesDep,
     kind: JobKind | None = None,
     status: JobStatus | None = None,
-    character_id: str | None = None,
+    character_id: OptionalId = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> JobPage:
@@ -45,7 +50,7 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-def get_job(job_id: str, db: DbSession, services: ServicesDep) -> JobOut:
+def get_job(job_id: JobId, db: DbSession, services: ServicesDep) -> JobOut:
     return service.job_out(services, service.get_job(db, job_id))
 
 
@@ -54,30 +59,46 @@ def get_job(job_id: str, db: DbSession, services: ServicesDep) -> JobOut:
     response_model=JobOut,
     responses={409: {"model": ErrorMessage, "description": "the job has already finished"}},
 )
-def cancel_job(job_id: str, db: DbSession, services: ServicesDep) -> JobOut:
+def cancel_job(job_id: JobId, db: DbSession, services: ServicesDep) -> JobOut:
     return JobOut.from_row(service.cancel_job(services, db, job_id))
 
 
 @router.post("/jobs/{job_id}/resume", response_model=JobOut)
-def resume_job(job_id: str, db: DbSession, services: ServicesDep) -> JobOut:
+def resume_job(job_id: JobId, db: DbSession, services: ServicesDep) -> JobOut:
     """A cancelled or failed training run continues from its last checkpoint, as a new attempt of the same run."""
     return JobOut.from_row(stopped_runs.resume_job(services, db, job_id))
 
 
-@router.delete("/jobs/{job_id}", status_code=204)
-def delete_job(job_id: str, db: DbSession, services: ServicesDep) -> Response:
-    """A training run that has ended, with its history, checkpoints, samples and LoRAs (refused while in use)."""
+@router.post(
+    "/jobs/{job_id}/rerun",
+    response_model=JobOut,
+    status_code=201,
+    responses={409: {"model": ErrorMessage, "description": "the job has not ended, or what it used is gone"}},
+)
+def rerun_job(job_id: JobId, db: DbSession, services: ServicesDep) -> JobOut:
+    """A new job with the settings of one that has ended (a training run trains on the dataset as it is now)."""
+    return service.job_out(services, rerun.rerun_job(services, db, job_id))
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    status_code=204,
+    responses={409: {"model": ErrorMessage, "description": "the job has not ended, or its LoRA is in use"}},
+)
+def delete_job(job_id: JobId, db: DbSession, services: ServicesDep) -> Response:
+    """A job that has ended, with its history and files: a run's checkpoints and LoRAs (refused while one is in
+    use), a generation's images."""
     stopped_runs.delete_job(services, db, job_id)
     return Response(status_code=204)
 
 
 @router.get("/jobs/{job_id}/artifacts", response_model=list[ArtifactOut])
-def list_artifacts(job_id: str, db: DbSession, kind: ArtifactKind | None = None) -> list[ArtifactOut]:
+def list_artifacts(job_id: JobId, db: DbSession, kind: ArtifactKind | None = None) -> list[ArtifactOut]:
     return service.list_artifacts(db, job_id, kind)
 
 
 @router.get("/jobs/{job_id}/artifacts/{artifact_id}/file", response_class=FileResponse)
-def artifact_file(job_id: str, artifact_id: str, db: DbSession, services: ServicesDep) -> FileResponse:
+def artifact_file(job_id: JobId, artifact_id: ArtifactId, db: DbSession, services: ServicesDep) -> FileResponse:
     path, name = service.artifact_file(services, db, job_id, artifact_id)
     # Weights download; images and text open in the page, still with their real name for "Save as".
     disposition = "attachment" if name.endswith(".safetensors") else "inline"
@@ -85,16 +106,16 @@ def artifact_file(job_id: str, artifact_id: str, db: DbSession, services: Servic
 
 
 @router.get("/jobs/{job_id}/history", response_model=JobHistory)
-def job_history(job_id: str, db: DbSession) -> JobHistory:
+def job_history(job_id: JobId, db: DbSession) -> JobHistory:
     return service.job_history(db, job_id)
 
 
 @router.get("/jobs/{job_id}/events", response_class=EventSourceResponse, **JOB_EVENT_STREAM)
 def job_event_stream(
-    job_id: str,
+    job_id: JobId,
     services: ServicesDep,
     last_event_id: LastEventId = None,
-    since: Annotated[str | None, Query(description="same as the Last-Event-ID header")] = None,
+    since: Since = None,
 ) -> EventSourceResponse:
     # A short session of its own: a request-scoped one would stay open for as long as the stream.
     with services.sessions() as session:
@@ -107,7 +128,7 @@ def job_event_stream(
 def all_events(
     services: ServicesDep,
     last_event_id: LastEventId = None,
-    since: Annotated[str | None, Query(description="same as the Last-Event-ID header")] = None,
+    since: Since = None,
 ) -> EventSourceResponse:
     source = job_events.all_status_events(services, last_event_id or since)
     return EventSourceResponse(source, ping=SSE_PING_SECONDS)

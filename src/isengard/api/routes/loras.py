@@ -14,6 +14,8 @@ from isengard.api.schemas.loras import LoraOut, LoraPage, LoraSource, LoraUpdate
 from isengard.api.services.loras import importer as lora_import
 from isengard.api.services.loras import library as service
 from isengard.api.support.params import OptionalId, PageCursor, path_id
+from isengard.api.support.text import NoNul, column_max_length
+from isengard.db.models import Lora
 
 router = APIRouter(tags=["loras"])
 
@@ -27,11 +29,14 @@ def list_loras(
     character_id: OptionalId = None,
     source: Annotated[LoraSource | None, Query(description="trained, checkpoint or imported")] = None,
     job_id: OptionalId = None,
+    base: Annotated[
+        str | None, Query(max_length=40, description="only LoRAs of this base (a registry name, or 'unknown')")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: PageCursor = None,
 ) -> LoraPage:
     return service.list_loras(
-        db, data, character_id=character_id, source=source, job_id=job_id, limit=limit, cursor=cursor
+        db, data, character_id=character_id, source=source, job_id=job_id, limit=limit, cursor=cursor, base=base
     )
 
 
@@ -61,9 +66,9 @@ def list_loras(
 async def import_lora(
     request: Request,
     services: ServicesDep,
-    name: Annotated[str | None, Query(max_length=200)] = None,
+    name: Annotated[str | None, Query(max_length=column_max_length(Lora.name)), NoNul] = None,
     character_id: OptionalId = None,
-    trigger_word: Annotated[str | None, Query(max_length=100)] = None,
+    trigger_word: Annotated[str | None, Query(max_length=column_max_length(Lora.trigger_word)), NoNul] = None,
 ) -> LoraOut:
     """Import a FLUX LoRA (.safetensors in diffusers, ai-toolkit or kohya layout) sent as the multipart part
     `files`; it is converted to the diffusers layout. Pickle files are refused."""
@@ -72,7 +77,9 @@ async def import_lora(
 
 
 @router.get("/loras/resolve")
-def resolve_lora(db: DbSession, data: DataDep, name: Annotated[str, Query(min_length=1, max_length=200)]) -> LoraOut:
+def resolve_lora(
+    db: DbSession, data: DataDep, name: Annotated[str, Query(min_length=1, max_length=200), NoNul]
+) -> LoraOut:
     """A LoRA by id, by name, or by a character's name (its newest trained or imported LoRA)."""
     return service.resolve_name(db, data, name)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
@@ -10,14 +10,34 @@ from isengard.api.deps import DbSession, ServicesDep
 from isengard.api.middleware import ErrorMessage
 from isengard.api.ratelimit import rate_limited
 from isengard.api.schemas.jobs import JobOut
-from isengard.api.schemas.training import PresetCreate, PresetOut, TrainingCreate, TrainingEstimate, TrainingPluginOut
-from isengard.api.services.training import presets
+from isengard.api.schemas.training import (
+    PresetCreate,
+    PresetOut,
+    SettingsFile,
+    SettingsImport,
+    TrainingCreate,
+    TrainingEstimate,
+    TrainingPluginOut,
+)
+from isengard.api.services.training import presets, settings_files
 from isengard.api.services.training import runs as service
 from isengard.api.support.params import path_id
 
 router = APIRouter(tags=["training"])
 
 PresetId = Annotated[str, path_id("preset")]
+JobId = Annotated[str, path_id("job")]
+YAML_FILE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/yaml": {"schema": {"type": "string"}}}, "description": "a YAML file"}
+}
+
+
+def yaml_download(text: str, filename: str) -> Response:
+    return Response(
+        content=text,
+        media_type="application/yaml",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 @router.get("/training/plugins")
@@ -65,3 +85,29 @@ def get_preset(db: DbSession, preset_id: PresetId) -> PresetOut:
 def delete_preset(db: DbSession, preset_id: PresetId) -> Response:
     presets.delete_preset(db, preset_id)
     return Response(status_code=204)
+
+
+@router.get("/training/presets/{preset_id}/settings.yaml", response_class=Response, responses=YAML_FILE)
+def preset_settings_file(db: DbSession, preset_id: PresetId) -> Response:
+    """The preset's settings as a YAML file that imports back into the form."""
+    return yaml_download(*settings_files.preset_settings(db, preset_id))
+
+
+@router.get("/training/runs/{job_id}/settings.yaml", response_class=Response, responses=YAML_FILE)
+def run_settings_file(db: DbSession, job_id: JobId) -> Response:
+    """The run's complete settings as a YAML file that imports back into the form."""
+    return yaml_download(*settings_files.run_settings(db, job_id))
+
+
+@router.get("/training/runs/{job_id}/ai-toolkit.yaml", response_class=Response, responses=YAML_FILE)
+def run_ai_toolkit_file(services: ServicesDep, db: DbSession, job_id: JobId) -> Response:
+    """The run as an ai-toolkit job file (its settings under ai-toolkit's names, the character's photos as the
+    dataset), to go on training with ai-toolkit."""
+    return yaml_download(*settings_files.ai_toolkit_file(services, db, job_id))
+
+
+@router.post("/training/settings/import")
+def import_settings_file(services: ServicesDep, body: SettingsImport) -> SettingsFile:
+    """Read a settings file: the plugin and the complete config it gives, validated as a run's would be (a 422
+    says what is wrong: not YAML, an unknown plugin, a setting out of range)."""
+    return settings_files.import_settings(services, body.text)

@@ -7,8 +7,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from isengard.api.schemas.characters import ImageId
-from isengard.caption_lint import CaptionFinding
-from isengard.caption_style import CaptionLanguage, CaptionStyle
+from isengard.api.support.text import RequestModel
+from isengard.captions.lint import CaptionFinding
+from isengard.captions.style import CaptionLanguage, CaptionStyle
 from isengard.plugins.api import Capability
 
 CaptionScope = Literal["all", "empty", "selected"]
@@ -22,7 +23,7 @@ class CaptionPluginOut(BaseModel):
     config_schema: dict[str, Any] = Field(description="JSON schema of the plugin's `config`")
 
 
-class CaptionJobCreate(BaseModel):
+class CaptionJobCreate(RequestModel):
     """Caption a character's images: all of them, those without a caption, or the chosen ones."""
 
     model_config = ConfigDict(extra="forbid")

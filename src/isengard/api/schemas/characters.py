@@ -9,27 +9,37 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from isengard.api.schemas.images import ImageOut
 from isengard.api.support.params import ID_PATTERN
-from isengard.caption_lint import CaptionFinding
-from isengard.captions import MAX_CAPTION_CHARS
+from isengard.api.support.text import NoNul, RequestModel, column_max_length
+from isengard.captions.lint import CaptionFinding
+from isengard.captions.trigger import MAX_CAPTION_CHARS
+from isengard.db.models import Character
 
-CharacterName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+# 100 characters for a person to read, well inside the column.
+CharacterName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoNul]
 # Brackets would collide with the `[trigger]` placeholder; line breaks have no place in a prompt token.
 TriggerWord = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\[\]\r\n]+$")
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        min_length=1,
+        max_length=column_max_length(Character.trigger_word),
+        pattern=r"^[^\[\]\r\n]+$",
+    ),
+    NoNul,
 ]
-Description = Annotated[str, StringConstraints(max_length=5000)]
+Description = Annotated[str, StringConstraints(max_length=5000), NoNul]
 ImageId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-CaptionText = Annotated[str, StringConstraints(max_length=MAX_CAPTION_CHARS)]
+CaptionText = Annotated[str, StringConstraints(max_length=MAX_CAPTION_CHARS), NoNul]
 
 
-class CharacterCreate(BaseModel):
+class CharacterCreate(RequestModel):
     model_config = ConfigDict(extra="forbid")
     name: CharacterName
     trigger_word: TriggerWord | None = Field(default=None, description="defaults to a slug of the name")
     description: Description = ""
 
 
-class CharacterUpdate(BaseModel):
+class CharacterUpdate(RequestModel):
     model_config = ConfigDict(extra="forbid")
     name: CharacterName | None = None
     trigger_word: TriggerWord | None = None
@@ -75,7 +85,7 @@ class UploadOut(BaseModel):
 # --- Bulk captions -----------------------------------------------------------------------------------------------
 
 
-class _BulkBase(BaseModel):
+class _BulkBase(RequestModel):
     model_config = ConfigDict(extra="forbid")
     image_ids: list[ImageId] | None = Field(
         default=None, max_length=10_000, description="limit the edit to these images (default: all of the character)"
@@ -84,8 +94,8 @@ class _BulkBase(BaseModel):
 
 class FindReplace(_BulkBase):
     action: Literal["find_replace"]
-    find: Annotated[str, StringConstraints(min_length=1, max_length=500)]
-    replace: Annotated[str, StringConstraints(max_length=500)] = ""
+    find: Annotated[str, StringConstraints(min_length=1, max_length=500), NoNul]
+    replace: Annotated[str, StringConstraints(max_length=500), NoNul] = ""
     case_sensitive: bool = True
 
 
@@ -95,7 +105,7 @@ class PrependTrigger(_BulkBase):
 
 class SetMissing(_BulkBase):
     action: Literal["set_missing"]
-    caption: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_CAPTION_CHARS)]
+    caption: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_CAPTION_CHARS), NoNul]
 
 
 BulkCaptionEdit = Annotated[FindReplace | PrependTrigger | SetMissing, Field(discriminator="action")]

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from isengard.api.support.text import NoNul, RequestModel
 from isengard.db.models import Generation
 from isengard.domain import MAX_LORA_WEIGHT
 from isengard.plugins.api import Capability
 from isengard.plugins.image.request import MAX_GRID_CELLS, MAX_IMAGES, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SIDE
 
+# One bound for every prompt, a single generation's and each of a grid's.
+MAX_PROMPT_CHARS = 4000
+Prompt = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PROMPT_CHARS), NoNul]
 
-class LoraSelection(BaseModel):
+
+class LoraSelection(RequestModel):
     lora_id: str = Field(min_length=1, max_length=32)
     weight: float = Field(default=1.0, ge=-MAX_LORA_WEIGHT, le=MAX_LORA_WEIGHT)
 
 
-class _RenderSettings(BaseModel):
+class _RenderSettings(RequestModel):
     plugin: str = Field(default="diffusers", max_length=100)
     character_id: str | None = Field(default=None, max_length=32)
     width: int = Field(default=1024, ge=MIN_SIDE, le=MAX_SIDE)
@@ -28,16 +33,19 @@ class _RenderSettings(BaseModel):
     add_trigger_word: bool = Field(default=True, description="prefix the character's trigger word when missing")
     workflow: str | None = Field(default=None, max_length=200, description="ComfyUI workflow template name")
     name: str = Field(default="", max_length=200)
+    base: str | None = Field(
+        default=None, max_length=40, description="the base model; that of the LoRAs when absent (they must agree)"
+    )
 
 
 class GenerationCreate(_RenderSettings):
-    prompt: str = Field(min_length=1, max_length=4000)
+    prompt: Prompt
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED, description="random when absent; always recorded")
     num_images: int = Field(default=1, ge=1, le=MAX_IMAGES)
     loras: list[LoraSelection] = Field(default_factory=list, max_length=4)
 
 
-class GridColumnCreate(BaseModel):
+class GridColumnCreate(RequestModel):
     label: str = Field(default="", max_length=80)
     loras: list[LoraSelection] = Field(default_factory=list, max_length=4)
 
@@ -45,7 +53,7 @@ class GridColumnCreate(BaseModel):
 class GridCreate(_RenderSettings):
     """Prompts x seeds (rows) by LoRA variants (columns); `job_id` fills the columns with a run's LoRAs."""
 
-    prompts: list[str] = Field(min_length=1, max_length=8)
+    prompts: list[Prompt] = Field(min_length=1, max_length=8)
     seeds: list[int] = Field(min_length=1, max_length=8)
     columns: list[GridColumnCreate] = Field(default_factory=list, max_length=12)
     job_id: str | None = Field(default=None, max_length=32, description="use every LoRA and checkpoint of this run")

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from isengard.api.schemas.bases import BaseOut
 from isengard.domain import PluginKind
 from isengard.models.locate import ModelStatus
 from isengard.models.planning import WorkerMemoryPlan
@@ -63,6 +64,10 @@ class TorchInfo(BaseModel):
 
 class Capabilities(BaseModel):
     mode: str
+    bases: list[BaseOut] = Field(
+        default_factory=list,
+        description="every base model of the registry: available here or exactly what is missing of it",
+    )
     version: str
     plugins: dict[str, list[PluginCapability]]
     torch: TorchInfo

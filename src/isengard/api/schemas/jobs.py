@@ -32,6 +32,13 @@ class JobOut(BaseModel):
     finished_at: datetime | None = None
     duration_seconds: float | None = Field(default=None, description="running time so far, or in total once finished")
     worker_lost: bool = Field(default=False, description="running, but its worker stopped sending heartbeats")
+    queue_position: int | None = Field(
+        default=None, description="queued: its place among the queued jobs of its kind, 1 = next"
+    )
+    estimated_start_at: datetime | None = Field(
+        default=None, description="queued: when it should start, from the live workers and recent durations"
+    )
+    queue_note: str | None = Field(default=None, description="queued: why it cannot start (no worker runs it)")
 
     @classmethod
     def from_row(cls, job: Job) -> JobOut:
@@ -129,6 +136,10 @@ class JobHistory(BaseModel):
     samples: list[ArtifactOut]
     checkpoints: list[ArtifactOut]
     artifacts: list[ArtifactOut]
+    cursor: str | None = Field(
+        default=None,
+        description="pass as `since` to the job's event stream to receive only what happened after this history",
+    )
 
 
 class JobEventData(RootModel[JobEvent]):

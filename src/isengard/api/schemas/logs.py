@@ -7,10 +7,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from isengard.api.support.text import RequestModel
+
 MAX_CONTEXT_JSON_CHARS = 8_000
 
 
-class ClientLogIn(BaseModel):
+class ClientLogIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     level: Literal["debug", "info", "warn", "error"] = "error"

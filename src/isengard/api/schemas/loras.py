@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from isengard.api.support.text import RequestModel, column_max_length
 from isengard.db.models import Lora
 
 LoraSource = Literal["trained", "checkpoint", "imported"]
@@ -34,6 +35,7 @@ class LoraOut(BaseModel):
     rank: int | None = None
     alpha: float | None = None
     base_model: str
+    base: str = Field(description="the base model it works with (a registry name), or 'unknown'")
     trigger_word: str | None = None
     bytes: int
     meta: dict[str, Any] = Field(default_factory=dict)
@@ -54,6 +56,7 @@ class LoraOut(BaseModel):
             rank=row.rank,
             alpha=row.alpha,
             base_model=row.base_model,
+            base=row.base,
             trigger_word=row.trigger_word,
             bytes=row.bytes,
             meta=row.meta or {},
@@ -69,6 +72,6 @@ class LoraPage(BaseModel):
     next_cursor: str | None
 
 
-class LoraUpdate(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    trigger_word: str | None = Field(default=None, min_length=1, max_length=100)
+class LoraUpdate(RequestModel):
+    name: str | None = Field(default=None, min_length=1, max_length=column_max_length(Lora.name))
+    trigger_word: str | None = Field(default=None, min_length=1, max_length=column_max_length(Lora.trigger_word))

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from isengard.api.support.text import RequestModel, column_max_length
+from isengard.db.models import TrainingPreset
 from isengard.models.memory_plan import MemoryPlan
 from isengard.plugins.api import Capability
 
@@ -19,7 +21,7 @@ class TrainingPluginOut(BaseModel):
     defaults: dict[str, Any] = Field(description="the config a run gets for every field left out")
 
 
-class TrainingCreate(BaseModel):
+class TrainingCreate(RequestModel):
     character_id: str = Field(min_length=1, max_length=32)
     plugin: str = Field(default="flux-lora", min_length=1, max_length=100)
     config: dict[str, Any] = Field(default_factory=dict, description="fields to change from the plugin's defaults")
@@ -46,8 +48,8 @@ class TrainingEstimate(BaseModel):
     memory_plan: MemoryPlan | None = Field(default=None, description="each memory profile's estimate on that GPU")
 
 
-class PresetCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
+class PresetCreate(RequestModel):
+    name: str = Field(min_length=1, max_length=column_max_length(TrainingPreset.name))
     plugin: str = Field(default="flux-lora", min_length=1, max_length=100)
     config: dict[str, Any] = Field(default_factory=dict)
 
@@ -56,5 +58,23 @@ class PresetOut(BaseModel):
     id: str
     name: str
     plugin: str
+    base: str = Field(description="the base model the preset trains on")
     config: dict[str, Any]
     created_at: datetime
+
+
+MAX_SETTINGS_FILE_CHARS = 64_000
+
+
+class SettingsImport(BaseModel):
+    """The text of a settings file (YAML) as exported by Isengard, or written by hand."""
+
+    text: str = Field(min_length=1, max_length=MAX_SETTINGS_FILE_CHARS)
+
+
+class SettingsFile(BaseModel):
+    """A settings file, validated: the plugin, the name it was saved under, and the complete config it gives."""
+
+    plugin: str
+    name: str = ""
+    config: dict[str, Any]

@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import Path, Query
 
+from isengard.api.support.text import NoNul
+
 ID_PATTERN = r"^[0-9a-f]{32}$"  # every row id is uuid4().hex (db.models.new_id)
 
 
@@ -15,4 +17,4 @@ def path_id(what: str) -> Any:
 
 
 OptionalId = Annotated[str | None, Query(pattern=ID_PATTERN)]
-PageCursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")]
+PageCursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page"), NoNul]

@@ -25,6 +25,9 @@ class CaptionTarget(BaseModel):
 
     image_id: str
     image_path: str
+    # The placeholder caption the image had when the job was queued ("a photo of [trigger]"): it may be replaced
+    # like an empty one, while a caption typed meanwhile is kept.
+    replaces: str = ""
 
 
 class CaptionJob(BaseModel):
@@ -77,7 +80,14 @@ class CaptionPlugin(Plugin):
                 raise PluginError(f"caption plugin '{self.name}' returned {len(raw)} captions for {len(paths)} images")
             for (index, target), text in zip(present, raw, strict=True):
                 caption = apply_style(text, job.style)
-                stored = ctx.save_caption(target.image_id, caption, index=index, total=total, overwrite=job.overwrite)
+                stored = ctx.save_caption(
+                    target.image_id,
+                    caption,
+                    index=index,
+                    total=total,
+                    overwrite=job.overwrite,
+                    replaces=target.replaces,
+                )
                 counts["captioned" if stored else "kept"] += 1
             ctx.report_progress(min(start + size, total), total, stage=STAGE)
         ctx.log(

@@ -60,6 +60,13 @@ class QwenVLConfig(BaseModel):
     max_image_pixels: int = Field(
         default=768 * 768, ge=64 * 64, le=2048 * 2048, description="images are scaled down to at most this many pixels"
     )
+    temperature: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=2.0,
+        description="0 writes the most likely caption; above 0 samples, so each run gives a different candidate "
+        "(what 'regenerate caption' asks for)",
+    )
 
 
 @dataclass
@@ -183,7 +190,14 @@ class QwenVLCaptioner(CaptionPlugin):
         inputs = {**text, **pixels}
         inputs = {key: value.to(loaded.device) for key, value in inputs.items()}
         with torch.inference_mode():
-            output = loaded.model.generate(**inputs, max_new_tokens=config.max_new_tokens, do_sample=False)
+            # Greedy decoding gives the same caption every time: a regenerate samples instead (top-p keeps it on
+            # the likely words).
+            sampling = {"do_sample": True, "temperature": config.temperature, "top_p": 0.95}
+            output = loaded.model.generate(
+                **inputs,
+                max_new_tokens=config.max_new_tokens,
+                **(sampling if config.temperature > 0 else {"do_sample": False}),
+            )
         answers = output[:, text["input_ids"].shape[1] :]
         return [str(answer) for answer in loaded.tokenizer.batch_decode(answers, skip_special_tokens=True)]
 

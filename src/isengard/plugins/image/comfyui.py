@@ -19,7 +19,7 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from isengard.domain import LoraRef
-from isengard.plugins.api import Capability, JobContext, PluginError, PluginSettings, SettingsConfigDict
+from isengard.plugins.api import Capability, JobContext, PluginError, PluginSettings, SettingsConfigDict, get_base
 from isengard.plugins.image.comfyui_client import (
     CONNECT_TIMEOUT,
     ComfyUIClient,
@@ -120,7 +120,9 @@ class ComfyUIGenerator(ImagePlugin):
         width, height, note = snap_size(request.width, request.height)
         if note:
             ctx.log(note, level="warning")
-        workflow_name, template = load_workflow(request.workflow, self.workflows_dir)
+        # Without a named workflow, the base's own template (each family loads its model files differently).
+        workflow = request.workflow or get_base(request.base).family.comfyui_workflow
+        workflow_name, template = load_workflow(workflow, self.workflows_dir)
         client = ComfyUIClient(self.url)
         try:
             refs = request.loras if request.grid is None else [r for c in request.grid.columns for r in c.loras]
@@ -190,8 +192,8 @@ class ComfyUIGenerator(ImagePlugin):
             prompt_ids.append(prompt_id)
             return images[0].convert("RGB")
 
-        grid = render_grid(spec, render)
-        params = {
+        grid = render_grid(spec, render, request)
+        common = {
             "width": run.size[0],
             "height": run.size[1],
             "steps": request.steps,
@@ -201,10 +203,8 @@ class ComfyUIGenerator(ImagePlugin):
             "workflow": workflow_name,
             "character_id": request.character_id,
             "job_id": ctx.job_id,
-            **grid_params(spec, request),
-            "size_note": note,
-            "comfyui_prompt_ids": prompt_ids,
         }
+        params = {**grid_params(spec, request, common, grid.size), "size_note": note, "comfyui_prompt_ids": prompt_ids}
         artifact = save_output(ctx, grid, "grid", params)
         ctx.log(f"rendered a comparison grid of {cells} images")
         return {"images": 1, "grid": True, "cells": cells, "artifact_ids": [artifact.id], "workflow": workflow_name}

@@ -17,10 +17,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from isengard.plugins.api import PluginError
+from isengard.plugins.api import DEFAULT_BASE, PluginError, get_base
 
 MARKER = "isengard:"
-DEFAULT_WORKFLOW = "flux-dev-lora"
+DEFAULT_WORKFLOW = get_base(DEFAULT_BASE).family.comfyui_workflow
 # Where a field goes when the title does not name the input.
 DEFAULT_INPUTS = {
     "prompt": "text",

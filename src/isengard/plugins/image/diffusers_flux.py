@@ -20,7 +20,15 @@ from PIL import Image
 from pydantic import BaseModel
 
 from isengard.domain import LoraRef
-from isengard.plugins.api import Capability, JobContext, PluginError, ProfileName, free_device_memory
+from isengard.plugins.api import (
+    DEFAULT_BASE,
+    Capability,
+    JobContext,
+    PluginError,
+    ProfileName,
+    free_device_memory,
+    get_base,
+)
 from isengard.plugins.image.grid import GridCell, grid_params, render_grid
 from isengard.plugins.image.interface import ImagePlugin
 from isengard.plugins.image.outputs import save_output
@@ -196,10 +204,10 @@ class DiffusersFluxGenerator(ImagePlugin):
 
     # Generation -------------------------------------------------------------------------------------------------
 
-    def _base_model_name(self, ctx: JobContext) -> str:
+    def _base_model_name(self, ctx: JobContext, base: str) -> str:
         if ctx.mode == "fast-test":
-            return TINY_BASE_MODEL_NAME
-        return self.host.base_model or ctx.base_model_path.name
+            return TINY_BASE_MODEL_NAME if base == DEFAULT_BASE else f"isengard/tiny {base} (fast-test)"
+        return get_base(base).repo_id
 
     def _lora_files(self, ctx: JobContext, loras: list[LoraRef]) -> list[tuple[Path, float]]:
         root = ctx.data_dir.resolve()
@@ -256,7 +264,7 @@ class DiffusersFluxGenerator(ImagePlugin):
         ctx.raise_if_cancelled()
         ctx.report_progress(0, 1, stage="loading model")
         with self.cache.lock:
-            loaded = self.cache.get(ctx.base_model_path)
+            loaded = self.cache.get(ctx.base_model_dir(request.base))
             if request.grid is not None:
                 return self._generate_grid(ctx, loaded, request, (width, height), note)
             return self._generate_images(ctx, loaded, request, (width, height), note)
@@ -268,7 +276,8 @@ class DiffusersFluxGenerator(ImagePlugin):
             "steps": request.steps,
             "guidance": request.guidance,
             "plugin": self.name,
-            "base_model": self._base_model_name(ctx),
+            "base_model": self._base_model_name(ctx, request.base),
+            "base": request.base,
             "character_id": request.character_id,
             "job_id": ctx.job_id,
         }
@@ -319,8 +328,9 @@ class DiffusersFluxGenerator(ImagePlugin):
             prompt = with_trigger_word(cell.prompt, request.trigger_word, request.add_trigger_word)
             return self._render(ctx, loaded, prompt, cell.seed, request, size, index * request.steps, total)
 
-        grid = render_grid(spec, render)
-        params = {**self._common_params(ctx, request, size), **grid_params(spec, request), "size_note": note}
+        grid = render_grid(spec, render, request)
+        common = self._common_params(ctx, request, size)
+        params = {**grid_params(spec, request, common, grid.size), "size_note": note}
         artifact = save_output(ctx, grid, "grid", params)
         ctx.log(f"rendered a comparison grid of {total_cells} images")
         return {"images": 1, "grid": True, "cells": total_cells, "artifact_ids": [artifact.id]}

@@ -1,4 +1,8 @@
-"""Comparison grids: many renders (prompt x seed rows, LoRA-variant columns) composed into one labelled image."""
+"""Comparison grids: many renders (prompt x seed rows, LoRA-variant columns) composed into one labelled image.
+
+The labels and the recorded parameters say what each cell really was: the prompt the model got (the trigger word in
+place of `[trigger]`), and per cell its own size, seed and LoRA — a grid is many images, not one.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 from isengard.domain import LoraRef
-from isengard.plugins.image.request import GridSpec, ImageRequest, lora_summary
+from isengard.plugins.api import substitute_trigger
+from isengard.plugins.image.request import GridSpec, ImageRequest, lora_summary, with_trigger_word
 
 HEADER_HEIGHT = 28
 ROW_LABEL_WIDTH = 180
@@ -38,11 +43,19 @@ def grid_cells(spec: GridSpec) -> list[GridCell]:
     return cells
 
 
-def column_labels(spec: GridSpec) -> list[str]:
+def cell_prompt(prompt: str, request: ImageRequest | None) -> str:
+    """The prompt a cell is rendered with, which its label and parameters show."""
+    if request is None:
+        return prompt
+    return with_trigger_word(prompt, request.trigger_word, request.add_trigger_word)
+
+
+def column_labels(spec: GridSpec, request: ImageRequest | None = None) -> list[str]:
+    trigger_word = request.trigger_word if request is not None else None
     labels = []
     for index, column in enumerate(spec.columns):
         if column.label:
-            labels.append(column.label)
+            labels.append(substitute_trigger(column.label, trigger_word) if trigger_word else column.label)
         elif column.loras:
             labels.append(" + ".join(f"{ref.name or ref.lora_id[:8]} @{ref.weight:g}" for ref in column.loras))
         else:
@@ -50,8 +63,8 @@ def column_labels(spec: GridSpec) -> list[str]:
     return labels
 
 
-def row_labels(spec: GridSpec) -> list[str]:
-    return [f"{prompt}\nseed {seed}" for prompt in spec.prompts for seed in spec.seeds]
+def row_labels(spec: GridSpec, request: ImageRequest | None = None) -> list[str]:
+    return [f"{cell_prompt(prompt, request)}\nseed {seed}" for prompt in spec.prompts for seed in spec.seeds]
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> str:
@@ -105,26 +118,51 @@ def compose_grid(images: dict[tuple[int, int], Image.Image], columns: list[str],
     return canvas
 
 
-def render_grid(spec: GridSpec, render: Callable[[GridCell, int, int], Image.Image]) -> Image.Image:
-    """Render every cell with `render(cell, index, total)` and compose the grid."""
+def render_grid(
+    spec: GridSpec, render: Callable[[GridCell, int, int], Image.Image], request: ImageRequest | None = None
+) -> Image.Image:
+    """Render every cell with `render(cell, index, total)` and compose the grid, labelled with what was rendered."""
     cells = grid_cells(spec)
     images = {(cell.row, cell.column): render(cell, index, len(cells)) for index, cell in enumerate(cells)}
-    return compose_grid(images, column_labels(spec), row_labels(spec))
+    return compose_grid(images, column_labels(spec, request), row_labels(spec, request))
 
 
-def grid_params(spec: GridSpec, request: ImageRequest) -> dict[str, Any]:
-    """What a grid image records about itself (PNG text and artifact metadata), whichever engine rendered it."""
+def grid_params(
+    spec: GridSpec, request: ImageRequest, common: dict[str, Any], grid_size: tuple[int, int]
+) -> dict[str, Any]:
+    """What a grid image records about itself (PNG text and artifact metadata), whichever engine rendered it.
+
+    `common` holds the engine's parameters for one render (its width and height are a cell's); the grid's own
+    width and height are the composed image's, and each cell lists its prompt, seed, size and LoRAs.
+    """
+    cell_size = {"width": common.get("width"), "height": common.get("height")}
+    labels = column_labels(spec, request)
+    prompts = [cell_prompt(prompt, request) for prompt in spec.prompts]
     return {
+        **common,
         "kind": "grid",
-        "prompt": " | ".join(spec.prompts),
-        "seed": spec.seeds[0],
-        "prompts": spec.prompts,
+        "width": grid_size[0],
+        "height": grid_size[1],
+        "prompt": " | ".join(prompts),
+        "prompts": prompts,
         "seeds": spec.seeds,
+        "rows": row_labels(spec, request),
         "columns": [
             {"label": label, "loras": lora_summary(column.loras)}
-            for label, column in zip(column_labels(spec), spec.columns, strict=True)
+            for label, column in zip(labels, spec.columns, strict=True)
         ],
-        "loras": [item for column in spec.columns for item in lora_summary(column.loras)],
+        "cells": [
+            {
+                "row": cell.row,
+                "column": cell.column,
+                "label": labels[cell.column],
+                "prompt": cell_prompt(cell.prompt, request),
+                "seed": cell.seed,
+                **cell_size,
+                "loras": lora_summary(cell.loras),
+            }
+            for cell in grid_cells(spec)
+        ],
         "trigger_word": request.trigger_word,
         "add_trigger_word": request.add_trigger_word,
     }

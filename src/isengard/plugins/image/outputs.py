@@ -29,17 +29,22 @@ def png_info(params: dict[str, Any]) -> PngInfo:
             info.add_text(key, str(params[key]))
     info.add_text("loras", json.dumps(params.get("loras", [])))
     info.add_text("isengard", json.dumps(params, sort_keys=True, default=str))
-    # The line A1111-style readers (and many gallery tools) show.
+    # The lines A1111-style readers (and many gallery tools) show: one block per rendered image, so a grid's
+    # cells each say their own prompt, seed, size and LoRA.
+    renders = params.get("cells") or [params]
+    info.add_text("parameters", "\n\n".join(_parameters_line({**params, **render}) for render in renders))
+    return info
+
+
+def _parameters_line(params: dict[str, Any]) -> str:
     loras = ", ".join(
         f"{lora.get('name') or lora.get('lora_id')}:{lora.get('weight')}" for lora in params.get("loras", [])
     )
-    info.add_text(
-        "parameters",
+    return (
         f"{params.get('prompt', '')}\nSteps: {params.get('steps')}, Seed: {params.get('seed')}, "
         f"Size: {params.get('width')}x{params.get('height')}, Guidance: {params.get('guidance')}, "
-        f"Model: {params.get('base_model')}" + (f", LoRAs: {loras}" if loras else ""),
+        f"Model: {params.get('base_model')}" + (f", LoRAs: {loras}" if loras else "")
     )
-    return info
 
 
 def read_png_params(path: Path) -> dict[str, Any]:

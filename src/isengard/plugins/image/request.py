@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from isengard.domain import LoraRef
-from isengard.plugins.api import apply_trigger, substitute_trigger
+from isengard.plugins.api import DEFAULT_BASE, apply_trigger, substitute_trigger
 
 # Bounds that keep one job from tying up a worker for hours or exhausting GPU memory.
 MIN_SIDE = 64
@@ -63,6 +63,7 @@ class ImageRequest(BaseModel):
     # ComfyUI only: which workflow template renders the request (a shipped name or a file in the user folder).
     workflow: str | None = Field(default=None, max_length=200)
     grid: GridSpec | None = None
+    base: str = Field(default=DEFAULT_BASE, max_length=40, description="the base model to generate with")
 
     @model_validator(mode="after")
     def _prompt_or_grid(self) -> ImageRequest:

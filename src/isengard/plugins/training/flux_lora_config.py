@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from isengard.plugins.api import DEFAULT_TARGET_MODULES, ProfileChoice
+from isengard.plugins.api import BASES, DEFAULT_BASE, ProfileChoice, get_base
 from isengard.plugins.training.sampling_config import SamplingConfig
 
 Optimizer = Literal["adamw", "adamw8bit", "prodigy"]
@@ -23,6 +23,12 @@ class FluxLoraConfig(SamplingConfig):
     model_config = ConfigDict(extra="forbid", title="FLUX LoRA training")
 
     # What is trained.
+    base: str = Field(
+        default=DEFAULT_BASE,
+        description="The base model the LoRA is trained on (and will only work with): "
+        + ", ".join(f"{spec.name} ({spec.label})" for spec in BASES.values())
+        + ".",
+    )
     steps: int = Field(default=2000, ge=1, le=100_000, description="Optimizer steps to train.")
     rank: int = Field(default=16, ge=1, le=256, description="LoRA rank: capacity of the adapter (4 to 64 typical).")
     alpha: float = Field(
@@ -32,7 +38,7 @@ class FluxLoraConfig(SamplingConfig):
         description="LoRA alpha: the update is scaled by alpha / rank. Equal to the rank means no extra scaling.",
     )
     target_modules: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_TARGET_MODULES),
+        default_factory=lambda data: list(get_base(data.get("base")).family.lora_targets),
         min_length=1,
         max_length=64,
         description="Transformer layers that get a LoRA (suffixes of module names, e.g. 'attn.to_q').",
@@ -101,6 +107,13 @@ class FluxLoraConfig(SamplingConfig):
             if resolution < 64 or resolution > 2048 or resolution % 16:
                 raise ValueError(f"{resolution} is not a usable resolution: use multiples of 16 from 64 to 2048")
         return sorted(set(value))
+
+    @field_validator("base")
+    @classmethod
+    def _known_base(cls, value: str) -> str:
+        if value not in BASES:
+            raise ValueError(f"unknown base '{value}': known bases are {', '.join(BASES)}")
+        return value
 
     @field_validator("target_modules")
     @classmethod

@@ -14,7 +14,7 @@ import torch
 from PIL import Image, ImageOps
 
 from isengard.domain import TrainingInput
-from isengard.plugins.api import PluginError, apply_trigger, substitute_trigger
+from isengard.plugins.api import BaseFamily, PluginError, apply_trigger, substitute_trigger
 from isengard.plugins.training.buckets import BucketedItem, assign_buckets, resize_and_crop, to_model_input
 from isengard.plugins.training.flow_matching import TextEmbedding
 
@@ -50,20 +50,9 @@ def captions_for(job: TrainingInput, *, allow_empty: bool) -> list[str]:
 
 
 @torch.no_grad()
-def encode_text(pipeline: Any, prompt: str, *, device: torch.device, max_sequence_length: int) -> TextEmbedding:
-    prompt_embeds, pooled, _text_ids = pipeline.encode_prompt(
-        prompt=prompt, prompt_2=prompt, device=device, max_sequence_length=max_sequence_length
-    )
-    return TextEmbedding(prompt_embeds.to("cpu"), pooled.to("cpu"))
-
-
-@torch.no_grad()
-def encode_image(vae: Any, image: Image.Image, *, device: torch.device) -> torch.Tensor:
+def encode_image(family: BaseFamily, vae: Any, image: Image.Image, *, device: torch.device) -> torch.Tensor:
     pixels = torch.from_numpy(to_model_input(image)).unsqueeze(0).to(device=device, dtype=vae.dtype)
-    # The distribution's mean: cached once, so a fixed latent is the honest choice (no resampling per epoch).
-    latents = vae.encode(pixels).latent_dist.mode()
-    latents = (latents - vae.config.shift_factor) * vae.config.scaling_factor
-    return latents.float().to("cpu")
+    return family.encode_image_latents(vae, pixels).float().to("cpu")
 
 
 @dataclass
@@ -85,6 +74,7 @@ def read_dataset(job: TrainingInput, data_dir: Path, *, resolutions: list[int], 
 
 
 def encode_texts(
+    family: BaseFamily,
     text_pipe: Any,
     dataset: Dataset,
     job: TrainingInput,
@@ -96,8 +86,9 @@ def encode_texts(
     """Every caption (each distinct one once), the empty caption and the sample prompts: encoded on `device`, kept
     in CPU memory."""
 
+    @torch.no_grad()
     def encode(prompt: str) -> TextEmbedding:
-        return encode_text(text_pipe, prompt, device=device, max_sequence_length=max_sequence_length)
+        return family.encode_prompt(text_pipe, prompt, device=device, max_sequence_length=max_sequence_length)
 
     unique = {caption: encode(caption) for caption in dict.fromkeys([*dataset.captions, ""])}
     # Each sample is labelled with the prompt the model got (trigger word in place), as generated images are.
@@ -106,8 +97,8 @@ def encode_texts(
     return [unique[caption] for caption in dataset.captions], unique[""], samples
 
 
-def encode_latents(vae: Any, dataset: Dataset, *, device: torch.device) -> list[torch.Tensor]:
+def encode_latents(family: BaseFamily, vae: Any, dataset: Dataset, *, device: torch.device) -> list[torch.Tensor]:
     return [
-        encode_image(vae, resize_and_crop(dataset.images[item.image_index], item.size), device=device)
+        encode_image(family, vae, resize_and_crop(dataset.images[item.image_index], item.size), device=device)
         for item in dataset.items
     ]

@@ -18,7 +18,15 @@ import torch
 from diffusers.optimization import get_scheduler
 
 from isengard.domain import ArtifactKind, TrainingInput
-from isengard.plugins.api import Artifact, JobContext, PluginError, checkpoint_dir, free_device_memory
+from isengard.plugins.api import (
+    Artifact,
+    BaseFamily,
+    JobContext,
+    PluginError,
+    checkpoint_dir,
+    free_device_memory,
+    get_base,
+)
 from isengard.plugins.training import checkpoints as ckpt
 from isengard.plugins.training.buckets import BucketBatchSampler
 from isengard.plugins.training.flow_matching import TextEmbedding, flow_matching_loss, sample_sigmas, stack_text
@@ -81,7 +89,12 @@ def batch_text(data: PreparedData, indices: list[int], dropout: float, generator
 
 @torch.no_grad()
 def validation_loss(
-    transformer: Any, data: PreparedData, config: FluxLoraConfig, device: torch.device, dtype: torch.dtype
+    family: BaseFamily,
+    transformer: Any,
+    data: PreparedData,
+    config: FluxLoraConfig,
+    device: torch.device,
+    dtype: torch.dtype,
 ) -> float:
     """Loss on a fixed batch (same images, noise and noise levels every time): comparable across the run,
     unlike the per-step loss, which is dominated by the random noise level of each step."""
@@ -95,8 +108,9 @@ def validation_loss(
         noise = torch.randn(latents.shape, generator=generator).to(device)
         sigmas = torch.full((len(indices),), sigma)
         loss = flow_matching_loss(
-            transformer, latents, text, noise, sigmas, guidance_scale=config.guidance_scale, weight_dtype=dtype
-        )
+            family, transformer, latents, text, noise, sigmas, guidance_scale=config.guidance_scale,
+            weight_dtype=dtype,
+        )  # fmt: skip
         total += float(loss)
     return total / len(VALIDATION_SIGMAS)
 
@@ -105,7 +119,7 @@ def run_training(
     ctx: JobContext, config: FluxLoraConfig, job: TrainingInput, *, base_model_name: str
 ) -> dict[str, Any]:
     device, dtype = pick_device(ctx.mode, config.mixed_precision)
-    base = Path(ctx.base_model_path)
+    base = Path(ctx.base_model_dir(config.base))  # a PluginError naming what is missing when it is not complete
     if not (base / "model_index.json").exists():
         raise PluginError(f"base model not found at {base} (no model_index.json)")
     decision = choose_profile(config, training_plan(base, config, device))
@@ -137,6 +151,7 @@ def _train(
     slug = _slug(job)
 
     # 1-2. The models, one stage at a time (FLUX.1-dev, or the tiny model in fast-test mode, offline).
+    family = get_base(config.base).family
     models: TrainingModels = load_models(ctx, config, job, profile=decision.profile, device=device, dtype=dtype)
     data, transformer, params = models.data, models.transformer, models.params
     ctx.log(f"encoded {data.image_count} images into {len(data.items)} bucketed examples", buckets=_bucket_counts(data))
@@ -164,14 +179,14 @@ def _train(
         ctx.log(f"resumed from the checkpoint of step {start_step}", step=start_step)
 
     metadata = _metadata(config, job, data, ctx, base_model_name)
-    val_start = validation_loss(transformer, data, config, device, dtype)
+    val_start = validation_loss(family, transformer, data, config, device, dtype)
     ctx.log(f"validation loss at step {start_step}: {val_start:.4f}", step=start_step, validation_loss=val_start)
-    samples_pipe = sampling_pipeline(models.scheduler, models.vae, transformer)
+    samples_pipe = sampling_pipeline(family, models.scheduler, models.vae, transformer)
 
     def samples(step: int) -> None:
         if config.sample_prompts:
             render_samples(
-                ctx, samples_pipe, data.sample_prompts, step=step, resolution=config.sample_resolution,
+                ctx, family, samples_pipe, data.sample_prompts, step=step, resolution=config.sample_resolution,
                 num_inference_steps=config.sample_steps, guidance_scale=config.sample_guidance,
                 seed=config.sample_seed, device=device, dtype=dtype,
             )  # fmt: skip
@@ -192,8 +207,9 @@ def _train(
                 sigmoid_scale=config.sigmoid_scale, shift=config.timestep_shift,
             )  # fmt: skip
             loss = flow_matching_loss(
-                transformer, latents, text, noise, sigmas, guidance_scale=config.guidance_scale, weight_dtype=dtype
-            )
+                family, transformer, latents, text, noise, sigmas, guidance_scale=config.guidance_scale,
+                weight_dtype=dtype,
+            )  # fmt: skip
             (loss / config.gradient_accumulation_steps).backward()
             step_loss += float(loss.detach()) / config.gradient_accumulation_steps
         torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
@@ -221,7 +237,7 @@ def _train(
 
     # 6. The LoRA, the final validation loss and the final samples.
     end_step = max(config.steps, start_step)
-    val_end = validation_loss(transformer, data, config, device, dtype)
+    val_end = validation_loss(family, transformer, data, config, device, dtype)
     ctx.log(f"validation loss at step {end_step}: {val_end:.4f}", step=end_step, validation_loss=val_end)
     lora_path = work_dir / ckpt.lora_file_name(slug)
     final_meta = {**metadata, "step": end_step, "validation_loss": round(val_end, 6)}
@@ -291,6 +307,7 @@ def _metadata(
     """What a LoRA file says about itself (safetensors header strings; also the `loras` row's meta)."""
     return {
         "base_model": base_model,
+        "base": config.base,
         "trigger_word": job.trigger_word,
         "character": job.character_name,
         "rank": config.rank,

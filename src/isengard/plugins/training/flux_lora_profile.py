@@ -47,6 +47,7 @@ def training_plan(base: Path, config: FluxLoraConfig, device: torch.device) -> M
         transformer_config=transformer_config(base), resolution=max(config.resolutions),
         batch_size=config.batch_size, rank=config.rank, gradient_checkpointing=config.gradient_checkpointing,
         gpu_bytes=int(free), target_modules=config.target_modules, text_tokens=config.max_sequence_length,
+        base=config.base,
     )  # fmt: skip
 
 

@@ -23,6 +23,7 @@ from isengard.plugins.api import (
     PluginError,
     attach_block_swap,
     free_device_memory,
+    get_base,
     load_scheduler,
     load_text_encoders,
     load_transformer,
@@ -71,7 +72,8 @@ def load_models(
     device: torch.device,
     dtype: torch.dtype,
 ) -> TrainingModels:
-    base = Path(ctx.base_model_path)
+    base = Path(ctx.base_model_dir(config.base))
+    family = get_base(config.base).family
     # Bad data fails here, before minutes of model loading.
     dataset = read_dataset(
         job, Path(ctx.data_dir), resolutions=config.resolutions, allow_empty_captions=config.allow_empty_captions
@@ -83,7 +85,7 @@ def load_models(
     text_pipe = load_text_encoders(base, dtype=dtype, device=text_device)
     ctx.report_progress(0, config.steps, stage="encoding dataset")
     captions, empty, samples = encode_texts(
-        text_pipe, dataset, job, sample_prompts=config.sample_prompts,
+        family, text_pipe, dataset, job, sample_prompts=config.sample_prompts,
         max_sequence_length=config.max_sequence_length, device=text_device,
     )  # fmt: skip
     del text_pipe
@@ -92,7 +94,7 @@ def load_models(
 
     # 2. VAE: latents, then it waits in CPU memory.
     vae = load_vae(base, dtype=dtype, device=device)
-    latents = encode_latents(vae, dataset, device=device)
+    latents = encode_latents(family, vae, dataset, device=device)
     vae.to("cpu")
     free_device_memory()
     data = PreparedData(

@@ -1,4 +1,4 @@
-"""Sample images during training: the user's prompts through the real FluxPipeline with the LoRA active.
+"""Sample images during training: the user's prompts through the base's real pipeline with the LoRA active.
 
 Every prompt uses the same seed at every step, so the samples of step 250 and step 500 differ only by training.
 The prompts were encoded before the text encoders were freed; the pipeline here has the transformer and the VAE,
@@ -11,28 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import FluxPipeline
 
-from isengard.plugins.api import Artifact, JobContext, atomic_path, free_device_memory
-from isengard.plugins.training.flow_matching import TextEmbedding
+from isengard.plugins.api import Artifact, BaseFamily, JobContext, TextEmbedding, atomic_path, free_device_memory
 
 
-def sampling_pipeline(scheduler: Any, vae: Any, transformer: Any) -> Any:
-    sampler: Any = FluxPipeline(
-        scheduler=scheduler,
-        vae=vae,
-        text_encoder=None,
-        tokenizer=None,
-        text_encoder_2=None,
-        tokenizer_2=None,
-        transformer=transformer,
-    )
+def sampling_pipeline(family: BaseFamily, scheduler: Any, vae: Any, transformer: Any) -> Any:
+    sampler = family.sampling_pipeline(scheduler, vae, transformer)
     sampler.set_progress_bar_config(disable=True)
     return sampler
 
 
 def render_samples(
     ctx: JobContext,
+    family: BaseFamily,
     pipeline: Any,
     prompts: list[tuple[str, TextEmbedding]],
     *,
@@ -53,8 +44,7 @@ def render_samples(
         for index, (prompt, text) in enumerate(prompts):
             generator = torch.Generator(device="cpu").manual_seed(seed + index)
             image = pipeline(
-                prompt_embeds=text.prompt_embeds.to(device=device, dtype=dtype),
-                pooled_prompt_embeds=text.pooled_prompt_embeds.to(device=device, dtype=dtype),
+                **family.prompt_kwargs(text, device=device, dtype=dtype),
                 height=resolution,
                 width=resolution,
                 num_inference_steps=num_inference_steps,

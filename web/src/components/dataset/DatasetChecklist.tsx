@@ -1,5 +1,6 @@
 import { useQuery } from "@tanstack/react-query";
 import { datasetQueries, type DatasetReport } from "../../features/dataset/api";
+import { IdentityFindings } from "../../features/evaluation/IdentityFindings";
 import { Card, ErrorNotice, Spinner } from "../ui";
 
 type Level = "ok" | "warn" | "danger";
@@ -58,7 +59,7 @@ export function checksFromReport(report: DatasetReport): Check[] {
     level: toFix.size ? "warn" : "ok",
     title: toFix.size ? `${toFix.size} caption${toFix.size === 1 ? "" : "s"} to fix` : "Captions pass the caption check",
     detail: toFix.size
-      ? "Missing trigger word, identity traits, near-identical or over-long captions; see the notes under each caption."
+      ? "Placeholders, missing trigger word, identity traits, near-identical or over-long captions; see the notes under each caption."
       : "Trigger word present, no identity traits, varied, within the text encoders' length.",
   });
   return checks;
@@ -96,6 +97,7 @@ export function DatasetChecklist({ characterId, compact, resolution }: { charact
         ))}
       </ul>
       <div className="small muted" data-testid="dataset-verdict">{data.verdict}</div>
+      {compact ? null : <IdentityFindings characterId={characterId} />}
     </div>
   );
   return compact ? body : <Card title="Dataset check" description="Checked before training">{body}</Card>;

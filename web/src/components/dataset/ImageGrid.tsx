@@ -3,7 +3,8 @@ import { useState, type ReactNode } from "react";
 import { characterKeys } from "../../features/characters/api";
 import { datasetKeys, deleteImage, updateCaption, type ImageOut } from "../../features/dataset/api";
 import { FLAG_LABELS, isQualityFlag } from "../../features/dataset/flags";
-import { Badge, ConfirmButton, ErrorNotice } from "../ui";
+import { Badge, Button, ConfirmButton, ErrorNotice } from "../ui";
+import { PhotoEditor } from "./PhotoEditor";
 
 function CaptionEditor({ image }: { image: ImageOut }) {
   const client = useQueryClient();
@@ -55,8 +56,9 @@ export function ImageCard({ image, selected, onToggle, editable = true, characte
   captionExtras?: (image: ImageOut) => ReactNode;
 }) {
   const client = useQueryClient();
+  const [editing, setEditing] = useState(false);
   return (
-    <div className={`media-card${selected ? " selected" : ""}`} data-testid="image-card">
+    <div className={`media-card${selected ? " selected" : ""}`} data-testid="image-card" data-edited={image.edit ? "true" : undefined}>
       <a className="media-thumb" href={image.url} target="_blank" rel="noreferrer" title="Open the full image">
         <img src={image.thumbnail_url} alt={image.original_name} loading="lazy" />
       </a>
@@ -66,6 +68,9 @@ export function ImageCard({ image, selected, onToggle, editable = true, characte
         </label>
       ) : null}
       <div className="media-actions">
+        {editable ? (
+          <Button size="sm" aria-label={`Edit ${image.original_name}`} title="Rotate or crop" onClick={() => setEditing(true)}>✎</Button>
+        ) : null}
         <ConfirmButton
           size="sm"
           ariaLabel={`Delete ${image.original_name}`}
@@ -85,7 +90,7 @@ export function ImageCard({ image, selected, onToggle, editable = true, characte
           <span className="muted" style={{ overflow: "hidden", textOverflow: "ellipsis", whiteSpace: "nowrap", maxWidth: "60%" }} title={image.original_name}>
             {characterName ?? image.original_name}
           </span>
-          <span className="faint">{image.width}×{image.height}</span>
+          <span className="faint">{image.width}×{image.height}{image.edit ? " · edited" : ""}</span>
         </div>
         {image.flags.length ? (
           <div className="row" style={{ gap: 4 }}>
@@ -95,6 +100,7 @@ export function ImageCard({ image, selected, onToggle, editable = true, characte
         {editable ? <CaptionEditor image={image} /> : image.caption ? <span className="small muted">{image.caption}</span> : null}
         {captionExtras?.(image)}
       </div>
+      {editing ? <PhotoEditor image={image} open onOpenChange={setEditing} /> : null}
     </div>
   );
 }

@@ -1,6 +1,6 @@
 // A form rendered from a plugin's config JSON schema (pydantic's): numbers, integers, strings, enums, booleans
 // and lists of strings or numbers. Field descriptions become hints; bounds become input limits.
-import type { ReactNode } from "react";
+import { type ReactNode, useEffect, useState } from "react";
 import { Field } from "../ui";
 
 export interface JsonSchema {
@@ -81,19 +81,15 @@ function Input({ name, schema, value, onChange }: { name: string; schema: JsonSc
     );
   }
   if (type === "array") {
-    const itemType = schema.items?.type;
     const list = Array.isArray(value) ? value : [];
-    const isText = itemType === "string";
+    if (schema.items?.type !== "string") return <NumberListInput id={id} list={list} onChange={onChange} />;
     return (
       <textarea
         id={id}
         className="textarea mono"
-        rows={isText ? Math.min(5, Math.max(2, list.length)) : 1}
-        value={list.join(isText ? "\n" : ", ")}
-        onChange={(e) => {
-          const parts = isText ? e.target.value.split("\n") : e.target.value.split(/[\s,]+/).filter(Boolean);
-          onChange(isText ? parts : parts.map(Number));
-        }}
+        rows={Math.min(5, Math.max(2, list.length))}
+        value={list.join("\n")}
+        onChange={(e) => onChange(e.target.value.split("\n"))}
       />
     );
   }
@@ -121,5 +117,31 @@ export function SchemaFields({ root, keys, values, onChange, errors }: {
         );
       })}
     </div>
+  );
+}
+
+export const parseNumberList = (text: string): number[] => text.split(/[\s,]+/).filter(Boolean).map(Number);
+
+/** A list of numbers typed as text ("64, 128"): the field keeps what is typed, separators included, and hands the
+ * parsed numbers on; a change from outside (reset to defaults, a preset) replaces the text. */
+function NumberListInput({ id, list, onChange }: { id: string; list: unknown[]; onChange: (value: unknown) => void }) {
+  const [text, setText] = useState(() => list.join(", "));
+  const shown = JSON.stringify(parseNumberList(text));
+  const given = JSON.stringify(list);
+  // Only a change of the value from outside rewrites the text: what is being typed parses to the value already.
+  useEffect(() => {
+    if (shown !== given) setText((JSON.parse(given) as unknown[]).join(", "));
+  }, [given]);
+  return (
+    <textarea
+      id={id}
+      className="textarea mono"
+      rows={1}
+      value={text}
+      onChange={(e) => {
+        setText(e.target.value);
+        onChange(parseNumberList(e.target.value));
+      }}
+    />
   );
 }

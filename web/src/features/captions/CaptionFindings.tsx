@@ -3,12 +3,13 @@ import { useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { Badge, Button } from "../../components/ui";
 import { datasetKeys, type ImageOut } from "../dataset/api";
-import { applyFix, DEFAULT_PLUGIN, DEFAULT_STYLE, findingsByImage, useCaptionLanguage, useCaptionLint, type CaptionFinding } from "./api";
+import { applyFix, DEFAULT_PLUGIN, DEFAULT_STYLE, REGENERATE_TEMPERATURE, findingsByImage, useCaptionLanguage, useCaptionLint, type CaptionFinding } from "./api";
 import { isFinal, useCaptionJob } from "./useCaptionJob";
 
 const TONE: Record<CaptionFinding["severity"], "danger" | "warn" | "info"> = { error: "danger", warning: "warn", info: "info" };
 const LABEL: Record<CaptionFinding["kind"], string> = {
   empty: "No caption",
+  placeholder: "Placeholder",
   missing_trigger: "No trigger word",
   identity: "Describes identity",
   near_identical: "Near-identical",
@@ -70,7 +71,7 @@ export function CaptionFindings({ image }: { image: ImageOut }) {
           onClick={async () => {
             setError(null);
             try {
-              await regenerate.start({ plugin: DEFAULT_PLUGIN, scope: "selected", image_ids: [image.id], overwrite: true, style: { ...DEFAULT_STYLE, language } });
+              await regenerate.start({ plugin: DEFAULT_PLUGIN, scope: "selected", image_ids: [image.id], overwrite: true, style: { ...DEFAULT_STYLE, language }, config: { temperature: REGENERATE_TEMPERATURE } });
             } catch (e) {
               setError(e instanceof Error ? e.message : String(e));
             }

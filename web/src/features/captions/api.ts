@@ -17,6 +17,8 @@ export type CaptionEvent = EventOf<"caption">;
 export type CaptionLanguage = NonNullable<CaptionStyle["language"]>;
 
 export const DEFAULT_PLUGIN = "qwen-vl";
+/** "Regenerate caption" samples (temperature above 0) so each click gives another candidate, not the same text. */
+export const REGENERATE_TEMPERATURE = 0.8;
 
 /** The languages captions are written and checked in, as each is named in its own language. */
 export const CAPTION_LANGUAGES: Record<CaptionLanguage, string> = { en: "English", fr: "Français", de: "Deutsch" };

@@ -69,3 +69,21 @@ export function refusedUploadResults(error: unknown): UploadFileResult[] {
   const results: unknown = "results" in error.body ? error.body.results : undefined;
   return Array.isArray(results) ? results : [];
 }
+
+export type ImageEdit = NonNullable<ImageOut["edit"]>;
+export type EditRequest = Schemas["EditRequest"];
+
+/** Replace the photo's edit (rotation, then crop in the turned photo's pixels), drawn from the kept original. */
+export function editImage(imageId: string, body: EditRequest) {
+  return unwrap(client.PUT("/api/images/{image_id}/edit", { params: { path: { image_id: imageId } }, body }));
+}
+
+/** Crop to the largest face the face detector finds, after turning the photo `rotate` degrees. */
+export function cropToFace(imageId: string, body: Schemas["FaceCropRequest"]) {
+  return unwrap(client.POST("/api/images/{image_id}/edit/face", { params: { path: { image_id: imageId } }, body }));
+}
+
+/** The original photo back, as uploaded. */
+export function undoEdit(imageId: string) {
+  return unwrap(client.DELETE("/api/images/{image_id}/edit", { params: { path: { image_id: imageId } } }));
+}

@@ -93,3 +93,30 @@ export function recordedProgress(job: Job): RecordedProgress {
 export function configuredSteps(job: Job): number {
   return num(job.config?.steps) ?? 0;
 }
+
+/** Every kind of job the Jobs page lists (a kind the schema adds and this list lacks fails the typecheck). */
+const KIND_LABELS = {
+  training: "Training",
+  generation: "Generation",
+  caption: "Captioning",
+  video: "Video",
+  evaluation: "Evaluation",
+} satisfies Record<JobKind, string>;
+export const JOB_KINDS = Object.keys(KIND_LABELS).filter(isJobKind);
+export const kindLabel = (kind: JobKind) => KIND_LABELS[kind];
+
+export function isJobKind(value: string | null): value is JobKind {
+  return value !== null && Object.hasOwn(KIND_LABELS, value);
+}
+
+export const JOB_STATUSES = STATUSES;
+
+/** A new job with the settings of one that has ended (a training run on the dataset as it is now). */
+export function rerunJob(id: string) {
+  return unwrap(client.POST("/api/jobs/{job_id}/rerun", { params: { path: { job_id: id } } }));
+}
+
+/** A job that has ended, with its history and files (a run's LoRAs, a generation's images). */
+export function deleteJob(id: string) {
+  return unwrap(client.DELETE("/api/jobs/{job_id}", { params: { path: { job_id: id } } }));
+}

@@ -118,4 +118,29 @@ describe("jobEventOf", () => {
     expect(jobEventOf({ type: "progress", data: [{ ...base, type: "progress" }], id: null })).toBeNull();
     expect(jobEventOf({ type: "progress", data: { type: "progress" }, id: null })).toBeNull();
   });
+
+  it("shows one attempt's truth: older statuses, earlier attempts and steps going back are ignored", () => {
+    const later = "2026-01-01T00:01:00Z";
+    const resumed = run([
+      { type: "history", history: history({
+        job: job({ status: "queued", attempts: 1, progress: { step: 45, total: 100, attempt: 1, stage: "training" } }),
+        statuses: [{ status: "cancelled", at: AT }, { status: "queued", message: "resuming from the checkpoint of step 40", at: later }],
+      }) },
+      { type: "event", event: { ...base, type: "status", status: "cancelled", message: null } },
+      { type: "event", event: progress(41, 0.5, { attempt: 2 }) },
+      { type: "event", event: progress(44, 0.5, { attempt: 1 }) },
+      { type: "event", event: progress(42, 0.5, { attempt: 2 }) },
+      { type: "event", event: progress(41, 0.5, { attempt: 2 }) },
+    ]);
+    expect(resumed.status).toBe("running");
+    expect(resumed.attempt).toBe(2);
+    expect(resumed.progress?.step).toBe(42);
+  });
+
+  it("a history that knows of a newer attempt drops the earlier attempt's steps", () => {
+    const stopped = run([{ type: "event", event: progress(43, 0.5, { attempt: 1 }) }]);
+    const started = run([{ type: "history", history: history({ job: job({ attempts: 2, progress: { step: 43, total: 100, attempt: 1 } }) }) }], stopped);
+    expect(started.attempt).toBe(2);
+    expect(started.progress).toBeNull();
+  });
 });

@@ -53,6 +53,10 @@ export interface LiveState {
   seenLogs: Set<string>;
   /** What the last status change said ("resumed from step 500 (attempt 2 of 3)"). */
   statusMessage: string | null;
+  /** When the status shown changed (ms): an older status, replayed or fetched late, never replaces a newer one. */
+  statusAt: number;
+  /** The attempt whose progress is shown: a later attempt's progress replaces it, an earlier one's is ignored. */
+  attempt: number;
 }
 
 export type LiveAction = { type: "history"; history: JobHistory } | { type: "event"; event: JobEvent } | { type: "reset" };
@@ -60,7 +64,7 @@ export type LiveAction = { type: "history"; history: JobHistory } | { type: "eve
 const MAX_LOG_LINES = 2000;
 
 export function emptyLive(): LiveState {
-  return { status: null, error: null, progress: null, loss: new Map(), lossAttempt: 0, logs: [], samples: new Map(), checkpoints: new Map(), seenLogs: new Set(), statusMessage: null };
+  return { status: null, error: null, progress: null, loss: new Map(), lossAttempt: 0, logs: [], samples: new Map(), checkpoints: new Map(), seenLogs: new Set(), statusMessage: null, statusAt: 0, attempt: 0 };
 }
 
 function progressFromJob(job: Job): LiveProgress | null {
@@ -68,6 +72,28 @@ function progressFromJob(job: Job): LiveProgress | null {
   if (p.step === null) return null;
   return { step: p.step, total: p.total ?? 0, loss: p.loss, smoothed: p.smoothedLoss, itPerS: p.itPerS, etaSeconds: p.etaSeconds, stage: p.stage };
 }
+
+/** One attempt's truth: progress of an earlier attempt is dropped, and within an attempt (and stage) the step
+ * only moves forward, whatever order the history and the stream deliver it in. */
+function setProgress(state: LiveState, progress: LiveProgress, attempt: number): void {
+  if (attempt < state.attempt) return;
+  const current = state.progress;
+  const sameRun = attempt === state.attempt && current !== null && current.stage === progress.stage;
+  if (sameRun && progress.step < current.step) return;
+  state.attempt = attempt;
+  state.progress = progress;
+}
+
+/** Take a status only if it is at least as new as the one shown (`at` in ms; 0 when unknown). */
+function setStatus(state: LiveState, status: JobStatus, message: string | null, at: number): boolean {
+  if (at < state.statusAt) return false;
+  state.status = status;
+  state.statusMessage = message;
+  state.statusAt = at;
+  return true;
+}
+
+const timeOf = (at: string | null | undefined) => (at ? Date.parse(at) || 0 : 0);
 
 /** Show the latest attempt's curve: a resumed attempt reports its steps again from its checkpoint on, so an
  * earlier attempt's points from there are replaced, and late points of an earlier attempt are left out. */
@@ -92,10 +118,18 @@ function addLog(state: LiveState, line: LogLine) {
 const metaText = (value: unknown) => (typeof value === "string" ? value : null);
 
 function applyHistory(state: LiveState, history: JobHistory) {
-  state.status = history.job.status;
-  state.statusMessage = history.statuses.at(-1)?.message ?? state.statusMessage;
-  state.error = history.job.error ?? null;
-  state.progress = progressFromJob(history.job) ?? state.progress;
+  const lastChange = history.statuses.at(-1);
+  if (setStatus(state, history.job.status, lastChange?.message ?? state.statusMessage, timeOf(lastChange?.at))) {
+    state.error = history.job.error ?? null;
+  }
+  const recorded = progressFromJob(history.job);
+  const recordedAttempt = typeof history.job.progress?.attempt === "number" ? history.job.progress.attempt : history.job.attempts;
+  if (history.job.attempts > state.attempt) {
+    // A newer attempt has started: the steps shown so far were the earlier attempt's.
+    state.attempt = history.job.attempts;
+    state.progress = null;
+  }
+  if (recorded) setProgress(state, recorded, recordedAttempt);
   for (const p of history.loss) addLossPoint(state, { step: p.step, loss: p.loss ?? null, smoothed: p.smoothed_loss ?? null }, p.attempt);
   for (const line of history.logs) addLog(state, line);
   for (const s of history.samples) {
@@ -111,22 +145,22 @@ function applyEvent(state: LiveState, event: JobEvent) {
     case "progress": {
       const { step, loss, smoothed_loss: smoothed } = event;
       if (loss != null) addLossPoint(state, { step, loss, smoothed }, event.attempt);
-      state.progress = {
+      const attempt = event.attempt ?? state.attempt;
+      const sameAttempt = attempt === state.attempt;
+      setProgress(state, {
         step,
         total: event.total,
-        loss: loss ?? state.progress?.loss ?? null,
-        smoothed: smoothed ?? state.progress?.smoothed ?? null,
+        loss: loss ?? (sameAttempt ? state.progress?.loss : null) ?? null,
+        smoothed: smoothed ?? (sameAttempt ? state.progress?.smoothed : null) ?? null,
         itPerS: event.it_per_s,
         etaSeconds: event.eta_seconds,
         stage: event.stage,
-      };
-      if (!state.status || state.status === "queued") state.status = "running";
+      }, attempt);
+      if (attempt === state.attempt && (!state.status || state.status === "queued")) state.status = "running";
       break;
     }
     case "status":
-      state.status = event.status;
-      state.statusMessage = event.message ?? null;
-      if (event.status === "failed" && event.message) state.error = event.message;
+      if (setStatus(state, event.status, event.message ?? null, timeOf(event.at)) && event.status === "failed" && event.message) state.error = event.message;
       break;
     case "error":
       state.error = event.message;

@@ -3,7 +3,18 @@ import { Link, useNavigate } from "react-router-dom";
 import { Button, ConfirmButton, ErrorNotice } from "../../components/ui";
 import { isFinal, jobKeys, type Job } from "../jobs/api";
 import { loraKeys } from "../loras/api";
+import { settingsFileUrl } from "../training/api";
 import { deleteRun, rerun } from "./api";
+
+/** A run's settings as a YAML file that imports back into the form, and as an ai-toolkit job file. */
+export function RunFileLinks({ job }: { job: Job }) {
+  return (
+    <>
+      <a className="btn sm ghost" href={settingsFileUrl.run(job.id)} download title="The run's settings as a YAML file the form imports">Settings</a>
+      <a className="btn sm ghost" href={settingsFileUrl.aiToolkit(job.id)} download title="The run as an ai-toolkit job file">ai-toolkit</a>
+    </>
+  );
+}
 
 /** Clone (the Start training form with this run's settings), rerun (the same settings at once), delete. */
 export function RunActions({ job }: { job: Job }) {
@@ -20,6 +31,7 @@ export function RunActions({ job }: { job: Job }) {
     <div className="stack-sm">
       <div className="row" style={{ gap: 4, flexWrap: "nowrap" }}>
         <Link className="btn sm ghost" to={`/training/new?from=${job.id}`}>Clone</Link>
+        <RunFileLinks job={job} />
         <Button size="sm" variant="ghost" onClick={() => again.mutate()} loading={again.isPending} disabled={!job.character_id}>Rerun</Button>
         <ConfirmButton
           size="sm"

@@ -1,4 +1,4 @@
-import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Link, useParams } from "react-router-dom";
 import { CheckpointsPanel } from "../../components/training/CheckpointsPanel";
 import { ConnectionBadge, StatusBadge } from "../../components/training/JobBits";
@@ -6,6 +6,8 @@ import { LossChart, type ValidationPoint } from "../../components/training/LossC
 import { TrainingLogsPanel } from "../../components/training/TrainingLogsPanel";
 import { Alert, Button, Card, ErrorNotice, PageHeader, ProgressBar, Spinner, Stat, Tab, TabList, TabPanel, Tabs } from "../../components/ui";
 import { formatDate, formatDuration, formatLoss } from "../../lib/format";
+import { evaluationQueries, scoresByArtifact } from "../evaluation/api";
+import { RunQuality } from "../evaluation/RunQuality";
 import { configuredSteps, isFinal, jobKeys } from "../jobs/api";
 import { useJobLive } from "../jobs/hooks";
 import { resumeRun } from "./api";
@@ -39,6 +41,8 @@ export default function TrainingDetail() {
   const { jobId = "" } = useParams();
   const client = useQueryClient();
   const { job, live, connection, historyError, jobError } = useJobLive(jobId);
+  const finished = job ? isFinal(live.status ?? job.status) : false;
+  const evaluation = useQuery({ ...evaluationQueries.run(jobId, !finished), enabled: !!job && job.kind === "training" }).data;
   const resume = useMutation({
     mutationFn: () => resumeRun(jobId),
     onSuccess: () => {
@@ -72,7 +76,7 @@ export default function TrainingDetail() {
       <PageHeader
         crumbs={<><Link to="/training/history">Training</Link><span>/</span></>}
         title={job.name || `Run ${job.id.slice(0, 8)}`}
-        description={<>Plugin <code>{job.plugin}</code> · started {formatDate(job.started_at ?? job.created_at)} · <span data-testid="run-attempt">attempt {Math.max(1, job.attempts)} of {job.max_attempts}</span>{job.character_id ? <> · <Link className="link" to={`/characters/${job.character_id}`}>character</Link></> : null}</>}
+        description={<>Plugin <code>{job.plugin}</code> · started {formatDate(job.started_at ?? job.created_at)} · <span data-testid="run-attempt">attempt {Math.max(1, live.attempt || job.attempts)} of {job.max_attempts}</span>{job.character_id ? <> · <Link className="link" to={`/characters/${job.character_id}`}>character</Link></> : null}</>}
         actions={
           <>
             <span data-testid="run-status"><StatusBadge status={status} /></span>
@@ -108,6 +112,11 @@ export default function TrainingDetail() {
       <Card title="Loss">
         <LossChart points={[...live.loss.values()]} totalSteps={total} validation={validationPoints(job.result ?? {})} />
       </Card>
+      {job.kind === "training" ? (
+        <Card title="Quality" description="Each sample scored against the character's photos: identity, prompt adherence, copying">
+          <RunQuality evaluation={evaluation} totalSteps={total} />
+        </Card>
+      ) : null}
       <Tabs defaultValue="samples">
         <TabList label="Run details">
           <Tab value="samples">Samples ({live.samples.size})</Tab>
@@ -115,8 +124,8 @@ export default function TrainingDetail() {
           <Tab value="logs">Logs</Tab>
           <Tab value="config">Config</Tab>
         </TabList>
-        <TabPanel value="samples"><Card><SamplesGrid samples={[...live.samples.values()]} checkpoints={[...live.checkpoints.values()]} characterId={job.character_id} /></Card></TabPanel>
-        <TabPanel value="checkpoints"><Card flush><CheckpointsPanel checkpoints={[...live.checkpoints.values()]} characterId={job.character_id} /></Card></TabPanel>
+        <TabPanel value="samples"><Card><SamplesGrid samples={[...live.samples.values()]} checkpoints={[...live.checkpoints.values()]} characterId={job.character_id} scores={scoresByArtifact(evaluation)} /></Card></TabPanel>
+        <TabPanel value="checkpoints"><Card flush><CheckpointsPanel checkpoints={[...live.checkpoints.values()]} characterId={job.character_id} scores={evaluation?.checkpoints} /></Card></TabPanel>
         <TabPanel value="logs"><Card><TrainingLogsPanel lines={live.logs} /></Card></TabPanel>
         <TabPanel value="config"><Card><ConfigList config={job.config ?? {}} /></Card></TabPanel>
       </Tabs>

@@ -2,13 +2,14 @@ import { useMemo, useState } from "react";
 import { Link } from "react-router-dom";
 import { Lightbox } from "../../components/Lightbox";
 import { Empty, Field } from "../../components/ui";
+import { formatScore, type SampleScore } from "../evaluation/api";
 import type { MediaRef } from "../jobs/live";
 
 /**
  * Samples as a table: a row per prompt, a column per sampled step (same seed along a row), so the best step shows at
  * a glance; below, one prompt at two chosen steps side by side. A step with a checkpoint offers to generate with it.
  */
-export function SamplesGrid({ samples, checkpoints, characterId }: { samples: MediaRef[]; checkpoints: MediaRef[]; characterId: string | null }) {
+export function SamplesGrid({ samples, checkpoints, characterId, scores }: { samples: MediaRef[]; checkpoints: MediaRef[]; characterId: string | null; scores?: Map<string, SampleScore> }) {
   const steps = useMemo(() => [...new Set(samples.map((s) => s.step ?? 0))].sort((a, b) => a - b), [samples]);
   const prompts = useMemo(() => [...new Set(samples.map((s) => s.prompt ?? ""))], [samples]);
   const cell = (prompt: string, step: number) => samples.find((s) => (s.prompt ?? "") === prompt && (s.step ?? 0) === step);
@@ -51,9 +52,12 @@ export function SamplesGrid({ samples, checkpoints, characterId }: { samples: Me
                   return (
                     <td key={step}>
                       {s ? (
-                        <button type="button" className="sample" data-testid="sample" onClick={() => open(s)} aria-label={`Open the sample at step ${step}: ${p}`}>
-                          <img src={s.url} alt={`Sample at step ${step}: ${p}`} loading="lazy" />
-                        </button>
+                        <>
+                          <button type="button" className="sample" data-testid="sample" onClick={() => open(s)} aria-label={`Open the sample at step ${step}: ${p}`}>
+                            <img src={s.url} alt={`Sample at step ${step}: ${p}`} loading="lazy" />
+                          </button>
+                          <SampleScores score={scores?.get(s.key)} />
+                        </>
                       ) : <span className="faint">—</span>}
                     </td>
                   );
@@ -96,6 +100,19 @@ export function SamplesGrid({ samples, checkpoints, characterId }: { samples: Me
         index={viewing}
         onIndex={setViewing}
       />
+    </div>
+  );
+}
+
+/** A cell's scores: identity (or why there is none), adherence, copying. */
+function SampleScores({ score }: { score: SampleScore | undefined }) {
+  if (!score) return null;
+  const identity = score.identity != null ? `id ${formatScore(score.identity)}` : score.subject === "no_face" ? "no face" : null;
+  return (
+    <div className="small faint" data-testid="sample-scores">
+      {[identity, score.adherence != null ? `adh ${formatScore(score.adherence)}` : null, score.copying != null ? `copy ${formatScore(score.copying)}` : null]
+        .filter(Boolean)
+        .join(" · ")}
     </div>
   );
 }

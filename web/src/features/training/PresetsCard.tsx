@@ -1,7 +1,7 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { Button, Card, ErrorNotice } from "../../components/ui";
-import { savePreset, trainingKeys, trainingQueries, type TrainingPlugin } from "./api";
+import { savePreset, settingsFileUrl, trainingKeys, trainingQueries, type TrainingPlugin } from "./api";
 
 export function PresetsCard({ plugin, values, onApply }: { plugin: TrainingPlugin | undefined; values: Record<string, unknown>; onApply: (config: Record<string, unknown>) => void }) {
   const client = useQueryClient();
@@ -22,7 +22,10 @@ export function PresetsCard({ plugin, values, onApply }: { plugin: TrainingPlugi
             {presets.data.filter((p) => !plugin || p.plugin === plugin.name).map((p) => (
               <div key={p.id} className="row between">
                 <span>{p.name}</span>
-                <Button size="sm" onClick={() => onApply(p.config)}>Apply</Button>
+                <div className="row" style={{ gap: 4, flexWrap: "nowrap" }}>
+                  <a className="btn sm ghost" href={settingsFileUrl.preset(p.id)} download aria-label={`Export ${p.name} as YAML`}>YAML</a>
+                  <Button size="sm" onClick={() => onApply(p.config)}>Apply</Button>
+                </div>
               </div>
             ))}
           </div>

@@ -7,10 +7,11 @@ import { Alert, Button, ErrorNotice, PageHeader, Spinner } from "../../component
 import { ApiError, errorMessage, validationItems } from "../../lib/api-errors";
 import { useCharacters } from "../characters/api";
 import { jobKeys, jobQueries } from "../jobs/api";
-import { startTraining, trainingQueries } from "./api";
+import { startTraining, trainingQueries, type SettingsFile } from "./api";
 import { EstimateCard } from "./EstimateCard";
 import { PresetsCard } from "./PresetsCard";
 import { SettingsCard } from "./SettingsCard";
+import { SettingsFileCard } from "./SettingsFileCard";
 import { WhatToTrainCard } from "./WhatToTrainCard";
 
 
@@ -41,6 +42,7 @@ export default function StartTrainingPage() {
   const [pluginName, setPluginName] = useState("");
   const [name, setName] = useState("");
   const [values, setValues] = useState<Record<string, unknown>>({});
+  const [imported, setImported] = useState<SettingsFile | null>(null);
   const plugins = useQuery(trainingQueries.plugins());
   // Start on an engine that can run here (ai-toolkit needs its own install; flux-lora always runs).
   const plugin =
@@ -50,11 +52,14 @@ export default function StartTrainingPage() {
   useEffect(() => {
     if (plugin && schema) {
       setPluginName(plugin.name);
-      // A cloned run brings its own settings (once); otherwise the engine's defaults.
-      const cloned = clone.data && clone.data.plugin === plugin.name ? (clone.data.config as Record<string, unknown>) : {};
+      // An imported file or a cloned run brings its own settings (once); otherwise the engine's defaults.
+      const cloned =
+        imported && imported.plugin === plugin.name
+          ? imported.config
+          : clone.data && clone.data.plugin === plugin.name ? (clone.data.config as Record<string, unknown>) : {};
       setValues({ ...defaultsOf(schema), ...(plugin.defaults ?? {}), ...cloned });
     }
-  }, [plugin?.name, schema, clone.data]); // eslint-disable-line react-hooks/exhaustive-deps
+  }, [plugin?.name, schema, clone.data, imported]); // eslint-disable-line react-hooks/exhaustive-deps
   useEffect(() => {
     if (clone.data) {
       setPluginName(clone.data.plugin);
@@ -110,6 +115,7 @@ export default function StartTrainingPage() {
           <EstimateCard estimate={estimate} steps={steps} />
           {characterId ? <DatasetChecklist characterId={characterId} resolution={smallestResolution(values)} /> : <Alert tone="info" title="Choose a character">Its dataset is checked here before you start.</Alert>}
           <PresetsCard plugin={plugin} values={values} onApply={(config) => setValues((prev) => ({ ...prev, ...config }))} />
+          <SettingsFileCard onImport={(settings) => { setPluginName(settings.plugin); setImported(settings); }} />
         </div>
       </div>
     </div>

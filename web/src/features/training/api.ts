@@ -43,3 +43,17 @@ export function savePreset(preset: PresetCreate) {
 }
 
 export type Estimate = Schemas["TrainingEstimate"];
+
+export type SettingsFile = Schemas["SettingsFile"];
+
+/** A settings file's text, checked by the server as a run would be: the plugin and the complete config it gives. */
+export function importSettings(text: string) {
+  return unwrap(client.POST("/api/training/settings/import", { body: { text } }));
+}
+
+/** Where a run's or a preset's settings download as YAML, and a run as an ai-toolkit job file. */
+export const settingsFileUrl = {
+  run: (jobId: string) => `/api/training/runs/${encodeURIComponent(jobId)}/settings.yaml`,
+  preset: (presetId: string) => `/api/training/presets/${encodeURIComponent(presetId)}/settings.yaml`,
+  aiToolkit: (jobId: string) => `/api/training/runs/${encodeURIComponent(jobId)}/ai-toolkit.yaml`,
+};

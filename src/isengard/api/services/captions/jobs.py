@@ -13,8 +13,9 @@ from isengard.api.services.jobs.availability import ensure_runnable, listed_plug
 from isengard.api.services.jobs.manage import submit_job
 from isengard.api.state import Services
 from isengard.api.support.validation_errors import readable_errors
+from isengard.captions.trigger import is_blank_caption
 from isengard.dataset.image_files import original_relative
-from isengard.db.models import Image, Job
+from isengard.db.models import Character, Image, Job
 from isengard.domain import JobKind, PluginKind
 from isengard.jobs.states import Submission
 from isengard.plugins.caption.interface import CaptionJob, CaptionPlugin, CaptionTarget
@@ -33,10 +34,10 @@ def _usable_plugin(services: Services, name: str) -> CaptionPlugin:
     return plugin
 
 
-def _chosen_images(db: Session, character_id: str, body: CaptionJobCreate) -> list[Image]:
-    images = list(db.scalars(dataset_query(character_id)))
+def _chosen_images(db: Session, character: Character, body: CaptionJobCreate) -> list[Image]:
+    images = list(db.scalars(dataset_query(character.id)))
     if body.scope == "empty":
-        return [image for image in images if not image.caption.strip()]
+        return [image for image in images if is_blank_caption(image.caption, character.trigger_word)]
     if body.scope == "all":
         return images
     if not body.image_ids:
@@ -58,18 +59,28 @@ def submit_caption_job(services: Services, db: Session, character_id: str, body:
         config = plugin.validate_config(body.config).model_dump(mode="json")
     except ValidationError as exc:
         raise HTTPException(status_code=422, detail=readable_errors(exc, prefix="config")) from None
-    chosen = _chosen_images(db, character.id, body)
-    targets = chosen if body.overwrite else [image for image in chosen if not image.caption.strip()]
+    chosen = _chosen_images(db, character, body)
+    # A placeholder ("a photo of [trigger]") counts as empty: captioning it loses nothing a person wrote.
+    blank = [image for image in chosen if is_blank_caption(image.caption, character.trigger_word)]
+    targets = chosen if body.overwrite else blank
     if not targets:
-        reason = (
-            "the character has no images"
-            if not chosen and body.scope != "empty"
-            else "every chosen image already has a caption (set overwrite to replace them)"
-        )
+        if body.scope == "empty":
+            reason = "every image already has a caption"
+        elif not chosen:
+            reason = "the character has no images"
+        else:
+            reason = "every chosen image already has a caption (set overwrite to replace them)"
         raise HTTPException(status_code=422, detail=f"nothing to caption: {reason}")
     payload = CaptionJob(
         character_id=character.id,
-        images=[CaptionTarget(image_id=image.id, image_path=original_relative(image)) for image in targets],
+        images=[
+            CaptionTarget(
+                image_id=image.id,
+                image_path=original_relative(image),
+                replaces=image.caption if image in blank and image.caption.strip() else "",
+            )
+            for image in targets
+        ],
         style=body.style,
         overwrite=body.overwrite,
         config=config,

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 from isengard.api.schemas.captions import CaptionLintOut
 from isengard.api.services.dataset.characters import get_character
 from isengard.api.services.dataset.images import dataset_query
-from isengard.caption_lint import CaptionedImage, CaptionFinding, lint_captions
+from isengard.captions.lint import CaptionedImage, CaptionFinding, lint_captions
 from isengard.db.models import Image
 
 

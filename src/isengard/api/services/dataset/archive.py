@@ -1,6 +1,8 @@
 """Zip uploads (the dataset format Replicate and fal accept): images with optional same-named .txt captions.
 
-Defences, in order: entry count and the sum of declared sizes are checked before anything is extracted, against
+Defences, in order: the central directory's own record count and size, read from its end record before the
+archive is opened (opening parses every record into memory: a million entries cost half a gigabyte before any
+count could refuse them); entry count and the sum of declared sizes are checked before anything is extracted, against
 what is left of the request's budget (`ZipBudget`: the limits hold for all the archives of one request together,
 not per archive); every entry path is checked (no `..`, no absolute or drive paths, no links, no encrypted
 entries); each entry's declared size is checked against the per-file limit and against the free-space guard
@@ -15,6 +17,7 @@ import contextlib
 import os
 import re
 import stat
+import struct
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -24,6 +27,14 @@ from pathlib import Path, PurePosixPath
 from isengard.api.services.dataset.receiver import MAX_NAME_CHARS, client_file_name
 
 CHUNK_BYTES = 1024 * 1024
+# A central directory record is 46 bytes plus its name, extra field and comment; 4 KiB each is generous.
+MAX_DIRECTORY_BYTES_PER_RECORD = 4096
+# Records that are not files to store (folders, __MACOSX forks, dotfiles) are allowed beside the files, up to
+# as many again plus this.
+EXTRA_RECORDS = 64
+_END_OF_DIRECTORY = b"PK\x05\x06"
+_ZIP64_LOCATOR = b"PK\x06\x07"
+_ZIP64_END = b"PK\x06\x06"
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
@@ -105,6 +116,7 @@ def expand_zip(
     `budget` is what is left of the request's limits (a fresh one, for one archive alone, when not given); what
     this archive extracts is taken from it."""
     budget = budget if budget is not None else ZipBudget.of(limits)
+    _check_directory_size(zip_path, limits, budget)
     try:
         archive = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError):
@@ -181,3 +193,45 @@ def _extract_entry(
     candidate.path = target
     candidate.size = written
     return candidate
+
+
+def central_directory(zip_path: Path) -> tuple[int, int] | None:
+    """(records, bytes) of the archive's central directory as its end record states them, without reading the
+    directory; None when there is no end record (not a zip: opening it says so)."""
+    size = zip_path.stat().st_size
+    with zip_path.open("rb") as handle:
+        tail_bytes = min(size, 22 + 0xFFFF)  # the end record (22 bytes) and a comment of at most 64 KiB
+        handle.seek(size - tail_bytes)
+        tail = handle.read(tail_bytes)
+        at = tail.rfind(_END_OF_DIRECTORY)
+        if at < 0 or len(tail) - at < 22:
+            return None
+        records, directory_bytes = struct.unpack("<HI", tail[at + 10 : at + 16])
+        if records != 0xFFFF and directory_bytes != 0xFFFFFFFF:
+            return records, directory_bytes
+        # ZIP64: the locator just before the end record points at the 64-bit end record.
+        locator = tail[at - 20 : at] if at >= 20 else b""
+        if not locator.startswith(_ZIP64_LOCATOR):
+            return records, directory_bytes
+        (offset,) = struct.unpack("<Q", locator[8:16])
+        if offset + 56 > size:
+            return None
+        handle.seek(offset)
+        end64 = handle.read(56)
+    if not end64.startswith(_ZIP64_END):
+        return None
+    records64, directory_bytes64 = struct.unpack("<QQ", end64[32:48])
+    return int(records64), int(directory_bytes64)
+
+
+def _check_directory_size(zip_path: Path, limits: ZipLimits, budget: ZipBudget) -> None:
+    found = central_directory(zip_path)
+    if found is None:
+        return
+    records, directory_bytes = found
+    allowed = 2 * budget.entries_left + EXTRA_RECORDS
+    if records > allowed or directory_bytes > allowed * MAX_DIRECTORY_BYTES_PER_RECORD:
+        raise ZipRejectedError(
+            f"the archive lists {records:,} entries; at most {limits.max_entries} files are accepted "
+            f"in the archives of one request ({budget.entries_left} left)"
+        )

@@ -25,7 +25,7 @@ from isengard.api.schemas.characters import (
 from isengard.api.schemas.images import image_thumbnail_url
 from isengard.api.services.dataset.images import dataset_query
 from isengard.api.support.rows import get_or_404, get_or_422
-from isengard.captions import mentions_trigger, normalize_caption, prepend_trigger
+from isengard.captions.trigger import mentions_trigger, normalize_caption, prepend_trigger
 from isengard.dataset.caption_files import mirror_committed_captions
 from isengard.db.models import Character, Image, Lora
 from isengard.domain import utcnow

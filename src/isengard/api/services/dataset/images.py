@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from isengard.api.schemas.images import ImageOut, ImagePage, ImageUpdate
 from isengard.api.support.pagination import keyset_page, newest_first
 from isengard.api.support.rows import get_or_404
-from isengard.captions import normalize_caption
+from isengard.captions.trigger import normalize_caption
 from isengard.dataset.caption_files import mirror_committed_captions
-from isengard.dataset.image_files import caption_path, original_path, thumbnail_path
+from isengard.dataset.image_files import caption_path, edit_tag, kept_original_path, original_path, thumbnail_path
 from isengard.db.models import Image
 from isengard.imaging import FLAG_NEAR_DUPLICATE, decode_flags, encode_flags
 from isengard.storage import DataTree, UnsafePathError
@@ -82,7 +82,12 @@ def update_image(db: Session, data: DataTree, image_id: str, body: ImageUpdate) 
 
 def delete_image(db: Session, data: DataTree, image_id: str) -> None:
     image = get_image(db, image_id)
-    files = [original_path(data, image), thumbnail_path(data, image), caption_path(data, image)]
+    files = [
+        original_path(data, image),
+        kept_original_path(data, image),
+        thumbnail_path(data, image),
+        caption_path(data, image),
+    ]
     # Images that pointed at this one as their near-duplicate no longer have that reason to be flagged.
     for follower in list(db.scalars(select(Image).where(Image.near_duplicate_of == image.id))):
         follower.flags = encode_flags([f for f in decode_flags(follower.flags) if f != FLAG_NEAR_DUPLICATE])
@@ -116,9 +121,11 @@ def serve_file(request: Request, data: DataTree, path: Callable[[], Path], etag:
 
 def serve_original(request: Request, db: Session, data: DataTree, image_id: str) -> Response:
     image = get_image(db, image_id)
-    return serve_file(request, data, lambda: original_path(data, image), image.sha256[:32], "image file")
+    tag = f"{image.sha256[:32]}-{edit_tag(image) or 'o'}"  # an edit is another file behind the same id
+    return serve_file(request, data, lambda: original_path(data, image), tag, "image file")
 
 
 def serve_thumbnail(request: Request, db: Session, data: DataTree, image_id: str) -> Response:
     image = get_image(db, image_id)
-    return serve_file(request, data, lambda: thumbnail_path(data, image), f"{image.sha256[:32]}-t", "thumbnail")
+    tag = f"{image.sha256[:32]}-{edit_tag(image) or 'o'}-t"
+    return serve_file(request, data, lambda: thumbnail_path(data, image), tag, "thumbnail")

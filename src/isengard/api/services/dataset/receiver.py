@@ -7,8 +7,9 @@ rejected, and parts beyond the per-request count are not written at all. A part 
 may be as large as the zip limit; any other part as large as the per-file limit.
 
 A client that stalls (no bytes for `idle_timeout` seconds) or takes longer than `total_timeout` for the whole body
-is answered 408; the caller removes what it had sent. Routes receive the body before they take a database
-connection, so slow clients hold sockets, not the connection pool.
+is answered 408; the caller removes what it had sent. Parts are counted as they arrive, whatever their field: a
+body of a million empty parts is refused with 413 at the limit, before it costs memory for each. Routes receive
+the body before they take a database connection, so slow clients hold sockets, not the connection pool.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -29,6 +30,13 @@ from starlette.concurrency import run_in_threadpool
 FIELD_NAME = "files"
 ZIP_MAGIC = b"PK\x03\x04"
 MAX_NAME_CHARS = 255
+# Parts beyond the file limit are still reported one by one (with "too many files"), up to this many; past that,
+# or past it in parts of other fields, the whole request is refused.
+EXTRA_PARTS = 50
+
+
+def _no_check(_incoming: int) -> None:
+    return None
 
 
 @dataclass
@@ -38,6 +46,9 @@ class ReceiveLimits:
     max_files: int
     idle_timeout: float = 30.0
     total_timeout: float = 3600.0
+    # Raises (InsufficientStorageError, answered 507) when this many more bytes would eat into the free-space
+    # reserve. Checked before every write, so a body without Content-Length (chunked) is held to it too.
+    reserve_space: Callable[[int], None] = _no_check
 
 
 @dataclass
@@ -81,10 +92,16 @@ class MultipartReceiver:
         self._parts: list[_Part] = []
         self._pending: list[tuple[_Part, bytes]] = []
         self._finished: list[_Part] = []
+        self._part_count = 0
 
     # Parser callbacks (synchronous, no I/O: writes are queued and done in a worker thread) ----------------------
     def _on_part_begin(self) -> None:
         self._part = _Part()
+        self._part_count += 1
+
+    @property
+    def max_parts(self) -> int:
+        return self.limits.max_files + EXTRA_PARTS
 
     def _on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._header_name += data[start:end]
@@ -100,8 +117,8 @@ class MultipartReceiver:
     def _on_headers_finished(self) -> None:
         _disposition, options = parse_options_header(self._part.headers.get(b"content-disposition", b""))
         name = options.get(b"name", b"").decode("utf-8", "replace")
-        if name != FIELD_NAME:
-            return  # other fields are read past and ignored
+        if name != FIELD_NAME or self._part_count > self.max_parts:
+            return  # other fields are read past and ignored; a request past the part limit is refused whole
         raw_filename = options.get(b"filename")
         shown = raw_filename.decode("utf-8", "replace") if raw_filename else ""
         received = ReceivedFile(original_name=client_file_name(shown))
@@ -138,6 +155,7 @@ class MultipartReceiver:
 
     # Disk work, in a worker thread ------------------------------------------------------------------------------
     def _flush(self) -> None:
+        self.limits.reserve_space(sum(len(chunk) for _part, chunk in self._pending))
         for part, chunk in self._pending:
             received = part.received
             assert received is not None
@@ -190,6 +208,11 @@ class MultipartReceiver:
         try:
             async for chunk in _timed(request, self.limits):
                 parser.write(chunk)
+                if self._part_count > self.max_parts:
+                    raise HTTPException(
+                        status_code=413,
+                        detail=f"too many parts in one request: at most {self.limits.max_files} files",
+                    )
                 if self._pending or self._finished:
                     await run_in_threadpool(self._flush)
             parser.finalize()

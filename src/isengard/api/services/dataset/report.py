@@ -19,8 +19,9 @@ from isengard.api.schemas.images import image_thumbnail_url
 from isengard.api.services.captions.lint import lint_images
 from isengard.api.services.dataset.characters import get_character
 from isengard.api.services.dataset.images import dataset_query
+from isengard.captions.identity_words import DEFAULT_LANGUAGE
+from isengard.dataset.image_files import edit_tag
 from isengard.db.models import Image
-from isengard.identity_words import DEFAULT_LANGUAGE
 from isengard.imaging import BLUR_THRESHOLD, EXTREME_ASPECT_RATIO, aspect_ratio
 from isengard.plugins.training.interface import RECOMMENDED_IMAGES, RECOMMENDED_MAX_IMAGES, RECOMMENDED_RANGE
 
@@ -34,8 +35,13 @@ def _ref(image: Image) -> ImageRef:
         original_name=image.original_name,
         width=image.width,
         height=image.height,
-        thumbnail_url=image_thumbnail_url(image.id),
+        thumbnail_url=image_thumbnail_url(image.id, edit_tag(image)),
     )
+
+
+def image_ref(image: Image) -> ImageRef:
+    """An image as the dataset reports show it (the identity check's findings too)."""
+    return _ref(image)
 
 
 def _histogram(images: list[Image]) -> list[ResolutionBucket]:

@@ -34,9 +34,9 @@ from isengard.api.services.dataset.characters import get_character
 from isengard.api.services.dataset.decode_limits import PixelBudget, decode_slot, release_memory
 from isengard.api.services.dataset.receiver import MultipartReceiver, ReceivedFile, ReceiveLimits
 from isengard.api.state import Services
-from isengard.captions import caption_from_bytes
+from isengard.captions.trigger import caption_from_bytes, is_blank_caption, normalize_caption
 from isengard.config import Settings
-from isengard.dataset.caption_files import write_caption_file
+from isengard.dataset.caption_files import mirror_committed_captions, write_caption_file
 from isengard.dataset.image_files import caption_path, original_path, thumbnail_path
 from isengard.db.models import Character, Image, new_id
 from isengard.diskspace import require_free_space
@@ -126,6 +126,7 @@ async def receive_upload(request: Request, db: Session, services: Services, char
                 max_files=settings.max_files_per_request,
                 idle_timeout=settings.upload_idle_timeout_seconds,
                 total_timeout=settings.upload_timeout_seconds,
+                reserve_space=lambda incoming: require_free_space(work, incoming, settings.min_free_bytes),
             ),
         )
         received = await receiver.receive(request)
@@ -283,7 +284,8 @@ def _decode_and_store(
         return UploadFileResult(
             name=candidate.name,
             status="duplicate",
-            reason="the same image is already in this character's dataset",
+            reason="the same image is already in this character's dataset"
+            + _caption_to_kept(db, data, character, index.by_sha[sha], caption),
             duplicate_of=index.by_sha[sha],
         )
     gray = analysis_gray(image)  # one small copy serves both measures
@@ -335,6 +337,24 @@ def _decode_and_store(
         return could_not_store()
     index.add(image_id, sha, phash)
     return UploadFileResult(name=candidate.name, status="stored", image=ImageOut.from_row(row))
+
+
+def _caption_to_kept(db: Session, data: DataTree, character: Character, kept_id: str, caption: str) -> str:
+    """A duplicate's caption is not dropped silently: it goes to the kept image when that one has none (or only a
+    placeholder); otherwise the upload says it was not used. Returns what to add to the duplicate's reason."""
+    if not caption.strip():
+        return ""
+    kept = db.get(Image, kept_id)
+    if kept is None:
+        return ""
+    if kept.caption.strip() == caption.strip():
+        return f"; {kept.original_name} has the same caption"
+    if not is_blank_caption(kept.caption, character.trigger_word):
+        return f"; its caption was not used: {kept.original_name} keeps its own"
+    kept.caption = normalize_caption(caption)
+    db.commit()
+    mirror_committed_captions(data, [kept])
+    return f"; its caption now belongs to {kept.original_name}"
 
 
 def _remove(*paths: Path) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.generation import GenerationCreate, GridCreate, ImagePluginOut, LoraSelection
+from isengard.api.services.bases import ensure_base_installed, generation_base
 from isengard.api.services.dataset.characters import referenced_character
 from isengard.api.services.jobs.availability import ensure_runnable, listed_plugins, plugin_of_kind
 from isengard.api.services.jobs.manage import submit_job
@@ -36,7 +37,7 @@ def list_image_plugins(services: Services) -> list[ImagePluginOut]:
     ]
 
 
-def _usable_plugin(services: Services, name: str, *, grid: bool = False) -> ImagePlugin:
+def usable_image_plugin(services: Services, name: str, *, grid: bool = False) -> ImagePlugin:
     plugin = plugin_of_kind(services, PluginKind.IMAGE, name, ImagePlugin)
     capability = ensure_runnable(services, PluginKind.IMAGE, name)
     if grid and not capability.details.get("grid", False):
@@ -59,7 +60,7 @@ def _owner_and_trigger(db: Session, character_id: str | None, refs: list[LoraRef
     return None, next((ref.trigger_word for ref in refs if ref.trigger_word), None)
 
 
-def _validated_payload(plugin: ImagePlugin, payload: dict[str, Any]) -> dict[str, Any]:
+def validated_image_payload(plugin: ImagePlugin, payload: dict[str, Any]) -> dict[str, Any]:
     try:
         request = plugin.request_model.model_validate(payload)
     except ValidationError as exc:
@@ -67,11 +68,19 @@ def _validated_payload(plugin: ImagePlugin, payload: dict[str, Any]) -> dict[str
     return request.model_dump(mode="json")
 
 
+def _base(services: Services, refs: list[LoraRef], requested: str | None) -> str:
+    """The base the images are made with: the LoRAs' (one base only), installed here; else a 422 that says why."""
+    base = generation_base([(ref.name, ref.base) for ref in refs], requested)
+    ensure_base_installed(services.settings, base, what="this generation")
+    return base
+
+
 def submit_generation(services: Services, db: Session, body: GenerationCreate) -> Job:
-    plugin = _usable_plugin(services, body.plugin)
+    plugin = usable_image_plugin(services, body.plugin)
     refs = _refs(services, db, body.loras)
+    base = _base(services, refs, body.base)
     character_id, trigger = _owner_and_trigger(db, body.character_id, refs)
-    payload = _validated_payload(
+    payload = validated_image_payload(
         plugin,
         {
             "prompt": body.prompt,
@@ -86,11 +95,14 @@ def submit_generation(services: Services, db: Session, body: GenerationCreate) -
             "trigger_word": trigger,
             "add_trigger_word": body.add_trigger_word,
             "workflow": body.workflow,
+            "base": base,
         },
     )
     config = {k: payload[k] for k in ("width", "height", "steps", "guidance", "seed", "num_images")}
     name = body.name.strip() or body.prompt.strip()[:80]
-    submission = Submission(JobKind.GENERATION, body.plugin, payload, config, name, character_id=character_id)
+    submission = Submission(
+        JobKind.GENERATION, body.plugin, payload, config, name, character_id=character_id, base=base
+    )
     return submit_job(services, db, submission)
 
 
@@ -115,7 +127,7 @@ def _run_columns(db: Session, job_id: str, weight: float) -> list[dict[str, Any]
 
 
 def submit_grid(services: Services, db: Session, body: GridCreate) -> Job:
-    plugin = _usable_plugin(services, body.plugin, grid=True)
+    plugin = usable_image_plugin(services, body.plugin, grid=True)
     columns: list[dict[str, Any]] = [{"label": "base", "loras": []}] if body.include_base else []
     columns += [{"label": c.label, "loras": c.loras} for c in body.columns]
     if body.job_id:
@@ -125,9 +137,10 @@ def submit_grid(services: Services, db: Session, body: GridCreate) -> Job:
         raise HTTPException(status_code=422, detail=f"the grid would have {cells} images: at most {MAX_GRID_CELLS}")
     column_refs = [(column["label"], _refs(services, db, column["loras"])) for column in columns]
     all_refs = [ref for _, refs in column_refs for ref in refs]
+    base = _base(services, all_refs, body.base)
     character_id, trigger = _owner_and_trigger(db, body.character_id, all_refs)
     resolved = [{"label": label, "loras": [ref.model_dump() for ref in refs]} for label, refs in column_refs]
-    payload = _validated_payload(
+    payload = validated_image_payload(
         plugin,
         {
             "width": body.width,
@@ -139,9 +152,12 @@ def submit_grid(services: Services, db: Session, body: GridCreate) -> Job:
             "add_trigger_word": body.add_trigger_word,
             "workflow": body.workflow,
             "grid": {"prompts": body.prompts, "seeds": body.seeds, "columns": resolved},
+            "base": base,
         },
     )
     config = {"width": body.width, "height": body.height, "steps": body.steps, "cells": cells}
     name = body.name.strip() or f"grid: {len(columns)} LoRAs x {len(body.prompts) * len(body.seeds)} rows"
-    submission = Submission(JobKind.GENERATION, body.plugin, payload, config, name, character_id=character_id)
+    submission = Submission(
+        JobKind.GENERATION, body.plugin, payload, config, name, character_id=character_id, base=base
+    )
     return submit_job(services, db, submission)

@@ -68,16 +68,26 @@ def _stream_ms(entry_id: str) -> int:
     return int(entry_id.split("-", 1)[0])
 
 
+def event_ms(event: Any) -> int:
+    """An event's time on the clock stream ids use (milliseconds)."""
+    return int(event.at.timestamp() * 1000)
+
+
+def stream_position(ms: int) -> str:
+    """The stream id just after everything that happened up to `ms`: a `since` that skips what a history held."""
+    return f"{ms}-{MAX_STREAM_SEQ}"
+
+
 async def _replay(
     services: Services, job_id: str, *, after_row: int = 0, after_ms: int | None = None
 ) -> AsyncIterator[tuple[ServerSentEvent, int, bool]]:
     """The job's events from the database after a row id or a time: (event, its time in ms, whether it ends)."""
     replayed = await asyncio.to_thread(_db_events, services, job_id, after_row)
     for row_id, event in replayed:
-        event_ms = int(event.at.timestamp() * 1000)
-        if after_ms is not None and event_ms <= after_ms:
+        at_ms = event_ms(event)
+        if after_ms is not None and at_ms <= after_ms:
             continue
-        yield _sse(f"{DB_ID_PREFIX}{row_id}", event), event_ms, _is_end(event)
+        yield _sse(f"{DB_ID_PREFIX}{row_id}", event), at_ms, _is_end(event)
 
 
 async def _stream_ends(client: aioredis.Redis, stream: str) -> bool:
@@ -114,7 +124,7 @@ async def job_events(services: Services, job_id: str, last_event_id: str | None)
         if status is None or status.is_final:
             return
         # Still running: follow the live stream from after the newest event already replayed.
-        last = f"{last_ms}-{MAX_STREAM_SEQ}" if last_ms else "0-0"
+        last = stream_position(last_ms) if last_ms else "0-0"
     elif not queue_events.is_valid_stream_id(last):
         last = "0-0"
     async for item in _follow(services, stream, job_id, last):

@@ -6,12 +6,13 @@ Every change of a job's state is `isengard.jobs.states`'s; this module is the HT
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import redis
 from fastapi import HTTPException
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from isengard.api.schemas.jobs import (
     ArtifactOut,
@@ -22,6 +23,7 @@ from isengard.api.schemas.jobs import (
     LossPoint,
     StatusChange,
 )
+from isengard.api.services.jobs.events import event_ms, stream_position
 from isengard.api.state import Services
 from isengard.api.support import download_names
 from isengard.api.support.rows import get_or_404
@@ -30,8 +32,9 @@ from isengard.domain import ArtifactKind, JobKind, JobStatus, LogEvent, Progress
 from isengard.jobs import states
 from isengard.jobs.history import load_events
 from isengard.jobs.states import Submission
+from isengard.jobs.waiting import Waiting, waiting_jobs
 from isengard.logging import correlation_id
-from isengard.queue.workers import worker_lost
+from isengard.queue.workers import list_workers, worker_lost
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +51,33 @@ def submit_job(services: Services, session: Session, submission: Submission) -> 
     )
 
 
-def job_out(services: Services, job: Job) -> JobOut:
-    """The job as the API shows it; a running job whose worker was lost says so (Redis down says nothing)."""
+def queue_state(services: Services, session: Session) -> dict[str, Waiting]:
+    """Every queued job's place and estimated start (none when Redis, which knows the workers, is down)."""
+    try:
+        workers = list_workers(services.redis, services.settings.heartbeat_seconds)
+    except redis.RedisError:
+        return {}
+    return waiting_jobs(session, workers)
+
+
+def _with_waiting(out: JobOut, waiting: Waiting | None, now: datetime) -> JobOut:
+    if waiting is None:
+        return out
+    start = None if waiting.starts_in_seconds is None else now + timedelta(seconds=waiting.starts_in_seconds)
+    return out.model_copy(
+        update={"queue_position": waiting.position, "estimated_start_at": start, "queue_note": waiting.note}
+    )
+
+
+def job_out(services: Services, job: Job, waiting: dict[str, Waiting] | None = None) -> JobOut:
+    """The job as the API shows it; a running job whose worker was lost says so (Redis down says nothing); a
+    queued one says where it stands (`waiting`: the queue's state, computed here when not given)."""
     out = JobOut.from_row(job)
+    if out.status == JobStatus.QUEUED:
+        if waiting is None:
+            session = object_session(job)
+            waiting = queue_state(services, session) if session is not None else {}
+        return _with_waiting(out, waiting.get(job.id), utcnow())
     if out.status != JobStatus.RUNNING:
         return out
     quiet = (utcnow() - job.updated_at).total_seconds() if job.updated_at is not None else float("inf")
@@ -84,7 +111,10 @@ def list_jobs(
         query = query.where(Job.character_id == character_id)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset)).all()
-    items = [job_out(services, job) if services is not None else JobOut.from_row(job) for job in rows]
+    if services is None:
+        return JobPage(items=[JobOut.from_row(job) for job in rows], total=total, limit=limit, offset=offset)
+    waiting = queue_state(services, session) if any(job.status == JobStatus.QUEUED.value for job in rows) else {}
+    items = [job_out(services, job, waiting) for job in rows]
     return JobPage(items=items, total=total, limit=limit, offset=offset)
 
 
@@ -126,7 +156,9 @@ def job_history(session: Session, job_id: str) -> JobHistory:
     loss: list[LossPoint] = []
     logs: list[LogLine] = []
     statuses: list[StatusChange] = []
+    newest_ms = 0
     for _row_id, event in load_events(session, job_id, types=("progress", "log", "status", "error")):
+        newest_ms = max(newest_ms, event_ms(event))
         if isinstance(event, ProgressEvent):
             loss.append(
                 LossPoint(
@@ -154,4 +186,5 @@ def job_history(session: Session, job_id: str) -> JobHistory:
         samples=[a for a in artifacts if a.kind == ArtifactKind.SAMPLE],
         checkpoints=[a for a in artifacts if a.kind in (ArtifactKind.CHECKPOINT, ArtifactKind.LORA)],
         artifacts=artifacts,
+        cursor=stream_position(newest_ms) if newest_ms else None,
     )

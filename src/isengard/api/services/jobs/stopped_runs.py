@@ -1,4 +1,4 @@
-"""What a person can do with a run that has ended: resume it from its last checkpoint, or delete it.
+"""What a person can do with a job that has ended: resume a run from its last checkpoint, or delete any job.
 
 Resuming is a new attempt of the same run (same id, same loss curve), not a new run: the job goes back to the
 queue and the trainer continues from the newest complete checkpoint its folder holds, as after a lost worker.
@@ -14,6 +14,7 @@ from fastapi import HTTPException
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
+from isengard.api.services.bases import ensure_base_installed
 from isengard.api.services.jobs.manage import get_job
 from isengard.api.services.loras.library import jobs_using
 from isengard.api.state import Services
@@ -51,13 +52,14 @@ def resume_job(services: Services, session: Session, job_id: str) -> Job:
     step = checkpoint_step(checkpoint) if checkpoint is not None else None
     if step is None:
         raise HTTPException(status_code=409, detail="the run saved no checkpoint to resume from: start it again")
+    if job.base:
+        ensure_base_installed(services.settings, job.base, what="resuming this run")
     try:
         resumed = states.resume(
             session,
             services.redis,
             job,
             step=step,
-            extra_attempts=services.settings.max_attempts,
             event_maxlen=services.settings.event_stream_maxlen,
         )
     except states.NotResumableError as exc:
@@ -67,10 +69,11 @@ def resume_job(services: Services, session: Session, job_id: str) -> Job:
 
 
 def delete_job(services: Services, session: Session, job_id: str) -> None:
-    """A run that has ended, with its history, artifacts, LoRAs and folder; its generated images stay."""
-    job = _training_run(session, job_id)
+    """A job that has ended, with its history, artifacts and folder: a training run's LoRAs go with it (the images
+    generated with them stay), a generation's images go with it; the captions a caption job wrote stay."""
+    job = get_job(session, job_id)
     if not JobStatus(job.status).is_final:
-        raise HTTPException(status_code=409, detail=f"the run is {job.status}: cancel it before deleting it")
+        raise HTTPException(status_code=409, detail=f"the job is {job.status}: cancel it before deleting it")
     loras = list(session.query(Lora).filter(Lora.job_id == job_id))
     for lora in loras:
         users = [user for user in jobs_using(session, lora) if user.id != job_id]
@@ -81,7 +84,11 @@ def delete_job(services: Services, session: Session, job_id: str) -> None:
             )
     folder = _work_dir(services.data, job)
     # Explicit deletes: the schema cascades too, but not every database enforces foreign keys the same way.
-    session.execute(update(Generation).where(Generation.job_id == job_id).values(job_id=None))
+    if job.kind == JobKind.GENERATION.value:
+        # Its images live in its folder: their gallery rows go with them.
+        session.execute(delete(Generation).where(Generation.job_id == job_id))
+    else:
+        session.execute(update(Generation).where(Generation.job_id == job_id).values(job_id=None))
     session.execute(delete(Lora).where(Lora.job_id == job_id))
     session.execute(delete(JobArtifact).where(JobArtifact.job_id == job_id))
     session.execute(delete(JobEventRecord).where(JobEventRecord.job_id == job_id))
@@ -89,4 +96,4 @@ def delete_job(services: Services, session: Session, job_id: str) -> None:
     session.commit()
     # Files after the rows: a crash in between leaves an unreferenced folder, never rows pointing at nothing.
     shutil.rmtree(folder, ignore_errors=True)
-    log.info("run deleted", extra={"job_id": job_id, "loras": len(loras)})
+    log.info("job deleted", extra={"job_id": job_id, "kind": job.kind, "loras": len(loras)})

@@ -58,6 +58,8 @@ def check_safetensors_header(path: Path, max_header_bytes: int = MAX_HEADER_BYTE
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise LoraFormatError("the safetensors header is not valid JSON: not a safetensors file") from None
+    except RecursionError:  # a header nested thousands of levels deep is no tensor index
+        raise LoraFormatError("the safetensors header is nested too deeply: not a safetensors file") from None
     if not isinstance(header, dict):
         raise LoraFormatError("the safetensors header is not a JSON object")
     data_size = size - 8 - header_len

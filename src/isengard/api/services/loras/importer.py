@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
+import functools
 import logging
 import shutil
+import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,19 +19,21 @@ from safetensors.torch import save_file
 
 from isengard.api.schemas.loras import LoraOut
 from isengard.api.services.dataset.characters import referenced_character
+from isengard.api.services.dataset.decode_limits import release_memory
 from isengard.api.services.dataset.receiver import MultipartReceiver, ReceiveLimits
+from isengard.api.services.loras.checks import check_lora_values, metadata_trigger_word
+from isengard.api.services.loras.detect import detect_base
 from isengard.api.services.loras.files import read_lora_file
-from isengard.api.services.loras.formats import LoraFormatError, convert_to_diffusers, expected_shapes
+from isengard.api.services.loras.formats import LoraFormatError
 from isengard.api.services.loras.library import to_out
 from isengard.api.state import Services
 from isengard.config import Mode, Settings
 from isengard.db.models import Lora, new_id
-from isengard.models.locate import base_model_dir
+from isengard.diskspace import require_free_space
+from isengard.models.bases import BASES
 from isengard.storage import atomic_path
 
 log = logging.getLogger(__name__)
-
-TINY_BASE_MODEL_NAME = "isengard/tiny-flux (fast-test)"
 
 
 @dataclass
@@ -38,21 +43,13 @@ class ImportOptions:
     trigger_word: str | None
 
 
-def base_model_name(settings: Settings) -> str:
-    return TINY_BASE_MODEL_NAME if settings.resolved_mode == Mode.FAST_TEST else settings.base_model
-
-
-def base_transformer_shapes(settings: Settings) -> dict[str, tuple[int, int]]:
-    """Layer shapes of the base model this installation generates with (FLUX.1-dev's when it is not local)."""
-    folder = base_model_dir(settings)
-    if folder is None and settings.resolved_mode == Mode.FAST_TEST:
-        from isengard.models.tiny import ensure_tiny_model
-
-        folder = ensure_tiny_model(settings)
-    config_path = folder / "transformer" / "config.json" if folder else None
-    if config_path is not None and config_path.is_file():
-        return expected_shapes(json.loads(config_path.read_text()))
-    return expected_shapes({})
+def base_model_name(settings: Settings, base: str) -> str:
+    """What the `base_model` field says: the base's Hugging Face repo (its tiny stand-in in fast-test)."""
+    if base not in BASES:
+        return "unknown base"
+    if settings.resolved_mode == Mode.FAST_TEST:
+        return f"isengard/tiny {base} (fast-test)"
+    return BASES[base].repo_id
 
 
 async def receive_upload(services: Services, request: Request, folder: Path) -> tuple[Path, str]:
@@ -65,6 +62,7 @@ async def receive_upload(services: Services, request: Request, folder: Path) -> 
         max_files=1,
         idle_timeout=settings.upload_idle_timeout_seconds,
         total_timeout=settings.upload_timeout_seconds,
+        reserve_space=lambda incoming: require_free_space(folder, incoming, settings.min_free_bytes),
     )
     receiver = MultipartReceiver(folder, limits)
     files = await receiver.receive(request)
@@ -89,19 +87,22 @@ def import_lora(services: Services, upload: Path, original_name: str, options: I
             character = referenced_character(db, options.character_id)
         try:
             tensors, header = read_lora_file(upload)
-            converted = convert_to_diffusers(tensors, base_transformer_shapes(settings))
+            check_lora_values(tensors)
+            detected = detect_base(settings, tensors, header)
         except LoraFormatError as exc:
             raise HTTPException(status_code=422, detail=f"{original_name}: {exc}") from None
+        converted = detected.converted
         lora_id = new_id()
         folder = services.data.loras(options.character_id or "imported") / "imported"
         target = folder / f"{lora_id}.safetensors"
-        trigger = options.trigger_word or header.get("trigger_word") or header.get("ss_trigger_word")
+        trigger = options.trigger_word or metadata_trigger_word(header)
         name = (options.name or "").strip() or Path(original_name).stem[:200] or "imported LoRA"
         metadata: dict[str, Any] = {
             "name": name,
             "source_format": converted.layout,
             "original_name": original_name,
-            "base_model": base_model_name(settings),
+            "base_model": base_model_name(settings, detected.base),
+            "base": detected.base,
         }
         if trigger:
             metadata["trigger_word"] = trigger
@@ -116,14 +117,15 @@ def import_lora(services: Services, upload: Path, original_name: str, options: I
             source="imported",
             rank=converted.rank,
             alpha=converted.alpha,
-            base_model=base_model_name(settings),
+            base_model=base_model_name(settings, detected.base),
+            base=detected.base,
             trigger_word=trigger or (character.trigger_word if character else None),
             bytes=target.stat().st_size,
             meta={
                 "format": converted.layout,
                 "original_name": original_name,
                 "modules": converted.modules,
-                "warnings": converted.warnings,
+                "warnings": converted.warnings + detected.warnings,
                 "header": {k: v[:500] for k, v in list(header.items())[:50]},
             },
         )
@@ -137,6 +139,27 @@ def import_lora(services: Services, upload: Path, original_name: str, options: I
         return to_out(db, services.data, lora, with_job=False)
 
 
+@functools.cache
+def _import_slots(count: int) -> threading.BoundedSemaphore:
+    # One semaphore per configured count, shared by every request of the process.
+    return threading.BoundedSemaphore(count)
+
+
+@contextlib.contextmanager
+def import_slot(count: int) -> Iterator[None]:
+    """Hold one of the process' `count` import slots while a LoRA file is loaded and converted in memory."""
+    with _import_slots(count):
+        yield
+
+
+def _import_in_slot(services: Services, upload: Path, original_name: str, options: ImportOptions) -> LoraOut:
+    try:
+        with import_slot(services.settings.max_concurrent_lora_imports):
+            return import_lora(services, upload, original_name, options)
+    finally:
+        release_memory()
+
+
 async def receive_and_import(services: Services, request: Request, options: ImportOptions) -> LoraOut:
     from starlette.concurrency import run_in_threadpool
 
@@ -144,6 +167,6 @@ async def receive_and_import(services: Services, request: Request, options: Impo
     staging.mkdir(parents=True)
     try:
         upload, original = await receive_upload(services, request, staging)
-        return await run_in_threadpool(import_lora, services, upload, original, options)
+        return await run_in_threadpool(_import_in_slot, services, upload, original, options)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

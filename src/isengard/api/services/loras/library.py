@@ -4,7 +4,9 @@ the LoRA ids of a generation request into the references a plugin loads."""
 from __future__ import annotations
 
 import contextlib
+import difflib
 import logging
+import re
 from pathlib import Path
 
 from fastapi import HTTPException
@@ -55,6 +57,7 @@ def list_loras(
     job_id: str | None,
     limit: int,
     cursor: str | None,
+    base: str | None = None,
 ) -> LoraPage:
     """Newest first, keyset-paginated on (created_at, id)."""
     query = select(Lora)
@@ -64,6 +67,8 @@ def list_loras(
         query = query.where(Lora.source == source)
     if job_id is not None:
         query = query.where(Lora.job_id == job_id)
+    if base is not None:
+        query = query.where(Lora.base == base)
     rows, next_cursor = keyset_page(db, query, Lora, cursor=cursor, limit=limit)
     return LoraPage(items=[to_out(db, data, row) for row in rows], next_cursor=next_cursor)
 
@@ -85,7 +90,11 @@ def resolve_name(db: Session, data: DataTree, name: str) -> LoraOut:
         raise HTTPException(status_code=409, detail=f"several LoRAs are named '{key}'; pass an id instead: {listed}")
     character = db.scalars(select(Character).where(Character.name_key == name_key(key))).first()
     if character is None:
-        raise HTTPException(status_code=404, detail=f"no LoRA or character named '{key}' (see the LoRA library)")
+        return _resolve_partial(db, data, key)
+    return to_out(db, data, _newest_of(db, character))
+
+
+def _newest_of(db: Session, character: Character) -> Lora:
     newest = db.scalars(
         select(Lora)
         .where(Lora.character_id == character.id, Lora.source.in_(["trained", "imported"]))
@@ -94,7 +103,29 @@ def resolve_name(db: Session, data: DataTree, name: str) -> LoraOut:
     ).first()
     if newest is None:
         raise HTTPException(status_code=404, detail=f"character '{character.name}' has no trained LoRA yet")
-    return to_out(db, data, newest)
+    return newest
+
+
+def _resolve_partial(db: Session, data: DataTree, key: str) -> LoraOut:
+    """No exact name: a character, else a LoRA, whose name has a word starting with what was typed ("Ada" for
+    "Ada Lovelace"), when just one does; otherwise the names it could mean, or the closest names to a typo."""
+    starts_word = re.compile(rf"(?<!\w){re.escape(key.lower())}")
+    characters = list(db.scalars(select(Character).order_by(Character.name)))
+    matching = [c for c in characters if starts_word.search(c.name.lower())]
+    if len(matching) == 1:
+        return to_out(db, data, _newest_of(db, matching[0]))
+    loras = list(db.scalars(select(Lora).where(Lora.source.in_(["trained", "imported"])).order_by(Lora.name)))
+    matching_loras = [lora for lora in loras if starts_word.search(lora.name.lower())]
+    if not matching and len(matching_loras) == 1:
+        return to_out(db, data, matching_loras[0])
+    names = [c.name for c in matching] or [lora.name for lora in matching_loras]
+    if names:
+        listed = ", ".join(f"'{name}'" for name in names[:8])
+        raise HTTPException(status_code=409, detail=f"'{key}' could mean {listed}: pass the full name or an id")
+    known = {c.name.lower(): c.name for c in characters} | {lora.name.lower(): lora.name for lora in loras}
+    close = [known[name] for name in difflib.get_close_matches(key.lower(), list(known), n=3, cutoff=0.6)]
+    hint = f"; did you mean {' or '.join(repr(name) for name in close)}?" if close else " (see the LoRA library)"
+    raise HTTPException(status_code=404, detail=f"no LoRA or character named '{key}'{hint}")
 
 
 def update_lora(db: Session, data: DataTree, lora_id: str, body: LoraUpdate) -> LoraOut:
@@ -155,6 +186,13 @@ def resolve_lora_refs(db: Session, data: DataTree, selections: list[tuple[str, f
         if data.stored_file(lora.path) is None:
             raise HTTPException(status_code=422, detail=f"the file of LoRA '{lora.name}' ({lora_id}) is missing")
         refs.append(
-            LoraRef(lora_id=lora.id, path=lora.path, weight=weight, name=lora.name, trigger_word=lora.trigger_word)
+            LoraRef(
+                lora_id=lora.id,
+                path=lora.path,
+                weight=weight,
+                name=lora.name,
+                trigger_word=lora.trigger_word,
+                base=lora.base,
+            )
         )
     return refs

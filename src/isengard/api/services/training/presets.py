@@ -10,12 +10,14 @@ from sqlalchemy.orm import Session
 from isengard.api.schemas.training import PresetCreate, PresetOut
 from isengard.api.support.rows import get_or_404
 from isengard.db.models import TrainingPreset
+from isengard.models.bases import DEFAULT_BASE
 
 
 def preset_to_out(preset: TrainingPreset) -> PresetOut:
     return PresetOut(
-        id=preset.id, name=preset.name, plugin=preset.plugin, config=preset.config or {}, created_at=preset.created_at
-    )
+        id=preset.id, name=preset.name, plugin=preset.plugin, base=preset.base, config=preset.config or {},
+        created_at=preset.created_at,
+    )  # fmt: skip
 
 
 def list_presets(db: Session, plugin: str | None = None) -> list[PresetOut]:
@@ -36,7 +38,7 @@ def create_preset(db: Session, body: PresetCreate, config: dict[str, object]) ->
         raise HTTPException(status_code=422, detail="a preset needs a name")
     if db.scalar(select(TrainingPreset).where(TrainingPreset.name == name)) is not None:
         raise HTTPException(status_code=409, detail=f"a preset named '{name}' exists already")
-    preset = TrainingPreset(name=name, plugin=body.plugin, config=config)
+    preset = TrainingPreset(name=name, plugin=body.plugin, base=str(config.get("base") or DEFAULT_BASE), config=config)
     db.add(preset)
     try:
         db.flush()

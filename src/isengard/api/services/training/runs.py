@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.training import TrainingCreate, TrainingEstimate, TrainingPluginOut
+from isengard.api.services.bases import ensure_base_installed
 from isengard.api.services.dataset.characters import referenced_character
 from isengard.api.services.dataset.images import dataset_query
 from isengard.api.services.jobs.availability import ensure_runnable, listed_plugins, plugin_of_kind
@@ -112,6 +113,7 @@ def _prepare(
 ) -> tuple[TrainingPlugin, BaseModel, TrainingInput, MemoryFit | None]:
     plugin = training_plugin(services, body.plugin)
     base = None
+    what = "this run"
     if body.preset_id is not None:
         preset = get_preset(db, body.preset_id)
         if preset.plugin != body.plugin:
@@ -119,7 +121,12 @@ def _prepare(
                 status_code=422, detail=f"preset '{preset.name}' is for plugin '{preset.plugin}', not '{body.plugin}'"
             )
         base = preset.config
+        what = f"preset '{preset.name}'"
     config = resolve_config(plugin, body.config, base=base)
+    # The base first: its missing weights are what a person must fix, whatever else the machine lacks.
+    base_name = getattr(config, "base", None)
+    if isinstance(base_name, str):
+        ensure_base_installed(services.settings, base_name, what=what)
     ensure_runnable(services, PluginKind.TRAINING, body.plugin)
     dataset = snapshot_dataset(services, db, body.character_id, config)
     fit = ensure_memory_fits(services, body.plugin, config.model_dump(mode="json"))
@@ -151,7 +158,7 @@ def submit_training(services: Services, db: Session, body: TrainingCreate) -> Jo
     name = body.name.strip() or default_run_name(dataset.character_name, run_number, config_dict)
     submission = Submission(
         JobKind.TRAINING, plugin.name, payload, config_dict, name,
-        character_id=dataset.character_id, run_number=run_number,
+        character_id=dataset.character_id, run_number=run_number, base=config_dict.get("base"),
     )  # fmt: skip
     job = submit_job(services, db, submission)
     log.info("training submitted", extra={"job_id": job.id, "images": len(dataset.dataset), "plugin": plugin.name})

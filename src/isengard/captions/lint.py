@@ -1,6 +1,7 @@
 """The caption linter: what a character dataset's captions should and should not say.
 
-Per caption: the trigger word (or `[trigger]`) is there; no identity traits (`identity_words`) are described; it is
+Per caption: it says more than "a photo of [trigger]" (a placeholder teaches nothing about the photo); the trigger
+word (or `[trigger]`) is there; no identity traits (`identity_words`) are described; it is
 not empty; it fits the text encoders (T5's 512 tokens, the hard limit for FLUX; CLIP's 77, past which CLIP reads
 nothing). Across captions: no two are near-identical, or the LoRA binds to the shared words instead of the subject.
 Each finding names the image and the words, and carries the fixed caption when one click can fix it.
@@ -19,16 +20,18 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from isengard.caption_style import limit_words, remove_identity_terms
-from isengard.captions import mentions_trigger, prepend_trigger, substitute_trigger
-from isengard.identity_words import DEFAULT_LANGUAGE, find_identity_terms
+from isengard.captions.identity_words import DEFAULT_LANGUAGE, find_identity_terms
+from isengard.captions.style import limit_words, remove_identity_terms
+from isengard.captions.trigger import is_blank_caption, mentions_trigger, prepend_trigger, substitute_trigger
 
 T5_MAX_TOKENS = 512
 CLIP_MAX_TOKENS = 77
 NEAR_IDENTICAL_RATIO = 0.9  # word-sequence similarity at or above which two captions count as near-identical
 MIN_WORDS_TO_COMPARE = 4  # shorter captions ("[trigger]", "[trigger], portrait") say too little to compare
 
-FindingKind = Literal["empty", "missing_trigger", "identity", "near_identical", "too_long_t5", "too_long_clip"]
+FindingKind = Literal[
+    "empty", "placeholder", "missing_trigger", "identity", "near_identical", "too_long_t5", "too_long_clip"
+]
 Severity = Literal["error", "warning", "info"]
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -66,6 +69,17 @@ def _per_caption(image: CaptionedImage, trigger_word: str, language: str) -> lis
     caption = image.caption.strip()
     if not caption:
         return [CaptionFinding(image_id=image.image_id, kind="empty", severity="error", message="no caption")]
+    if is_blank_caption(caption, trigger_word):
+        return [
+            CaptionFinding(
+                image_id=image.image_id,
+                kind="placeholder",
+                severity="warning",
+                message="a placeholder: it names the character and nothing else, so the LoRA learns the whole photo "
+                "(pose, clothes, place) as the character; describe what varies, or auto-caption it (placeholders "
+                "count as empty)",
+            )
+        ]
     findings = []
     if not mentions_trigger(caption, trigger_word):
         findings.append(

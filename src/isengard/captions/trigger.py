@@ -58,3 +58,16 @@ def normalize_caption(text: str) -> str:
 def caption_from_bytes(data: bytes) -> str:
     """Caption files are UTF-8 (a BOM is tolerated); undecodable bytes are replaced, never fatal."""
     return normalize_caption(data.decode("utf-8-sig", errors="replace"))
+
+
+# The words of a caption that says only "this is a photo of the subject" (the CLI's and the bulk tool's default).
+_PLACEHOLDER_WORDS = frozenset({"a", "an", "the", "photo", "photograph", "picture", "image", "pic", "of"})
+
+
+def is_blank_caption(caption: str, trigger_word: str) -> bool:
+    """Empty, or a placeholder that names the subject and nothing else ("a photo of [trigger]", "[trigger]"):
+    it teaches nothing about the photo, so it counts as empty where captions are chosen to be written."""
+    text = substitute_trigger(caption, " ")
+    if trigger_word:
+        text = re.sub(rf"(?<!\w){re.escape(trigger_word)}(?!\w)", " ", text, flags=re.IGNORECASE)
+    return all(word in _PLACEHOLDER_WORDS for word in re.findall(r"\w+", text.lower()))

@@ -10,6 +10,11 @@ for any of the language's colour words and a trailing `{subject}` means "only wh
 itself is not part of the match, so removing "tall" from "a tall woman" keeps "a woman"). Words that are identity
 only next to a noun ("red" hair, not a red coat; a "short" woman, not a short skirt) are written as phrases, so
 clothing and background stay untouched.
+
+Some single words are identity only when they are about the person: "old" in "an old man" or "[trigger] looks
+old", not in "an old street"; "blonde" in "a blonde woman", not in "a blonde wig". These *modifiers* are judged by
+the word they modify: when the next word (past colours and other modifiers) is a noun that is not the subject, the
+word describes that thing and is left alone.
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ class IdentityVocabulary:
     articles: tuple[str, ...]
     # Words left dangling once an identity phrase is cut out ("a woman with [blue eyes]").
     connectives: tuple[str, ...]
+    # Adjectives that are identity only about the person (see the module's docstring); empty: always identity.
+    modifiers: tuple[str, ...] = ()
+    # Words after a modifier that do not make it describe something else ("old and tired", "young at heart").
+    function_words: tuple[str, ...] = ()
 
 
 _EN_COLOURS = (
@@ -83,6 +92,15 @@ ENGLISH = IdentityVocabulary(
     ),
     articles=("a", "an", "the", "one"),
     connectives=("with", "and", "has", "having", "her", "his", "their", "of"),
+    modifiers=(
+        "young", "younger", "old", "older", "elderly", "aged", "teenage", "youthful", "mature", "senior", "slim",
+        "slender", "skinny", "petite", "curvy", "chubby", "overweight", "muscular", "stocky", "lanky", "heavyset",
+        "blonde", "blond", "brunette", "bald",
+    ),
+    function_words=(
+        "a", "an", "the", "and", "or", "but", "nor", "with", "in", "on", "at", "by", "for", "to", "from", "of", "as",
+        "than", "while", "who", "that", "is", "are", "was", "looking", "yet", "so", "very", "too", "enough",
+    ),
 )  # fmt: skip
 
 _FR_COLOURS = (
@@ -170,10 +188,31 @@ def identity_pattern(language: str) -> re.Pattern[str]:
     return re.compile(r"(?<![\w-])(?:" + "|".join(alternatives) + r")(?![\w-])", re.IGNORECASE)
 
 
+_NEXT_TOKENS = re.compile(r"\[trigger\]|[\w'-]+|[^\w\s]", re.IGNORECASE)
+
+
+def _describes_something_else(vocab: IdentityVocabulary, rest: str) -> bool:
+    """Whether a modifier followed by `rest` describes a thing ("old street") rather than the person."""
+    passable = {word.lower() for word in (*vocab.colours, *vocab.modifiers)}
+    subject = {noun.lower() for noun in vocab.subject_nouns}
+    for token in _NEXT_TOKENS.findall(rest):
+        word = token.lower()
+        if word in passable:
+            continue  # "a young blonde woman": look past the other adjectives to the noun
+        if word == "[trigger]" or not re.fullmatch(r"[\w'-]+", word) or word in subject:
+            return False
+        return word not in vocab.function_words
+    return False
+
+
 def find_identity_terms(caption: str, language: str = DEFAULT_LANGUAGE) -> list[tuple[str, str, int, int]]:
     """(trait, matched text, start, end) of each identity term in the caption, in order."""
+    vocab = vocabulary(language)
+    modifiers = {word.lower() for word in vocab.modifiers}
     found = []
     for match in identity_pattern(language).finditer(caption):
+        if match.group(0).lower() in modifiers and _describes_something_else(vocab, caption[match.end() :]):
+            continue
         trait = next(name for name, value in match.groupdict().items() if value is not None)
         found.append((trait, match.group(0), match.start(), match.end()))
     return found

@@ -13,8 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from isengard.captions import TRIGGER_PLACEHOLDER, mentions_trigger, normalize_caption, prepend_trigger
-from isengard.identity_words import DEFAULT_LANGUAGE, find_identity_terms, vocabulary
+from isengard.captions.identity_words import DEFAULT_LANGUAGE, find_identity_terms, vocabulary
+from isengard.captions.trigger import TRIGGER_PLACEHOLDER, mentions_trigger, normalize_caption, prepend_trigger
 
 LANGUAGE_NAMES = {"en": "English", "fr": "French", "de": "German"}
 CaptionLanguage = Literal["en", "fr", "de"]

@@ -1,0 +1,81 @@
+"""Which base an imported LoRA file was made for: from its keys and shapes, checked against every registered base.
+
+Each family's transformer has its own module names and widths (FLUX.1's `ff.net.0.proj` at 3072, klein 4B's
+`ff.linear_in` at 3072, klein 9B's at 4096), so the shapes a file's LoRA matrices have tell its family. Bases of one
+family share their shapes (FLUX.1 [dev] and Krea): the file's header decides between them when it names one, else
+the family's first base is taken, with a warning. A file whose shapes fit no base is kept as an "unknown base"
+LoRA, which generation refuses with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from isengard.api.services.bases import UNKNOWN_BASE
+from isengard.api.services.loras.formats import ConvertedLora, LoraFormatError, convert_to_diffusers
+from isengard.config import Mode, Settings
+from isengard.models.bases import BASES, FAMILIES, BaseFamily, resolve_base_name
+from isengard.models.flux_layout import linear_shapes
+from isengard.models.locate import base_model_dir
+
+# Header keys other tools write the base into (Isengard, kohya's sd-scripts, ai-toolkit, diffusers' trainers).
+BASE_HEADER_KEYS = ("base", "base_model", "ss_base_model_version", "modelspec.architecture", "base_model_name")
+
+
+@dataclass
+class Detected:
+    base: str  # a registry name, or UNKNOWN_BASE
+    converted: ConvertedLora
+    warnings: list[str] = field(default_factory=list)
+
+
+def _family_config(settings: Settings, family: BaseFamily) -> dict[str, object]:
+    """The transformer config to check a file against: the local (or fast-test tiny) model's, else the published
+    one of the family's first base."""
+    first = family.bases[0]
+    folder: Path | None = base_model_dir(settings, first.name)
+    if folder is None and settings.resolved_mode == Mode.FAST_TEST:
+        from isengard.models.tiny import ensure_tiny_model
+
+        folder = ensure_tiny_model(settings, first.name)
+    path = folder / "transformer" / "config.json" if folder else None
+    if path is not None and path.is_file():
+        loaded: dict[str, object] = json.loads(path.read_text())
+        return loaded
+    return dict(first.transformer_config)
+
+
+def _named_base(header: dict[str, str], family: BaseFamily) -> str | None:
+    for key in BASE_HEADER_KEYS:
+        name = resolve_base_name(header.get(key))
+        if name is not None and BASES[name].family is family:
+            return name
+    return None
+
+
+def detect_base(settings: Settings, tensors: dict[str, torch.Tensor], header: dict[str, str]) -> Detected:
+    """The base the file fits and the file in Isengard's layout; LoraFormatError when its keys are not a LoRA."""
+    reasons = []
+    for family in FAMILIES:
+        shapes = linear_shapes(family.layout(_family_config(settings, family)))
+        try:
+            converted = convert_to_diffusers(tensors, shapes)
+        except LoraFormatError as exc:
+            reasons.append(f"{family.name}: {exc}")
+            continue
+        named = _named_base(header, family)
+        warnings = []
+        if named is None and len(family.bases) > 1:
+            others = ", ".join(spec.name for spec in family.bases[1:])
+            warnings.append(
+                f"the file fits the {family.name} family and does not say which base: taken as {family.bases[0].name} "
+                f"(it also applies to {others})"
+            )
+        return Detected(named or family.bases[0].name, converted, warnings)
+    converted = convert_to_diffusers(tensors, None)  # a readable LoRA after all: the layout error is raised here
+    why = "; ".join(reasons)
+    return Detected(UNKNOWN_BASE, converted, [f"its shapes fit no known base ({why})"])

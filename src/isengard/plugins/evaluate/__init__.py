@@ -1,0 +1,1 @@
+"""Evaluator plugins: embed images (and texts) to score identity and prompt adherence."""

@@ -1,0 +1,139 @@
+"""Bases through the API: a run, its LoRA and a generation on a second base end to end (one test per base); weights
+missing in production named at submit; LoRAs of two bases never mixed; presets and the library keep the base."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from safetensors import safe_open
+from safetensors.torch import save
+
+from isengard.config import Settings
+from isengard.db.migrate import upgrade
+from isengard.models.locate import local_model_dir
+from isengard.models.tiny import save_tiny_model
+from isengard.worker.main import run_worker
+from tests.conftest import make_settings
+from tests.support.training_setup import SMALL, make_character
+
+D = 32  # the tiny FLUX.1 model's attention width
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("base", ["flux1-krea-dev"])
+def test_a_run_on_another_base_trains_records_and_generates_with_it(
+    client: TestClient, settings: Settings, tmp_path: Path, base: str
+) -> None:
+    character = make_character(client, f"Base {base}", 3)
+    config = {**SMALL, "base": base, "steps": 20, "checkpoint_every": 0, "sample_every": 0}
+    response = client.post("/api/training", json={"character_id": character, "config": config})
+    assert response.status_code == 202, response.text
+    assert run_worker(settings, burst=True) == 0
+    done = client.get(f"/api/jobs/{response.json()['id']}").json()
+    assert done["status"] == "succeeded", done
+    assert done["result"]["validation_loss_end"] < done["result"]["validation_loss_start"]
+
+    # The LoRA knows its base: the row, the library's filter, the downloaded file's header.
+    mine = client.get("/api/loras", params={"base": base}).json()["items"]
+    assert [item["base"] for item in mine] == [base]
+    assert client.get("/api/loras", params={"base": "flux1-dev", "character_id": character}).json()["items"] == []
+    download = tmp_path / "lora.safetensors"
+    download.write_bytes(client.get(f"/api/loras/{mine[0]['id']}/file").content)
+    with safe_open(str(download), framework="pt") as handle:
+        assert handle.metadata()["base"] == base
+
+    # Generation takes the LoRA's base; asking for another base with it is refused, naming both.
+    refused = client.post("/api/generation", json={"prompt": "x", "base": "flux1-dev",
+                                                   "loras": [{"lora_id": mine[0]["id"]}]})  # fmt: skip
+    assert refused.status_code == 422 and base in refused.text and "flux1-dev" in refused.text
+    job = client.post("/api/generation", json={"prompt": "[trigger] smiling", "width": 64, "height": 64, "steps": 2,
+                                               "loras": [{"lora_id": mine[0]["id"]}]})  # fmt: skip
+    assert job.status_code == 202, job.text
+    assert run_worker(settings, burst=True) == 0
+    generated = client.get(f"/api/jobs/{job.json()['id']}").json()
+    assert generated["status"] == "succeeded", generated
+
+
+def _lora_file(header: dict[str, str]) -> bytes:
+    tensors = {
+        "transformer.transformer_blocks.0.attn.to_q.lora_A.weight": torch.zeros(4, D),
+        "transformer.transformer_blocks.0.attn.to_q.lora_B.weight": torch.zeros(D, 4),
+    }
+    return save(tensors, metadata=header)
+
+
+def test_imports_detect_the_base_and_two_bases_never_mix(client: TestClient) -> None:
+    def upload(header: dict[str, str], name: str) -> dict:  # type: ignore[type-arg]
+        files = {"files": (f"{name}.safetensors", _lora_file(header), "application/octet-stream")}
+        response = client.post("/api/loras/import", files=files)
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    krea = upload({"base_model": "black-forest-labs/FLUX.1-Krea-dev"}, "krea")
+    plain = upload({}, "plain")
+    assert krea["base"] == "flux1-krea-dev" and plain["base"] == "flux1-dev"
+    assert any("does not say which base" in warning for warning in plain["meta"]["warnings"])
+    assert [item["id"] for item in client.get("/api/loras", params={"base": "flux1-krea-dev"}).json()["items"]] == [
+        krea["id"]
+    ]
+    mixed = client.post("/api/generation", json={"prompt": "x", "loras": [{"lora_id": krea["id"]},
+                                                                          {"lora_id": plain["id"]}]})  # fmt: skip
+    assert mixed.status_code == 422
+    assert "flux1-krea-dev" in mixed.json()["detail"] and "flux1-dev" in mixed.json()["detail"]
+
+
+def test_presets_remember_their_base(client: TestClient) -> None:
+    response = client.post("/api/training/presets", json={"name": "krea look", "config": {"base": "flux1-krea-dev"}})
+    assert response.status_code == 201, response.text
+    assert response.json()["base"] == "flux1-krea-dev"
+    unknown = client.post("/api/training/presets", json={"name": "bad", "config": {"base": "sdxl"}})
+    assert unknown.status_code == 422 and "unknown base" in unknown.text
+
+
+@pytest.fixture()
+def production(data_dir: Path, redis_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    """Production mode with FLUX.1 [dev] complete (the tiny model stands in) and Krea missing its T5 encoder."""
+    settings = make_settings(data_dir, redis_url=redis_url, mode="production")
+    upgrade(settings.sqlalchemy_url)
+    built = save_tiny_model(tmp_path / "built")
+    shutil.copytree(built, local_model_dir(settings, "flux1-dev"))
+    krea = local_model_dir(settings, "flux1-krea-dev")
+    shutil.copytree(built, krea)
+    shutil.rmtree(krea / "text_encoder_2")
+    from isengard.api.app import create_app
+
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def test_missing_weights_are_named_in_capabilities_and_refused_at_submit(production: TestClient) -> None:
+    bases = {base["name"]: base for base in production.get("/api/capabilities").json()["bases"]}
+    assert bases["flux1-dev"]["available"] is True
+    krea = bases["flux1-krea-dev"]
+    assert krea["available"] is False and krea["missing"] == ["text_encoder_2"]
+    assert krea["download"].startswith("hf download black-forest-labs/FLUX.1-Krea-dev --local-dir ")
+    assert "text_encoder_2" in krea["reason"]
+    klein = bases["flux2-klein-4b"]
+    assert klein["available"] is False and "hf download black-forest-labs/FLUX.2-klein-base-4B" in klein["reason"]
+
+    character = make_character(production, "Prod", 1)
+    refused = production.post("/api/training", json={"character_id": character, "config": {"base": "flux1-krea-dev"}})
+    assert refused.status_code == 422
+    assert "flux1-krea-dev" in refused.json()["detail"] and "text_encoder_2" in refused.json()["detail"]
+    preset = production.post("/api/training/presets", json={"name": "klein", "config": {"base": "flux2-klein-4b"}})
+    assert preset.status_code == 201, preset.text
+    from_preset = production.post("/api/training", json={"character_id": character, "preset_id": preset.json()["id"]})
+    assert from_preset.status_code == 422 and "preset 'klein' needs the base flux2-klein-4b" in from_preset.text
+    assert production.get("/api/jobs").json()["total"] == 0

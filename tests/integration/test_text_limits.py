@@ -1,0 +1,74 @@
+"""Text a database cannot store is refused before it reaches one: NUL anywhere and text longer than its column
+answer 422 on SQLite and on PostgreSQL alike, never a 5xx; ids are checked before any query."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from isengard.api.support.text import column_max_length
+from isengard.db.models import Character, Lora, TrainingPreset
+
+pytestmark = pytest.mark.databases
+
+NUL = "a\x00b"
+SOME_ID = "0" * 32
+
+# (method, path, JSON body or None): each carries a NUL in a different text a client can send.
+NUL_REQUESTS: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("POST", "/api/characters", {"name": NUL}),
+    ("POST", "/api/characters", {"name": "ok", "description": NUL}),
+    ("POST", "/api/characters", {"name": "ok", "trigger_word": NUL}),
+    ("PATCH", f"/api/characters/{SOME_ID}", {"description": NUL}),
+    ("POST", f"/api/characters/{SOME_ID}/captions/bulk", {"action": "find_replace", "find": NUL}),
+    ("POST", f"/api/characters/{SOME_ID}/captions/bulk", {"action": "set_missing", "caption": NUL}),
+    ("PATCH", f"/api/images/{SOME_ID}", {"caption": NUL}),
+    ("POST", "/api/training/presets", {"name": NUL, "config": {}}),
+    ("POST", "/api/training/presets", {"name": "preset", "config": {"sample_prompts": [NUL]}}),
+    ("POST", "/api/training", {"character_id": SOME_ID, "name": NUL}),
+    ("POST", "/api/logs", {"message": NUL}),
+    ("POST", "/api/logs", {"message": "m", "context": {NUL: 1}}),
+    ("POST", "/api/generation", {"prompt": NUL, "loras": []}),
+    ("POST", "/api/generation/grid", {"prompts": [NUL], "seeds": [1], "include_base": True}),
+    ("PATCH", f"/api/loras/{SOME_ID}", {"name": NUL}),
+    ("GET", "/api/jobs?character_id=a%00b", None),
+    ("GET", "/api/jobs/a%00b", None),
+    ("POST", "/api/jobs/a%00b/cancel", None),
+    ("GET", "/api/jobs/a%00b/history", None),
+    ("GET", "/api/jobs/a%00b/events", None),
+    ("GET", "/api/loras/resolve?name=a%00b", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), NUL_REQUESTS, ids=[f"{m} {p}" for m, p, _ in NUL_REQUESTS])
+def test_nul_is_refused_with_a_422_that_says_so(
+    client: TestClient, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    response = client.request(method, path, json=body)
+    assert response.status_code == 422, response.text
+    if body is not None:
+        assert "NUL" in response.text
+
+
+def test_every_character_text_is_bounded_by_its_column(client: TestClient) -> None:
+    too_long_trigger = "t" * (column_max_length(Character.trigger_word) + 1)
+    response = client.post("/api/characters", json={"name": "Ada", "trigger_word": too_long_trigger})
+    assert response.status_code == 422
+    created = client.post("/api/characters", json={"name": "Ada", "trigger_word": "t" * 100})
+    assert created.status_code == 201, created.text
+
+
+def test_preset_and_lora_names_are_bounded_by_their_columns(client: TestClient) -> None:
+    name = "p" * (column_max_length(TrainingPreset.name) + 1)
+    assert client.post("/api/training/presets", json={"name": name, "config": {}}).status_code == 422
+    lora_name = "l" * (column_max_length(Lora.name) + 1)
+    assert client.patch(f"/api/loras/{SOME_ID}", json={"name": lora_name}).status_code == 422
+
+
+def test_every_grid_prompt_has_the_single_prompt_bound(client: TestClient) -> None:
+    single = client.post("/api/generation", json={"prompt": "x" * 4001})
+    grid = client.post("/api/generation/grid", json={"prompts": ["x" * 4001], "seeds": [1], "include_base": True})
+    assert single.status_code == 422
+    assert grid.status_code == 422, grid.text
