@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gpu_memory import allocated_estimate, measure, prepare_transformer, release, timed
 
-from isengard.models.flux_layout import flux_layout
+from isengard.models.bases import BASES, BaseSpec
 from isengard.models.memory_plan import GIB, plan_generation, plan_training
 from isengard.models.profiles import PROFILE_NAMES, ProfileName
-from isengard.models.rehearsal_model import BASES, FullSizeBase
+from isengard.models.rehearsal_model import VAE_CONFIGS
 
 TRAIN_RESOLUTION = 512
 GENERATE_RESOLUTION = 1024
@@ -44,30 +44,28 @@ HEADER = (
 )
 
 
-def training_plan_bytes(base: FullSizeBase, name: ProfileName, gpu_bytes: int | None) -> int:
+def training_plan_bytes(base: BaseSpec, name: ProfileName, gpu_bytes: int | None) -> int:
     plan = plan_training(
-        transformer_config=base.transformer, resolution=TRAIN_RESOLUTION, batch_size=1, rank=RANK,
-        gradient_checkpointing=True, gpu_bytes=gpu_bytes,
+        transformer_config=base.transformer_config, base=base.name, resolution=TRAIN_RESOLUTION, batch_size=1,
+        rank=RANK, gradient_checkpointing=True, gpu_bytes=gpu_bytes,
     )  # fmt: skip
     return allocated_estimate(plan, name)
 
 
-def generation_seconds(base: FullSizeBase, name: ProfileName, device: torch.device) -> float:
+def generation_seconds(base: BaseSpec, name: ProfileName, device: torch.device) -> float:
     """Seconds per 1024 px image under a profile: denoising steps of the resident transformer and one decode."""
-    from diffusers import AutoencoderKL
-
     from isengard.plugins.training.flow_matching import latent_ids, pack
 
-    transformer, _params, _swap = prepare_transformer(name, RANK, device, base.transformer)
+    transformer, _params, _swap = prepare_transformer(name, RANK, device, base.transformer_config)
     transformer.eval()
     side = GENERATE_RESOLUTION // 8
     latents = torch.randn(1, 16, side, side, device=device)
     tokens = 512
     inputs = {
         "hidden_states": pack(latents).to(torch.bfloat16),
-        "encoder_hidden_states": torch.randn(1, tokens, base.transformer["joint_attention_dim"], device=device,
+        "encoder_hidden_states": torch.randn(1, tokens, base.transformer_config["joint_attention_dim"], device=device,
                                              dtype=torch.bfloat16),
-        "pooled_projections": torch.randn(1, base.transformer["pooled_projection_dim"], device=device,
+        "pooled_projections": torch.randn(1, base.transformer_config["pooled_projection_dim"], device=device,
                                           dtype=torch.bfloat16),
         "timestep": torch.full((1,), 0.5, device=device, dtype=torch.bfloat16),
         "guidance": torch.full((1,), 3.5, device=device),
@@ -85,7 +83,7 @@ def generation_seconds(base: FullSizeBase, name: ProfileName, device: torch.devi
         held.clear()
         release()
         with torch.device(device):
-            vae: Any = AutoencoderKL(**base.vae)
+            vae: Any = base.family.vae_cls()(**VAE_CONFIGS[base.family.name])
         vae.to(torch.bfloat16).eval()
         decode = timed(lambda: vae.decode(latents.to(torch.bfloat16), return_dict=False), 1, device)
     return GENERATION_STEPS * step + decode
@@ -118,24 +116,23 @@ def captioning_seconds(device: torch.device, tokens: int = 32) -> float:
 
 def dry_run() -> int:
     """The table's planner columns for every base and profile; each base's models built on the meta device."""
-    from diffusers import AutoencoderKL, FluxTransformer2DModel
-
     print(HEADER)
     status = 0
-    for base in BASES:
+    for base in BASES.values():
         with torch.device("meta"):
-            transformer: Any = FluxTransformer2DModel(**base.transformer)
-            AutoencoderKL(**base.vae)
+            transformer: Any = base.family.transformer_cls()(**base.transformer_config)
+            base.family.vae_cls()(**VAE_CONFIGS[base.family.name])
         built = sum(p.numel() for p in transformer.parameters())
-        if built != flux_layout(base.transformer).numel:
-            print(f"{base.name}: the planner's layout ({flux_layout(base.transformer).numel}) != built ({built})")
+        planned_numel = base.family.layout(base.transformer_config).numel
+        if built != planned_numel:
+            print(f"{base.name}: the planner's layout ({planned_numel}) != built ({built})")
             status = 1
         for name in PROFILE_NAMES:
             planned = training_plan_bytes(base, name, None)
             dashes = " ".join(f"{'-':>{width}}" for width in (6, 7, 7, 6, 9))
             print(f"{base.name:<12} {name:<12} {'-':>10} {planned / GIB:>7.2f}G {dashes}")
         generation = plan_generation(
-            transformer_config=base.transformer, resolution=GENERATE_RESOLUTION, gpu_bytes=None
+            transformer_config=base.transformer_config, base=base.name, resolution=GENERATE_RESOLUTION, gpu_bytes=None
         )
         estimates = ", ".join(f"{e.profile} {e.estimated_peak_bytes / GIB:.1f}G" for e in generation.estimates)
         print(f"{base.name:<12} generation planned at {GENERATE_RESOLUTION} px: {estimates}")
@@ -150,12 +147,16 @@ def gpu_run(budget: float, steps: int) -> int:
     started = time.monotonic()
     print(HEADER, flush=True)
     skipped = []
-    for base in BASES:
+    for base in BASES.values():
         for name in PROFILE_NAMES:
+            if base.family.name != "flux1":
+                # gpu_memory.measure feeds FLUX.1's transformer (pooled CLIP input, guidance): klein needs its own.
+                skipped.append(f"{base.name}/{name} (FLUX.1 inputs only)")
+                continue
             if time.monotonic() - started > budget:
                 skipped.append(f"{base.name}/{name}")
                 continue
-            result = measure(name, TRAIN_RESOLUTION, steps, RANK, device, model_config=base.transformer)
+            result = measure(name, TRAIN_RESOLUTION, steps, RANK, device, model_config=base.transformer_config)
             release()
             planned = training_plan_bytes(base, name, gpu_bytes)
             generate = generation_seconds(base, name, device)

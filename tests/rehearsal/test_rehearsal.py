@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import torch
 
+from isengard.models.bases import DEFAULT_BASE, BaseSpec
 from isengard.models.memory_plan import GIB, plan_generation, plan_training
 from isengard.models.profiles import PROFILE_NAMES
 from isengard.models.rehearsal import RehearsalResult, rehearse_generation, rehearse_training
-from isengard.models.rehearsal_model import FullSizeBase
 from isengard.plugins.training import flow_matching
 from tests.rehearsal.conftest import GPU_BYTES
 
@@ -27,21 +27,24 @@ OVERHEADS = ("cuda_context", "allocator_slack")
 PLANNER_TOLERANCE = 0.10
 
 
-def planned_bytes(result: RehearsalResult, transformer_config: dict[str, Any]) -> int:
+def planned_bytes(result: RehearsalResult, spec: BaseSpec) -> int:
     if result.task == "training":
         plan = plan_training(
-            transformer_config=transformer_config, resolution=result.resolution, batch_size=1, rank=16,
-            gradient_checkpointing=True, gpu_bytes=GPU_BYTES,
+            transformer_config=spec.transformer_config, resolution=result.resolution, batch_size=1, rank=16,
+            gradient_checkpointing=True, gpu_bytes=GPU_BYTES, base=spec.name,
         )  # fmt: skip
     else:
-        plan = plan_generation(transformer_config=transformer_config, resolution=result.resolution, gpu_bytes=GPU_BYTES)
+        plan = plan_generation(
+            transformer_config=spec.transformer_config, resolution=result.resolution, gpu_bytes=GPU_BYTES,
+            base=spec.name,
+        )  # fmt: skip
     parts = plan.estimate(result.profile).breakdown  # type: ignore[arg-type]
     return sum(value for key, value in parts.items() if key not in OVERHEADS)
 
 
-def report(results: list[RehearsalResult], base: FullSizeBase) -> None:
+def report(results: list[RehearsalResult], base: BaseSpec) -> None:
     for result in results:
-        planned = planned_bytes(result, base.transformer)
+        planned = planned_bytes(result, base)
         print(
             f"{result.base:<12} {result.task:<10} {result.profile:<12} {result.resolution:>5} px  "
             f"peak {result.peak_bytes / GIB:6.2f} GiB  planner {planned / GIB:6.2f} GiB  "
@@ -52,14 +55,14 @@ def report(results: list[RehearsalResult], base: FullSizeBase) -> None:
 
 @pytest.mark.slow
 def test_training_runs_at_full_size_under_every_profile(
-    full_size_folders: dict[str, tuple[FullSizeBase, Path]],
+    full_size_folders: dict[str, tuple[BaseSpec, Path]],
 ) -> None:
     for base, folder in full_size_folders.values():
         results = rehearse_training(folder, list(PROFILE_NAMES), base=base.name, gpu_bytes=GPU_BYTES)
         report(results, base)
         for result in results:
             assert set(result.stages) >= {"text_encoders", "transformer_load", "training_step", "sample"}
-            planned = planned_bytes(result, base.transformer)
+            planned = planned_bytes(result, base)
             assert abs(result.peak_bytes / planned - 1) <= PLANNER_TOLERANCE, (result.profile, result.stages, planned)
         # Each smaller profile holds less at its peak.
         peaks = [result.peak_bytes for result in results]
@@ -68,14 +71,14 @@ def test_training_runs_at_full_size_under_every_profile(
 
 @pytest.mark.slow
 def test_generation_runs_at_full_size_under_every_profile(
-    full_size_folders: dict[str, tuple[FullSizeBase, Path]],
+    full_size_folders: dict[str, tuple[BaseSpec, Path]],
 ) -> None:
     for base, folder in full_size_folders.values():
         results = rehearse_generation(folder, list(PROFILE_NAMES), base=base.name, gpu_bytes=GPU_BYTES)
         report(results, base)
         for result in results:
             assert "generate" in result.stages
-            planned = planned_bytes(result, base.transformer)
+            planned = planned_bytes(result, base)
             assert abs(result.peak_bytes / planned - 1) <= PLANNER_TOLERANCE, (result.profile, result.stages, planned)
 
 
@@ -97,15 +100,19 @@ def planted(old: str, new: str) -> Any:
             "noisy = (1.0 - sigmas) * latents + sigmas * noise.cpu()",
             "device",
         ),
-        # The packed latents stay in fp32 while the weights are bf16: CUDA's matmul refuses mixed dtypes.
-        ("packed = pack(noisy).to(weight_dtype)", "packed = pack(noisy).float()", "dtype"),
+        # The transformer's inputs stay in fp32 while its weights are bf16: CUDA's matmul refuses mixed dtypes.
+        (
+            "guidance_scale=guidance_scale, weight_dtype=weight_dtype",
+            "guidance_scale=guidance_scale, weight_dtype=noise.dtype",
+            "dtype",
+        ),
     ],
     ids=["wrong-device", "wrong-dtype"],
 )
 def test_a_planted_mistake_is_caught(
-    old: str, new: str, error: str, full_size_folders: dict[str, tuple[FullSizeBase, Path]]
+    old: str, new: str, error: str, full_size_folders: dict[str, tuple[BaseSpec, Path]]
 ) -> None:
-    base, folder = next(iter(full_size_folders.values()))
+    base, folder = full_size_folders[DEFAULT_BASE]
     # The same copy without the mistake runs through: what fails below is the mistake, not the copying.
     with pytest.raises((RuntimeError, torch._subclasses.fake_tensor.FakeTensorDeviceMismatchError)) as caught:
         rehearse_training(

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from isengard.models.bases import BASES
 from isengard.models.profiles import PROFILE_NAMES
-from isengard.models.rehearsal_model import BASES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,7 +22,7 @@ def test_the_dry_run_covers_every_base_and_profile() -> None:
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     lines = run.stdout.splitlines()
     assert any(line.startswith("would install:") and "--no-index" in line for line in lines)
-    for base in BASES:
+    for base in BASES.values():
         for name in PROFILE_NAMES:
             assert any(line.split()[:2] == [base.name, name] for line in lines), (base.name, name)
 

@@ -25,6 +25,8 @@ each for the reason written beside it, and nothing else:
 - matmul dtypes: CUDA's matrix kernels (cuBLAS) refuse operands of different dtypes ("expected mat1 and mat2 to
   have the same dtype"), but fake tensors, like the meta kernels they run, promote them; `_CudaMatmulDtypes`
   refuses them as the card would;
+- pinned host memory (`Tensor.pin_memory`, block offloading's CPU copies): the pinned allocator is CUDA's, and fake
+  tensors do not implement pinning; a pinned copy is the same tensor to every check here, so it is returned as is;
 - attention: the CPU's score-matrix attention is priced as the fused kernels a GPU runs (memory_trace.py).
 
 What no patch can answer: the autograd engine of a CPU-only build asks the accelerator API for the current stream
@@ -271,6 +273,7 @@ def fake_cuda(gpu_bytes: int) -> Iterator[Any]:
         stack.enter_context(mock.patch("torch.cuda.current_device", return_value=0))
         stack.enter_context(mock.patch("torch.cuda.mem_get_info", return_value=(gpu_bytes, gpu_bytes)))
         stack.enter_context(mock.patch("torch.cuda.empty_cache"))
+        stack.enter_context(mock.patch.object(torch.Tensor, "pin_memory", lambda self, *args, **kwargs: self))
         stack.enter_context(mock.patch("torch.cuda.synchronize"))
         stack.enter_context(mock.patch("diffusers.models.model_loading_utils.load_state_dict", _fake_state_dict))
         stack.enter_context(mock.patch("diffusers.models.modeling_utils.load_state_dict", _fake_state_dict))

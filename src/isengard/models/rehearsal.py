@@ -76,18 +76,21 @@ LossFn = Callable[..., torch.Tensor]
 
 @dataclass
 class _Encoded:
-    """What the text and VAE stages leave for the transformer's: one caption's embedding, the VAE (in CPU memory),
-    and the peaks of those stages."""
+    """What the text and VAE stages leave for the transformer's: one caption's embedding, one image's latents, the
+    VAE (in CPU memory; None when the stages were skipped), and the peaks of those stages."""
 
     text: Any
+    latents: torch.Tensor
     vae: Any
     stages: dict[str, int]
 
 
-def _encode(folder: Path, *, resolution: int, gpu_bytes: int, max_sequence_length: int) -> _Encoded:
+def _encode(folder: Path, family: Any, *, resolution: int, max_sequence_length: int) -> _Encoded:
     """Stages 1 and 2, as load_models runs them (the same for every profile)."""
+    from PIL import Image
+
     from isengard.models.loading import free_memory, load_text_encoders, load_vae, text_encoder_device
-    from isengard.plugins.training.flux_lora_data import encode_image, encode_text
+    from isengard.plugins.training.flux_lora_data import encode_image
 
     result = RehearsalResult(base="", profile="", task="", resolution=resolution)
     stages = _Stages(result)
@@ -95,25 +98,33 @@ def _encode(folder: Path, *, resolution: int, gpu_bytes: int, max_sequence_lengt
     with stages.stage("text_encoders"):
         text_device = text_encoder_device(folder, cuda)
         text_pipe = load_text_encoders(folder, dtype=dtype, device=text_device)
-        text = encode_text(text_pipe, CAPTION, device=text_device, max_sequence_length=max_sequence_length)
+        with torch.no_grad():
+            text = family.encode_prompt(text_pipe, CAPTION, device=text_device, max_sequence_length=max_sequence_length)
         del text_pipe
         free_memory()
     with stages.stage("vae_encode"):
-        from PIL import Image
-
         vae = load_vae(folder, dtype=dtype, device=cuda)
-        encode_image(vae, Image.new("RGB", (resolution, resolution)), device=cuda)
+        latents = encode_image(family, vae, Image.new("RGB", (resolution, resolution)), device=cuda)
         vae.to("cpu")
         free_memory()
-    return _Encoded(text=text, vae=vae, stages=result.stages)
+    return _Encoded(text=text, latents=latents, vae=vae, stages=result.stages)
 
 
-def _train_profile(folder: Path, encoded: _Encoded, result: RehearsalResult, *, rank: int, loss_fn: LossFn) -> None:
+def _moved(text: Any, device: torch.device) -> Any:
+    from isengard.plugins.training.flow_matching import TextEmbedding
+
+    pooled = text.pooled_prompt_embeds
+    return TextEmbedding(text.prompt_embeds.to(device), None if pooled is None else pooled.to(device))
+
+
+def _train_profile(
+    folder: Path, family: Any, encoded: _Encoded, result: RehearsalResult, *, base_name: str, rank: int,
+    loss_fn: LossFn,
+) -> None:  # fmt: skip
     """Stages 3 to 5 for one profile."""
     from isengard.models.loading import load_scheduler, load_transformer
     from isengard.models.offload import attach_block_swap
     from isengard.models.profiles import profile
-    from isengard.plugins.training.flow_matching import TextEmbedding
     from isengard.plugins.training.flux_lora_config import FluxLoraConfig
     from isengard.plugins.training.flux_lora_loop import build_optimizer
     from isengard.plugins.training.flux_lora_stages import add_lora
@@ -121,13 +132,12 @@ def _train_profile(folder: Path, encoded: _Encoded, result: RehearsalResult, *, 
 
     chosen = profile(result.profile)  # type: ignore[arg-type]
     dtype, cuda, meta = torch.bfloat16, torch.device("cuda"), torch.device("meta")
-    config = FluxLoraConfig(rank=rank, alpha=float(rank), memory_profile=chosen.name)
+    config = FluxLoraConfig(base=base_name, rank=rank, alpha=float(rank), memory_profile=chosen.name)
     stages = _Stages(result)
-    side = result.resolution // VAE_SCALE
-    text = encoded.text
-    latents = torch.empty(1, LATENT_CHANNELS, side, side)
+    text, latents = encoded.text, encoded.latents
     noise = torch.randn(latents.shape)
     sigmas = torch.full((1,), 0.5)
+    guidance = 1.0
 
     # 3. The transformer as the profile stores it, with the LoRA, placed.
     with stages.stage("transformer_load"):
@@ -140,13 +150,15 @@ def _train_profile(folder: Path, encoded: _Encoded, result: RehearsalResult, *, 
     # 4. One step: the loss forward on the fake GPU checks devices and dtypes...
     with stages.stage("training_forward", transformer):
         loss = loss_fn(
-            transformer, latents.to(cuda), text, noise.to(cuda), sigmas, guidance_scale=1.0, weight_dtype=dtype
-        )
+            family, transformer, latents.to(cuda), text, noise.to(cuda), sigmas, guidance_scale=guidance,
+            weight_dtype=dtype,
+        )  # fmt: skip
         del loss
-    # 5. One sample on the fake GPU (before the step moves the model to the meta device): a denoising step, a decode.
+    # 5. One sample on the fake GPU (before the step moves the model to the meta device): denoising and the decode.
     if encoded.vae is not None:
         with stages.stage("sample", transformer):
-            _sample(sampling_pipeline(load_scheduler(folder), encoded.vae, transformer), text, result.resolution, cuda)
+            pipeline = sampling_pipeline(family, load_scheduler(folder), encoded.vae, transformer)
+            _sample(family, pipeline, text, result.resolution, cuda)
 
     # ... and the whole step, backward and optimizer included, runs on the meta device.
     transformer.to(meta)
@@ -154,12 +166,13 @@ def _train_profile(folder: Path, encoded: _Encoded, result: RehearsalResult, *, 
         swap.device = meta
     params = [p for p in transformer.parameters() if p.requires_grad]  # moved: new parameter objects
     optimizer = build_optimizer(config, params)
-    meta_text = TextEmbedding(text.prompt_embeds.to(meta), text.pooled_prompt_embeds.to(meta))
+    meta_text = _moved(text, meta)
     with stages.stage("training_step", transformer, optimizer, devices=GPU_DEVICE_TYPES):
         for _ in range(2):  # the second step holds the optimizer state: the steady peak
             loss = loss_fn(
-                transformer, latents.to(meta), meta_text, noise.to(meta), sigmas, guidance_scale=1.0, weight_dtype=dtype
-            )
+                family, transformer, latents.to(meta), meta_text, noise.to(meta), sigmas, guidance_scale=guidance,
+                weight_dtype=dtype,
+            )  # fmt: skip
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
             optimizer.step()
@@ -167,34 +180,31 @@ def _train_profile(folder: Path, encoded: _Encoded, result: RehearsalResult, *, 
 
 
 def _caption_embedding(folder: Path, tokens: int) -> Any:
-    """What encode_text returns for one caption, made directly (CPU tensors, as it returns them)."""
+    """What the text stage returns for one caption, made directly (CPU tensors, as it returns them)."""
     from isengard.models.loading import transformer_config
     from isengard.plugins.training.flow_matching import TextEmbedding
 
     config = transformer_config(folder)
     dtype = torch.bfloat16
+    pooled = config.get("pooled_projection_dim")
     return TextEmbedding(
         torch.empty(1, tokens, int(config["joint_attention_dim"]), dtype=dtype),
-        torch.empty(1, int(config["pooled_projection_dim"]), dtype=dtype),
+        None if pooled is None else torch.empty(1, int(pooled), dtype=dtype),
     )
 
 
-def _sample(pipeline: Any, text: Any, resolution: int, device: torch.device) -> None:
-    """render_samples' call of the pipeline, one denoising step (render_samples itself also writes the PNG)."""
+def _sample(family: Any, pipeline: Any, text: Any, resolution: int, device: torch.device) -> None:
+    """render_samples' call of the pipeline (it also writes the PNG): the VAE visits the device to decode."""
     dtype = torch.bfloat16
     transformer = pipeline.transformer
     transformer.eval()
     pipeline.vae.to(device)
     try:
+        # Two steps: one step's single sigma would be a fake-tensor constant, computed for real on "CUDA".
         pipeline(
-            prompt_embeds=text.prompt_embeds.to(device=device, dtype=dtype),
-            pooled_prompt_embeds=text.pooled_prompt_embeds.to(device=device, dtype=dtype),
-            height=resolution, width=resolution, num_inference_steps=1, guidance_scale=3.5,
-            generator=torch.Generator(device="cpu").manual_seed(0), output_type="latent",
+            **family.prompt_kwargs(text, device=device, dtype=dtype), height=resolution, width=resolution,
+            num_inference_steps=2, generator=torch.Generator(device="cpu").manual_seed(0), output_type="pt",
         )  # fmt: skip
-        latents = torch.empty(1, 16, resolution // VAE_SCALE, resolution // VAE_SCALE, device=device, dtype=dtype)
-        with torch.no_grad():
-            pipeline.vae.decode(latents / pipeline.vae.config.scaling_factor, return_dict=False)
     finally:
         transformer.train()
         pipeline.vae.to("cpu")
@@ -211,24 +221,30 @@ def rehearse_training(
     loss_fn: LossFn | None = None,
     encode: bool = True,
 ) -> list[RehearsalResult]:
-    """Training under each profile, stage by stage (see the module's docstring). `loss_fn`: the flow-matching loss
-    (a test passes a broken copy of it to see the rehearsal catch the mistake); `encode=False` skips the text and
-    VAE stages and the sample (a caption's embedding of the right shape stands in)."""
+    """Training under each profile, stage by stage (see the module's docstring). `base`: the registry name;
+    `loss_fn`: the flow-matching loss (a test passes a broken copy of it to see the rehearsal catch the mistake);
+    `encode=False` skips the text and VAE stages and the sample (stand-ins of the right shapes)."""
+    from isengard.models.bases import family_of_folder
     from isengard.models.fake_cuda import fake_cuda
     from isengard.plugins.training.flow_matching import flow_matching_loss
     from isengard.plugins.training.flux_lora_config import FluxLoraConfig
 
+    family = family_of_folder(folder)
     results = []
     with fake_cuda(gpu_bytes):
-        tokens = FluxLoraConfig().max_sequence_length
+        tokens = FluxLoraConfig(base=base).max_sequence_length
         if encode:
-            encoded = _encode(folder, resolution=resolution, gpu_bytes=gpu_bytes, max_sequence_length=tokens)
+            encoded = _encode(folder, family, resolution=resolution, max_sequence_length=tokens)
         else:
-            encoded = _Encoded(text=_caption_embedding(folder, tokens), vae=None, stages={})
+            side = resolution // VAE_SCALE
+            latents = torch.empty(1, LATENT_CHANNELS, side, side)
+            encoded = _Encoded(text=_caption_embedding(folder, tokens), latents=latents, vae=None, stages={})
         for name in profiles:
             result = RehearsalResult(base=base, profile=name, task="training", resolution=resolution)
             result.stages.update(encoded.stages)
-            _train_profile(folder, encoded, result, rank=rank, loss_fn=loss_fn or flow_matching_loss)
+            _train_profile(
+                folder, family, encoded, result, base_name=base, rank=rank, loss_fn=loss_fn or flow_matching_loss
+            )
             results.append(result)
     return results
 
@@ -237,7 +253,7 @@ def rehearse_generation(
     folder: Path, profiles: list[str], *, base: str, gpu_bytes: int, resolution: int = 1024
 ) -> list[RehearsalResult]:
     """Generation under each profile as the diffusers image plugin loads it: the placement the planner gives this
-    GPU, one denoising step and the decode."""
+    GPU, two denoising steps and the decode."""
     from isengard.models.fake_cuda import fake_cuda
     from isengard.models.loading import free_memory, load_generation_pipeline
     from isengard.models.profiles import profile
@@ -256,12 +272,11 @@ def rehearse_generation(
                 )
             models = [c for c in pipe.components.values() if isinstance(c, torch.nn.Module)]
             with stages.stage("generate", *models), torch.inference_mode():
-                # Two steps: one step's single sigma would be a fake-tensor constant, computed for real on "CUDA".
                 pipe(
                     prompt=CAPTION, width=resolution, height=resolution, num_inference_steps=2,
-                    guidance_scale=3.5, generator=torch.Generator(device="cpu").manual_seed(0), output_type="pil",
+                    generator=torch.Generator(device="cpu").manual_seed(0), output_type="pt",
                 )  # fmt: skip
-            del pipe
+            del pipe, models
             free_memory()
             results.append(result)
     return results
