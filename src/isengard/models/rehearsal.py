@@ -32,6 +32,7 @@ import torch
 from isengard.models.memory_trace import LATENT_CHANNELS, VAE_SCALE
 
 GPU_DEVICE_TYPES = ("cuda", "meta")  # meta stands in for the GPU where a CPU build cannot run CUDA (backward)
+ENCODING_STAGES = ("text_encoders", "vae_encode")
 CAPTION = "a photo of sks person standing in a library, warm light"
 
 
@@ -46,6 +47,12 @@ class RehearsalResult:
     @property
     def peak_bytes(self) -> int:
         return max(self.stages.values(), default=0)
+
+    @property
+    def loop_peak_bytes(self) -> int:
+        """The peak once the transformer is loaded: what the planner prices. The text and VAE stages come first and
+        leave; their encoders go to the GPU only where they fit its free memory alone (text_encoder_device)."""
+        return max((v for k, v in self.stages.items() if k not in ENCODING_STAGES), default=0)
 
 
 class _Stages:
@@ -158,7 +165,7 @@ def _train_profile(
     if encoded.vae is not None:
         with stages.stage("sample", transformer):
             pipeline = sampling_pipeline(family, load_scheduler(folder), encoded.vae, transformer)
-            _sample(family, pipeline, text, result.resolution, cuda)
+            _sample(family, pipeline, text, result.resolution, cuda, guidance=config.sample_guidance)
 
     # ... and the whole step, backward and optimizer included, runs on the meta device.
     transformer.to(meta)
@@ -193,7 +200,7 @@ def _caption_embedding(folder: Path, tokens: int) -> Any:
     )
 
 
-def _sample(family: Any, pipeline: Any, text: Any, resolution: int, device: torch.device) -> None:
+def _sample(family: Any, pipeline: Any, text: Any, resolution: int, device: torch.device, *, guidance: float) -> None:
     """render_samples' call of the pipeline (it also writes the PNG): the VAE visits the device to decode."""
     dtype = torch.bfloat16
     transformer = pipeline.transformer
@@ -203,7 +210,8 @@ def _sample(family: Any, pipeline: Any, text: Any, resolution: int, device: torc
         # Two steps: one step's single sigma would be a fake-tensor constant, computed for real on "CUDA".
         pipeline(
             **family.prompt_kwargs(text, device=device, dtype=dtype), height=resolution, width=resolution,
-            num_inference_steps=2, generator=torch.Generator(device="cpu").manual_seed(0), output_type="pt",
+            num_inference_steps=2, guidance_scale=guidance, generator=torch.Generator(device="cpu").manual_seed(0),
+            output_type="pt",
         )  # fmt: skip
     finally:
         transformer.train()
