@@ -56,6 +56,8 @@ def test_every_sample_of_a_run_is_scored_and_a_checkpoint_recommended(
     assert marked[0]["checkpoint_artifact_id"] is not None
     assert evaluation["verdicts"] is not None  # a table of random scores may or may not call for one
 
+    _the_recommended_checkpoint_is_the_characters_default_until_the_person_chooses(client, character, evaluation)
+
     # `isengard evaluate` prints the same table and pick, by run number or job id.
     with serve_in_thread(create_app(settings)) as url:
         capsys.readouterr()
@@ -75,3 +77,48 @@ def test_every_sample_of_a_run_is_scored_and_a_checkpoint_recommended(
 
 def test_an_unknown_run_is_a_404(client: TestClient) -> None:
     assert client.get("/api/jobs/nope/evaluation").status_code == 404
+
+
+def _the_recommended_checkpoint_is_the_characters_default_until_the_person_chooses(
+    client: TestClient, character: str, evaluation: dict[str, object]
+) -> None:
+    recommended = evaluation["recommended_lora_id"]
+    assert isinstance(recommended, str)
+    route = f"/api/characters/{character}/default-lora"
+    default = client.get(route).json()
+    assert default["reason"] == "recommended" and default["lora"]["id"] == recommended
+    assert default["recommended_lora_id"] == recommended
+
+    def marked() -> dict[str, str]:
+        listing = client.get("/api/loras", params={"character_id": character}).json()["items"]
+        return {item["id"]: item["default_reason"] for item in listing if item["default_reason"]}
+
+    assert marked() == {recommended: "recommended"}
+    assert client.get("/api/loras/resolve", params={"name": "Scored Runner"}).json()["id"] == recommended
+
+    # The person overrides it; the choice is kept (and a character's name resolves to it) until cleared.
+    loras = client.get("/api/loras", params={"character_id": character}).json()["items"]
+    other = next(item["id"] for item in loras if item["id"] != recommended)
+    chosen = client.put(route, json={"lora_id": other}).json()
+    assert chosen["reason"] == "chosen" and chosen["lora"]["id"] == other
+    assert chosen["recommended_lora_id"] == recommended
+    assert client.get(route).json()["lora"]["id"] == other
+    assert marked() == {other: "chosen"}
+    assert client.get("/api/loras/resolve", params={"name": "Scored Runner"}).json()["id"] == other
+
+    # Bad choices are refused and change nothing.
+    stranger = make_character(client, "Someone Else", 0)
+    assert client.put(route, json={"lora_id": "0" * 32}).status_code == 422
+    assert client.put(route, json={"lora_id": "not-an-id"}).status_code == 422
+    assert client.put(f"/api/characters/{stranger}/default-lora", json={"lora_id": other}).status_code == 422
+    assert client.get(f"/api/characters/{'0' * 32}/default-lora").status_code == 404
+    assert client.get(f"/api/characters/{stranger}/default-lora").json() == {
+        "character_id": stranger, "lora": None, "reason": None, "recommended_lora_id": None,
+    }  # fmt: skip
+    assert client.get(route).json()["lora"]["id"] == other
+
+    # Deleting the chosen LoRA goes back to the automatic choice; so does clearing the choice.
+    assert client.put(route, json={"lora_id": None}).json()["lora"]["id"] == recommended
+    client.put(route, json={"lora_id": other})
+    assert client.delete(f"/api/loras/{other}").status_code == 204
+    assert client.get(route).json()["reason"] == "recommended"

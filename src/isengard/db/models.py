@@ -46,6 +46,9 @@ class Character(Base):
     name_key: Mapped[str] = mapped_column(String(200), unique=True)
     trigger_word: Mapped[str] = mapped_column(String(100))
     description: Mapped[str] = mapped_column(Text, default="")
+    # The LoRA the person chose as the character's default; None: the automatic choice (api/services/loras/default.py).
+    # No foreign key (loras already point here): a chosen LoRA that is gone falls back to the automatic choice.
+    default_lora_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

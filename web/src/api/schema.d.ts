@@ -217,6 +217,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/characters/{character_id}/default-lora": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Character Default Lora
+         * @description The LoRA Generate attaches for the character: the person's choice, else the recommended checkpoint of its
+         *     newest run, else its newest trained or imported LoRA.
+         */
+        get: operations["character_default_lora_api_characters__character_id__default_lora_get"];
+        /**
+         * Choose Default Lora
+         * @description Keep one of the character's LoRAs as its default (null: back to the automatic choice).
+         */
+        put: operations["choose_default_lora_api_characters__character_id__default_lora_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/characters/{character_id}/images": {
         parameters: {
             query?: never;
@@ -1661,6 +1686,30 @@ export interface components {
              */
             verdict: string;
         };
+        /** DefaultLoraChoice */
+        DefaultLoraChoice: {
+            /**
+             * Lora Id
+             * @description one of the character's LoRAs to keep as its default; null: back to the automatic choice
+             */
+            lora_id: string | null;
+        };
+        /**
+         * DefaultLoraOut
+         * @description The LoRA Generate attaches for a character, and why; `lora` is None while the character has none.
+         */
+        DefaultLoraOut: {
+            /** Character Id */
+            character_id: string;
+            lora: components["schemas"]["LoraOut"] | null;
+            /** Reason */
+            reason: ("chosen" | "recommended" | "newest") | null;
+            /**
+             * Recommended Lora Id
+             * @description the recommended checkpoint of the character's newest run, whether or not it is the default
+             */
+            recommended_lora_id: string | null;
+        };
         /**
          * EditRequest
          * @description The whole edit, drawn from the original (it replaces any earlier edit).
@@ -2310,6 +2359,11 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /**
+             * Default Reason
+             * @description set (in the library's listing) when it is its character's default LoRA: chosen by the person, the recommended checkpoint of the character's newest run, or its newest LoRA
+             */
+            default_reason?: ("chosen" | "recommended" | "newest") | null;
             /**
              * File Present
              * @default true
@@ -4360,6 +4414,200 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DatasetReport"];
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    character_default_lora_api_characters__character_id__default_lora_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the character's id */
+                character_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DefaultLoraOut"];
+                };
+            };
+            /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description authentication required (when ISENGARD_API_TOKEN is set) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description a write from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description no such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request body is larger than the route's limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description the request is well-formed but its values cannot be used */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnprocessableBody"];
+                };
+            };
+            /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+            /** @description not enough free disk space in the data folder */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorMessage"];
+                };
+            };
+        };
+    };
+    choose_default_lora_api_characters__character_id__default_lora_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the character's id */
+                character_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DefaultLoraChoice"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DefaultLoraOut"];
                 };
             };
             /** @description the request body could not be parsed, or (without a token) the Host is not a loopback name */

@@ -1,4 +1,4 @@
-"""Routes for the LoRA library: list, details, download, rename, delete, import."""
+"""Routes for the LoRA library: list, details, download, rename, delete, import, a character's default LoRA."""
 
 from __future__ import annotations
 
@@ -10,16 +10,18 @@ from fastapi.responses import FileResponse
 from isengard.api.deps import DataDep, DbSession, ServicesDep
 from isengard.api.middleware import UPLOAD_ERROR_RESPONSES, ErrorMessage
 from isengard.api.ratelimit import rate_limited
-from isengard.api.schemas.loras import LoraOut, LoraPage, LoraSource, LoraUpdate
+from isengard.api.schemas.loras import DefaultLoraChoice, DefaultLoraOut, LoraOut, LoraPage, LoraSource, LoraUpdate
+from isengard.api.services.loras import default as defaults
 from isengard.api.services.loras import importer as lora_import
 from isengard.api.services.loras import library as service
 from isengard.api.support.params import OptionalId, PageCursor, path_id
 from isengard.api.support.text import NoNul, column_max_length
-from isengard.db.models import Lora
+from isengard.db.models import Character, Lora
 
 router = APIRouter(tags=["loras"])
 
 LoraId = Annotated[str, path_id("LoRA")]
+CharacterId = Annotated[str, path_id("character")]
 
 
 @router.get("/loras")
@@ -103,3 +105,29 @@ def delete_lora(db: DbSession, data: DataDep, lora_id: LoraId) -> Response:
 @router.get("/loras/{lora_id}/file", response_class=FileResponse)
 def lora_file(db: DbSession, data: DataDep, lora_id: LoraId) -> FileResponse:
     return service.serve_lora_file(db, data, lora_id)
+
+
+@router.get("/characters/{character_id}/default-lora")
+def character_default_lora(db: DbSession, data: DataDep, character_id: CharacterId) -> DefaultLoraOut:
+    """The LoRA Generate attaches for the character: the person's choice, else the recommended checkpoint of its
+    newest run, else its newest trained or imported LoRA."""
+    character = defaults.get_character(db, character_id)
+    return _default_out(db, data, character, defaults.default_lora(db, data, character))
+
+
+@router.put("/characters/{character_id}/default-lora")
+def choose_default_lora(
+    db: DbSession, data: DataDep, character_id: CharacterId, body: DefaultLoraChoice
+) -> DefaultLoraOut:
+    """Keep one of the character's LoRAs as its default (null: back to the automatic choice)."""
+    character = defaults.get_character(db, character_id)
+    return _default_out(db, data, character, defaults.choose_default(db, data, character, body.lora_id))
+
+
+def _default_out(db: DbSession, data: DataDep, character: Character, found: defaults.DefaultLora) -> DefaultLoraOut:
+    lora = service.to_out(db, data, found.lora) if found.lora is not None else None
+    if lora is not None:
+        lora.default_reason = found.reason
+    return DefaultLoraOut(
+        character_id=character.id, lora=lora, reason=found.reason, recommended_lora_id=found.recommended_lora_id
+    )

@@ -7,10 +7,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from isengard.api.support.params import ID_PATTERN
 from isengard.api.support.text import RequestModel, column_max_length
 from isengard.db.models import Lora
 
 LoraSource = Literal["trained", "checkpoint", "imported"]
+DefaultReason = Literal["chosen", "recommended", "newest"]
 
 
 def lora_file_url(lora_id: str) -> str:
@@ -43,6 +45,11 @@ class LoraOut(BaseModel):
     url: str
     file_present: bool = True
     job: LoraJobSummary | None = None
+    default_reason: DefaultReason | None = Field(
+        default=None,
+        description="set (in the library's listing) when it is its character's default LoRA: chosen by the person, "
+        "the recommended checkpoint of the character's newest run, or its newest LoRA",
+    )
 
     @classmethod
     def from_row(cls, row: Lora, *, file_present: bool = True, job: LoraJobSummary | None = None) -> LoraOut:
@@ -75,3 +82,21 @@ class LoraPage(BaseModel):
 class LoraUpdate(RequestModel):
     name: str | None = Field(default=None, min_length=1, max_length=column_max_length(Lora.name))
     trigger_word: str | None = Field(default=None, min_length=1, max_length=column_max_length(Lora.trigger_word))
+
+
+class DefaultLoraOut(BaseModel):
+    """The LoRA Generate attaches for a character, and why; `lora` is None while the character has none."""
+
+    character_id: str
+    lora: LoraOut | None
+    reason: DefaultReason | None
+    recommended_lora_id: str | None = Field(
+        description="the recommended checkpoint of the character's newest run, whether or not it is the default"
+    )
+
+
+class DefaultLoraChoice(RequestModel):
+    lora_id: str | None = Field(
+        description="one of the character's LoRAs to keep as its default; null: back to the automatic choice",
+        pattern=ID_PATTERN,
+    )

@@ -11,11 +11,12 @@ from pathlib import Path
 
 from fastapi import HTTPException
 from fastapi.responses import FileResponse
-from sqlalchemy import String, cast, delete, false, func, or_, select
+from sqlalchemy import String, cast, delete, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.loras import LoraJobSummary, LoraOut, LoraPage, LoraUpdate
 from isengard.api.services.dataset.characters import name_key
+from isengard.api.services.loras.default import default_lora, defaults_of
 from isengard.api.support import download_names
 from isengard.api.support.pagination import keyset_page
 from isengard.api.support.rows import get_or_404, get_or_422
@@ -70,12 +71,20 @@ def list_loras(
     if base is not None:
         query = query.where(Lora.base == base)
     rows, next_cursor = keyset_page(db, query, Lora, cursor=cursor, limit=limit)
-    return LoraPage(items=[to_out(db, data, row) for row in rows], next_cursor=next_cursor)
+    defaults = defaults_of(db, data, {row.character_id for row in rows if row.character_id})
+    items = []
+    for row in rows:
+        item = to_out(db, data, row)
+        default = defaults.get(row.character_id) if row.character_id else None
+        if default is not None and default.lora is not None and default.lora.id == row.id:
+            item.default_reason = default.reason
+        items.append(item)
+    return LoraPage(items=items, next_cursor=next_cursor)
 
 
 def resolve_name(db: Session, data: DataTree, name: str) -> LoraOut:
-    """What a person types for a LoRA: its id, its name, or a character's name (then that character's newest
-    trained or imported LoRA). Unknown is a 404; a name several LoRAs share is a 409 that lists them."""
+    """What a person types for a LoRA: its id, its name, or a character's name (then that character's default
+    LoRA, see default.py). Unknown is a 404; a name several LoRAs share is a 409 that lists them."""
     key = name.strip()
     by_id = db.get(Lora, key)
     if by_id is not None:
@@ -91,19 +100,14 @@ def resolve_name(db: Session, data: DataTree, name: str) -> LoraOut:
     character = db.scalars(select(Character).where(Character.name_key == name_key(key))).first()
     if character is None:
         return _resolve_partial(db, data, key)
-    return to_out(db, data, _newest_of(db, character))
+    return to_out(db, data, _default_of(db, data, character))
 
 
-def _newest_of(db: Session, character: Character) -> Lora:
-    newest = db.scalars(
-        select(Lora)
-        .where(Lora.character_id == character.id, Lora.source.in_(["trained", "imported"]))
-        .order_by(Lora.created_at.desc(), Lora.id.desc())
-        .limit(1)
-    ).first()
-    if newest is None:
+def _default_of(db: Session, data: DataTree, character: Character) -> Lora:
+    lora = default_lora(db, data, character).lora
+    if lora is None:
         raise HTTPException(status_code=404, detail=f"character '{character.name}' has no trained LoRA yet")
-    return newest
+    return lora
 
 
 def _resolve_partial(db: Session, data: DataTree, key: str) -> LoraOut:
@@ -113,7 +117,7 @@ def _resolve_partial(db: Session, data: DataTree, key: str) -> LoraOut:
     characters = list(db.scalars(select(Character).order_by(Character.name)))
     matching = [c for c in characters if starts_word.search(c.name.lower())]
     if len(matching) == 1:
-        return to_out(db, data, _newest_of(db, matching[0]))
+        return to_out(db, data, _default_of(db, data, matching[0]))
     loras = list(db.scalars(select(Lora).where(Lora.source.in_(["trained", "imported"])).order_by(Lora.name)))
     matching_loras = [lora for lora in loras if starts_word.search(lora.name.lower())]
     if not matching and len(matching_loras) == 1:
@@ -160,6 +164,8 @@ def delete_lora(db: Session, data: DataTree, lora_id: str) -> None:
             status_code=409, detail=f"this LoRA is used by {named}: delete it once that has ended or is cancelled"
         )
     path = lora_path(data, lora)
+    # A character whose chosen default this was goes back to the automatic choice.
+    db.execute(update(Character).where(Character.default_lora_id == lora.id).values(default_lora_id=None))
     if lora.job_id:
         db.execute(delete(JobArtifact).where(JobArtifact.job_id == lora.job_id, JobArtifact.path == lora.path))
     db.delete(lora)
