@@ -165,7 +165,7 @@ def test_create_upload_train_survive_a_lost_worker_pick_a_step_generate_download
     expect(page.get_by_role("heading", level=1)).to_have_text("Generate images")
     expect(page.get_by_test_id("lora-selected")).to_contain_text(f"step {STEPS - EVERY}")
 
-    # 8. Generate with the character's LoRA, from the character's page: its newest LoRA is attached.
+    # 8. Generate with the character's LoRA, from the character's page: its default LoRA is attached.
     page.goto(app.url + "/characters")
     page.get_by_test_id("character-card").filter(has_text="Flow Person").click()
     page.get_by_role("link", name="Generate with it →").click()

@@ -18,17 +18,16 @@ def ada(app: RunningApp) -> dict[str, object]:
     return trained_character(app.url, "Ada Gen", "adagen")
 
 
-def newest_lora(app: RunningApp, character_id: str) -> dict[str, object]:
-    page = httpx.get(
-        f"{app.url}/api/loras", params={"character_id": character_id, "source": "trained"}, timeout=30
-    ).json()
-    return dict(page["items"][0])
+def default_lora(app: RunningApp, character_id: str) -> dict[str, object]:
+    """The character's default LoRA as the API picks it (its run's recommended checkpoint when samples were scored)."""
+    found = httpx.get(f"{app.url}/api/characters/{character_id}/default-lora", timeout=30).json()
+    return dict(found["lora"])
 
 
-def test_generate_with_it_attaches_the_characters_newest_lora(
+def test_generate_with_it_attaches_the_characters_default_lora(
     page: Page, app: RunningApp, console: ConsoleWatch, ada: dict[str, object]
 ) -> None:
-    lora = newest_lora(app, str(ada["id"]))
+    lora = default_lora(app, str(ada["id"]))
     bare = create_character(app.url, "No Lora Yet", "nolry")
     page.goto(f"{app.url}/characters/{ada['id']}")
     page.get_by_role("link", name="Generate with it →").click()

@@ -45,6 +45,34 @@ def test_run_page_charts_scores_and_marks_the_recommended_checkpoint(
     expect(first).to_have_attribute("data-recommended", "true")
     expect(first.get_by_test_id("recommended-checkpoint")).to_be_visible()
     expect(page.get_by_test_id("recommended-checkpoint")).to_have_count(1)
+
+    # The library marks the recommended checkpoint as the character's default, and Generate attaches it.
+    recommended = str(evaluation["recommended_lora_id"])
+    character = str(trained["id"])
+    page.goto(f"{app.url}/loras?character={character}")
+    default_row = page.locator("[data-testid=lora-row][data-default]")
+    expect(default_row).to_have_count(1)
+    expect(default_row).to_have_attribute("data-lora-id", recommended)
+    expect(default_row).to_have_attribute("data-default", "recommended")
+    expect(default_row.get_by_test_id("default-lora")).to_contain_text("recommended")
+    page.goto(f"{app.url}/generate?character={character}")
+    expect(page.get_by_test_id("lora-selected")).to_have_count(1)
+    expect(page.get_by_test_id("lora-selected")).to_contain_text(f"step {evaluation['recommended_step']}")
+
+    # The person makes another LoRA of the character the default: the choice sticks, and Generate follows it.
+    page.goto(f"{app.url}/loras?character={character}&source=checkpoint")
+    other = page.locator("[data-testid=lora-row]:not([data-default])").first
+    other_id = str(other.get_attribute("data-lora-id"))
+    other.get_by_role("button", name="Make default").click()
+    chosen = page.locator(f"[data-testid=lora-row][data-lora-id='{other_id}']")
+    expect(chosen).to_have_attribute("data-default", "chosen")
+    page.reload()
+    expect(chosen).to_have_attribute("data-default", "chosen")
+    expect(page.locator("[data-testid=lora-row][data-default]")).to_have_count(1)
+    chosen_step = httpx.get(f"{app.url}/api/loras/{other_id}", timeout=10).json()["step"]
+    page.goto(f"{app.url}/generate?character={character}")
+    expect(page.get_by_test_id("lora-selected")).to_have_count(1)
+    expect(page.get_by_test_id("lora-selected")).to_contain_text(f"step {chosen_step}")
     assert console.errors == []
 
 

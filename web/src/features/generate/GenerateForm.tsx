@@ -51,7 +51,7 @@ export function GenerateForm({ s, setS, characters, chip, engines, onSubmit, sub
         <textarea id="gen-prompt" className="textarea" rows={4} value={s.prompt} onChange={(e) => set("prompt", e.target.value)} placeholder="a portrait of [trigger] in a forest, soft light" required
           onKeyDown={(e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) onSubmit(); }} />
       </Field>
-      <Field label="Character" htmlFor="gen-character" hint="Attaches the character's newest LoRA and adds its trigger word">
+      <Field label="Character" htmlFor="gen-character" hint="Attaches the character's default LoRA and adds its trigger word">
         <select id="gen-character" className="select" value={s.characterId} onChange={(e) => chip.choose(e.target.value)}>
           <option value="">None</option>
           {characters.map((c) => <option key={c.id} value={c.id}>{c.name}</option>)}

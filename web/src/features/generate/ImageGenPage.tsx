@@ -28,7 +28,7 @@ export default function ImageGenPage() {
     count: 1,
     engine: "diffusers",
   }));
-  // A LoRA named in the link (a checkpoint's "Generate with this") is the choice; otherwise the character's newest.
+  // A LoRA named in the link (a checkpoint's "Generate with this") is the choice; otherwise the character's default.
   const chip = useCharacterLoraChip(s, setS, params.get("lora") ? params.get("character") : null);
   const [activeJob, setActiveJob] = useState<string | null>(null);
   const gallery = useGallery();

@@ -1,9 +1,9 @@
 // Image generation: the engines, starting a generation or a checkpoint grid, the gallery of results, and the
-// Generate page's other reads (the LoRA library, a character's newest LoRA, finished runs for the comparison grid).
+// Generate page's other reads (the LoRA library, a character's default LoRA, finished runs for the comparison grid).
 import { infiniteQueryOptions, queryOptions, useInfiniteQuery, useQuery } from "@tanstack/react-query";
 import { FIRST_PAGE, client, unwrap, type Schemas } from "../../api/client";
 import { jobQueries } from "../jobs/api";
-import { loraQueries, type Lora } from "../loras/api";
+import { loraQueries } from "../loras/api";
 
 export interface GenerationParams {
   width: number;
@@ -57,16 +57,10 @@ export function useLoraLibrary() {
   return useQuery(loraQueries.list({ limit: 200 }));
 }
 
-/** A character's newest usable LoRA (trained or imported; checkpoints are picked by hand), or null when it has none. */
+/** A character's default LoRA (the person's choice, else its newest run's recommended checkpoint, else its newest
+ * LoRA; the API decides), or null when it has none. Under the library's key: a new default or LoRA refreshes it. */
 export function useCharacterLora(characterId: string) {
-  return useQuery({
-    queryKey: ["loras", { character: characterId, newest: true }],
-    enabled: !!characterId,
-    queryFn: async ({ signal }): Promise<Lora | null> => {
-      const page = await unwrap(client.GET("/api/loras", { params: { query: { character_id: characterId, limit: 50 } }, signal }));
-      return page.items.find((l) => l.source !== "checkpoint" && l.file_present) ?? null;
-    },
-  });
+  return useQuery(loraQueries.characterDefault(characterId));
 }
 
 export function useGallery() {

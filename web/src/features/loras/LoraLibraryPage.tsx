@@ -65,7 +65,7 @@ export default function LoraLibraryPage() {
                 <table className="table" data-testid="lora-table">
                   <thead><tr><th>Name</th><th>Character</th><th>Base model</th><th>Rank</th><th>Steps</th><th>Size</th><th>Date</th><th>Source</th><th /></tr></thead>
                   <tbody>
-                    {items.filter((l) => source === "checkpoint" || l.source !== "checkpoint").map((l) => (
+                    {items.filter((l) => source === "checkpoint" || l.source !== "checkpoint" || l.default_reason).map((l) => (
                       <LoraRow key={l.id} lora={l} characterName={l.character_id ? names.get(l.character_id) ?? null : null} />
                     ))}
                   </tbody>

@@ -3,7 +3,7 @@ import { useState } from "react";
 import { Link } from "react-router-dom";
 import { Badge, Button, ConfirmButton, ErrorNotice } from "../../components/ui";
 import { formatBytes, formatDate } from "../../lib/format";
-import { deleteLora, loraKeys, renameLora, SOURCE_LABELS, type Lora } from "./api";
+import { chooseDefaultLora, DEFAULT_LABELS, deleteLora, loraKeys, renameLora, SOURCE_LABELS, type Lora } from "./api";
 
 export function LoraRow({ lora, characterName }: { lora: Lora; characterName: string | null }) {
   const client = useQueryClient();
@@ -16,9 +16,13 @@ export function LoraRow({ lora, characterName }: { lora: Lora; characterName: st
       void client.invalidateQueries({ queryKey: loraKeys.all });
     },
   });
+  const makeDefault = useMutation({
+    mutationFn: (loraId: string | null) => chooseDefaultLora(lora.character_id!, loraId),
+    onSuccess: () => void client.invalidateQueries({ queryKey: loraKeys.all }),
+  });
   const generateLink = `/generate?lora=${lora.id}${lora.character_id ? `&character=${lora.character_id}` : ""}`;
   return (
-    <tr data-testid="lora-row">
+    <tr data-testid="lora-row" data-lora-id={lora.id} data-default={lora.default_reason ?? undefined}>
       <td>
         {editing ? (
           <form className="row" style={{ gap: 6, flexWrap: "nowrap" }} onSubmit={(e) => { e.preventDefault(); if (name.trim()) rename.mutate(); }}>
@@ -29,8 +33,14 @@ export function LoraRow({ lora, characterName }: { lora: Lora; characterName: st
           <span className="stack-sm">
             <b>{lora.name}</b>
             <span className="small faint">{lora.trigger_word ? <>trigger <code>{lora.trigger_word}</code></> : null}</span>
+            {lora.default_reason ? (
+              <span data-testid="default-lora" title="What Generate attaches when this character is picked">
+                <Badge tone="ok">{DEFAULT_LABELS[lora.default_reason] ?? "default"}</Badge>
+              </span>
+            ) : null}
           </span>
         )}
+        {makeDefault.error ? <ErrorNotice error={makeDefault.error} title="Default not changed" /> : null}
         {rename.error ? <ErrorNotice error={rename.error} title="Not renamed" /> : null}
       </td>
       <td>{characterName ?? <span className="faint">—</span>}</td>
@@ -46,6 +56,12 @@ export function LoraRow({ lora, characterName }: { lora: Lora; characterName: st
       <td>
         <div className="row" style={{ gap: 4, flexWrap: "nowrap" }}>
           <Link className="btn sm primary" to={generateLink}>Use in Generate</Link>
+          {lora.character_id && !lora.default_reason ? (
+            <Button size="sm" variant="ghost" loading={makeDefault.isPending} onClick={() => makeDefault.mutate(lora.id)}>Make default</Button>
+          ) : null}
+          {lora.default_reason === "chosen" ? (
+            <Button size="sm" variant="ghost" loading={makeDefault.isPending} title="Let the recommended checkpoint or the newest LoRA be the default again" onClick={() => makeDefault.mutate(null)}>Automatic default</Button>
+          ) : null}
           <a className="btn sm ghost" href={lora.url} download>Download</a>
           <Button size="sm" variant="ghost" onClick={() => { setName(lora.name); setEditing(true); }}>Rename</Button>
           <ConfirmButton size="sm" variant="ghost" title={`Delete ${lora.name}?`} description="The file is removed from this machine. Images made with it stay in the gallery."

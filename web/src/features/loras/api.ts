@@ -8,6 +8,7 @@ export type LoraFilters = NonNullable<paths["/api/loras"]["get"]["parameters"]["
 export const loraKeys = {
   all: ["loras"] as const,
   list: (filters: LoraFilters) => ["loras", filters] as const,
+  characterDefault: (characterId: string) => ["loras", "default", characterId] as const,
 };
 
 export const loraQueries = {
@@ -16,7 +17,27 @@ export const loraQueries = {
       queryKey: loraKeys.list(filters),
       queryFn: ({ signal }) => unwrap(client.GET("/api/loras", { params: { query: filters }, signal })),
     }),
+  /** The LoRA Generate attaches for the character, or null while it has none. */
+  characterDefault: (characterId: string) =>
+    queryOptions({
+      queryKey: loraKeys.characterDefault(characterId),
+      enabled: !!characterId,
+      queryFn: async ({ signal }): Promise<Lora | null> =>
+        (await unwrap(client.GET("/api/characters/{character_id}/default-lora", { params: { path: { character_id: characterId } }, signal }))).lora ?? null,
+    }),
 };
+
+/** How the library says why a LoRA is its character's default. */
+export const DEFAULT_LABELS: Record<string, string> = {
+  chosen: "default · your choice",
+  recommended: "default · recommended checkpoint",
+  newest: "default · newest",
+};
+
+/** Keep a LoRA as its character's default (null: back to the automatic choice). */
+export function chooseDefaultLora(characterId: string, loraId: string | null) {
+  return unwrap(client.PUT("/api/characters/{character_id}/default-lora", { params: { path: { character_id: characterId } }, body: { lora_id: loraId } }));
+}
 
 export const SOURCE_LABELS: Record<string, string> = { trained: "trained here", checkpoint: "checkpoint", imported: "imported" };
 
