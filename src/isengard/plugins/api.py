@@ -55,6 +55,12 @@ if TYPE_CHECKING:  # resolved on first use at run time: see _TORCH_TOOLKIT below
         transformer_config,
     )
     from isengard.models.offload import BlockSwap, attach_block_swap
+    from isengard.plugins.model_weights import (
+        save_tiny_folder,
+        tiny_folder_is_current,
+        weights_capability,
+        weights_folder,
+    )
 
 __all__ = [
     "BASES",
@@ -109,9 +115,13 @@ __all__ = [
     "plan_generation",
     "plan_training",
     "profile",
+    "save_tiny_folder",
     "substitute_trigger",
     "text_encoder_device",
+    "tiny_folder_is_current",
     "transformer_config",
+    "weights_capability",
+    "weights_folder",
 ]
 
 
@@ -360,6 +370,12 @@ _TORCH_TOOLKIT = {
     "transformer_config": "isengard.models.loading",
     "BlockSwap": "isengard.models.offload",
     "attach_block_swap": "isengard.models.offload",
+    # Where a transformers model's weights are, and fast-test's tiny stand-ins (they return this module's
+    # Capability, so they load after it).
+    "save_tiny_folder": "isengard.plugins.model_weights",
+    "tiny_folder_is_current": "isengard.plugins.model_weights",
+    "weights_capability": "isengard.plugins.model_weights",
+    "weights_folder": "isengard.plugins.model_weights",
 }
 
 

@@ -17,7 +17,6 @@ tiny Qwen3-VL of `qwen_vl_tiny` is built under the data folder and used instead.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import threading
 from collections.abc import Sequence
@@ -34,6 +33,8 @@ from isengard.plugins.api import (
     PluginSettings,
     SettingsConfigDict,
     free_device_memory,
+    weights_capability,
+    weights_folder,
 )
 from isengard.plugins.caption.interface import CaptionPlugin
 from isengard.plugins.caption.qwen_vl_tiny import MERGE_SIZE, ensure_tiny_vlm
@@ -78,15 +79,6 @@ class _Loaded:
     image_processor: Any
 
 
-def _hf_cache_snapshot(repo_id: str) -> Path | None:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return None
-    found = try_to_load_from_cache(repo_id, "config.json")
-    return Path(found).parent if isinstance(found, str) else None
-
-
 class QwenVLCaptioner(CaptionPlugin):
     name: ClassVar[str] = "qwen-vl"
     description: ClassVar[str] = "Qwen3-VL vision-language captions on transformers (local weights, GPU or CPU)"
@@ -104,34 +96,20 @@ class QwenVLCaptioner(CaptionPlugin):
     def _fast_test(self) -> bool:
         return self.host.mode == FAST_TEST
 
-    def _production_folder(self) -> Path | None:
-        if self.own_settings.model_path is not None:
-            folder = self.own_settings.model_path.expanduser()
-            return folder if (folder / "config.json").is_file() else None
-        return _hf_cache_snapshot(self.own_settings.model)
-
     def capabilities(self) -> Capability:
-        # Cheap on purpose: the API asks on every capabilities request and must not import torch for it.
-        if importlib.util.find_spec("transformers") is None:
-            return Capability(available=False, reason="the transformers package is not installed")
-        if self._fast_test:
-            return Capability(available=True, details={"model": "tiny Qwen3-VL (fast-test)"})
-        folder = self._production_folder()
-        if folder is None:
-            where = self.own_settings.model_path or "the Hugging Face cache"
-            return Capability(
-                available=False,
-                reason=f"no weights for {self.own_settings.model} in {where}: download them once "
-                f"(hf download {self.own_settings.model}) or set ISENGARD_QWEN_VL_MODEL_PATH",
-            )
-        return Capability(available=True, details={"model": self.own_settings.model, "path": str(folder)})
+        return weights_capability(
+            self.own_settings.model,
+            self.own_settings.model_path,
+            path_variable="ISENGARD_QWEN_VL_MODEL_PATH",
+            tiny="tiny Qwen3-VL (fast-test)" if self._fast_test else None,
+        )
 
     # --- Loading -------------------------------------------------------------------------------------------------
 
     def _folder(self, ctx: JobContext) -> Path:
         if ctx.mode == FAST_TEST:
             return ensure_tiny_vlm(ctx.data_dir / "models")
-        folder = self._production_folder()
+        folder = weights_folder(self.own_settings.model, self.own_settings.model_path)
         if folder is None:
             raise PluginError(self.capabilities().reason or "the captioning model is not available")
         return folder

@@ -11,12 +11,10 @@ weights where the real weights cannot be fetched.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from isengard.plugins.api import save_tiny_folder, tiny_folder_is_current
 
 TINY_SEED = 20261201
 TINY_VERSION = 1  # bump when the recipe changes so old folders are rebuilt
@@ -102,13 +100,6 @@ def build_image_processor(max_pixels: int = 128 * 128) -> Any:
     )
 
 
-def _is_current(folder: Path) -> bool:
-    try:
-        return json.loads((folder / MARKER).read_text()).get("version") == TINY_VERSION
-    except (OSError, ValueError):
-        return False
-
-
 def save_tiny_vlm(folder: Path) -> Path:
     """Build the tiny model and save it (model, tokenizer, image processor) to `folder`, replacing what was there."""
     tokenizer = build_tokenizer()
@@ -117,23 +108,10 @@ def save_tiny_vlm(folder: Path) -> Path:
     allowed = {*range(32, 127), model.generation_config.eos_token_id}
     model.generation_config.suppress_tokens = [i for i in range(len(tokenizer)) if i not in allowed]
     model.generation_config.min_new_tokens = 4
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        build_image_processor().save_pretrained(staging)
-        (staging / MARKER).write_text(json.dumps({"version": TINY_VERSION, "seed": TINY_SEED}))
-        if folder.exists():
-            shutil.rmtree(folder, ignore_errors=True)
-        os.replace(staging, folder)  # whole folders only: a reader never sees half a model
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
-        if not _is_current(folder):  # another process built it at the same moment: theirs is as good
-            raise
-    return folder
+    parts = [model, tokenizer, build_image_processor()]
+    return save_tiny_folder(folder, parts, marker=MARKER, version=TINY_VERSION, seed=TINY_SEED)
 
 
 def ensure_tiny_vlm(models_dir: Path) -> Path:
     folder = models_dir / TINY_DIRNAME
-    return folder if _is_current(folder) else save_tiny_vlm(folder)
+    return folder if tiny_folder_is_current(folder, MARKER, TINY_VERSION) else save_tiny_vlm(folder)

@@ -11,7 +11,6 @@ loaded through the same code.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import tempfile
 import threading
@@ -22,7 +21,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from isengard.plugins.api import Capability, PluginError, PluginSettings, SettingsConfigDict, free_device_memory
+from isengard.plugins.api import (
+    Capability,
+    PluginError,
+    PluginSettings,
+    SettingsConfigDict,
+    free_device_memory,
+    weights_capability,
+    weights_folder,
+)
 from isengard.plugins.evaluate.clip_tiny import ensure_tiny_clip
 from isengard.plugins.evaluate.interface import EvaluatorPlugin, IdentityKind, ImageEmbedding, Subject, Vector
 
@@ -54,15 +61,6 @@ class _Loaded:
     pad_to_max: bool  # SigLIP was trained on texts padded to the full length; CLIP on unpadded ones
 
 
-def _hf_cache_snapshot(repo_id: str) -> Path | None:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return None
-    found = try_to_load_from_cache(repo_id, "config.json")
-    return Path(found).parent if isinstance(found, str) else None
-
-
 def _features(output: Any) -> Any:
     """transformers 5 returns a model output from get_*_features (the projection in `pooler_output`); 4.x a tensor."""
     return output if hasattr(output, "shape") else output.pooler_output
@@ -89,27 +87,13 @@ class ClipEvaluator(EvaluatorPlugin):
     def _fast_test(self) -> bool:
         return self.host.mode == FAST_TEST
 
-    def _production_folder(self) -> Path | None:
-        if self.own_settings.model_path is not None:
-            folder = self.own_settings.model_path.expanduser()
-            return folder if (folder / "config.json").is_file() else None
-        return _hf_cache_snapshot(self.own_settings.model)
-
     def capabilities(self) -> Capability:
-        # Cheap on purpose: asked on every capabilities request, it must not import torch.
-        if importlib.util.find_spec("transformers") is None:
-            return Capability(available=False, reason="the transformers package is not installed")
-        if self._fast_test:
-            return Capability(available=True, details={"model": "tiny CLIP (fast-test)"})
-        folder = self._production_folder()
-        if folder is None:
-            where = self.own_settings.model_path or "the Hugging Face cache"
-            return Capability(
-                available=False,
-                reason=f"no weights for {self.own_settings.model} in {where}: download them once "
-                f"(hf download {self.own_settings.model}) or set ISENGARD_CLIP_EVAL_MODEL_PATH",
-            )
-        return Capability(available=True, details={"model": self.own_settings.model, "path": str(folder)})
+        return weights_capability(
+            self.own_settings.model,
+            self.own_settings.model_path,
+            path_variable="ISENGARD_CLIP_EVAL_MODEL_PATH",
+            tiny="tiny CLIP (fast-test)" if self._fast_test else None,
+        )
 
     # --- Loading -------------------------------------------------------------------------------------------------
 
@@ -117,7 +101,7 @@ class ClipEvaluator(EvaluatorPlugin):
         if self._fast_test:
             models_dir = self.host.models_dir or Path(tempfile.gettempdir()) / "isengard-models"
             return ensure_tiny_clip(models_dir)
-        folder = self._production_folder()
+        folder = weights_folder(self.own_settings.model, self.own_settings.model_path)
         if folder is None:
             raise PluginError(self.capabilities().reason or "the CLIP model is not available")
         return folder

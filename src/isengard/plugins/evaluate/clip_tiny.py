@@ -8,12 +8,10 @@ they are deterministic, which is all a test of the plumbing needs.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from isengard.plugins.api import save_tiny_folder, tiny_folder_is_current
 
 TINY_SEED = 20261207
 TINY_VERSION = 1  # bump when the recipe changes so old folders are rebuilt
@@ -67,34 +65,13 @@ def build_image_processor() -> Any:
     )
 
 
-def _is_current(folder: Path) -> bool:
-    try:
-        return json.loads((folder / MARKER).read_text()).get("version") == TINY_VERSION
-    except (OSError, ValueError):
-        return False
-
-
 def save_tiny_clip(folder: Path) -> Path:
     """Build the tiny CLIP and save it (model, tokenizer, image processor) to `folder`, replacing what was there."""
     tokenizer = build_tokenizer()
-    model = build_model(tokenizer)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        build_image_processor().save_pretrained(staging)
-        (staging / MARKER).write_text(json.dumps({"version": TINY_VERSION, "seed": TINY_SEED}))
-        if folder.exists():
-            shutil.rmtree(folder, ignore_errors=True)
-        os.replace(staging, folder)  # whole folders only: a reader never sees half a model
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
-        if not _is_current(folder):  # another process built it at the same moment: theirs is as good
-            raise
-    return folder
+    parts = [build_model(tokenizer), tokenizer, build_image_processor()]
+    return save_tiny_folder(folder, parts, marker=MARKER, version=TINY_VERSION, seed=TINY_SEED)
 
 
 def ensure_tiny_clip(models_dir: Path) -> Path:
     folder = models_dir / TINY_DIRNAME
-    return folder if _is_current(folder) else save_tiny_clip(folder)
+    return folder if tiny_folder_is_current(folder, MARKER, TINY_VERSION) else save_tiny_clip(folder)
