@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # resolved on first use at run time: see _TORCH_TOOLKIT below
     )
     from isengard.models.offload import BlockSwap, attach_block_swap
     from isengard.plugins.model_weights import (
+        ModelSlot,
         save_tiny_folder,
         tiny_folder_is_current,
         weights_capability,
@@ -83,6 +84,7 @@ __all__ = [
     "MeasuredSpeed",
     "MemoryPlan",
     "MemoryProfile",
+    "ModelSlot",
     "Plugin",
     "PluginError",
     "PluginSettings",
@@ -372,6 +374,7 @@ _TORCH_TOOLKIT = {
     "attach_block_swap": "isengard.models.offload",
     # Where a transformers model's weights are, and fast-test's tiny stand-ins (they return this module's
     # Capability, so they load after it).
+    "ModelSlot": "isengard.plugins.model_weights",
     "save_tiny_folder": "isengard.plugins.model_weights",
     "tiny_folder_is_current": "isengard.plugins.model_weights",
     "weights_capability": "isengard.plugins.model_weights",

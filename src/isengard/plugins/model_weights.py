@@ -1,9 +1,10 @@
-"""Where a plugin's transformers model is, and the tiny stand-ins fast-test builds for it.
+"""Where a plugin's transformers model is, how it keeps it loaded, and the tiny stand-ins fast-test builds for it.
 
 Production weights come from a folder a setting names or from the Hugging Face cache, never from a download at run
 time; `weights_folder` finds them and `weights_capability` says what to download when they are not there. In
 fast-test mode a plugin builds a tiny random model from a config instead and keeps it as a whole folder under a
 version marker (`tiny_folder_is_current`, `save_tiny_folder`), so the real loading code runs in every test.
+`ModelSlot` holds the loaded model between the plugin's jobs.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
-from isengard.plugins.api import Capability
+from isengard.plugins.api import Capability, free_device_memory
+
+T = TypeVar("T")
 
 
 class Savable(Protocol):
@@ -85,3 +89,35 @@ def save_tiny_folder(folder: Path, parts: Sequence[Savable], *, marker: str, ver
         if not tiny_folder_is_current(folder, marker, version):  # another process built it at the same moment
             raise
     return folder
+
+
+class ModelSlot(Generic[T]):
+    """The one model a plugin keeps loaded between its own jobs (loading is most of a small job's time), keyed by
+    what it was loaded from; the worker empties it before another plugin's job needs the memory. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: Hashable = None
+        self._value: T | None = None
+
+    @property
+    def value(self) -> T | None:
+        return self._value
+
+    def get(self, key: Hashable, load: Callable[[], T]) -> T:
+        """The model loaded for `key`, loading it (and dropping one loaded for another key first) when needed."""
+        with self._lock:
+            if self._value is not None and self._key == key:
+                return self._value
+            self._value = None
+            self._value, self._key = load(), key
+            return self._value
+
+    def release(self) -> bool:
+        """Let the model go and free the device's memory; False when nothing was loaded."""
+        with self._lock:
+            if self._value is None:
+                return False
+            self._value = None
+        free_device_memory()
+        return True

@@ -18,7 +18,6 @@ tiny Qwen3-VL of `qwen_vl_tiny` is built under the data folder and used instead.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +28,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from isengard.plugins.api import (
     Capability,
     JobContext,
+    ModelSlot,
     PluginError,
     PluginSettings,
     SettingsConfigDict,
-    free_device_memory,
     weights_capability,
     weights_folder,
 )
@@ -89,8 +88,7 @@ class QwenVLCaptioner(CaptionPlugin):
         super().__init__(settings, config)
         assert isinstance(self.config, QwenVLSettings)
         self.own_settings: QwenVLSettings = self.config  # the same object, typed as this plugin's settings
-        self._loaded: _Loaded | None = None
-        self._lock = threading.Lock()
+        self._slot: ModelSlot[_Loaded] = ModelSlot()
 
     @property
     def _fast_test(self) -> bool:
@@ -116,34 +114,34 @@ class QwenVLCaptioner(CaptionPlugin):
 
     def _load(self, ctx: JobContext) -> _Loaded:
         import torch
-        from transformers import AutoModelForImageTextToText, AutoTokenizer
-        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
         folder = self._folder(ctx)
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        with self._lock:
-            # The worker keeps the model between caption jobs: loading is most of a small job's time.
-            if self._loaded is not None and self._loaded.folder == folder and self._loaded.device == device:
-                return self._loaded
-            self._loaded = None
-            ctx.log(f"loading the captioning model from {folder} on {device}")
-            dtype = torch.bfloat16 if device == "cuda" else torch.float32
-            model = AutoModelForImageTextToText.from_pretrained(folder, dtype=dtype, local_files_only=True)
-            tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-            tokenizer.padding_side = "left"
-            # The PIL image processor: the default "fast" one needs torchvision, which has no CPU build here.
-            image_processor = Qwen2VLImageProcessorPil.from_pretrained(folder, local_files_only=True)
-            model = model.to(device).eval()  # type: ignore[arg-type]  # transformers types `to` for dtypes only
-            self._loaded = _Loaded(folder, device, model, tokenizer, image_processor)
-            return self._loaded
+        # The worker keeps the model between caption jobs: loading is most of a small job's time.
+        return self._slot.get((folder, device), lambda: self._load_from(ctx, folder, device))
+
+    @property
+    def _loaded(self) -> _Loaded | None:
+        return self._slot.value
+
+    def _load_from(self, ctx: JobContext, folder: Path, device: str) -> _Loaded:
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoTokenizer
+        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+        ctx.log(f"loading the captioning model from {folder} on {device}")
+        dtype = torch.bfloat16 if device == "cuda" else torch.float32
+        model = AutoModelForImageTextToText.from_pretrained(folder, dtype=dtype, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        tokenizer.padding_side = "left"
+        # The PIL image processor: the default "fast" one needs torchvision, which has no CPU build here.
+        image_processor = Qwen2VLImageProcessorPil.from_pretrained(folder, local_files_only=True)
+        model = model.to(device).eval()  # type: ignore[arg-type]  # transformers types `to` for dtypes only
+        return _Loaded(folder, device, model, tokenizer, image_processor)
 
     def release_memory(self) -> None:
-        with self._lock:
-            if self._loaded is None:
-                return
-            self._loaded = None
-        log.info("captioning model released for another plugin's job")
-        free_device_memory()
+        if self._slot.release():
+            log.info("captioning model released for another plugin's job")
 
     # --- Captioning ----------------------------------------------------------------------------------------------
 

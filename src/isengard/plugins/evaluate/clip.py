@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +22,10 @@ import numpy as np
 
 from isengard.plugins.api import (
     Capability,
+    ModelSlot,
     PluginError,
     PluginSettings,
     SettingsConfigDict,
-    free_device_memory,
     weights_capability,
     weights_folder,
 )
@@ -80,8 +79,7 @@ class ClipEvaluator(EvaluatorPlugin):
         super().__init__(settings, config)
         assert isinstance(self.config, ClipEvalSettings)
         self.own_settings: ClipEvalSettings = self.config
-        self._loaded: _Loaded | None = None
-        self._lock = threading.Lock()
+        self._slot: ModelSlot[_Loaded] = ModelSlot()
 
     @property
     def _fast_test(self) -> bool:
@@ -107,29 +105,24 @@ class ClipEvaluator(EvaluatorPlugin):
         return folder
 
     def _load(self) -> _Loaded:
-        import torch
-        from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
-
         folder = self._folder()
         # The GPU only when no training holds it: scoring runs beside a training step and must not take its memory.
         device = "cpu"
-        with self._lock:
-            if self._loaded is not None and self._loaded.folder == folder:
-                return self._loaded
-            log.info("loading the CLIP evaluator", extra={"path": str(folder), "device": device})
-            model = AutoModel.from_pretrained(folder, dtype=torch.float32, local_files_only=True).eval()
-            tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-            image_processor = AutoImageProcessor.from_pretrained(folder, local_files_only=True)
-            pad_to_max = "siglip" in str(getattr(model.config, "model_type", ""))
-            self._loaded = _Loaded(folder, device, model, tokenizer, image_processor, pad_to_max)
-            return self._loaded
+        return self._slot.get((folder, device), lambda: self._load_from(folder, device))
+
+    def _load_from(self, folder: Path, device: str) -> _Loaded:
+        import torch
+        from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+
+        log.info("loading the CLIP evaluator", extra={"path": str(folder), "device": device})
+        model = AutoModel.from_pretrained(folder, dtype=torch.float32, local_files_only=True).eval()
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        image_processor = AutoImageProcessor.from_pretrained(folder, local_files_only=True)
+        pad_to_max = "siglip" in str(getattr(model.config, "model_type", ""))
+        return _Loaded(folder, device, model, tokenizer, image_processor, pad_to_max)
 
     def release_memory(self) -> None:
-        with self._lock:
-            if self._loaded is None:
-                return
-            self._loaded = None
-        free_device_memory()
+        self._slot.release()
 
     # --- Embedding -----------------------------------------------------------------------------------------------
 
