@@ -1,7 +1,7 @@
 """The whole path a person takes, in a real browser against the real app: create a character, upload photos with
 loose captions, bulk-edit captions, train a LoRA while watching it live, see its worker killed and the run resume,
 pick a step on the samples grid, generate with the character's LoRA, download with a real file name, find the LoRA
-in the library; and cancel a run from the Ongoing page.
+in the library; and cancel a run from the Ongoing page, resume it from its checkpoint and cancel it again.
 
 Training runs on the tiny fast-test model in the app's real worker, so every number on screen is real.
 """
@@ -12,6 +12,7 @@ import os
 import random
 import re
 import signal
+import time
 from pathlib import Path
 
 import httpx
@@ -217,7 +218,13 @@ def test_cancelling_a_run_from_the_ongoing_page(page: Page, app: RunningApp, con
             "character_id": character["id"],
             "plugin": "flux-lora",
             "name": "Run to cancel",
-            "config": {"steps": 20_000, "resolutions": [64], "sample_every": 0, "checkpoint_every": 0},
+            "config": {
+                "steps": 20_000,
+                "resolutions": [64],
+                "sample_every": 0,
+                "checkpoint_every": 10,
+                "keep_checkpoints": 1,
+            },
         },
         timeout=30,
     )
@@ -230,6 +237,10 @@ def test_cancelling_a_run_from_the_ongoing_page(page: Page, app: RunningApp, con
     # Cancel once it really trains, so the worker has to stop a running loop.
     expect(card).to_contain_text("running", timeout=RUN_TIMEOUT_MS)
     expect(card.locator(".job-meta")).not_to_contain_text("Step 0/", timeout=120_000)
+    past_checkpoint = time.monotonic() + 120
+    while (httpx.get(f"{app.url}/api/jobs/{job_id}", timeout=10).json()["progress"].get("step") or 0) < 12:
+        assert time.monotonic() < past_checkpoint, "no checkpoint to resume from"
+        time.sleep(0.2)
     card.get_by_role("button", name="Cancel").click()
     page.get_by_role("alertdialog").get_by_role("button", name="Cancel run").click()
     expect(card).to_have_count(0, timeout=60_000)  # gone from the list once it has stopped
@@ -243,4 +254,24 @@ def test_cancelling_a_run_from_the_ongoing_page(page: Page, app: RunningApp, con
     page.goto(app.url + "/training/history?status=cancelled")
     expect(page.get_by_test_id("history-table")).to_contain_text("Run to cancel")
     page.screenshot(path=screenshot_path("flow_cancelled"), full_page=True)
+
+    # Resume it from its checkpoint: a second attempt of the same run, counting on from the checkpoint's step.
+    page.goto(f"{app.url}/training/{job_id}")
+    resume = page.get_by_role("button", name=re.compile(r"^Resume from step \d+$"))
+    checkpoint = int(str(resume.text_content()).rsplit(" ", 1)[1])
+    resume.click()
+    note = page.get_by_test_id("resume-note")
+    expect(note).to_contain_text(f"resumed from step {checkpoint}", timeout=RUN_TIMEOUT_MS)
+    expect(page.get_by_test_id("run-status")).to_have_text("running")
+    expect(page.get_by_test_id("run-attempt")).to_contain_text("attempt 2 of")
+    page.wait_for_function(
+        f"() => Number(document.querySelector('[data-testid=step-counter] b')?.textContent) > {checkpoint}",
+        timeout=120_000,
+    )
+    # And stopped again from its page: no Resume button while it runs, the run ends cancelled once more.
+    expect(page.get_by_role("button", name=re.compile("^Resume from step"))).to_have_count(0)
+    page.get_by_role("button", name="Cancel run").click()
+    page.get_by_role("alertdialog").get_by_role("button", name="Cancel run").click()
+    expect(page.get_by_test_id("run-status")).to_have_text("cancelled", timeout=60_000)
+    assert httpx.get(f"{app.url}/api/jobs/{job_id}", timeout=10).json()["attempts"] == 2
     assert console.errors == []

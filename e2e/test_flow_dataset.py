@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from PIL import Image
@@ -88,4 +89,24 @@ def test_checklist_empty_state_one_range_twins_named_and_size_by_training_resolu
     expect(page.get_by_test_id("dataset-checklist")).to_contain_text("2 smaller than 512 px")
     page.locator("#cfg-resolutions").fill("128")
     expect(page.get_by_test_id("dataset-checklist")).to_contain_text("All at least 128 px")
+    assert console.errors == []
+
+
+def test_dataset_thumbnails_open_the_lightbox_the_other_images_use(
+    page: Page, app: RunningApp, console: ConsoleWatch
+) -> None:
+    character = create_character(app.url, "Lightbox Person", "lbxp")
+    upload_photos(app.url, str(character["id"]), 2, start=740)
+    page.goto(f"{app.url}/characters/{character['id']}")
+    cards = page.get_by_test_id("image-card")
+    expect(cards).to_have_count(2)
+    cards.first.get_by_role("button", name=re.compile(r"^Open .* large$")).click()
+    shown = page.get_by_test_id("lightbox-image")
+    expect(shown).to_be_visible()
+    first = shown.get_attribute("src")
+    page.keyboard.press("ArrowRight")
+    expect(shown).not_to_have_attribute("src", str(first))
+    assert len(page.context.pages) == 1  # no new tab
+    page.keyboard.press("Escape")
+    expect(shown).to_have_count(0)
     assert console.errors == []

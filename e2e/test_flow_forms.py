@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 
+import httpx
 from playwright.sync_api import Page, expect
 
 from e2e.conftest import ConsoleWatch, RunningApp
-from e2e.helpers import create_character, upload_photos
+from e2e.helpers import caption_all, create_character, upload_photos
 
 
 def test_an_engine_that_is_not_set_up_says_why_where_it_is_chosen(
@@ -80,4 +81,26 @@ def test_resolutions_are_typed_with_commas_and_spaces(page: Page, app: RunningAp
     field.press("Tab")
     page.get_by_role("button", name="Reset to defaults").click()
     expect(field).not_to_have_value("96, 128")  # a change from outside the field still shows
+    assert console.errors == []
+
+
+def test_every_page_states_the_one_recommended_dataset_size(page: Page, app: RunningApp, console: ConsoleWatch) -> None:
+    fewest, most = httpx.get(f"{app.url}/api/health", timeout=30).json()["recommended_images"]
+    character = create_character(app.url, "Range Person", "rngp")
+    page.goto(f"{app.url}/characters/{character['id']}")
+    expect(page.get_by_test_id("recommended-photos")).to_contain_text(f"Upload {fewest}\u2013{most} photos")
+    upload_photos(app.url, str(character["id"]), 2, start=720)
+    page.reload()
+    expect(page.get_by_test_id("dataset-checklist").first).to_contain_text(f"fewer than the {fewest}-{most}")
+    assert console.errors == []
+
+
+def test_a_cpu_only_installation_says_what_runs_where(page: Page, app: RunningApp, console: ConsoleWatch) -> None:
+    character = create_character(app.url, "Cpu Person", "cpup")
+    upload_photos(app.url, str(character["id"]), 2, start=760)
+    caption_all(app.url, str(character["id"]), "[trigger] by a window")
+    page.goto(f"{app.url}/training/new?character={character['id']}")
+    line = page.get_by_test_id("memory-fit")
+    expect(line).to_contain_text("CPU", timeout=60_000)
+    expect(line).to_contain_text("GPU")
     assert console.errors == []

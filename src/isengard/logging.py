@@ -63,3 +63,16 @@ def configure_logging(level: str = "INFO", json_lines: bool | None = True, strea
     # Third-party chatter stays at WARNING unless asked for.
     for noisy in ("httpx", "httpcore", "urllib3", "diffusers", "transformers", "PIL", "multipart"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # Import-time notices of optional kernels this machine does not use (torchao's CUDA extensions and Triton,
+    # bitsandbytes' hub kernels, torch's pytree deprecations of torchao's enums, diffusers' torchao serialization
+    # types): a wall of them before the URL says nothing actionable. Their errors still show; DEBUG shows all.
+    if logging.getLevelName(level) != logging.DEBUG:
+        for optional in (
+            "torchao",
+            "bitsandbytes",
+            "torch.utils._pytree",
+            "optimum.quanto",
+            "diffusers.quantizers.torchao",
+            "transformers.quantizers",
+        ):
+            logging.getLogger(optional).setLevel(logging.ERROR)

@@ -74,3 +74,12 @@ def test_report_verdicts_for_empty_and_clean_datasets(client: TestClient) -> Non
     files += [("files", (f"{i}.txt", b"[trigger] portrait", "text/plain")) for i in range(10)]
     assert client.post(f"/api/characters/{character_id}/images", files=files).json()["stored"] == 10
     assert client.get(url, params={"resolution": 512}).json()["verdict"] == "10 images, ready to train at 512 px"
+
+
+def test_without_a_resolution_sizes_are_judged_against_what_a_default_run_trains_at(client: TestClient) -> None:
+    character_id = client.post("/api/characters", json={"name": "Default Res"}).json()["id"]
+    defaults = next(p for p in client.get("/api/training/plugins").json() if p["name"] == "flux-lora")["defaults"]
+    report = client.get(f"/api/characters/{character_id}/dataset/report").json()
+    # The form's rule: the smallest of the run's resolutions (not a fixed 1024 px whatever the run will use).
+    assert report["resolution"] == min(defaults["resolutions"])
+    assert report["recommended_images"] == client.get("/api/health").json()["recommended_images"]

@@ -252,6 +252,10 @@ def test_on_a_terminal_up_logs_plain_text_and_prints_the_url_last(tmp_path: Path
         assert _health(port)["workers"]["count"] == 1, "the URL is printed once the app works"
         logged = lines[:-1]
         assert logged and not [line for line in logged if line.startswith("{")], logged[:5]
+        # No wall of third-party import chatter (torchao's optional kernels, torch deprecations, bitsandbytes)
+        # before the URL: only Isengard's own lines.
+        chatter = [line for line in logged if re.search(r"torchao|triton|_pytree|bitsandbytes|Warning\b", line)]
+        assert not chatter, chatter[:5]
     finally:
         proc.send_signal(signal.SIGINT)
         try:

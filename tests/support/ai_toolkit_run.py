@@ -10,7 +10,8 @@ It does not train, but everything the adapter can observe is what the real progr
   header metadata; they load into the model named by `model.name_or_path`;
 - samples `samples/<epoch ms>__{step:09d}_{i}.jpg` written in `samples/.tmp/` then moved, thumbnails in
   `samples/.thumbs/`, baseline samples at step 0 before training, final ones at the last step;
-- `loss_log.db` (SQLite in WAL mode, tables steps / metric_keys / metrics, committed at the 0-based step index)
+- `loss_log.db` (SQLite in WAL mode, tables steps / metric_keys / metrics, committed at the 0-based step index
+  from index 1 on: the first step's loss is on the progress line only)
   when `logging.use_ui_logger` is on;
 - resuming from the newest step file when run again.
 
@@ -255,7 +256,8 @@ def main() -> None:
                 print(f"Removing old save: {old}", flush=True)
                 os.remove(old)
             did_something = True
-        if logger is not None:
+        # Its loss log starts at its step 1 (0-based): the first step's loss is only on the progress line.
+        if logger is not None and step >= 1:
             logger.commit(step, {"loss/loss": loss, "learning_rate": lr})
         # After a save or a sample the paused bar swallows one counter redraw.
         bar.update(1, redraw=not did_something)

@@ -1946,6 +1946,11 @@ export interface components {
             database: components["schemas"]["ComponentHealth"];
             /** Mode */
             mode: string;
+            /**
+             * Recommended Images
+             * @description the dataset size that trains well, fewest and most: the one range every page states
+             */
+            recommended_images?: number[];
             redis: components["schemas"]["ComponentHealth"];
             /**
              * Status
@@ -4336,8 +4341,8 @@ export interface operations {
     dataset_report_api_characters__character_id__dataset_report_get: {
         parameters: {
             query?: {
-                /** @description the training resolution, in px */
-                resolution?: number;
+                /** @description the training resolution, in px; default: what a run with defaults uses */
+                resolution?: number | null;
             };
             header?: never;
             path: {

@@ -3,7 +3,7 @@ import { useState } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
 import { CharacterFormDialog } from "../features/characters/CharacterFormDialog";
 import { BulkCaptionTools } from "../components/dataset/BulkCaptionTools";
-import { DatasetChecklist } from "../components/dataset/DatasetChecklist";
+import { DatasetChecklist, useDatasetReport } from "../components/dataset/DatasetChecklist";
 import { ImageGrid } from "../components/dataset/ImageGrid";
 import { Uploader } from "../components/dataset/Uploader";
 import { CaptionFindings } from "../features/captions/CaptionFindings";
@@ -11,12 +11,16 @@ import { CaptionWithAI } from "../features/captions/CaptionWithAI";
 import { Badge, Button, Card, ConfirmButton, Empty, ErrorNotice, PageHeader, Spinner } from "../components/ui";
 import { characterKeys, characterQueries, deleteCharacter } from "../features/characters/api";
 import { datasetKeys, useImages } from "../features/dataset/api";
+import { useRecommendedRange } from "../features/system/api";
 
 export default function CharacterDetail() {
   const { characterId = "" } = useParams();
   const navigate = useNavigate();
   const client = useQueryClient();
   const [editing, setEditing] = useState(false);
+  const recommended = useRecommendedRange();
+  // The size each photo is judged against: the one the dataset check uses (what a default run trains at).
+  const judgedAt = useDatasetReport(characterId).data?.resolution;
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const character = useQuery(characterQueries.detail(characterId));
   const images = useImages({ character_id: characterId });
@@ -92,9 +96,9 @@ export default function CharacterDetail() {
             {images.isPending ? (
               <Spinner label="Loading images" />
             ) : images.images.length === 0 && !images.error ? (
-              <Empty icon="▦" title="No photos yet">Upload 10–50 photos of {c.name} from different angles and in different light.</Empty>
+              <Empty icon="▦" title="No photos yet"><span data-testid="recommended-photos">Upload {recommended ? `${recommended} ` : ""}photos of {c.name} from different angles and in different light.</span></Empty>
             ) : (
-              <ImageGrid images={images.images} selected={selected} onToggle={toggle} error={images.error}
+              <ImageGrid images={images.images} selected={selected} onToggle={toggle} error={images.error} resolution={judgedAt}
                 captionExtras={(image) => <CaptionFindings image={image} />} />
             )}
             {images.hasNextPage ? (

@@ -3,6 +3,7 @@ import { Link, useNavigate } from "react-router-dom";
 import { CharacterFormDialog } from "../features/characters/CharacterFormDialog";
 import { Badge, Button, Empty, ErrorNotice, PageHeader } from "../components/ui";
 import { useCharacters, type Character } from "../features/characters/api";
+import { useRecommendedRange } from "../features/system/api";
 import { initials, timeAgo } from "../lib/format";
 
 function CharacterCard({ character }: { character: Character }) {
@@ -31,6 +32,7 @@ export default function Characters() {
   const { data, error, isPending, refetch } = useCharacters();
   const [creating, setCreating] = useState(false);
   const navigate = useNavigate();
+  const recommended = useRecommendedRange();
   return (
     <div className="page">
       <PageHeader
@@ -43,7 +45,7 @@ export default function Characters() {
         <div className="char-grid">{[0, 1, 2].map((i) => <div key={i} className="skeleton" style={{ height: 250 }} />)}</div>
       ) : data && data.length === 0 ? (
         <Empty icon="◉" title="No characters yet" action={<Button variant="primary" onClick={() => setCreating(true)}>Create your first character</Button>}>
-          Create a character, upload 10–50 photos of it, and train a LoRA.
+          Create a character, upload {recommended ? `${recommended} ` : ""}photos of it, and train a LoRA.
         </Empty>
       ) : (
         <div className="char-grid">{data?.map((c) => <CharacterCard key={c.id} character={c} />)}</div>

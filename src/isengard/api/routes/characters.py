@@ -24,6 +24,7 @@ from isengard.api.services.dataset import characters as service
 from isengard.api.services.dataset.identity import identity_report
 from isengard.api.services.dataset.report import build_report
 from isengard.api.services.dataset.uploads import receive_upload, upload_status_code
+from isengard.api.services.training.runs import default_resolution
 from isengard.api.support.params import path_id
 
 router = APIRouter(tags=["characters"])
@@ -136,10 +137,14 @@ def bulk_edit_captions(
 @router.get("/characters/{character_id}/dataset/report")
 def dataset_report(
     db: DbSession,
+    services: ServicesDep,
     character_id: CharacterId,
-    resolution: Annotated[int, Query(ge=64, le=4096, description="the training resolution, in px")] = 1024,
+    resolution: Annotated[
+        int | None,
+        Query(ge=64, le=4096, description="the training resolution, in px; default: what a run with defaults uses"),
+    ] = None,
 ) -> DatasetReport:
-    return build_report(db, character_id, resolution)
+    return build_report(db, character_id, resolution or default_resolution(services))
 
 
 @router.get("/characters/{character_id}/dataset/identity")

@@ -11,6 +11,7 @@ from isengard.domain import PluginKind
 from isengard.models.locate import ModelStatus
 from isengard.models.planning import WorkerMemoryPlan
 from isengard.plugins.api import Capability
+from isengard.plugins.training.interface import RECOMMENDED_IMAGES, RECOMMENDED_MAX_IMAGES
 
 
 class ComponentHealth(BaseModel):
@@ -46,6 +47,10 @@ class Health(BaseModel):
     database: ComponentHealth
     redis: ComponentHealth
     workers: WorkersHealth
+    recommended_images: list[int] = Field(
+        default_factory=lambda: [RECOMMENDED_IMAGES, RECOMMENDED_MAX_IMAGES],
+        description="the dataset size that trains well, fewest and most: the one range every page states",
+    )
 
 
 class PluginCapability(BaseModel):

@@ -4,8 +4,9 @@ The facts this module is built on (ai-toolkit's own behaviour):
 - The training bar (tqdm, labelled with the job name) draws a step's loss *before* it advances the counter, and
   after a save or a sample the next counter redraw is suppressed. So a loss drawn while the counter shows n is the
   loss of step n + 1; reading "the loss on the line that first shows count n" mislabels steps.
-- With `logging.use_ui_logger`, every step's loss is in `<output>/loss_log.db` (SQLite in WAL mode; tables `steps`,
-  `metric_keys`, `metrics` with keys `loss/loss` and `learning_rate`), committed at the 0-based step index.
+- With `logging.use_ui_logger`, the steps' losses are in `<output>/loss_log.db` (SQLite in WAL mode; tables `steps`,
+  `metric_keys`, `metrics` with keys `loss/loss` and `learning_rate`), committed at the 0-based step index from
+  index 1 on: the first step's loss is on the progress bar only.
 - Step LoRAs `<name>_{idx:09d}.safetensors` and in-training samples `__{idx:09d}_{i}` carry the 0-based index of the
   last completed step (idx + 1 steps trained); baseline samples are step 0, the final ones the last step.
 """

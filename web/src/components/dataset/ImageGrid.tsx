@@ -3,6 +3,7 @@ import { useState, type ReactNode } from "react";
 import { characterKeys } from "../../features/characters/api";
 import { datasetKeys, deleteImage, updateCaption, type ImageOut } from "../../features/dataset/api";
 import { FLAG_LABELS, isQualityFlag } from "../../features/dataset/flags";
+import { Lightbox } from "../Lightbox";
 import { Badge, Button, ConfirmButton, ErrorNotice } from "../ui";
 import { PhotoEditor } from "./PhotoEditor";
 
@@ -46,9 +47,13 @@ function CaptionEditor({ image }: { image: ImageOut }) {
   );
 }
 
-export function ImageCard({ image, selected, onToggle, editable = true, characterName, captionExtras }: {
+export function ImageCard({ image, selected, onToggle, onOpen, editable = true, characterName, captionExtras, resolution }: {
   image: ImageOut;
+  /** The training resolution sizes are judged against; without it, the size flag stored at upload stands. */
+  resolution?: number;
   selected?: boolean;
+  /** Opens the full image (in the grid's lightbox). */
+  onOpen?: () => void;
   onToggle?: () => void;
   editable?: boolean;
   characterName?: string;
@@ -57,11 +62,12 @@ export function ImageCard({ image, selected, onToggle, editable = true, characte
 }) {
   const client = useQueryClient();
   const [editing, setEditing] = useState(false);
+  const flags = image.flags.filter((flag) => !(flag === "small" && resolution && Math.min(image.width, image.height) >= resolution));
   return (
     <div className={`media-card${selected ? " selected" : ""}`} data-testid="image-card" data-edited={image.edit ? "true" : undefined}>
-      <a className="media-thumb" href={image.url} target="_blank" rel="noreferrer" title="Open the full image">
+      <button type="button" className="media-thumb" aria-label={`Open ${image.original_name} large`} title="Open the full image" onClick={onOpen}>
         <img src={image.thumbnail_url} alt={image.original_name} loading="lazy" />
-      </a>
+      </button>
       {onToggle ? (
         <label className="media-select">
           <input type="checkbox" checked={!!selected} onChange={onToggle} aria-label={`Select ${image.original_name}`} />
@@ -92,9 +98,9 @@ export function ImageCard({ image, selected, onToggle, editable = true, characte
           </span>
           <span className="faint">{image.width}×{image.height}{image.edit ? " · edited" : ""}</span>
         </div>
-        {image.flags.length ? (
+        {flags.length ? (
           <div className="row" style={{ gap: 4 }}>
-            {image.flags.map((flag) => <Badge key={flag} tone="warn">{isQualityFlag(flag) ? FLAG_LABELS[flag] : flag}</Badge>)}
+            {flags.map((flag) => <Badge key={flag} tone="warn">{isQualityFlag(flag) ? FLAG_LABELS[flag] : flag}</Badge>)}
           </div>
         ) : null}
         {editable ? <CaptionEditor image={image} /> : image.caption ? <span className="small muted">{image.caption}</span> : null}
@@ -105,8 +111,9 @@ export function ImageCard({ image, selected, onToggle, editable = true, characte
   );
 }
 
-export function ImageGrid({ images, selected, onToggle, error, editable, characterNames, captionExtras }: {
+export function ImageGrid({ images, selected, onToggle, error, editable, characterNames, captionExtras, resolution }: {
   images: ImageOut[];
+  resolution?: number;
   selected?: Set<string>;
   onToggle?: (id: string) => void;
   error?: unknown;
@@ -114,12 +121,21 @@ export function ImageGrid({ images, selected, onToggle, error, editable, charact
   characterNames?: Map<string, string>;
   captionExtras?: (image: ImageOut) => ReactNode;
 }) {
+  // The full image opens in the lightbox the gallery and the samples use, not in a new tab.
+  const [viewing, setViewing] = useState<number | null>(null);
   if (error) return <ErrorNotice error={error} title="Could not load images" />;
   return (
     <div className="media-grid" data-testid="image-grid">
-      {images.map((image) => (
+      <Lightbox
+        items={images.map((image) => ({ key: image.id, url: image.url, alt: image.original_name, caption: image.caption ? `${image.original_name} · ${image.caption}` : image.original_name }))}
+        index={viewing !== null && viewing < images.length ? viewing : null}
+        onIndex={setViewing}
+      />
+      {images.map((image, index) => (
         <ImageCard
           key={image.id}
+          onOpen={() => setViewing(index)}
+          resolution={resolution}
           image={image}
           selected={selected?.has(image.id)}
           onToggle={onToggle ? () => onToggle(image.id) : undefined}

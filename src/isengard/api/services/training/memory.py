@@ -36,10 +36,18 @@ def _largest_gpu(services: Services, plugin: str) -> int | None:
     return max(sizes, default=None)
 
 
+CPU_ONLY = (
+    "none needed here: this installation runs in fast-test mode, so the worker trains the small test model on its "
+    "CPU; training FLUX.1-dev needs a worker with a CUDA GPU (production mode)"
+)
+
+
 def memory_fit(services: Services, plugin: str, config: dict[str, object]) -> MemoryFit | None:
     requested = config.get("memory_profile")
-    # Fast-test mode trains the tiny model on a CPU: there is no GPU memory to plan.
-    if not isinstance(requested, str) or services.settings.resolved_mode == Mode.FAST_TEST:
+    # Fast-test mode trains the tiny model on a CPU: there is no GPU memory to plan, but the form says so.
+    if services.settings.resolved_mode == Mode.FAST_TEST:
+        return MemoryFit(summary=CPU_ONLY)
+    if not isinstance(requested, str):
         return None
     gpu_bytes = _largest_gpu(services, plugin)
     if gpu_bytes is None:

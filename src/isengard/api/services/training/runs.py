@@ -45,6 +45,22 @@ def default_config(plugin: TrainingPlugin) -> dict[str, Any]:
     return plugin.config_model().model_dump()
 
 
+FALLBACK_RESOLUTION = 1024
+
+
+def default_resolution(services: Services) -> int:
+    """The resolution a dataset's photo sizes are judged against when no run is chosen yet: the smallest of the
+    default trainer's default resolutions (the rule the training form applies to the settings it shows)."""
+    plugin_name = TrainingCreate.model_fields["plugin"].default
+    try:
+        defaults = default_config(training_plugin(services, plugin_name))
+    except HTTPException:  # the default trainer is not installed here
+        return FALLBACK_RESOLUTION
+    listed = defaults.get("resolutions") or [defaults.get("resolution")]
+    sizes = [int(size) for size in listed if isinstance(size, int)]
+    return min(sizes) if sizes else FALLBACK_RESOLUTION
+
+
 def list_training_plugins(services: Services) -> list[TrainingPluginOut]:
     plugins = []
     for listed in listed_plugins(services, PluginKind.TRAINING, TrainingPlugin):
