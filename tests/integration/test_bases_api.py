@@ -16,7 +16,7 @@ from safetensors.torch import save
 from isengard.config import Settings
 from isengard.db.migrate import upgrade
 from isengard.models.locate import local_model_dir
-from isengard.models.tiny import save_tiny_model
+from isengard.models.tiny import ensure_tiny_model, save_tiny_model
 from isengard.worker.main import run_worker
 from tests.conftest import make_settings
 from tests.support.training_setup import SMALL, make_character
@@ -32,12 +32,13 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(previous)
 
 
-@pytest.mark.parametrize("base", ["flux1-krea-dev"])
+@pytest.mark.parametrize("base", ["flux1-krea-dev", "flux2-klein-4b"])
 def test_a_run_on_another_base_trains_records_and_generates_with_it(
     client: TestClient, settings: Settings, tmp_path: Path, base: str
 ) -> None:
+    ensure_tiny_model(settings)  # the default base's, as `isengard up` builds it: generation's capability checks it
     character = make_character(client, f"Base {base}", 3)
-    config = {**SMALL, "base": base, "steps": 20, "checkpoint_every": 0, "sample_every": 0}
+    config = {**SMALL, "base": base, "steps": 20, "checkpoint_every": 10, "sample_every": 20}
     response = client.post("/api/training", json={"character_id": character, "config": config})
     assert response.status_code == 202, response.text
     assert run_worker(settings, burst=True) == 0
@@ -46,8 +47,10 @@ def test_a_run_on_another_base_trains_records_and_generates_with_it(
     assert done["result"]["validation_loss_end"] < done["result"]["validation_loss_start"]
 
     # The LoRA knows its base: the row, the library's filter, the downloaded file's header.
-    mine = client.get("/api/loras", params={"base": base}).json()["items"]
+    mine = client.get("/api/loras", params={"base": base, "source": "trained"}).json()["items"]
     assert [item["base"] for item in mine] == [base]
+    checkpoints = client.get("/api/loras", params={"base": base, "source": "checkpoint"}).json()["items"]
+    assert len(checkpoints) == 1
     assert client.get("/api/loras", params={"base": "flux1-dev", "character_id": character}).json()["items"] == []
     download = tmp_path / "lora.safetensors"
     download.write_bytes(client.get(f"/api/loras/{mine[0]['id']}/file").content)
@@ -61,9 +64,9 @@ def test_a_run_on_another_base_trains_records_and_generates_with_it(
     job = client.post("/api/generation", json={"prompt": "[trigger] smiling", "width": 64, "height": 64, "steps": 2,
                                                "loras": [{"lora_id": mine[0]["id"]}]})  # fmt: skip
     assert job.status_code == 202, job.text
-    assert run_worker(settings, burst=True) == 0
+    run_worker(settings, burst=True)
     generated = client.get(f"/api/jobs/{job.json()['id']}").json()
-    assert generated["status"] == "succeeded", generated
+    assert generated["status"] == "succeeded", generated["error"]
 
 
 def _lora_file(header: dict[str, str]) -> bytes:

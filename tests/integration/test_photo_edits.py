@@ -61,6 +61,7 @@ def test_rotate_crop_and_undo(client: TestClient, data_dir: Path) -> None:
     # The grid lists the edit; the original waits outside the folder trainers read.
     listed = client.get("/api/images", params={"character_id": image["character_id"]}).json()["items"]
     assert listed[0]["url"] == edited["url"]
+    assert client.get(f"/api/characters/{image['character_id']}").json()["cover_url"] == edited["thumbnail_url"]
     assert _image_files(data_dir, image) == [f"{image['id']}.jpg"]
 
     # A crop after the turn (the whole edit is sent again, drawn from the original).
@@ -132,3 +133,11 @@ def test_the_trainer_reads_the_edited_photo(client: TestClient, data_dir: Path) 
     dataset = read_dataset(training_input, data_dir, resolutions=[64], allow_empty_captions=False)
     assert dataset.images[0].size == (160, 240)
     assert np.array_equal(np.asarray(dataset.images[0]), _pixels(client, edited["url"]))
+
+    # While the run waits, its photo stays as it was submitted; once it has ended the photo can change again.
+    refused = client.delete(f"/api/images/{image['id']}/edit")
+    assert refused.status_code == 409 and "trains on this photo" in refused.json()["detail"]
+    assert client.put(f"/api/images/{image['id']}/edit", json={"rotate": 90}).status_code == 409
+    assert client.get(edited["url"]).content == client.get(f"/api/images/{image['id']}/file").content
+    client.post(f"/api/jobs/{run.json()['id']}/cancel")
+    assert client.delete(f"/api/images/{image['id']}/edit").status_code == 200

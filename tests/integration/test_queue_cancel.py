@@ -26,7 +26,8 @@ def test_cancel_queued_and_running_jobs(data_dir: Path, redis_url: str, redis_cl
         assert redis_client.xlen(keys.job_stream("training")) == 0, "its entry left the queue"
         again = client.post(f"/api/jobs/{queued.id}/cancel")
         assert again.status_code == 409 and "already cancelled" in again.json()["detail"]
-        assert client.post("/api/jobs/nope/cancel").status_code == 404
+        assert client.post("/api/jobs/" + "f" * 32 + "/cancel").status_code == 404  # well-formed, unknown
+        assert client.post("/api/jobs/nope/cancel").status_code == 422  # malformed: refused before any lookup
 
         running = store.submit("test-steps", {"steps": 400, "sleep": 0.02, "checkpoint_every": 10})
         with worker_thread(settings, "canceller"):
@@ -70,10 +71,12 @@ def test_job_routes_list_filter_and_refuse_bad_input(data_dir: Path, redis_url: 
         assert client.get("/api/jobs", params={"status": "succeeded"}).json()["total"] == 0
         assert client.get("/api/jobs", params={"status": "exploded"}).status_code == 422
         assert client.get("/api/jobs", params={"limit": 0}).status_code == 422
-        missing = client.get("/api/jobs/unknown")
-        assert missing.status_code == 404 and "unknown" in missing.json()["detail"]
-        assert client.get(f"/api/jobs/{generated.id}/artifacts/zzz/file").status_code == 404
-        assert client.get("/api/jobs/unknown/events").status_code == 404
+        unknown = "f" * 32  # a well-formed id no job has; a malformed one is a 422 before any lookup
+        missing = client.get(f"/api/jobs/{unknown}")
+        assert missing.status_code == 404 and unknown in missing.json()["detail"]
+        assert client.get("/api/jobs/unknown").status_code == 422
+        assert client.get(f"/api/jobs/{generated.id}/artifacts/{unknown}/file").status_code == 404
+        assert client.get(f"/api/jobs/{unknown}/events").status_code == 404
         with worker_thread(settings, "lister", burst=True):
             wait_for(lambda: store.job(generated.id).status == "succeeded", 60, "generation ran")
         outputs = client.get(f"/api/jobs/{generated.id}/artifacts").json()

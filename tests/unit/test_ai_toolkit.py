@@ -341,3 +341,28 @@ def test_the_stand_in_draws_and_names_as_ai_toolkit_does(toolkit: Path, model_di
     # From index 1 on, as ai-toolkit's log does: the first step's loss is on the bar only.
     assert rows == [(index, pytest.approx(step_loss(index + 1))) for index in range(1, 7)]
     assert sorted({int(p.name.split("__")[1][:9]) for p in (out / "samples").glob("*.jpg")}) == [0, 7]
+
+
+def test_the_base_is_passed_through_as_arch_and_a_base_the_checkout_lacks_is_refused(
+    toolkit: Path, tmp_path: Path
+) -> None:
+    def model(base: str) -> dict[str, Any]:
+        document = job_config(AiToolkitConfig(base=base), name="a", trigger_word="t", dataset_dir=tmp_path,
+                              training_folder=tmp_path, base_model="/m")  # fmt: skip
+        section: dict[str, Any] = document["config"]["process"][0]["model"]
+        return section
+
+    assert model("flux1-krea-dev")["is_flux"] is True and "arch" not in model("flux1-krea-dev")
+    assert model("flux2-klein-9b")["arch"] == "flux2_klein_9b" and "is_flux" not in model("flux2-klein-9b")
+
+    trainer = _trainer(tmp_path, toolkit)
+    assert trainer.validate_config({"base": "flux1-krea-dev"}).base == "flux1-krea-dev"
+    # The stand-in's checkout has no model registry: an older ai-toolkit, which knows no klein arch.
+    with pytest.raises(PluginError, match=r"cannot train flux2-klein-4b.*'flux2_klein_4b'"):
+        trainer.validate_config({"base": "flux2-klein-4b"})
+    models = toolkit / "toolkit" / "models"
+    models.mkdir(parents=True)
+    (models / "registry.py").write_text('ARCHS = ["flux", "flux2_klein_4b"]\n')
+    assert trainer.validate_config({"base": "flux2-klein-4b"}).base == "flux2-klein-4b"
+    with pytest.raises(ValidationError, match="unknown base"):
+        trainer.validate_config({"base": "sdxl"})

@@ -91,3 +91,72 @@ def test_plan_cli_prices_each_base(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", "--base", "flux2-klein-4b", "--gpu-memory", "12", "--resolution", "1024"]) == 0
     table = capsys.readouterr().out
     assert "FLUX.2 [klein] 4B" in table and "auto:" in table
+
+
+@pytest.mark.parametrize("name", ["flux1-dev", "flux2-klein-4b"])
+def test_a_saved_lora_loads_in_diffusers_and_resumes_at_the_trained_strength(name: str, tmp_path: Any) -> None:
+    """alpha != rank: diffusers' own `load_lora_weights` on the base's pipeline gives the trained model's output,
+    and the trainer's resume loads the same weights back (each family's file layout)."""
+    from isengard.models.tiny import build_tiny_pipeline
+    from isengard.plugins.training.flux_lora_config import FluxLoraConfig
+    from isengard.plugins.training.flux_lora_stages import add_lora
+    from isengard.plugins.training.lora_io import load_lora_into, save_lora
+
+    family = get_base(name).family
+    config = FluxLoraConfig(base=name, rank=4, alpha=12.0)
+    trained = build_tiny_pipeline(base=name).transformer
+    add_lora(trained, config)
+    generator = torch.Generator().manual_seed(0)
+    for param in trained.parameters():
+        if param.requires_grad:
+            param.data = torch.randn(param.shape, generator=generator) * 0.2
+    path = save_lora(
+        tmp_path / "lora.safetensors", trained, rank=4, alpha=12.0, metadata={"base": name},
+        alpha_tensors=family.lora_alpha_tensors,
+    )  # fmt: skip
+
+    pipe = build_tiny_pipeline(base=name)
+    side = 8
+    channels = pipe.transformer.config.in_channels // (4 if name.startswith("flux1") else 1)
+    latents = torch.randn(1, channels, side, side, generator=generator)
+    text = family.encode_prompt(pipe, "a photo", device=torch.device("cpu"), max_sequence_length=16)
+    sigmas = torch.tensor([0.5])
+
+    def output(transformer: Any) -> torch.Tensor:
+        with torch.no_grad():
+            return family.predict(transformer, latents, text, sigmas, guidance_scale=1.0, weight_dtype=torch.float32)
+
+    expected = output(trained)
+    plain = output(pipe.transformer)
+    pipe.load_lora_weights(str(path), adapter_name="x")
+    assert torch.allclose(output(pipe.transformer), expected, atol=1e-5)
+    assert not torch.allclose(plain, expected, atol=1e-3)  # the LoRA does change the output
+
+    resumed = build_tiny_pipeline(base=name).transformer
+    add_lora(resumed, config)
+    load_lora_into(resumed, path)
+    assert torch.allclose(output(resumed), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("weight_format", ["bf16", "int8", "nf4"])
+def test_full_width_slice_of_klein_stores_what_the_planner_says(weight_format: str) -> None:
+    """As for FLUX.1 (test_memory_storage): torchao quantizes a meta-device slice of klein 4B at its full width as the
+    trainer's quantization_config says, and the planner's bytes match what it stores."""
+    from torchao.quantization import quantize_
+
+    from isengard.models.loading import quantization_config
+    from isengard.models.memory_storage import transformer_bytes
+    from tests.unit.test_memory_storage import model_bytes
+
+    family = get_base("flux2-klein-4b").family
+    config = full_width_slice("flux2-klein-4b")
+    with torch.device("meta"):
+        model = family.transformer_cls()(**config)
+    model.to(torch.bfloat16)
+    if weight_format != "bf16":
+        saved = {**config, "_class_name": family.transformer_class}  # as its config.json names it
+        quantize_(model, quantization_config(weight_format, saved).get_apply_tensor_subclass())  # type: ignore[arg-type]
+    measured = model_bytes(model)
+    outer, blocks = transformer_bytes(family.layout(config), weight_format)  # type: ignore[arg-type]
+    planned = outer + sum(size * n for size, n in blocks)
+    assert abs(planned - measured) <= 0.05 * measured

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 from isengard.db.models import Image
 from isengard.storage import DataTree
@@ -22,12 +23,12 @@ def kept_original_path(data: DataTree, image: Image) -> Path:
     return data.uploads(image.character_id) / "originals" / image.filename
 
 
-def edit_tag(image: Image) -> str | None:
-    """A short name for the photo's current edit (None: not edited): file URLs and cache tags change with it, so a
-    browser never shows an edit it kept from before."""
-    if not image.edit:
+def edit_tag(edit: dict[str, Any] | None) -> str | None:
+    """A short name for a photo's edit (`Image.edit`; None: not edited): file URLs and cache tags change with it,
+    so a browser never shows an edit it kept from before."""
+    if not edit:
         return None
-    text = json.dumps(image.edit, sort_keys=True, separators=(",", ":"))
+    text = json.dumps(edit, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

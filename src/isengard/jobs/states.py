@@ -19,6 +19,7 @@ from typing import Any
 
 import redis
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from isengard.db.models import Job
@@ -346,9 +347,14 @@ def resume(session: Session, client: redis.Redis, job: Job, *, step: int, event_
         "updated_at": now,
         "max_attempts": max(job.max_attempts, job.attempts + 1),
     }
-    if not transition(session, (Job.id == job.id, Job.status == job.status), values, [event]):
-        raise NotResumableError("the run changed meanwhile; reload it")
-    session.commit()
+    try:
+        applied = transition(session, (Job.id == job.id, Job.status == job.status), values, [event])
+        session.commit()
+    except IntegrityError:  # deleted meanwhile: its event row has no job to point at any more
+        session.rollback()
+        applied = False
+    if not applied:
+        raise NotResumableError("the run changed meanwhile (deleted or resumed); reload it")
     session.refresh(job)
     try:
         queue.clear_job_keys(client, job.id)  # the earlier attempt's cancel flag must not stop this one

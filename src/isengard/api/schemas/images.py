@@ -57,7 +57,7 @@ class ImageOut(BaseModel):
 
     @classmethod
     def from_row(cls, row: Image) -> ImageOut:
-        tag = edit_tag(row)
+        tag = edit_tag(row.edit)
         return cls(
             id=row.id,
             character_id=row.character_id,

@@ -370,7 +370,10 @@ class Flux1Family(BaseFamily):
         )[0]
         return prediction
 
-    def prompt_kwargs(self, text: TextEmbedding, *, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
+    def prompt_kwargs(
+        self, text: TextEmbedding, *, negative: TextEmbedding, device: torch.device, dtype: torch.dtype
+    ) -> dict[str, Any]:
+        # Guidance is distilled into FLUX.1 [dev]: no negative prompt.
         assert text.pooled_prompt_embeds is not None
         return {
             "prompt_embeds": text.prompt_embeds.to(device=device, dtype=dtype),

@@ -242,6 +242,7 @@ class Flux2KleinFamily(BaseFamily):
     components = ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
     flow = FlowSettings(shift=3.0, use_dynamic_shifting=True, timestep_sampling="sigmoid")
     lora_targets = KLEIN_TARGET_MODULES
+    lora_alpha_tensors = False
     comfyui_workflow = "flux2-klein-lora"
     comfyui_clip_type = "flux2"
     vae_params = KLEIN_VAE_PARAMS
@@ -298,8 +299,14 @@ class Flux2KleinFamily(BaseFamily):
         )[0]
         return prediction
 
-    def prompt_kwargs(self, text: TextEmbedding, *, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
-        return {"prompt_embeds": text.prompt_embeds.to(device=device, dtype=dtype)}
+    def prompt_kwargs(
+        self, text: TextEmbedding, *, negative: TextEmbedding, device: torch.device, dtype: torch.dtype
+    ) -> dict[str, Any]:
+        # The Base checkpoints guide with a negative (classifier-free guidance when guidance > 1): the empty prompt.
+        return {
+            "prompt_embeds": text.prompt_embeds.to(device=device, dtype=dtype),
+            "negative_prompt_embeds": negative.prompt_embeds.to(device=device, dtype=dtype),
+        }
 
     def build_tiny(self, seed: int, shape: Any | None = None) -> Any:
         return build_tiny_klein(seed)

@@ -97,6 +97,9 @@ class BaseFamily(ABC):
     components: tuple[str, ...]
     flow: FlowSettings
     lora_targets: tuple[str, ...]  # peft target modules (suffixes of module names) of a character LoRA
+    # Whether the base's loaders read per-module `.alpha` tensors (diffusers' FLUX.1 and ComfyUI do; diffusers'
+    # FLUX.2 loader refuses any key without "lora"): when not, the alpha / rank scale is multiplied into B.
+    lora_alpha_tensors: bool = True
     comfyui_workflow: str  # the shipped workflow template (plugins/image/workflows/<name>.json)
     # ComfyUI's DualCLIPLoader / CLIPLoader `type` and the LoRA key prefix its loader reads.
     comfyui_clip_type: str
@@ -168,8 +171,11 @@ class BaseFamily(ABC):
         return self.pipeline_cls()(**parts)
 
     @abstractmethod
-    def prompt_kwargs(self, text: TextEmbedding, *, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
-        """The keyword arguments that hand a precomputed prompt to the pipeline's `__call__`."""
+    def prompt_kwargs(
+        self, text: TextEmbedding, *, negative: TextEmbedding, device: torch.device, dtype: torch.dtype
+    ) -> dict[str, Any]:
+        """The keyword arguments that hand a precomputed prompt (and the empty prompt, for families that guide with
+        a negative) to the pipeline's `__call__`."""
 
     # Fast-test ---------------------------------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from isengard.plugins.api import (
     PluginError,
     PluginSettings,
     SettingsConfigDict,
+    get_base,
     substitute_trigger,
 )
 from isengard.plugins.training.ai_toolkit_config import AiToolkitConfig, job_config
@@ -133,6 +134,32 @@ class AiToolkitTrainer(TrainingPlugin):
     def default_config(self) -> dict[str, Any]:
         return AiToolkitConfig().model_dump()
 
+    def validate_config(self, config: dict[str, Any]) -> AiToolkitConfig:
+        parsed = AiToolkitConfig.model_validate(config)
+        problem = self.base_problem(parsed.base)
+        if problem:
+            raise PluginError(problem)
+        return parsed
+
+    def base_problem(self, base: str) -> str | None:
+        """Why this ai-toolkit cannot train `base` (None: it can). A base other than FLUX.1 is an `arch` of its
+        model registry, which older checkouts lack: the arch's name must appear in its source."""
+        arch = get_base(base).ai_toolkit_arch
+        folder = self._folder()
+        if arch is None or folder is None or not (folder / "run.py").is_file():
+            return None  # FLUX.1 (every ai-toolkit), or no ai-toolkit at all: capabilities say so
+        for name in ("toolkit", "extensions_built_in"):
+            for source in (folder / name).rglob("*.py"):
+                try:
+                    if arch in source.read_text(encoding="utf-8", errors="ignore"):
+                        return None
+                except OSError:
+                    continue
+        return (
+            f"ai-toolkit cannot train {base}: the checkout at {folder} does not know the arch '{arch}' (it came in "
+            "January 2026); update it (git pull, then install its requirements) or train with flux-lora"
+        )
+
     def train(self, ctx: JobContext, config: BaseModel, job: TrainingInput) -> dict[str, Any]:
         folder = self._folder()
         capability = self.capabilities()
@@ -155,7 +182,7 @@ class AiToolkitRun:
         self.work_dir = Path(ctx.work_dir)
         self.output_dir = self.work_dir / "ai-toolkit" / self.name
         # The local folder: ai-toolkit loads a diffusers folder as well as a hub id, and must not download.
-        self.base_model = str(ctx.base_model_path)
+        self.base_model = str(ctx.base_model_dir(config.base))
         # What earlier attempts recorded is known already: a retry announces only new files.
         self.seen_samples: set[Path] = set()
         self.checkpoints: dict[Path, Artifact] = {}
@@ -324,6 +351,7 @@ class AiToolkitRun:
             # ai-toolkit writes no alpha tensors for FLUX: loaders then scale by alpha = rank, and so it trained.
             "alpha": float(self.config.rank),
             "base_model": self.base_model,
+            "base": self.config.base,
             "trigger_word": self.job.trigger_word,
             "step": step,
             "trainer": "ai-toolkit",

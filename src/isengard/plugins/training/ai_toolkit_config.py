@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
+from isengard.plugins.api import BASES, DEFAULT_BASE, BaseSpec, get_base
 from isengard.plugins.training.sampling_config import SamplingConfig
 
 
@@ -24,6 +25,10 @@ class AiToolkitConfig(SamplingConfig):
 
     model_config = ConfigDict(extra="forbid", title="ai-toolkit FLUX LoRA training")
 
+    base: str = Field(
+        default=DEFAULT_BASE,
+        description="The base model (ai-toolkit's model.arch): " + ", ".join(BASES) + ".",
+    )
     steps: int = Field(default=2000, ge=1, le=100_000, description="Optimizer steps to train.")
     rank: int = Field(
         default=16, ge=1, le=256, description="LoRA rank (network.linear); ai-toolkit sets alpha to the same value."
@@ -61,6 +66,13 @@ class AiToolkitConfig(SamplingConfig):
     )
     caption_dropout: float = Field(default=0.05, ge=0, le=1.0, description="Share of steps without caption.")
 
+    @field_validator("base")
+    @classmethod
+    def _known_base(cls, value: str) -> str:
+        if value not in BASES:
+            raise ValueError(f"unknown base '{value}': known bases are {', '.join(BASES)}")
+        return value
+
     @field_validator("resolutions")
     @classmethod
     def _usable(cls, value: list[int]) -> list[int]:
@@ -68,6 +80,13 @@ class AiToolkitConfig(SamplingConfig):
             if resolution < 64 or resolution > 2048 or resolution % 64:
                 raise ValueError(f"{resolution} is not a usable resolution: use multiples of 64 from 64 to 2048")
         return sorted(set(value))
+
+
+def model_section(spec: BaseSpec) -> dict[str, Any]:
+    """How ai-toolkit is told the base: FLUX.1 by its `is_flux` flag, any other base by its `arch` name."""
+    if spec.ai_toolkit_arch is None:
+        return {"is_flux": True}
+    return {"arch": spec.ai_toolkit_arch}
 
 
 def job_config(
@@ -121,7 +140,7 @@ def job_config(
         },
         "model": {
             "name_or_path": base_model,
-            "is_flux": True,
+            **model_section(get_base(config.base)),
             "quantize": config.quantize,
             "qtype": "qfloat8",
             "low_vram": config.low_vram,

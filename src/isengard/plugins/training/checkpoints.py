@@ -53,11 +53,14 @@ def save_checkpoint(
     alpha: float,
     metadata: dict[str, Any],
     state: TrainingState,
+    alpha_tensors: bool = True,
 ) -> Path:
-    """Write a checkpoint folder; returns the LoRA file inside it."""
+    """Write a checkpoint folder; returns the LoRA file inside it (`alpha_tensors`: see lora_io.lora_state_dict)."""
     shutil.rmtree(folder, ignore_errors=True)  # a half-written folder of the same step from a crash
     folder.mkdir(parents=True)
-    lora_path = save_lora(folder / lora_name, transformer, rank=rank, alpha=alpha, metadata=metadata)
+    lora_path = save_lora(
+        folder / lora_name, transformer, rank=rank, alpha=alpha, metadata=metadata, alpha_tensors=alpha_tensors
+    )
     with atomic_path(folder / STATE_FILE) as tmp:
         torch.save(state.__dict__, tmp)
     atomic_write_bytes(folder / COMPLETE, str(state.step).encode())

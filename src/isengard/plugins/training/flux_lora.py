@@ -26,7 +26,7 @@ OPTIMIZER_PACKAGES = {"adamw8bit": "bitsandbytes", "prodigy": "prodigyopt"}
 
 class FluxLoraTrainer(TrainingPlugin):
     name = "flux-lora"
-    description = "LoRA training on FLUX.1-dev with diffusers + peft (built in)"
+    description = "LoRA training on FLUX.1 and FLUX.2 [klein] bases with diffusers + peft (built in)"
     config_model = FluxLoraConfig
 
     # Environment ---------------------------------------------------------------------------------------------------

@@ -186,9 +186,9 @@ def _train(
     def samples(step: int) -> None:
         if config.sample_prompts:
             render_samples(
-                ctx, family, samples_pipe, data.sample_prompts, step=step, resolution=config.sample_resolution,
-                num_inference_steps=config.sample_steps, guidance_scale=config.sample_guidance,
-                seed=config.sample_seed, device=device, dtype=dtype,
+                ctx, family, samples_pipe, data.sample_prompts, negative=data.empty_caption, step=step,
+                resolution=config.sample_resolution, num_inference_steps=config.sample_steps,
+                guidance_scale=config.sample_guidance, seed=config.sample_seed, device=device, dtype=dtype,
             )  # fmt: skip
 
     # 5. The loop.
@@ -233,7 +233,7 @@ def _train(
                 sampler=sampler.state(),
                 torch_rng=torch.get_rng_state(),
             )
-            _checkpoint(ctx, config, transformer, slug, {**metadata, "step": step}, state, kept)
+            _checkpoint(ctx, config, family, transformer, slug, {**metadata, "step": step}, state, kept)
 
     # 6. The LoRA, the final validation loss and the final samples.
     end_step = max(config.steps, start_step)
@@ -241,7 +241,10 @@ def _train(
     ctx.log(f"validation loss at step {end_step}: {val_end:.4f}", step=end_step, validation_loss=val_end)
     lora_path = work_dir / ckpt.lora_file_name(slug)
     final_meta = {**metadata, "step": end_step, "validation_loss": round(val_end, 6)}
-    save_lora(lora_path, transformer, rank=config.rank, alpha=config.alpha, metadata=final_meta)
+    save_lora(
+        lora_path, transformer, rank=config.rank, alpha=config.alpha, metadata=final_meta,
+        alpha_tensors=family.lora_alpha_tensors,
+    )  # fmt: skip
     artifact = ctx.save_artifact(lora_path, ArtifactKind.LORA, name=lora_path.name, step=end_step, meta=final_meta)
     if last_sampled != end_step:
         samples(end_step)
@@ -261,6 +264,7 @@ def _train(
 def _checkpoint(
     ctx: JobContext,
     config: FluxLoraConfig,
+    family: BaseFamily,
     transformer: Any,
     slug: str,
     meta: dict[str, Any],
@@ -277,6 +281,7 @@ def _checkpoint(
         alpha=config.alpha,
         metadata=meta,
         state=state,
+        alpha_tensors=family.lora_alpha_tensors,
     )
     artifact = ctx.save_artifact(lora_path, ArtifactKind.CHECKPOINT, name=lora_path.name, step=step, meta=meta)
     ckpt.remember_artifact(folder, artifact)

@@ -27,6 +27,7 @@ def render_samples(
     pipeline: Any,
     prompts: list[tuple[str, TextEmbedding]],
     *,
+    negative: TextEmbedding,
     step: int,
     resolution: int,
     num_inference_steps: int,
@@ -44,7 +45,7 @@ def render_samples(
         for index, (prompt, text) in enumerate(prompts):
             generator = torch.Generator(device="cpu").manual_seed(seed + index)
             image = pipeline(
-                **family.prompt_kwargs(text, device=device, dtype=dtype),
+                **family.prompt_kwargs(text, negative=negative, device=device, dtype=dtype),
                 height=resolution,
                 width=resolution,
                 num_inference_steps=num_inference_steps,

@@ -19,7 +19,10 @@ export function ScoreChart({ checkpoints, totalSteps, recommended }: { checkpoin
   const xMax = Math.max(totalSteps, ...checkpoints.map((c) => c.step), 1);
   const sx = (step: number) => PAD.left + (step / xMax) * innerW;
   const lines = SERIES.map((series) => {
-    const points = checkpoints.filter((c) => c[series.key] != null).map((c) => ({ step: c.step, value: c[series.key] as number }));
+    const points = checkpoints.flatMap((c) => {
+      const value = c[series.key];
+      return value != null ? [{ step: c.step, value }] : [];
+    });
     const values = points.map((p) => p.value);
     let lo = Math.min(...values);
     let hi = Math.max(...values);

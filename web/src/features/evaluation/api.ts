@@ -39,5 +39,5 @@ export function formatScore(value: number | null | undefined): string {
 
 /** Each sample's scores by its artifact id, for the samples grid. */
 export function scoresByArtifact(evaluation: RunEvaluation | undefined): Map<string, SampleScore> {
-  return new Map((evaluation?.samples ?? []).filter((s) => s.artifact_id).map((s) => [s.artifact_id as string, s]));
+  return new Map((evaluation?.samples ?? []).flatMap((s) => (s.artifact_id ? [[s.artifact_id, s] as const] : [])));
 }

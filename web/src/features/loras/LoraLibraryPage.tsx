@@ -3,6 +3,7 @@ import { useMemo } from "react";
 import { useSearchParams } from "react-router-dom";
 import { Card, Empty, ErrorNotice, Field, PageHeader, Spinner } from "../../components/ui";
 import { useCharacters } from "../characters/api";
+import { useBases } from "../system/api";
 import { loraQueries, SOURCE_LABELS } from "./api";
 import { LoraImport } from "./LoraImport";
 import { LoraRow } from "./LoraRow";
@@ -11,10 +12,12 @@ export default function LoraLibraryPage() {
   const [params, setParams] = useSearchParams();
   const characterId = params.get("character") ?? "";
   const source = params.get("source") ?? "";
+  const base = params.get("base") ?? "";
   const characters = useCharacters();
+  const bases = useBases();
   const names = useMemo(() => new Map((characters.data ?? []).map((c) => [c.id, c.name])), [characters.data]);
   const library = useQuery(
-    loraQueries.list({ character_id: characterId || undefined, source: source ? (source as "trained" | "checkpoint" | "imported") : undefined, limit: 200 }),
+    loraQueries.list({ character_id: characterId || undefined, source: source ? (source as "trained" | "checkpoint" | "imported") : undefined, base: base || undefined, limit: 200 }),
   );
   const set = (key: string, value: string) => {
     const next = new URLSearchParams(params);
@@ -43,6 +46,13 @@ export default function LoraLibraryPage() {
                 <select id="lora-source" className="select" value={source} onChange={(e) => set("source", e.target.value)}>
                   <option value="">Trained and imported</option>
                   {Object.entries(SOURCE_LABELS).map(([value, label]) => <option key={value} value={value}>{label}</option>)}
+                </select>
+              </Field>
+              <Field label="Base model" htmlFor="lora-base">
+                <select id="lora-base" className="select" value={base} onChange={(e) => set("base", e.target.value)}>
+                  <option value="">All bases</option>
+                  {bases.data?.map((b) => <option key={b.name} value={b.name}>{b.label}</option>)}
+                  <option value="unknown">Unknown base</option>
                 </select>
               </Field>
             </div>

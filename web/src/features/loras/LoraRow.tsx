@@ -34,7 +34,7 @@ export function LoraRow({ lora, characterName }: { lora: Lora; characterName: st
         {rename.error ? <ErrorNotice error={rename.error} title="Not renamed" /> : null}
       </td>
       <td>{characterName ?? <span className="faint">—</span>}</td>
-      <td className="small">{lora.base_model || "—"}</td>
+      <td className="small" title={lora.base_model || undefined}>{lora.base === "unknown" ? "unknown base" : lora.base}</td>
       <td className="mono small">{lora.rank ? `rank ${lora.rank}` : "—"}</td>
       <td className="mono small">{lora.step ? `${lora.step} steps` : "—"}</td>
       <td className="mono small" data-testid="lora-size">{formatBytes(lora.bytes)}</td>

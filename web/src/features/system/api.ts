@@ -1,6 +1,6 @@
 // The server's own state: health (database, Redis, workers) for the side panel and the pages that adapt to the mode.
 import { queryOptions, useQuery } from "@tanstack/react-query";
-import { client, unwrap } from "../../api/client";
+import { client, unwrap, type Schemas } from "../../api/client";
 
 
 export const healthQuery = () =>
@@ -13,6 +13,20 @@ export const healthQuery = () =>
 
 export function useHealth() {
   return useQuery(healthQuery());
+}
+
+export type BaseModel = Schemas["BaseOut"];
+
+/** What this installation can do, the bases of the registry with their availability among it. */
+export const capabilitiesQuery = () =>
+  queryOptions({
+    queryKey: ["capabilities"],
+    queryFn: ({ signal }) => unwrap(client.GET("/api/capabilities", { signal })),
+    staleTime: 30_000,
+  });
+
+export function useBases() {
+  return useQuery({ ...capabilitiesQuery(), select: (data) => data.bases ?? [] });
 }
 
 /** The dataset size that trains well ("10–30"), as the API states it for every page; empty until it is known. */

@@ -3,6 +3,8 @@ import { Button, Card } from "../../components/ui";
 import type { TrainingPlugin } from "./api";
 
 // The knobs most runs touch; everything else sits in the advanced section.
+// The base is chosen with the engine (BaseField), not among the knobs.
+const CHOSEN_ELSEWHERE = ["base"];
 const BASIC = ["steps", "learning_rate", "rank", "alpha", "batch_size", "resolutions", "sample_every", "checkpoint_every", "sample_prompts"];
 
 export function SettingsCard({ plugin, schema, values, setValues, errors }: {
@@ -12,7 +14,7 @@ export function SettingsCard({ plugin, schema, values, setValues, errors }: {
   setValues: (update: (prev: Record<string, unknown>) => Record<string, unknown>) => void;
   errors: Record<string, string>;
 }) {
-  const allKeys = Object.keys(schema.properties ?? {});
+  const allKeys = Object.keys(schema.properties ?? {}).filter((k) => !CHOSEN_ELSEWHERE.includes(k));
   const basic = allKeys.filter((k) => BASIC.includes(k));
   const advanced = allKeys.filter((k) => !BASIC.includes(k));
   const change = (k: string, v: unknown) => setValues((prev) => ({ ...prev, [k]: v }));

@@ -2,10 +2,12 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { useNavigate, useSearchParams } from "react-router-dom";
 import { DatasetChecklist } from "../../components/dataset/DatasetChecklist";
-import { defaultsOf } from "../../components/training/SchemaForm";
+import { defaultsOf, type JsonSchema } from "../../components/training/SchemaForm";
 import { Alert, Button, ErrorNotice, PageHeader, Spinner } from "../../components/ui";
 import { ApiError, errorMessage, validationItems } from "../../lib/api-errors";
 import { useCharacters } from "../characters/api";
+import { useBases } from "../system/api";
+import { BaseField } from "./BaseField";
 import { jobKeys, jobQueries } from "../jobs/api";
 import { startTraining, trainingQueries, type SettingsFile } from "./api";
 import { EstimateCard } from "./EstimateCard";
@@ -44,6 +46,7 @@ export default function StartTrainingPage() {
   const [values, setValues] = useState<Record<string, unknown>>({});
   const [imported, setImported] = useState<SettingsFile | null>(null);
   const plugins = useQuery(trainingQueries.plugins());
+  const bases = useBases();
   // Start on an engine that can run here (ai-toolkit needs its own install; flux-lora always runs).
   const plugin =
     plugins.data?.find((p) => p.name === pluginName) ?? plugins.data?.find((p) => p.capability?.available !== false) ?? plugins.data?.[0];
@@ -85,8 +88,11 @@ export default function StartTrainingPage() {
   });
   const errors = fieldErrors(submit.error);
   // Why the button is off, said next to it: the estimate already knows when a run would be refused.
+  const chosenBase = bases.data?.find((b) => b.name === values.base);
   const blocked = !characterId
     ? "Choose a character first."
+    : chosenBase && !chosenBase.available
+      ? `${chosenBase.label} is not installed here: ${chosenBase.reason ?? ""}`
     : plugin?.capability && !plugin.capability.available
       ? `${plugin.name} cannot run here: ${plugin.capability.reason ?? "it is not set up"}`
       : estimate.error && !(estimate.error instanceof ApiError && estimate.error.status === 0)
@@ -101,7 +107,15 @@ export default function StartTrainingPage() {
       <div className="cols-main-side">
         <form className="stack" onSubmit={(e) => { e.preventDefault(); submit.mutate(); }}>
           <WhatToTrainCard characters={characters.data} characterId={characterId} setCharacterId={setCharacterId} plugins={plugins.data ?? []}
-            plugin={plugin} setPluginName={setPluginName} name={name} setName={setName} />
+            plugin={plugin} setPluginName={setPluginName} name={name} setName={setName}>
+            {"base" in ((schema as JsonSchema | undefined)?.properties ?? {}) && bases.data ? (
+              <BaseField bases={bases.data} value={String(values.base ?? "")} onChange={(base) => setValues((prev) => {
+                // The LoRA's layers differ by base: the new base's own targets (the server's default) replace the old.
+                const { target_modules: _targets, ...rest } = prev;
+                return { ...rest, base };
+              })} />
+            ) : null}
+          </WhatToTrainCard>
           {plugins.isPending ? <Spinner label="Loading the engines" /> : schema ? (
             <SettingsCard plugin={plugin} schema={schema} values={values} setValues={setValues} errors={errors} />
           ) : null}

@@ -1,10 +1,11 @@
+import type { ReactNode } from "react";
 import { Link } from "react-router-dom";
 import { Card, Empty, Field } from "../../components/ui";
 import type { Character } from "../characters/api";
 import type { TrainingPlugin } from "./api";
 
 /** Character, engine and name; an engine that cannot run here says why where it is chosen. */
-export function WhatToTrainCard({ characters, characterId, setCharacterId, plugins, plugin, setPluginName, name, setName }: {
+export function WhatToTrainCard({ characters, characterId, setCharacterId, plugins, plugin, setPluginName, name, setName, children }: {
   characters: Character[] | undefined;
   characterId: string;
   setCharacterId: (id: string) => void;
@@ -13,6 +14,7 @@ export function WhatToTrainCard({ characters, characterId, setCharacterId, plugi
   setPluginName: (name: string) => void;
   name: string;
   setName: (name: string) => void;
+  children?: ReactNode; // more choices of what is trained (the base model)
 }) {
   const character = characters?.find((c) => c.id === characterId);
   const unavailable = plugin?.capability && !plugin.capability.available ? plugin.capability.reason ?? "it is not set up on this machine" : null;
@@ -31,6 +33,7 @@ export function WhatToTrainCard({ characters, characterId, setCharacterId, plugi
             {plugins.map((p) => <option key={p.name} value={p.name}>{p.name}{p.capability && !p.capability.available ? " (not set up)" : ""}</option>)}
           </select>
         </Field>
+        {children}
         <Field label="Run name" htmlFor="train-name" hint="Optional: by default the character, run number, steps and rank">
           <input id="train-name" className="input" value={name} onChange={(e) => setName(e.target.value)} placeholder={character ? `${character.name} run …` : ""} maxLength={200} />
         </Field>

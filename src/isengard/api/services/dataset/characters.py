@@ -7,6 +7,7 @@ import re
 import shutil
 import unicodedata
 from collections.abc import Sequence
+from typing import Any
 
 from fastapi import HTTPException
 from sqlalchemy import delete, func, select
@@ -27,6 +28,7 @@ from isengard.api.services.dataset.images import dataset_query
 from isengard.api.support.rows import get_or_404, get_or_422
 from isengard.captions.trigger import mentions_trigger, normalize_caption, prepend_trigger
 from isengard.dataset.caption_files import mirror_committed_captions
+from isengard.dataset.image_files import edit_tag
 from isengard.db.models import Character, Image, Lora
 from isengard.domain import utcnow
 from isengard.jobs.states import detach_character
@@ -158,6 +160,12 @@ def describe_characters(db: Session, only_ids: Sequence[str] | None = None) -> l
     ).order_by(Character.name_key)
     if only_ids is not None:
         query = query.where(Character.id.in_(list(only_ids)))
+    rows = db.execute(query).all()
+    # An edited cover has a thumbnail URL of its own (see image_files.edit_tag).
+    cover_ids = [row[-1] for row in rows if row[-1]]
+    edits: dict[str, dict[str, Any]] = {}
+    if cover_ids:
+        edits = dict(db.execute(select(Image.id, Image.edit).where(Image.id.in_(cover_ids))).tuples().all())
     return [
         CharacterOut(
             id=character_id,
@@ -166,13 +174,11 @@ def describe_characters(db: Session, only_ids: Sequence[str] | None = None) -> l
             description=description,
             image_count=int(images),
             lora_count=int(loras),
-            cover_url=image_thumbnail_url(cover_id) if cover_id else None,
+            cover_url=image_thumbnail_url(cover_id, edit_tag(edits.get(cover_id))) if cover_id else None,
             created_at=created_at,
             updated_at=updated_at,
         )
-        for (character_id, name, trigger_word, description, created_at, updated_at, images, loras, cover_id) in (
-            db.execute(query).all()
-        )
+        for (character_id, name, trigger_word, description, created_at, updated_at, images, loras, cover_id) in rows
     ]
 
 

@@ -14,11 +14,19 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.images import ImageOut, ImagePage, ImageUpdate
+from isengard.api.services.jobs.run_images import active_run_using
 from isengard.api.support.pagination import keyset_page, newest_first
 from isengard.api.support.rows import get_or_404
 from isengard.captions.trigger import normalize_caption
 from isengard.dataset.caption_files import mirror_committed_captions
-from isengard.dataset.image_files import caption_path, edit_tag, kept_original_path, original_path, thumbnail_path
+from isengard.dataset.image_files import (
+    caption_path,
+    edit_tag,
+    kept_original_path,
+    original_path,
+    original_relative,
+    thumbnail_path,
+)
 from isengard.db.models import Image
 from isengard.imaging import FLAG_NEAR_DUPLICATE, decode_flags, encode_flags
 from isengard.storage import DataTree, UnsafePathError
@@ -82,6 +90,12 @@ def update_image(db: Session, data: DataTree, image_id: str, body: ImageUpdate) 
 
 def delete_image(db: Session, data: DataTree, image_id: str) -> None:
     image = get_image(db, image_id)
+    run = active_run_using(db, image.character_id, original_relative(image))
+    if run is not None:
+        raise HTTPException(
+            status_code=409,
+            detail=f"training run '{run.name}' ({run.status}) reads this image: delete it once the run has ended",
+        )
     files = [
         original_path(data, image),
         kept_original_path(data, image),
@@ -121,11 +135,11 @@ def serve_file(request: Request, data: DataTree, path: Callable[[], Path], etag:
 
 def serve_original(request: Request, db: Session, data: DataTree, image_id: str) -> Response:
     image = get_image(db, image_id)
-    tag = f"{image.sha256[:32]}-{edit_tag(image) or 'o'}"  # an edit is another file behind the same id
+    tag = f"{image.sha256[:32]}-{edit_tag(image.edit) or 'o'}"  # an edit is another file behind the same id
     return serve_file(request, data, lambda: original_path(data, image), tag, "image file")
 
 
 def serve_thumbnail(request: Request, db: Session, data: DataTree, image_id: str) -> Response:
     image = get_image(db, image_id)
-    tag = f"{image.sha256[:32]}-{edit_tag(image) or 'o'}-t"
+    tag = f"{image.sha256[:32]}-{edit_tag(image.edit) or 'o'}-t"
     return serve_file(request, data, lambda: thumbnail_path(data, image), tag, "thumbnail")

@@ -35,7 +35,7 @@ def _ref(image: Image) -> ImageRef:
         original_name=image.original_name,
         width=image.width,
         height=image.height,
-        thumbnail_url=image_thumbnail_url(image.id, edit_tag(image)),
+        thumbnail_url=image_thumbnail_url(image.id, edit_tag(image.edit)),
     )
 
 

@@ -16,9 +16,18 @@ from sqlalchemy.orm import Session
 
 from isengard.api.services.bases import ensure_base_installed
 from isengard.api.services.jobs.manage import get_job
+from isengard.api.services.jobs.run_images import missing_images
 from isengard.api.services.loras.library import jobs_using
 from isengard.api.state import Services
-from isengard.db.models import Generation, Job, JobArtifact, JobEventRecord, Lora
+from isengard.db.models import (
+    Evaluation,
+    Generation,
+    Job,
+    JobArtifact,
+    JobEventRecord,
+    Lora,
+    SampleScoreRecord,
+)
 from isengard.domain import JobKind, JobStatus
 from isengard.jobs import states
 from isengard.jobs.artifacts import JobSnapshot
@@ -54,6 +63,13 @@ def resume_job(services: Services, session: Session, job_id: str) -> Job:
         raise HTTPException(status_code=409, detail="the run saved no checkpoint to resume from: start it again")
     if job.base:
         ensure_base_installed(services.settings, job.base, what="resuming this run")
+    missing = missing_images(services.data.root, job)
+    if missing:
+        raise HTTPException(
+            status_code=409,
+            detail=f"{len(missing)} of the run's images were deleted since it stopped (first: {Path(missing[0]).name}):"
+            " start a new run on the images the character has now",
+        )
     try:
         resumed = states.resume(
             session,
@@ -90,9 +106,17 @@ def delete_job(services: Services, session: Session, job_id: str) -> None:
     else:
         session.execute(update(Generation).where(Generation.job_id == job_id).values(job_id=None))
     session.execute(delete(Lora).where(Lora.job_id == job_id))
+    session.execute(delete(SampleScoreRecord).where(SampleScoreRecord.job_id == job_id))
+    session.execute(delete(Evaluation).where(Evaluation.job_id == job_id))
     session.execute(delete(JobArtifact).where(JobArtifact.job_id == job_id))
     session.execute(delete(JobEventRecord).where(JobEventRecord.job_id == job_id))
-    session.delete(job)
+    # Only while it is still ended: a resume that won the race has queued it again, and then nothing is deleted
+    # (one answer: the resume's), rather than a queued job vanishing under its queue entry.
+    final = [status.value for status in JobStatus if status.is_final]
+    deleted = session.execute(delete(Job).where(Job.id == job_id, Job.status.in_(final)))
+    if getattr(deleted, "rowcount", 1) != 1:
+        session.rollback()
+        raise HTTPException(status_code=409, detail="the job changed meanwhile (resumed?): reload it")
     session.commit()
     # Files after the rows: a crash in between leaves an unreferenced folder, never rows pointing at nothing.
     shutil.rmtree(folder, ignore_errors=True)
