@@ -2717,6 +2717,8 @@ export interface components {
              * Format: date-time
              */
             at: string;
+            /** Attempt */
+            attempt: number | null;
             /** Job Id */
             job_id: string;
             /** Message */
