@@ -39,6 +39,8 @@ NUL_REQUESTS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/api/jobs/a%00b/history", None),
     ("GET", "/api/jobs/a%00b/events", None),
     ("GET", "/api/loras/resolve?name=a%00b", None),
+    ("GET", "/api/jobs/a%00b/evaluation", None),
+    ("POST", f"/api/loras/{SOME_ID}/evaluation", {"prompts": [NUL]}),
 ]
 
 

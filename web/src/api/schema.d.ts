@@ -7184,6 +7184,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -8372,6 +8373,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the LoRA's id */
                 lora_id: string;
             };
             cookie?: never;
