@@ -9,6 +9,7 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
+from anyascii import anyascii
 from fastapi import HTTPException
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -38,17 +39,19 @@ log = logging.getLogger(__name__)
 
 
 def name_key(name: str) -> str:
-    """Case-insensitive identity of a name: the stored `name_key`, with a unique index."""
-    return name.strip().lower()
+    """Case-insensitive identity of a name: the stored `name_key`, with a unique index. Compared after the same
+    cleaning names get (NFC, no invisible characters), so names that look the same are the same name."""
+    visible = "".join(ch for ch in unicodedata.normalize("NFC", name) if unicodedata.category(ch) != "Cf")
+    return visible.strip().lower()
 
 
 def trigger_slug(name: str) -> str:
     """A trigger word from a name: ASCII, lower case, words joined by underscores ("Zoë Kim" -> "zoe_kim").
 
-    A name with no Latin letters gives none (""): a made-up token would call nothing the user recognises.
-    The web form previews the same rule (features/characters/triggerPreview.ts).
+    Names in other scripts are transliterated ("李雷" -> "lilei", "Ёжик" -> "ezhik"), so every name has a
+    default; one that gives no letters at all gives none ("").
     """
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    ascii_name = anyascii(unicodedata.normalize("NFC", name))
     slug = re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")[:100]
     return slug if re.search(r"[a-z]", slug) else ""
 
