@@ -27,7 +27,7 @@ from isengard.api.schemas.characters import (
 from isengard.api.schemas.images import image_thumbnail_url
 from isengard.api.services.dataset.images import dataset_query
 from isengard.api.support.rows import get_or_404, get_or_422
-from isengard.captions.trigger import mentions_trigger, normalize_caption, prepend_trigger
+from isengard.captions.trigger import MAX_CAPTION_CHARS, mentions_trigger, normalize_caption, prepend_trigger
 from isengard.dataset.caption_files import mirror_committed_captions
 from isengard.dataset.image_files import edit_tag
 from isengard.db.models import Character, Image, Lora
@@ -223,6 +223,14 @@ def bulk_edit_captions(db: Session, data: DataTree, character_id: str, edit: Bul
     for image in db.scalars(query):
         new_caption = _edited(image.caption, edit, character.trigger_word)
         if new_caption != image.caption:
+            if len(new_caption) > MAX_CAPTION_CHARS:
+                # The limit a hand edit has holds for bulk edits too: nothing is changed, and the answer says where.
+                db.rollback()
+                raise HTTPException(
+                    status_code=422,
+                    detail=f"the edit would make the caption of image {image.original_name or image.id} "
+                    f"{len(new_caption)} characters long (at most {MAX_CAPTION_CHARS}); nothing was changed",
+                )
             image.caption = new_caption
             changed.append(image)
     db.commit()
