@@ -7186,6 +7186,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -8374,6 +8375,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the LoRA's id */
                 lora_id: string;
             };
             cookie?: never;
