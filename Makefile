@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 ISENGARD := $(VENV)/bin/isengard
 TORCH_CPU_VERSION := 2.13.0
 
-.PHONY: run test venv web web-deps lint typecheck pytest web-test e2e api-types chromium clean bench
+.PHONY: run test checks venv web web-deps lint typecheck pytest rehearsal web-test e2e api-types chromium clean bench
 
 # The environment: a venv under the repo. On a machine without an NVIDIA GPU torch is installed first as the
 # local CPU build, so that nothing later pulls the CUDA packages.
@@ -54,12 +54,26 @@ web-test: web-deps
 	cd web && npm run typecheck && npm run test
 
 pytest: venv web
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/rehearsal
+
+# The production path at full size on a fake CUDA GPU (tests/rehearsal): CPU-bound, apart so it overlaps the
+# waiting-heavy integration tests.
+rehearsal: venv
+	$(PY) -m pytest -q -p no:cacheprovider tests/rehearsal
 
 e2e: venv web chromium
 	$(PY) -m pytest -q -p no:cacheprovider e2e
 
-test: lint typecheck web-test pytest e2e
+# The checks that do not start the app side by side (each one's output printed whole when it ends), then the
+# browser tests, which start it many times and time pages, alone. The last line is the suite's time.
+checks: lint typecheck web-test pytest rehearsal
+
+test:
+	@started=$$(date +%s); \
+	$(MAKE) --no-print-directory -j 5 --output-sync=target checks && $(MAKE) --no-print-directory e2e; \
+	status=$$?; elapsed=$$(( $$(date +%s) - started )); \
+	echo "make test: $$([ $$status = 0 ] && echo passed || echo FAILED) in $$(( elapsed / 60 )) min $$(( elapsed % 60 )) s"; \
+	exit $$status
 
 bench: venv
 	$(PY) bench/run_all.py

@@ -102,6 +102,14 @@ class Settings(BaseSettings):
     upload_idle_timeout_seconds: float = Field(default=30.0, gt=0)
     upload_timeout_seconds: float = Field(default=3600.0, gt=0)
 
+    # Connections: a request head must arrive within this after a connection opens (or after its previous
+    # response), and a JSON body may pause this long between its pieces; then the connection is closed / 408.
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Behind a reverse proxy: believe X-Forwarded-For / -Proto, only from these addresses (comma separated).
+    proxy_headers: bool = False
+    forwarded_allow_ips: str = "127.0.0.1"
+
     # Job system.
     lease_seconds: float = Field(default=30.0, gt=0)
     heartbeat_seconds: float = Field(default=5.0, gt=0)

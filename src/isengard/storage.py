@@ -54,10 +54,13 @@ class DataTree:
     # Safety -----------------------------------------------------------------------------------------------------
     def safe_join(self, *parts: str) -> Path:
         """Join parts under the root; refuse anything that would land outside it."""
-        candidate = self.root.joinpath(*parts).resolve()
-        if candidate != self.root and self.root not in candidate.parents:
-            raise UnsafePathError(f"path escapes the data tree: {'/'.join(parts)}")
-        return candidate
+        # Checked where it really leads (a link may point outside), but returned as the tree names it: a path that
+        # goes through a link then differs from its resolved form, which is how `regular_file` refuses to serve it.
+        named = Path(os.path.normpath(self.root.joinpath(*parts)))
+        for candidate in (named, named.resolve()):
+            if candidate != self.root and self.root not in candidate.parents:
+                raise UnsafePathError(f"path escapes the data tree: {'/'.join(parts)}")
+        return named
 
     def resolve_relative(self, relative: str) -> Path:
         """Turn a stored relative path back into an absolute one inside the tree."""

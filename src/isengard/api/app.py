@@ -152,7 +152,10 @@ def create_app(settings: Settings, *, web_dist: Path | None = None) -> FastAPI:
     )
     app.add_middleware(AuthMiddleware, policy=policy)
     # Outside the token check: the public login's body is bounded too, before FastAPI parses it.
-    app.add_middleware(BodyLimitMiddleware, limits=BodyLimits(json_bytes=settings.max_json_body_bytes))
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limits=BodyLimits(json_bytes=settings.max_json_body_bytes, idle_seconds=settings.body_timeout_seconds),
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -16,6 +16,9 @@ writes that a browser sends from another origin are refused.
 Guessing the token is slowed down: requests that offer a wrong token or session are counted per client address
 (in Redis, across API processes); past `ISENGARD_RATE_LIMIT_AUTH_FAILURES` a minute the address gets 429 with
 `Retry-After` before any token is compared, the right one included, so the answer never tells a guesser it won.
+Requests with a valid session cookie pass that lockout: one guesser behind a shared address cannot lock out the
+signed-in browsers behind it. The client address is the peer's: X-Forwarded-For counts only with
+`--proxy-headers`, from the configured proxies (isengard.api.server).
 
 A pure ASGI middleware rather than a route dependency: it also covers mounts, the docs routes and streaming
 responses, and it answers before any route code or request body is touched.
@@ -194,7 +197,10 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         offered = _header(scope, b"authorization") is not None or session_cookie(_header(scope, b"cookie"))
-        if offered:
+        # A valid session cookie is an HMAC no guesser can forge: letting it past the address lockout tells a guesser
+        # nothing, and the people behind an address someone else is guessing from (a NAT, a proxy) keep working.
+        signed_in = session_valid(session_cookie(_header(scope, b"cookie")), self.policy.token)
+        if offered and not signed_in:
             blocked = await self._failures(scope, count=False)
             if blocked is not None and not blocked.allowed:
                 await _too_many(scope, send, blocked)

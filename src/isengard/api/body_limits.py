@@ -12,6 +12,7 @@ part, the number of parts and the whole body themselves.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -30,6 +31,11 @@ LOGIN_BODY_BYTES = 4 * 4096 + 1024
 _STREAMED_UPLOADS = (re.compile(r"^/api/characters/[^/]+/images/?$"), re.compile(r"^/api/loras/import/?$"))
 
 
+class BodyTimeoutError(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(status_code=408, detail="the request body stalled: send it without pauses")
+
+
 class BodyTooLargeError(HTTPException):
     def __init__(self, limit: int) -> None:
         super().__init__(status_code=413, detail=f"the request body is larger than the limit of {limit} bytes")
@@ -39,6 +45,8 @@ class BodyTooLargeError(HTTPException):
 class BodyLimits:
     json_bytes: int
     login_bytes: int = LOGIN_BODY_BYTES
+    # Longest pause between two pieces of a body still arriving (not after it: a stream waits for disconnects).
+    idle_seconds: float = 30.0
 
     def for_path(self, path: str) -> int | None:
         """The most bytes a body sent to `path` may have; None for the streamed uploads (bounded by their receiver)."""
@@ -65,14 +73,22 @@ class BodyLimitMiddleware:
         announced = _content_length(scope)
         if announced is not None and announced > limit:
             log.info("request body refused: too large", extra={"path": scope.get("path"), "bytes": announced})
-            await _too_large(send, limit)
+            await _refuse(send, 413, f"the request body is larger than the limit of {limit} bytes")
             return
         received = 0
+        body_done = False
 
         async def bounded_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), timeout=self.limits.idle_seconds)
+            except TimeoutError:
+                log.info("request body refused: stalled", extra={"path": scope.get("path")})
+                raise BodyTimeoutError() from None
             if message["type"] == "http.request":
+                body_done = not message.get("more_body", False)
                 received += len(message.get("body", b""))
                 if received > limit:
                     log.info("request body refused: too large", extra={"path": scope.get("path")})
@@ -89,12 +105,12 @@ class BodyLimitMiddleware:
 
         try:
             await self.app(scope, bounded_receive, tracked_send)
-        except BodyTooLargeError:
+        except (BodyTooLargeError, BodyTimeoutError) as exc:
             # Raised where no exception handler runs (a middleware reading the body); inside a route FastAPI's own
-            # handler has already answered 413.
+            # handler has already answered.
             if started:
                 raise
-            await _too_large(send, limit)
+            await _refuse(send, exc.status_code, str(exc.detail))
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -105,13 +121,13 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    body = json.dumps({"detail": f"the request body is larger than the limit of {limit} bytes"}).encode()
+async def _refuse(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         # The rest of the body is not read: the connection cannot carry another request.
         (b"connection", b"close"),
     ]
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -33,9 +33,9 @@ def _settings_or_exit(**overrides: Any) -> Settings:
         raise SystemExit(2) from None
 
 
-def _settings_with_redis() -> Settings | None:
+def _settings_with_redis(**overrides: Any) -> Settings | None:
     """Settings of a process that needs Redis (api, worker); None, after saying why, when REDIS_URL is not set."""
-    settings = _settings_or_exit()
+    settings = _settings_or_exit(**overrides)
     if not settings.redis_url:
         print("isengard: REDIS_URL is not set; `isengard up` starts an embedded Redis for you", file=sys.stderr)
         return None
@@ -66,11 +66,18 @@ def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from isengard.api.app import create_app
+    from isengard.api.server import raise_open_file_limit, uvicorn_options
 
-    settings = _settings_with_redis()
+    overrides: dict[str, Any] = {}
+    if getattr(args, "proxy_headers", False):
+        overrides["proxy_headers"] = True
+    if getattr(args, "forwarded_allow_ips", None):
+        overrides["forwarded_allow_ips"] = args.forwarded_allow_ips
+    settings = _settings_with_redis(**overrides)
     if settings is None:
         return 2
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+    raise_open_file_limit()
+    uvicorn.run(create_app(settings), **uvicorn_options(settings))
     return 0
 
 
@@ -157,7 +164,18 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--redis-port", type=int, default=None, help="port of the embedded Redis (default: a free one)")
     up.set_defaults(func=cmd_up)
 
-    sub.add_parser("api", help="run the API server").set_defaults(func=cmd_api)
+    api = sub.add_parser("api", help="run the API server")
+    api.add_argument(
+        "--proxy-headers",
+        action="store_true",
+        help="behind a reverse proxy: take the client address from X-Forwarded-For (ISENGARD_PROXY_HEADERS)",
+    )
+    api.add_argument(
+        "--forwarded-allow-ips",
+        default=None,
+        help="addresses of the proxies whose X-Forwarded-For is believed (ISENGARD_FORWARDED_ALLOW_IPS)",
+    )
+    api.set_defaults(func=cmd_api)
 
     worker = sub.add_parser("worker", help="run a worker process")
     worker.add_argument("--burst", action="store_true", help="drain the queue, then exit")

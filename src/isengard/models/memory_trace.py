@@ -61,7 +61,7 @@ def _fused_sdpa(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *ar
 
 
 @contextlib.contextmanager
-def _gpu_attention() -> Iterator[None]:
+def gpu_attention() -> Iterator[None]:
     functional = torch.nn.functional
     original = functional.scaled_dot_product_attention
     functional.scaled_dot_product_attention = _fused_sdpa  # type: ignore[assignment]
@@ -136,7 +136,7 @@ def trace_training_step(
     pooled = int(transformer_config.get("pooled_projection_dim", 768))
     side = resolution // VAE_SCALE
 
-    with FakeTensorMode(), _gpu_attention():
+    with FakeTensorMode(), gpu_attention():
         _swap_in_fakes(transformer)
         params = [p for p in transformer.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=1e-4)

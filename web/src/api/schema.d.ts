@@ -2738,6 +2738,8 @@ export interface components {
              * Format: date-time
              */
             at: string;
+            /** Attempt */
+            attempt: number | null;
             /** Job Id */
             job_id: string;
             /** Message */
@@ -7297,6 +7299,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the job's id */
                 job_id: string;
             };
             cookie?: never;
@@ -8485,6 +8488,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the LoRA's id */
                 lora_id: string;
             };
             cookie?: never;
