@@ -117,6 +117,8 @@ class StatusEvent(_Event):
     type: Literal["status"] = "status"
     status: JobStatus
     message: str | None = None
+    # Set when an attempt starts ("running"): a page shows that attempt's steps from then on.
+    attempt: int | None = None
 
 
 class ProgressEvent(_Event):

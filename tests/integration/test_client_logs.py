@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
@@ -64,3 +65,32 @@ def test_logs_are_rate_limited(tmp_path, redis_url: str) -> None:  # type: ignor
         codes = [limited.post("/api/logs", json={"message": f"m{i}"}).status_code for i in range(5)]
     assert codes == [202, 202, 202, 429, 429]
     assert len(_stored(settings)) == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("aws key AKIAIOSFODNN7EXAMPLE in config", "AKIAIOSFODNN7EXAMPLE"),
+        ("temporary ASIAY34FZKBOKMUTVV7A key", "ASIAY34FZKBOKMUTVV7A"),
+        ("queue at redis://:hunter2secret@db:6379/0", "hunter2secret"),
+        ("slack xoxb-123456789012-abcdefghijkl failed", "xoxb-123456789012-abcdefghijkl"),
+        ("stripe sk_live_4eC39HqLyjWDarjtT1zdp7dc", "sk_live_4eC39HqLyjWDarjtT1zdp7dc"),
+        ("maps AIzaSyA-1234567890abcdefghijklmnopqrstu", "AIzaSyA-1234567890abcdefghijklmnopqrstu"),
+        ("at /home/adalovelace/projects/app.js:12", "adalovelace"),
+        ("at /Users/adalovelace/app.js", "adalovelace"),
+        ("C:\\Users\\adalovelace\\app.js", "adalovelace"),
+        ("call me at +1 415-555-0132", "415-555-0132"),
+        ("phone (415) 555 0132", "555 0132"),
+    ],
+)
+def test_secret_shapes_are_redacted(text: str, secret: str) -> None:
+    from isengard.api.redaction import redact_text
+
+    assert secret not in redact_text(text)
+
+
+def test_redaction_keeps_ordinary_numbers() -> None:
+    from isengard.api.redaction import redact_text
+
+    text = "step 1200 of 3000 at 12:30:45 in v1.2.3 on 2026-12-07, job 0123456789abcdef"
+    assert redact_text(text) == text

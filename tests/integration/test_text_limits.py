@@ -39,6 +39,8 @@ NUL_REQUESTS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/api/jobs/a%00b/history", None),
     ("GET", "/api/jobs/a%00b/events", None),
     ("GET", "/api/loras/resolve?name=a%00b", None),
+    ("GET", "/api/jobs/a%00b/evaluation", None),
+    ("POST", f"/api/loras/{SOME_ID}/evaluation", {"prompts": [NUL]}),
 ]
 
 
@@ -72,3 +74,17 @@ def test_every_grid_prompt_has_the_single_prompt_bound(client: TestClient) -> No
     grid = client.post("/api/generation/grid", json={"prompts": ["x" * 4001], "seeds": [1], "include_base": True})
     assert single.status_code == 422
     assert grid.status_code == 422, grid.text
+
+
+def test_a_bulk_edit_respects_the_hand_edit_limit(client: TestClient) -> None:
+    from isengard.captions.trigger import MAX_CAPTION_CHARS
+    from tests.support.training_setup import png
+
+    character = client.post("/api/characters", json={"name": "Bulk", "trigger_word": "bulkxq"}).json()["id"]
+    upload = client.post(f"/api/characters/{character}/images", files=[("files", ("p.png", png(1), "image/png"))])
+    image_id = upload.json()["results"][0]["image"]["id"]
+    full = "w" * MAX_CAPTION_CHARS
+    assert client.patch(f"/api/images/{image_id}", json={"caption": full}).status_code == 200
+    response = client.post(f"/api/characters/{character}/captions/bulk", json={"action": "prepend_trigger"})
+    assert response.status_code == 422, response.text
+    assert client.get(f"/api/images/{image_id}").json()["caption"] == full  # nothing changed

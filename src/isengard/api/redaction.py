@@ -47,12 +47,23 @@ _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 _KNOWN_TOKENS = re.compile(
     r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}"  # OpenAI-style keys
     r"|\b(?:hf|ghp|gho|ghs|github_pat|xox[abpr])_[A-Za-z0-9_-]{16,}"  # Hugging Face, GitHub, Slack
+    r"|\bxox[abposr]-[A-Za-z0-9-]{10,}"  # Slack tokens as Slack writes them (xoxb-…)
+    r"|\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{10,}"  # Stripe
+    r"|\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b"  # AWS access key ids
+    r"|\bAIza[0-9A-Za-z_-]{35}"  # Google API keys
 )
+# A home directory names its user: /home/ada/…, /Users/ada/…, C:\Users\ada\…
+_HOME = re.compile(r"(/home/|/Users/|[A-Za-z]:\\Users\\)[^/\\\s]+", re.IGNORECASE)
+# Phone numbers: an international or grouped form of 8 or more digits (not ids, versions or timestamps).
+_PHONE = re.compile(r"(?<![\w.-])\+?\(?\d{1,4}\)?(?:[ .-]\(?\d{2,4}\)?){2,5}(?![\w.-])")
+PHONE_REDACTED = "[phone]"
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # "password": "x"  /  'token': 'x'
 _JSON_PAIR = re.compile(rf"""(["']{_KEY_WORD}["']\s*:\s*)(["'])(?:\\.|(?!\2).)*\2""", re.IGNORECASE)
 # password=x  /  token: x   (stops at whitespace, &, comma, semicolon, quote)
 _KV_PAIR = re.compile(rf"""\b({_KEY_WORD})(\s*[=:]\s*)(?!\[redacted\])[^\s&,;'"]+""", re.IGNORECASE)
-_URL_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s:@]+(?::[^/\s@]*)?@", re.IGNORECASE)
+# user:password@ and :password@ (Redis URLs have no user)
+_URL_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s:@]*(?::[^/\s@]*)?@", re.IGNORECASE)
 _QUERY = re.compile(r"\?([^\s#\"'<>)]*)")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 
@@ -78,7 +89,16 @@ def redact_text(text: str) -> str:
     out = _KNOWN_TOKENS.sub(REDACTED, out)
     out = _JSON_PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}{m.group(2)}", out)
     out = _KV_PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", out)
-    return _EMAIL.sub(EMAIL_REDACTED, out)
+    out = _HOME.sub(lambda m: f"{m.group(1)}{REDACTED}", out)
+    out = _EMAIL.sub(EMAIL_REDACTED, out)
+    return _PHONE.sub(_redact_phone, out)
+
+
+def _redact_phone(match: re.Match[str]) -> str:
+    found = match.group(0)
+    if sum(c.isdigit() for c in found) < 8 or _ISO_DATE.fullmatch(found):
+        return found
+    return PHONE_REDACTED
 
 
 def is_sensitive_key(key: str) -> bool:

@@ -106,7 +106,7 @@ class JobStates:
                 message += f" after worker {row.worker_id or '?'} was lost"
         else:
             message = f"started on {worker_id} (attempt {attempt} of {row.max_attempts})"
-        started = StatusEvent(job_id=row.id, status=JobStatus.RUNNING, message=message)
+        started = StatusEvent(job_id=row.id, status=JobStatus.RUNNING, message=message, attempt=attempt)
         values = {
             "status": JobStatus.RUNNING.value,
             "attempts": attempt,

@@ -9,13 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from isengard.api.schemas.images import ImageOut
 from isengard.api.support.params import ID_PATTERN
-from isengard.api.support.text import NoNul, RequestModel, column_max_length
+from isengard.api.support.text import CleanName, NoNul, RequestModel, column_max_length
 from isengard.captions.lint import CaptionFinding
 from isengard.captions.trigger import MAX_CAPTION_CHARS
 from isengard.db.models import Character
 
 # 100 characters for a person to read, well inside the column.
-CharacterName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoNul]
+CharacterName = Annotated[str, CleanName, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoNul]
 # Brackets would collide with the `[trigger]` placeholder; line breaks have no place in a prompt token.
 TriggerWord = Annotated[
     str,

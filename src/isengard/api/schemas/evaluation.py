@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from isengard.api.schemas.characters import ImageRef
+from isengard.api.support.text import RequestModel
 
 
 class IdentityFindingOut(BaseModel):
@@ -34,7 +35,7 @@ DEFAULT_PROMPTS = [
 ]
 
 
-class LoraEvaluationCreate(BaseModel):
+class LoraEvaluationCreate(RequestModel):
     """Evaluate a LoRA: render fixed prompts x seeds with it and score them against the character's photos."""
 
     model_config = ConfigDict(extra="forbid")

@@ -14,9 +14,10 @@ e.g. `min_length` after stripping):
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
-from pydantic import AfterValidator, BaseModel, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, model_validator
 from sqlalchemy import String
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -78,3 +79,20 @@ class RequestModel(BaseModel):
         if where is not None:
             raise ValueError(f"{where or 'the body'} {NUL_MESSAGE}")
         return data
+
+
+def clean_name(value: str) -> str:
+    """A name as people see it, one way only: NFC (composed and decomposed accents are the same name), without
+    invisible format characters (zero-width spaces and joiners, bidi overrides, BOM: they make two different names
+    look identical, or one look like another), and with no control characters at all (line breaks, tabs, ESC)."""
+    if not isinstance(value, str):
+        return value
+    normalized = unicodedata.normalize("NFC", value)
+    controls = sorted({f"U+{ord(ch):04X}" for ch in normalized if unicodedata.category(ch) == "Cc"})
+    if controls:
+        raise ValueError(f"must not contain control characters ({', '.join(controls[:5])})")
+    return "".join(ch for ch in normalized if unicodedata.category(ch) != "Cf")
+
+
+# Put first in a name's Annotated type: the length and emptiness checks then see the cleaned name.
+CleanName = BeforeValidator(clean_name)

@@ -8,7 +8,7 @@ const caption = (index: number, written = true): JobEvent => ({
   type: "caption", job_id: "j", at, image_id: `i${index}`, index, total: 3, caption: `c${index}`, written,
 });
 const status = (value: "running" | "cancelled", message: string | null = null): JobEvent => ({
-  type: "status", job_id: "j", at, status: value, message,
+  type: "status", attempt: null, job_id: "j", at, status: value, message,
 });
 
 describe("caption job progress", () => {

@@ -60,7 +60,7 @@ describe("the live job reducer", () => {
 
   it("follows progress events: the step, the loss curve, speed and ETA, and a queued job is now running", () => {
     const state = run([
-      { type: "event", event: { ...base, type: "status", status: "queued", message: null } },
+      { type: "event", event: { ...base, type: "status", attempt: null, status: "queued", message: null } },
       { type: "event", event: progress(1, 0.9) },
       { type: "event", event: progress(2, null, { it_per_s: null, eta_seconds: null, stage: null }) },
     ]);
@@ -71,11 +71,11 @@ describe("the live job reducer", () => {
   });
 
   it("records why a job failed, from its final status or an error event", () => {
-    const failed = run([{ type: "event", event: { ...base, type: "status", status: "failed", message: "out of memory" } }]);
+    const failed = run([{ type: "event", event: { ...base, type: "status", attempt: null, status: "failed", message: "out of memory" } }]);
     expect(failed).toMatchObject({ status: "failed", error: "out of memory" });
     const errored = run([{ type: "event", event: { ...base, type: "error", message: "CUDA error" } }]);
     expect(errored.error).toBe("CUDA error");
-    const cancelled = run([{ type: "event", event: { ...base, type: "status", status: "cancelled", message: "by user" } }]);
+    const cancelled = run([{ type: "event", event: { ...base, type: "status", attempt: null, status: "cancelled", message: "by user" } }]);
     expect(cancelled).toMatchObject({ status: "cancelled", error: null });
   });
 
@@ -126,7 +126,7 @@ describe("jobEventOf", () => {
         job: job({ status: "queued", attempts: 1, progress: { step: 45, total: 100, attempt: 1, stage: "training" } }),
         statuses: [{ status: "cancelled", at: AT }, { status: "queued", message: "resuming from the checkpoint of step 40", at: later }],
       }) },
-      { type: "event", event: { ...base, type: "status", status: "cancelled", message: null } },
+      { type: "event", event: { ...base, type: "status", attempt: null, status: "cancelled", message: null } },
       { type: "event", event: progress(41, 0.5, { attempt: 2 }) },
       { type: "event", event: progress(44, 0.5, { attempt: 1 }) },
       { type: "event", event: progress(42, 0.5, { attempt: 2 }) },
@@ -142,5 +142,13 @@ describe("jobEventOf", () => {
     const started = run([{ type: "history", history: history({ job: job({ attempts: 2, progress: { step: 43, total: 100, attempt: 1 } }) }) }], stopped);
     expect(started.attempt).toBe(2);
     expect(started.progress).toBeNull();
+  });
+
+  it("a status that starts a newer attempt shows that attempt, its steps not known yet", () => {
+    const before = run([{ type: "event", event: progress(43, 0.5, { attempt: 1 }) }]);
+    const taken = run([{ type: "event", event: { ...base, at: "2026-01-01T00:02:00Z", type: "status", attempt: 2, status: "running", message: "resumed from step 40 (attempt 2 of 3)" } }], before);
+    expect(taken.attempt).toBe(2);
+    expect(taken.progress).toBeNull();
+    expect(taken.statusMessage).toContain("attempt 2 of 3");
   });
 });

@@ -160,7 +160,13 @@ function applyEvent(state: LiveState, event: JobEvent) {
       break;
     }
     case "status":
-      if (setStatus(state, event.status, event.message ?? null, timeOf(event.at)) && event.status === "failed" && event.message) state.error = event.message;
+      if (!setStatus(state, event.status, event.message ?? null, timeOf(event.at))) break;
+      if (event.status === "failed" && event.message) state.error = event.message;
+      if (event.attempt != null && event.attempt > state.attempt) {
+        // A new attempt started (a resume, or another worker taking over): its steps are not known yet.
+        state.attempt = event.attempt;
+        state.progress = null;
+      }
       break;
     case "error":
       state.error = event.message;

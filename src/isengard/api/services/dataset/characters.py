@@ -9,6 +9,7 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
+from anyascii import anyascii
 from fastapi import HTTPException
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -26,7 +27,7 @@ from isengard.api.schemas.characters import (
 from isengard.api.schemas.images import image_thumbnail_url
 from isengard.api.services.dataset.images import dataset_query
 from isengard.api.support.rows import get_or_404, get_or_422
-from isengard.captions.trigger import mentions_trigger, normalize_caption, prepend_trigger
+from isengard.captions.trigger import MAX_CAPTION_CHARS, mentions_trigger, normalize_caption, prepend_trigger
 from isengard.dataset.caption_files import mirror_committed_captions
 from isengard.dataset.image_files import edit_tag
 from isengard.db.models import Character, Image, Lora
@@ -38,17 +39,19 @@ log = logging.getLogger(__name__)
 
 
 def name_key(name: str) -> str:
-    """Case-insensitive identity of a name: the stored `name_key`, with a unique index."""
-    return name.strip().lower()
+    """Case-insensitive identity of a name: the stored `name_key`, with a unique index. Compared after the same
+    cleaning names get (NFC, no invisible characters), so names that look the same are the same name."""
+    visible = "".join(ch for ch in unicodedata.normalize("NFC", name) if unicodedata.category(ch) != "Cf")
+    return visible.strip().lower()
 
 
 def trigger_slug(name: str) -> str:
     """A trigger word from a name: ASCII, lower case, words joined by underscores ("Zoë Kim" -> "zoe_kim").
 
-    A name with no Latin letters gives none (""): a made-up token would call nothing the user recognises.
-    The web form previews the same rule (features/characters/triggerPreview.ts).
+    Names in other scripts are transliterated ("李雷" -> "lilei", "Ёжик" -> "ezhik"), so every name has a
+    default; one that gives no letters at all gives none ("").
     """
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    ascii_name = anyascii(unicodedata.normalize("NFC", name))
     slug = re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")[:100]
     return slug if re.search(r"[a-z]", slug) else ""
 
@@ -220,6 +223,14 @@ def bulk_edit_captions(db: Session, data: DataTree, character_id: str, edit: Bul
     for image in db.scalars(query):
         new_caption = _edited(image.caption, edit, character.trigger_word)
         if new_caption != image.caption:
+            if len(new_caption) > MAX_CAPTION_CHARS:
+                # The limit a hand edit has holds for bulk edits too: nothing is changed, and the answer says where.
+                db.rollback()
+                raise HTTPException(
+                    status_code=422,
+                    detail=f"the edit would make the caption of image {image.original_name or image.id} "
+                    f"{len(new_caption)} characters long (at most {MAX_CAPTION_CHARS}); nothing was changed",
+                )
             image.caption = new_caption
             changed.append(image)
     db.commit()
