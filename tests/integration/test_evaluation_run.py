@@ -76,7 +76,8 @@ def test_every_sample_of_a_run_is_scored_and_a_checkpoint_recommended(
 
 
 def test_an_unknown_run_is_a_404(client: TestClient) -> None:
-    assert client.get("/api/jobs/nope/evaluation").status_code == 404
+    assert client.get(f"/api/jobs/{'0' * 32}/evaluation").status_code == 404
+    assert client.get("/api/jobs/nope/evaluation").status_code == 422  # not an id at all
 
 
 def _the_recommended_checkpoint_is_the_characters_default_until_the_person_chooses(
