@@ -69,7 +69,8 @@ def test_an_imported_lora_is_rendered_and_scored_through_the_queue(
 
 
 def test_bad_evaluation_requests_are_4xx(client: TestClient) -> None:
-    assert client.post("/api/loras/nope/evaluation", json={}).status_code == 404
+    assert client.post(f"/api/loras/{'0' * 32}/evaluation", json={}).status_code == 404
+    assert client.post("/api/loras/nope/evaluation", json={}).status_code == 422  # not an id at all
     character = make_character(client, "Nobody", 0)
     assert character
-    assert client.post("/api/loras/nope/evaluation", json={"seeds": []}).status_code == 422
+    assert client.post(f"/api/loras/{'0' * 32}/evaluation", json={"seeds": []}).status_code == 422
