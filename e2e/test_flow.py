@@ -194,8 +194,10 @@ def test_create_upload_train_survive_a_lost_worker_pick_a_step_generate_download
     page.get_by_role("link", name="LoRAs").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("LoRA library")
     page.locator("#lora-character").select_option(label="Flow Person")
-    row = page.get_by_test_id("lora-row").filter(has_text="Flow run")
-    expect(row).to_contain_text("trained here")
+    # The final LoRA; the run's recommended checkpoint, when it is another, is listed too as the character's default.
+    row = page.get_by_test_id("lora-row").filter(has_text="Flow run").filter(has_text="trained here")
+    expect(row).to_have_count(1)
+    expect(page.locator("[data-testid=lora-row][data-default]")).to_have_count(1)
     expect(row).to_contain_text(f"{STEPS} steps")
     with page.expect_download() as download:
         row.get_by_role("link", name="Download").click()
