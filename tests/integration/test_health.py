@@ -112,3 +112,10 @@ def test_security_headers(client: TestClient) -> None:
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["x-frame-options"] == "DENY"
     assert "frame-ancestors 'none'" in headers["content-security-policy"]
+
+
+def test_bases_route_lists_what_capabilities_list(client: TestClient) -> None:
+    bases = client.get("/api/bases").json()
+    assert [base["name"] for base in bases] == [
+        base["name"] for base in client.get("/api/capabilities").json()["bases"]
+    ]

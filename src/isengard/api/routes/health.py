@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from isengard import __version__
 from isengard.api.deps import ServicesDep
+from isengard.api.schemas.bases import BaseOut
 from isengard.api.schemas.health import (
     Capabilities,
     ComponentHealth,
@@ -105,6 +106,13 @@ def torch_info() -> TorchInfo:
         cuda_version=torch.version.cuda,
         gpus=gpus,
     )
+
+
+@router.get("/bases", response_model=list[BaseOut])
+def bases(services: ServicesDep) -> list[BaseOut]:
+    """The bases of the registry, each available here or with what is missing of it: the part of the capabilities
+    the training form needs, without asking torch about GPUs (fast on a cold API)."""
+    return list_bases(services.settings, services.redis, _planned_defaults(services))
 
 
 @router.get("/capabilities", response_model=Capabilities)

@@ -17,16 +17,16 @@ export function useHealth() {
 
 export type BaseModel = Schemas["BaseOut"];
 
-/** What this installation can do, the bases of the registry with their availability among it. */
-export const capabilitiesQuery = () =>
+/** The bases of the registry with their availability on this installation (what is missing of the others). */
+export const basesQuery = () =>
   queryOptions({
-    queryKey: ["capabilities"],
-    queryFn: ({ signal }) => unwrap(client.GET("/api/capabilities", { signal })),
+    queryKey: ["bases"],
+    queryFn: ({ signal }) => unwrap(client.GET("/api/bases", { signal })),
     staleTime: 30_000,
   });
 
 export function useBases() {
-  return useQuery({ ...capabilitiesQuery(), select: (data) => data.bases ?? [] });
+  return useQuery(basesQuery());
 }
 
 /** The dataset size that trains well ("10–30"), as the API states it for every page; empty until it is known. */

@@ -108,13 +108,15 @@ export default function StartTrainingPage() {
         <form className="stack" onSubmit={(e) => { e.preventDefault(); submit.mutate(); }}>
           <WhatToTrainCard characters={characters.data} characterId={characterId} setCharacterId={setCharacterId} plugins={plugins.data ?? []}
             plugin={plugin} setPluginName={setPluginName} name={name} setName={setName}>
-            {"base" in ((schema as JsonSchema | undefined)?.properties ?? {}) && bases.data ? (
+            {!("base" in ((schema as JsonSchema | undefined)?.properties ?? {})) || bases.isError ? null : !bases.data ? (
+              <Spinner label="Loading the base models" />
+            ) : (
               <BaseField bases={bases.data} value={String(values.base ?? "")} onChange={(base) => setValues((prev) => {
                 // The LoRA's layers differ by base: the new base's own targets (the server's default) replace the old.
                 const { target_modules: _targets, ...rest } = prev;
                 return { ...rest, base };
               })} />
-            ) : null}
+            )}
           </WhatToTrainCard>
           {plugins.isPending ? <Spinner label="Loading the engines" /> : schema ? (
             <SettingsCard plugin={plugin} schema={schema} values={values} setValues={setValues} errors={errors} />
