@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 from playwright.sync_api import Page, Response, expect
+from tests.integration.test_up import _api_pids, _start_up, _wait_healthy
 
 from e2e.conftest import _ensure_web_bundle
-from tests.integration.test_up import _api_pids, _start_up, _wait_healthy
 
 
 def test_the_jobs_page_reconnects_after_up_restarts_a_killed_api(page: Page, tmp_path: Path) -> None:
