@@ -419,5 +419,6 @@ FLUX1_KREA_DEV = BaseSpec(
     ai_toolkit_arch=None,
     description="FLUX.1 [dev]'s architecture trained with Krea for photographic, less 'AI-looking' images.",
     aliases=("black-forest-labs/FLUX.1-Krea-dev", "flux1-krea"),
+    comfyui_template="flux1-krea-dev-lora",  # FLUX.1's graph with Krea's transformer file
 )
 FAMILY.bases = (FLUX1_DEV, FLUX1_KREA_DEV)

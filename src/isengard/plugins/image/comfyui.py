@@ -121,7 +121,7 @@ class ComfyUIGenerator(ImagePlugin):
         if note:
             ctx.log(note, level="warning")
         # Without a named workflow, the base's own template (each family loads its model files differently).
-        workflow = request.workflow or get_base(request.base).family.comfyui_workflow
+        workflow = request.workflow or get_base(request.base).comfyui_workflow
         workflow_name, template = load_workflow(workflow, self.workflows_dir)
         client = ComfyUIClient(self.url)
         try:
