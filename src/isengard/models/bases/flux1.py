@@ -314,6 +314,9 @@ class Flux1Family(BaseFamily):
     def layout(self, transformer_config: dict[str, Any], *, text_tokens: int = 512) -> FluxLayout:
         return flux_layout(transformer_config, text_tokens=text_tokens)
 
+    def large_text_encoder_layout(self, text_encoder_config: dict[str, Any]) -> Layout:
+        return t5_encoder_layout(text_encoder_config)
+
     def text_encoder_bytes(self, text_encoder_config: dict[str, Any], weight_format: WeightFormat) -> int:
         from isengard.models.memory_storage import BF16, layout_bytes
 

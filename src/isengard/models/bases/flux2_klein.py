@@ -250,6 +250,9 @@ class Flux2KleinFamily(BaseFamily):
     def layout(self, transformer_config: dict[str, Any], *, text_tokens: int = 512) -> FluxLayout:
         return klein_layout(transformer_config, text_tokens=text_tokens)
 
+    def large_text_encoder_layout(self, text_encoder_config: dict[str, Any]) -> Layout:
+        return qwen3_layout(text_encoder_config)
+
     def text_encoder_bytes(self, text_encoder_config: dict[str, Any], weight_format: WeightFormat) -> int:
         from isengard.models.memory_storage import layout_bytes
 

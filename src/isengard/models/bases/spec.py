@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-    from isengard.models.flux_layout import FluxLayout
+    from isengard.models.flux_layout import FluxLayout, Layout
     from isengard.models.profiles import WeightFormat
 
 
@@ -137,6 +137,10 @@ class BaseFamily(ABC):
     @abstractmethod
     def layout(self, transformer_config: dict[str, Any], *, text_tokens: int = 512) -> FluxLayout:
         """Every weight's shape of the transformer for a config, by arithmetic (the planner prices it)."""
+
+    @abstractmethod
+    def large_text_encoder_layout(self, text_encoder_config: dict[str, Any]) -> Layout:
+        """Every weight's shape of the large text encoder (`text_encoders[-1]`: T5-XXL, Qwen3) for a config."""
 
     @abstractmethod
     def text_encoder_bytes(self, text_encoder_config: dict[str, Any], weight_format: WeightFormat) -> int:
