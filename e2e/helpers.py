@@ -85,6 +85,17 @@ def start_run(base_url: str, character_id: str, name: str = "", **config: object
     return dict(response.json())
 
 
+def queue_generation(base_url: str, prompt: str, *, seed: int = 7) -> dict[str, object]:
+    """A one-step 64 px generation job, without a LoRA; its record as submitted."""
+    response = httpx.post(
+        f"{base_url}/api/generation",
+        json={"prompt": prompt, "width": 64, "height": 64, "steps": 1, "seed": seed},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return dict(response.json())
+
+
 def wait_for_job(base_url: str, job_id: str, *, timeout_s: float = 300) -> dict[str, object]:
     """Poll a job until it ends; its final record."""
     deadline = time.monotonic() + timeout_s

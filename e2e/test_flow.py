@@ -1,7 +1,8 @@
 """The whole path a person takes, in a real browser against the real app: create a character, upload photos with
 loose captions, bulk-edit captions, train a LoRA while watching it live, see its worker killed and the run resume,
 pick a step on the samples grid, generate with the character's LoRA, download with a real file name, find the LoRA
-in the library; and cancel a run from the Ongoing page, resume it from its checkpoint and cancel it again.
+in the library; and follow a run on the Jobs page (cancelling a generation queued behind it there), cancel the run
+from the Ongoing page, download its settings files from its page, resume it from its checkpoint and cancel it again.
 
 Training runs on the tiny fast-test model in the app's real worker, so every number on screen is real.
 """
@@ -16,11 +17,12 @@ import time
 from pathlib import Path
 
 import httpx
+import yaml
 from PIL import Image, ImageDraw
 from playwright.sync_api import Page, expect
 
 from e2e.conftest import ConsoleWatch, RunningApp
-from e2e.helpers import create_character, screenshot_path, upload_photos
+from e2e.helpers import create_character, queue_generation, screenshot_path, upload_photos
 
 STEPS = 200
 EVERY = 50
@@ -204,7 +206,9 @@ def test_create_upload_train_survive_a_lost_worker_pick_a_step_generate_download
     assert console.errors == []
 
 
-def test_cancelling_a_run_from_the_ongoing_page(page: Page, app: RunningApp, console: ConsoleWatch) -> None:
+def test_a_run_on_the_jobs_page_cancelled_from_the_ongoing_page_resumed_and_cancelled_again(
+    page: Page, app: RunningApp, console: ConsoleWatch, tmp_path: Path
+) -> None:
     character = create_character(app.url, "Cancel Person", "cnclp")
     upload_photos(app.url, str(character["id"]), 4, start=60)
     httpx.post(
@@ -241,6 +245,23 @@ def test_cancelling_a_run_from_the_ongoing_page(page: Page, app: RunningApp, con
     while (httpx.get(f"{app.url}/api/jobs/{job_id}", timeout=10).json()["progress"].get("step") or 0) < 12:
         assert time.monotonic() < past_checkpoint, "no checkpoint to resume from"
         time.sleep(0.2)
+
+    # The Jobs page lists the run with its progress; a generation queued behind it is cancelled from there.
+    page.get_by_role("navigation").get_by_role("link", name="Jobs").click()
+    run_row = page.locator(f"[data-testid=job-row][data-job-id='{job_id}']")
+    expect(run_row).to_have_attribute("data-status", "running")
+    expect(run_row.get_by_test_id("job-progress")).to_contain_text("/20000")
+    generation = queue_generation(app.url, "a lighthouse behind the run")
+    gen_row = page.locator(f"[data-testid=job-row][data-job-id='{generation['id']}']")
+    expect(gen_row).to_have_attribute("data-status", "queued")  # listed live, no reload
+    expect(gen_row.get_by_test_id("job-queue")).to_contain_text("in the generation queue")
+    gen_row.get_by_role("button", name="Cancel").click()
+    expect(gen_row).to_have_attribute("data-status", "cancelled")
+    assert httpx.get(f"{app.url}/api/jobs/{generation['id']}", timeout=10).json()["status"] == "cancelled"
+    expect(run_row).to_have_attribute("data-status", "running")  # the run is not touched
+    page.screenshot(path=screenshot_path("flow_jobs"), full_page=True)
+
+    page.goto(app.url + "/training/ongoing")
     card.get_by_role("button", name="Cancel").click()
     page.get_by_role("alertdialog").get_by_role("button", name="Cancel run").click()
     expect(card).to_have_count(0, timeout=60_000)  # gone from the list once it has stopped
@@ -257,6 +278,17 @@ def test_cancelling_a_run_from_the_ongoing_page(page: Page, app: RunningApp, con
 
     # Resume it from its checkpoint: a second attempt of the same run, counting on from the checkpoint's step.
     page.goto(f"{app.url}/training/{job_id}")
+    # Its settings download from its page, as a file the form imports and as an ai-toolkit job file.
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Settings", exact=True).click()
+    assert download.value.suggested_filename.endswith("-settings.yaml")
+    download.value.save_as(tmp_path / "settings.yaml")
+    assert yaml.safe_load((tmp_path / "settings.yaml").read_text())["config"]["steps"] == 20_000
+    with page.expect_download() as download:
+        page.get_by_role("link", name="ai-toolkit", exact=True).click()
+    download.value.save_as(tmp_path / "ai-toolkit.yaml")
+    toolkit = yaml.safe_load((tmp_path / "ai-toolkit.yaml").read_text())
+    assert toolkit["config"]["process"][0]["train"]["steps"] == 20_000
     resume = page.get_by_role("button", name=re.compile(r"^Resume from step \d+$"))
     checkpoint = int(str(resume.text_content()).rsplit(" ", 1)[1])
     resume.click()

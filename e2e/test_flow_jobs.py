@@ -7,17 +7,15 @@ import httpx
 from playwright.sync_api import Page, expect
 
 from e2e.conftest import ConsoleWatch, RunningApp
-from e2e.helpers import caption_all, create_character, screenshot_path, start_run, upload_photos, wait_for_job
-
-
-def _generation(base_url: str, prompt: str) -> dict[str, object]:
-    response = httpx.post(
-        f"{base_url}/api/generation",
-        json={"prompt": prompt, "width": 64, "height": 64, "steps": 1, "seed": 7},
-        timeout=30,
-    )
-    response.raise_for_status()
-    return dict(response.json())
+from e2e.helpers import (
+    caption_all,
+    create_character,
+    queue_generation,
+    screenshot_path,
+    start_run,
+    upload_photos,
+    wait_for_job,
+)
 
 
 def test_jobs_page_cancels_filters_reruns_and_deletes(page: Page, app: RunningApp, console: ConsoleWatch) -> None:
@@ -34,7 +32,7 @@ def test_jobs_page_cancels_filters_reruns_and_deletes(page: Page, app: RunningAp
         expect(run_row).to_have_attribute("data-status", "running", timeout=120_000)
         expect(run_row.get_by_test_id("job-progress")).to_contain_text("/20000", timeout=60_000)
 
-        generation = _generation(app.url, "a lighthouse for the queue")
+        generation = queue_generation(app.url, "a lighthouse for the queue")
         gen_row = page.locator(f"[data-testid=job-row][data-job-id='{generation['id']}']")
         # Listed live (no reload), with its place in the queue.
         expect(gen_row).to_have_attribute("data-status", "queued")

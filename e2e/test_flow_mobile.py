@@ -1,4 +1,5 @@
-"""Phone-sized screens (390x844): the Ongoing and run pages fit the width and their controls can be reached."""
+"""Phone-sized screens (390x844): the Ongoing and run pages, the LoRA library and every page in the navigation fit
+the width and their controls can be reached."""
 
 from __future__ import annotations
 
@@ -91,7 +92,15 @@ def test_every_page_in_the_navigation_fits_a_phone(phone: Page, app: RunningApp,
     upload_photos(app.url, str(character["id"]), 2, start=930)
     caption_all(app.url, str(character["id"]))
     run = start_run(app.url, str(character["id"]), "A run seen on a phone with a rather long name to wrap")
+    second = start_run(app.url, str(character["id"]), "Second phone run")
     wait_for_job(app.url, str(run["id"]))
+    wait_for_job(app.url, str(second["id"]))
+    # Several LoRAs in the library, one with a long name that has no space to break at.
+    loras = httpx.get(f"{app.url}/api/loras", params={"character_id": character["id"]}, timeout=10).json()["items"]
+    assert len([lora for lora in loras if lora["source"] != "checkpoint"]) >= 2, loras
+    httpx.patch(
+        f"{app.url}/api/loras/{loras[0]['id']}", json={"name": "phone_pages_" + "long" * 15}, timeout=10
+    ).raise_for_status()
     generation = httpx.post(
         f"{app.url}/api/generation",
         json={"prompt": "a phone-sized lighthouse", "width": 64, "height": 64, "steps": 1, "seed": 3},
@@ -101,9 +110,12 @@ def test_every_page_in_the_navigation_fits_a_phone(phone: Page, app: RunningApp,
     wait_for_job(app.url, str(generation.json()["id"]))
 
     page.goto(app.url + "/")
+    expect(page.get_by_role("heading", level=1)).to_be_visible()  # settled on the page "/" leads to
     page.get_by_role("button", name="Open navigation").click()
     links = page.get_by_role("navigation").get_by_role("link")
-    targets = [str(links.nth(index).get_attribute("href")) for index in range(links.count())]
+    expect(links.first).to_be_visible()
+    # Read in one go: the menu closes whenever the route changes.
+    targets = [str(href) for href in links.evaluate_all("(all) => all.map((a) => a.getAttribute('href'))")]
     assert "/jobs" in targets, targets
     for target in targets:
         page.goto(app.url + target)
@@ -116,6 +128,24 @@ def test_every_page_in_the_navigation_fits_a_phone(phone: Page, app: RunningApp,
         box = heading.bounding_box()
         assert box is not None and box["y"] < 120, target
         page.screenshot(path=screenshot_path("phone" + target.replace("/", "_")), full_page=True)
+
+    # The LoRA library: its list itself fits (a table that scrolls sideways inside the page does not), and each
+    # LoRA's actions are on the screen.
+    page.goto(app.url + "/loras")
+    rows = page.get_by_test_id("lora-row")
+    expect(rows).to_have_count(len([lora for lora in loras if lora["source"] != "checkpoint"]))
+    table = page.get_by_test_id("lora-table")
+    wider = int(table.evaluate("(t) => t.scrollWidth - t.parentElement.clientWidth"))
+    assert wider <= 0, f"the LoRA list is {wider} px wider than its place on the phone"
+    for index in range(rows.count()):
+        row_box = rows.nth(index).bounding_box()
+        assert row_box is not None and row_box["x"] >= 0 and row_box["x"] + row_box["width"] <= PHONE["width"]
+        for name in ("Use in Generate", "Download", "Rename", "Delete"):
+            control = rows.nth(index).get_by_text(name, exact=True)
+            control.scroll_into_view_if_needed()
+            box = control.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (index, name)
+    page.screenshot(path=screenshot_path("phone_loras_several"), full_page=True)
 
     # The Jobs page: a row's details keep most of the width (its actions wrap under them) and stay on the screen.
     page.goto(app.url + "/jobs")

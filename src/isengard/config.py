@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     # response), and a JSON body may pause this long between its pieces; then the connection is closed / 408.
     header_timeout_seconds: float = Field(default=10.0, gt=0)
     body_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Open connections (SSE streams included) the API serves at once; past it new requests get 503. Below the
+    # open-file limit, so a flood of sockets is refused before the process runs out of descriptors.
+    max_connections: int = Field(default=1000, ge=1)
     # Behind a reverse proxy: believe X-Forwarded-For / -Proto, only from these addresses (comma separated).
     proxy_headers: bool = False
     forwarded_allow_ips: str = "127.0.0.1"

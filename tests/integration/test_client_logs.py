@@ -81,12 +81,35 @@ def test_logs_are_rate_limited(tmp_path, redis_url: str) -> None:  # type: ignor
         ("C:\\Users\\adalovelace\\app.js", "adalovelace"),
         ("call me at +1 415-555-0132", "415-555-0132"),
         ("phone (415) 555 0132", "555 0132"),
+        ("github ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8 leaked", "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"),
+        ("//registry.npmjs.org/:_authToken=npm_" + "abcdefghijklmnopqrstuvwxyz0123456789", "klmnopqrstuvwxyz0123"),
+        ("sendgrid SG." + "abcdefghijklmnopqrstuv.abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "abcdefghijklmno"),
+        ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7x\n-----END RSA PRIVATE KEY-----", "MIIEowIBAAKCAQEA7x"),
+        ("anthropic sk-ant-api03-abcdefghijklmnopqrstuvwx in env", "abcdefghijklmnopqrstuvwx"),
+        ("hub hf_abcdefghijklmnopqrstuvwxyz in env", "hf_abcdefghijklmnopqrstuvwxyz"),
+        ("db postgresql://isengard:pa55word@db/isengard", "pa55word"),
     ],
 )
 def test_secret_shapes_are_redacted(text: str, secret: str) -> None:
     from isengard.api.redaction import redact_text
 
     assert secret not in redact_text(text)
+
+
+def test_secret_shapes_come_from_the_maintained_set() -> None:
+    """Shapes the project has no pattern of its own for are found through detect-secrets' plugins."""
+    from detect_secrets.plugins.slack import SlackDetector
+
+    from isengard.api.redaction import _maintained_patterns
+
+    patterns = _maintained_patterns()
+    assert all(regex in patterns for regex in SlackDetector().denylist)
+    # A key longer than the plugin's pattern is redacted whole, not just the part the pattern spans.
+    from isengard.api.redaction import redact_text
+
+    key = "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc" + "TAILPART0123456789"
+    out = redact_text(f"stripe {key} end")
+    assert "TAILPART" not in out and out == "stripe [redacted] end"
 
 
 def test_redaction_keeps_ordinary_numbers() -> None:

@@ -114,9 +114,59 @@ def test_a_guesser_behind_a_shared_address_does_not_lock_out_the_signed_in(base:
         assert browser.post("/api/auth/login", json={"token": TOKEN}).status_code == 200
         for _ in range(6):
             httpx.get(f"{base}/api/characters", headers={"Authorization": "Bearer wrong"}, timeout=10)
-        locked = httpx.get(f"{base}/api/characters", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
-        assert locked.status_code == 429, "the address is locked for tokens: a guesser learns nothing"
+        guess = httpx.get(f"{base}/api/characters", headers={"Authorization": "Bearer another"}, timeout=10)
+        assert guess.status_code == 429, "the address is locked for wrong tokens"
         assert browser.get("/api/characters").status_code == 200, "a signed-in browser is not locked out"
+        script = httpx.get(f"{base}/api/characters", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+        assert script.status_code == 200, "a script with the token behind the same address is not locked out"
+
+
+@pytest.fixture()
+def behind_proxy(data_dir: Path, redis_url: str) -> Iterator[str]:
+    settings = make_settings(
+        data_dir,
+        redis_url=redis_url,
+        api_token=TOKEN,
+        rate_limit_auth_failures=5,
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
+    )
+    upgrade(settings.sqlalchemy_url)
+    options: dict[str, Any] = {k: v for k, v in uvicorn_options(settings).items() if k not in ("host", "port")}
+    with serve_in_thread(create_app(settings), **options) as url:
+        yield url
+
+
+def test_one_guess_rotated_across_addresses_is_locked_out(behind_proxy: str) -> None:
+    def ask(token: str, address: str) -> int:
+        headers = {"Authorization": f"Bearer {token}", "X-Forwarded-For": address}
+        return httpx.get(f"{behind_proxy}/api/characters", headers=headers, timeout=10).status_code
+
+    codes = [ask("the-same-guess", f"203.0.113.{i}") for i in range(8)]
+    assert codes[:5] == [401] * 5
+    assert codes[5:] == [429] * 3, "the guess is locked out whichever address sends it"
+    assert ask("a-new-guess", "203.0.113.50") == 401, "other guesses from fresh addresses are only refused"
+    assert ask(TOKEN, "203.0.113.51") == 200
+
+
+def test_connections_are_bounded(data_dir: Path) -> None:
+    options = uvicorn_options(make_settings(data_dir, max_connections=3))
+    assert options["limit_concurrency"] == 3
+
+
+def test_connections_past_the_bound_are_answered_503(data_dir: Path, redis_url: str) -> None:
+    settings = make_settings(data_dir, redis_url=redis_url, api_token=TOKEN, max_connections=2)
+    upgrade(settings.sqlalchemy_url)
+    options: dict[str, Any] = {k: v for k, v in uvicorn_options(settings).items() if k not in ("host", "port")}
+    with serve_in_thread(create_app(settings), **options) as url:
+        idle = [_connect(url) for _ in range(2)]
+        try:
+            time.sleep(0.2)  # let the server accept them
+            answer = httpx.get(f"{url}/api/auth/session", timeout=10)
+            assert answer.status_code == 503
+        finally:
+            for sock in idle:
+                sock.close()
 
 
 def test_isengard_api_accepts_the_readme_proxy_options(data_dir: Path) -> None:

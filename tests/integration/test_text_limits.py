@@ -88,3 +88,24 @@ def test_a_bulk_edit_respects_the_hand_edit_limit(client: TestClient) -> None:
     response = client.post(f"/api/characters/{character}/captions/bulk", json={"action": "prepend_trigger"})
     assert response.status_code == 422, response.text
     assert client.get(f"/api/images/{image_id}").json()["caption"] == full  # nothing changed
+
+
+def test_a_find_replace_that_would_exceed_the_hand_edit_limit_changes_nothing(client: TestClient) -> None:
+    from isengard.captions.trigger import MAX_CAPTION_CHARS
+    from tests.support.training_setup import png
+
+    character = client.post("/api/characters", json={"name": "Swap", "trigger_word": "swapxq"}).json()["id"]
+    files = [("files", (f"p{i}.png", png(i + 1), "image/png")) for i in range(2)]
+    upload = client.post(f"/api/characters/{character}/images", files=files)
+    short_id, long_id = (result["image"]["id"] for result in upload.json()["results"])
+    # One caption the edit keeps within the limit, one it would push past it (a word a few hundred times over).
+    captions = {short_id: "a word here", long_id: "word " * (MAX_CAPTION_CHARS // 5)}
+    for image_id, caption in captions.items():
+        assert client.patch(f"/api/images/{image_id}", json={"caption": caption}).status_code == 200
+    before = {image_id: client.get(f"/api/images/{image_id}").json()["caption"] for image_id in captions}
+    edit = {"action": "find_replace", "find": "word", "replace": "longer words"}
+    response = client.post(f"/api/characters/{character}/captions/bulk", json=edit)
+    assert response.status_code == 422, response.text
+    assert "nothing was changed" in response.text
+    after = {image_id: client.get(f"/api/images/{image_id}").json()["caption"] for image_id in captions}
+    assert after == before, "neither caption changed, the one within the limit included"

@@ -13,12 +13,13 @@ anything else) and this middleware guards the browser boundary instead: only loo
 `ISENGARD_ALLOWED_HOSTS`) are answered, so a page that rebinds its own DNS name to 127.0.0.1 gets nothing, and
 writes that a browser sends from another origin are refused.
 
-Guessing the token is slowed down: requests that offer a wrong token or session are counted per client address
-(in Redis, across API processes); past `ISENGARD_RATE_LIMIT_AUTH_FAILURES` a minute the address gets 429 with
-`Retry-After` before any token is compared, the right one included, so the answer never tells a guesser it won.
-Requests with a valid session cookie pass that lockout: one guesser behind a shared address cannot lock out the
-signed-in browsers behind it. The client address is the peer's: X-Forwarded-For counts only with
-`--proxy-headers`, from the configured proxies (isengard.api.server).
+Guessing is bounded twice, in Redis (across API processes), past `ISENGARD_RATE_LIMIT_AUTH_FAILURES` wrong
+tokens or sessions a minute: per client address, and per guessed value whichever address sends it (a guess
+rotated across addresses or forged X-Forwarded-For headers). A locked-out address or guess gets 429 with
+`Retry-After`. A request that carries the token or a valid session passes both: the people behind an address
+someone else is guessing from (a NAT, a proxy) keep working, and the token is compared in constant time before
+the counters are read, so the answer to a guess says no more than a 401 would. The client address is the peer's:
+X-Forwarded-For counts only with `--proxy-headers`, from the configured proxies (isengard.api.server).
 
 A pure ASGI middleware rather than a route dependency: it also covers mounts, the docs routes and streaming
 responses, and it answers before any route code or request body is touched.
@@ -196,19 +197,14 @@ class AuthMiddleware:
         if scope["type"] == "http" and method == "OPTIONS" and _header(scope, b"access-control-request-method"):
             await self.app(scope, receive, send)
             return
-        offered = _header(scope, b"authorization") is not None or session_cookie(_header(scope, b"cookie"))
-        # A valid session cookie is an HMAC no guesser can forge: letting it past the address lockout tells a guesser
-        # nothing, and the people behind an address someone else is guessing from (a NAT, a proxy) keep working.
-        signed_in = session_valid(session_cookie(_header(scope, b"cookie")), self.policy.token)
-        if offered and not signed_in:
-            blocked = await self._failures(scope, count=False)
-            if blocked is not None and not blocked.allowed:
-                await _too_many(scope, send, blocked)
-                return
         proof = authenticate(scope, self.policy.token)
         if proof is None:
-            if offered:
-                await self._failures(scope, count=True)
+            guess = bearer_token(_header(scope, b"authorization")) or session_cookie(_header(scope, b"cookie"))
+            if _header(scope, b"authorization") is not None or guess:
+                blocked = await self._failed(scope, guess or "")
+                if blocked is not None:
+                    await _too_many(scope, send, blocked)
+                    return
             await _refuse(scope, send, 401, UNAUTHENTICATED_DETAIL)
             return
         # SameSite=Strict keeps other sites' requests cookie-less, but another origin of the same site (another
@@ -236,15 +232,31 @@ class AuthMiddleware:
             return
         await self.app(scope, receive, send)
 
-    async def _failures(self, scope: Scope, *, count: bool) -> Decision | None:
-        """Ask (or count one more) failed authentication for the client's address; None when Redis is away."""
+    async def _failed(self, scope: Scope, guess: str) -> Decision | None:
+        """Count one failed authentication for the client's address and for the guessed value; the decision that
+        locks it out when either is past the limit (then nothing is counted), None otherwise or without Redis."""
         app = scope.get("app")
         services = getattr(app.state, "services", None) if app is not None else None
         if services is None:
             return None
-        key = keys.rate_limit("auth-failures", scope_address(scope))
+        counters = (
+            keys.rate_limit("auth-failures", scope_address(scope)),
+            # Only a digest of the guess is stored: it may be a mistyped real token.
+            keys.rate_limit("auth-guess", hashlib.sha256(guess.encode("utf-8")).hexdigest()),
+        )
+        limit = self.policy.failure_limit
+
+        def count() -> Decision | None:
+            for key in counters:
+                decision = hit(services.redis, key, limit=limit, count=False)
+                if not decision.allowed:
+                    return decision
+            for key in counters:
+                hit(services.redis, key, limit=limit, count=True)
+            return None
+
         try:
-            return await asyncio.to_thread(hit, services.redis, key, limit=self.policy.failure_limit, count=count)
+            return await asyncio.to_thread(count)
         except redis.RedisError:
             log.warning("could not count failed authentications: redis is unreachable")
             return None
@@ -257,7 +269,7 @@ async def _too_many(scope: Scope, send: Send, decision: Decision) -> None:
         scope,
         send,
         429,
-        f"too many failed authentications from this address; try again in {wait} s",
+        f"too many failed authentications from this address or with this token; try again in {wait} s",
         [(b"retry-after", wait.encode())],
     )
 

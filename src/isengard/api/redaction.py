@@ -1,14 +1,24 @@
 """Redaction of secrets and personal data from text that is about to be stored (client logs).
 
-The web client redacts before it sends; the server redacts again because a client cannot be trusted to. What is
-removed: bearer tokens and well-known token shapes (JWTs, `sk-…`, `hf_…`, `ghp_…`), values of sensitive keys
-(`password=…`, `"token": "…"`), credentials in URLs (`user:pass@`), every URL query value, and e-mail addresses.
+The web client redacts before it sends; the server redacts again because a client cannot be trusted to.
+
+Secret shapes come from detect-secrets' regex plugins (AWS, Slack, Stripe, GitHub, GitLab, JWT, OpenAI, npm,
+PyPI, SendGrid, Twilio, Discord, Telegram, Azure, IBM, Mailchimp, private keys, `user:pass@` URLs, …), used as a
+library so that the set is maintained upstream. Its entropy and keyword plugins are left out (they flag ids and
+hashes the logs need), and so is its public-IP plugin. The project keeps its own patterns only for what that set
+lacks: bearer headers, Hugging Face `hf_…` and generic `sk-…` keys, Google `AIza…` keys, `redis://:password@`
+(no user name), whole PEM private-key blocks (the plugin finds only the header line), values of sensitive keys
+(`password=…`, `"token": "…"`), every URL query value, home directories, e-mail addresses and phone numbers.
 """
 
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Any
+
+from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+from detect_secrets.plugins.base import RegexBasedDetector
 
 REDACTED = "[redacted]"
 EMAIL_REDACTED = "[email]"
@@ -43,15 +53,17 @@ _KEY_ALTERNATION = "|".join(re.escape(k) for k in sorted(SENSITIVE_KEYS, key=len
 _KEY_WORD = rf"[\w-]*(?:{_KEY_ALTERNATION})[\w-]*"
 
 _BEARER = re.compile(r"\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
-_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
+# Shapes detect-secrets has no plugin for.
 _KNOWN_TOKENS = re.compile(
-    r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}"  # OpenAI-style keys
-    r"|\b(?:hf|ghp|gho|ghs|github_pat|xox[abpr])_[A-Za-z0-9_-]{16,}"  # Hugging Face, GitHub, Slack
-    r"|\bxox[abposr]-[A-Za-z0-9-]{10,}"  # Slack tokens as Slack writes them (xoxb-…)
-    r"|\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{10,}"  # Stripe
-    r"|\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b"  # AWS access key ids
+    r"\b(?:sk|rk)-[A-Za-z0-9_-]{16,}"  # sk-… keys without OpenAI's marker (Anthropic, older or proxied keys)
+    r"|\b(?:hf|github_pat)_[A-Za-z0-9_-]{16,}"  # Hugging Face, GitHub fine-grained tokens
     r"|\bAIza[0-9A-Za-z_-]{35}"  # Google API keys
 )
+_PEM_PRIVATE_KEY = re.compile(r"-----BEGIN[A-Z ]*PRIVATE KEY-----.*?(?:-----END[A-Z ]*PRIVATE KEY-----|\Z)", re.DOTALL)
+# Plugins that flag what is not a secret in a log line (ids, hashes, addresses).
+_NOT_SECRET_SHAPES = frozenset({"IPPublicDetector"})
+# A match is widened to the whole token it starts (a pattern may match only a key's known prefix or length).
+_TOKEN_TAIL = re.compile(r"[A-Za-z0-9_-]*")
 # A home directory names its user: /home/ada/…, /Users/ada/…, C:\Users\ada\…
 _HOME = re.compile(r"(/home/|/Users/|[A-Za-z]:\\Users\\)[^/\\\s]+", re.IGNORECASE)
 # Phone numbers: an international or grouped form of 8 or more digits (not ids, versions or timestamps).
@@ -85,13 +97,50 @@ def redact_text(text: str) -> str:
     out = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
     out = _QUERY.sub(_redact_query, out)
     out = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", out)
-    out = _JWT.sub(REDACTED, out)
+    out = _PEM_PRIVATE_KEY.sub(REDACTED, out)
+    out = _redact_maintained_shapes(out)
     out = _KNOWN_TOKENS.sub(REDACTED, out)
     out = _JSON_PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}{m.group(2)}", out)
     out = _KV_PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", out)
     out = _HOME.sub(lambda m: f"{m.group(1)}{REDACTED}", out)
     out = _EMAIL.sub(EMAIL_REDACTED, out)
     return _PHONE.sub(_redact_phone, out)
+
+
+@cache
+def _maintained_patterns() -> tuple[re.Pattern[str], ...]:
+    """The regexes of detect-secrets' shape plugins (every regex-based plugin but those in _NOT_SECRET_SHAPES)."""
+    patterns: list[re.Pattern[str]] = []
+    plugins: list[type] = list(get_mapping_from_secret_type_to_class().values())
+    for plugin in plugins:
+        if issubclass(plugin, RegexBasedDetector) and plugin.__name__ not in _NOT_SECRET_SHAPES:
+            patterns.extend(plugin().denylist)
+    return tuple(patterns)
+
+
+def _redact_maintained_shapes(text: str) -> str:
+    spans: list[tuple[int, int]] = []
+    for pattern in _maintained_patterns():
+        for match in pattern.finditer(text):
+            # A pattern with groups marks the secret part (the password of `user:pass@`), or only a prefix
+            # (GitHub's `ghp`): either way the secret runs from the group's start to the end of its token.
+            groups = [i for i in range(1, pattern.groups + 1) if match.start(i) >= 0] or [0]
+            for group in groups:
+                tail = _TOKEN_TAIL.match(text, match.end(group))
+                spans.append((match.start(group), tail.end() if tail else match.end(group)))
+    if not spans:
+        return text
+    out: list[str] = []
+    position = 0
+    for start, end in sorted(spans):
+        if start < position:  # overlaps the previous secret: widen it
+            position = max(position, end)
+            continue
+        out.append(text[position:start])
+        out.append(REDACTED)
+        position = end
+    out.append(text[position:])
+    return "".join(out)
 
 
 def _redact_phone(match: re.Match[str]) -> str:

@@ -7,6 +7,8 @@
 - `X-Forwarded-For` is believed only with `--proxy-headers` (ISENGARD_PROXY_HEADERS) and only from
   `--forwarded-allow-ips`: uvicorn's default trusts it from loopback, where a local reverse proxy is not always
   the one sending it, and a client that rotates it would get a fresh rate-limit allowance with each request.
+- At most `ISENGARD_MAX_CONNECTIONS` connections are served at once (uvicorn's `limit_concurrency`): past it a new
+  request is answered 503 at once instead of holding a descriptor and memory until something gives.
 - The soft limit on open files is raised to the hard one: the default 1,024 is a few browsers and some idle sockets.
 """
 
@@ -77,4 +79,5 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "http": header_timeout_protocol(settings.header_timeout_seconds),
         "proxy_headers": settings.proxy_headers,
         "forwarded_allow_ips": settings.forwarded_allow_ips,
+        "limit_concurrency": settings.max_connections,
     }

@@ -49,10 +49,16 @@ def prepend_trigger(caption: str) -> str:
     return f"{TRIGGER_PLACEHOLDER}, {stripped}" if stripped else TRIGGER_PLACEHOLDER
 
 
-def normalize_caption(text: str) -> str:
-    """One caption as a trainer expects it: no surrounding blank space, runs of spaces collapsed, bounded."""
+def tidy_caption(text: str) -> str:
+    """A caption without surrounding blank space, empty lines or runs of spaces; its length is left to the caller
+    (an edit that ends up too long is refused, not cut)."""
     lines = [_SPACES.sub(" ", line).strip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
-    return "\n".join(line for line in lines if line)[:MAX_CAPTION_CHARS]
+    return "\n".join(line for line in lines if line)
+
+
+def normalize_caption(text: str) -> str:
+    """One caption as a trainer expects it: tidied and bounded (caption files are cut at the limit)."""
+    return tidy_caption(text)[:MAX_CAPTION_CHARS]
 
 
 def caption_from_bytes(data: bytes) -> str:

@@ -62,7 +62,7 @@ export default function LoraLibraryPage() {
           ) : (
             <Card flush>
               <div className="table-wrap">
-                <table className="table" data-testid="lora-table">
+                <table className="table stacked" data-testid="lora-table">
                   <thead><tr><th>Name</th><th>Character</th><th>Base model</th><th>Rank</th><th>Steps</th><th>Size</th><th>Date</th><th>Source</th><th /></tr></thead>
                   <tbody>
                     {items.filter((l) => source === "checkpoint" || l.source !== "checkpoint").map((l) => (

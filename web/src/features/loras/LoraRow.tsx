@@ -19,9 +19,9 @@ export function LoraRow({ lora, characterName }: { lora: Lora; characterName: st
   const generateLink = `/generate?lora=${lora.id}${lora.character_id ? `&character=${lora.character_id}` : ""}`;
   return (
     <tr data-testid="lora-row">
-      <td>
+      <td data-label="Name" className="cell-name">
         {editing ? (
-          <form className="row" style={{ gap: 6, flexWrap: "nowrap" }} onSubmit={(e) => { e.preventDefault(); if (name.trim()) rename.mutate(); }}>
+          <form className="row nowrap" style={{ gap: 6 }} onSubmit={(e) => { e.preventDefault(); if (name.trim()) rename.mutate(); }}>
             <input className="input" aria-label="New name" value={name} autoFocus onChange={(e) => setName(e.target.value)} onKeyDown={(e) => e.key === "Escape" && setEditing(false)} />
             <Button size="sm" type="submit" loading={rename.isPending}>Save</Button>
           </form>
@@ -33,18 +33,18 @@ export function LoraRow({ lora, characterName }: { lora: Lora; characterName: st
         )}
         {rename.error ? <ErrorNotice error={rename.error} title="Not renamed" /> : null}
       </td>
-      <td>{characterName ?? <span className="faint">—</span>}</td>
-      <td className="small" title={lora.base_model || undefined}>{lora.base === "unknown" ? "unknown base" : lora.base}</td>
-      <td className="mono small">{lora.rank ? `rank ${lora.rank}` : "—"}</td>
-      <td className="mono small">{lora.step ? `${lora.step} steps` : "—"}</td>
-      <td className="mono small" data-testid="lora-size">{formatBytes(lora.bytes)}</td>
-      <td className="small muted" data-dynamic>{formatDate(lora.created_at)}</td>
-      <td>
+      <td data-label="Character">{characterName ?? <span className="faint">—</span>}</td>
+      <td data-label="Base" className="small" title={lora.base_model || undefined}>{lora.base === "unknown" ? "unknown base" : lora.base}</td>
+      <td data-label="Rank" className="mono small">{lora.rank ? `rank ${lora.rank}` : "—"}</td>
+      <td data-label="Steps" className="mono small">{lora.step ? `${lora.step} steps` : "—"}</td>
+      <td data-label="Size" className="mono small" data-testid="lora-size">{formatBytes(lora.bytes)}</td>
+      <td data-label="Date" className="small muted" data-dynamic>{formatDate(lora.created_at)}</td>
+      <td data-label="Source">
         <Badge tone={lora.source === "imported" ? "accent" : "ok"}>{SOURCE_LABELS[lora.source] ?? lora.source}</Badge>
         {lora.job_id ? <Link className="link small" style={{ marginLeft: 6 }} to={`/training/${lora.job_id}`}>run</Link> : null}
       </td>
       <td>
-        <div className="row" style={{ gap: 4, flexWrap: "nowrap" }}>
+        <div className="row nowrap" style={{ gap: 4 }}>
           <Link className="btn sm primary" to={generateLink}>Use in Generate</Link>
           <a className="btn sm ghost" href={lora.url} download>Download</a>
           <Button size="sm" variant="ghost" onClick={() => { setName(lora.name); setEditing(true); }}>Rename</Button>

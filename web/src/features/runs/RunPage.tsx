@@ -12,6 +12,7 @@ import { configuredSteps, isFinal, jobKeys } from "../jobs/api";
 import { useJobLive } from "../jobs/hooks";
 import { resumeRun } from "./api";
 import { CancelRunButton } from "./CancelRunButton";
+import { RunFileLinks } from "./RunActions";
 import { SamplesGrid } from "./SamplesGrid";
 
 function ConfigList({ config }: { config: Record<string, unknown> }) {
@@ -83,6 +84,7 @@ export default function TrainingDetail() {
             {running && !lost ? <ConnectionBadge state={connection} /> : null}
             {running ? <CancelRunButton job={job} /> : null}
             {resumable ? <Button variant="primary" onClick={() => resume.mutate()} loading={resume.isPending}>Resume from step {lastCheckpoint}</Button> : null}
+            {job.kind === "training" ? <RunFileLinks job={job} /> : null}
           </>
         }
       />

@@ -27,7 +27,7 @@ from isengard.api.schemas.characters import (
 from isengard.api.schemas.images import image_thumbnail_url
 from isengard.api.services.dataset.images import dataset_query
 from isengard.api.support.rows import get_or_404, get_or_422
-from isengard.captions.trigger import MAX_CAPTION_CHARS, mentions_trigger, normalize_caption, prepend_trigger
+from isengard.captions.trigger import MAX_CAPTION_CHARS, mentions_trigger, prepend_trigger, tidy_caption
 from isengard.dataset.caption_files import mirror_committed_captions
 from isengard.dataset.image_files import edit_tag
 from isengard.db.models import Character, Image, Lora
@@ -244,8 +244,9 @@ def _edited(caption: str, edit: BulkCaptionEdit, trigger_word: str) -> str:
             result = caption.replace(edit.find, edit.replace)
         else:
             result = re.sub(re.escape(edit.find), lambda _m: edit.replace, caption, flags=re.IGNORECASE)
-        return normalize_caption(result)
+        # Not cut at the limit: a replacement that makes a caption too long is refused by the caller.
+        return tidy_caption(result)
     if isinstance(edit, PrependTrigger):
         return caption if mentions_trigger(caption, trigger_word) else prepend_trigger(caption)
     # SetMissing
-    return caption if caption.strip() else normalize_caption(edit.caption)
+    return caption if caption.strip() else tidy_caption(edit.caption)
