@@ -46,7 +46,7 @@ class TimingContext:
         self.base_model_path = base_model
         self.step_times: list[float] = []
 
-    def base_model_dir(self, base: str) -> Path:
+    def base_model_dir(self, base: str, *, distilled: bool = False) -> Path:
         return self.base_model_path  # the default base's tiny model: the only one benched
 
     def report_progress(self, step: int, total: int, **_: Any) -> None:

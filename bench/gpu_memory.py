@@ -1,9 +1,10 @@
-"""FLUX.1-dev's GPU memory per memory profile: the planner's estimate against the peak a real step measures.
+"""GPU memory per memory profile: the planner's estimate against the peak a real step measures (FLUX.1-dev on a GPU).
 
 Run on a CUDA machine: `python bench/gpu_memory.py [--steps 3] [--resolutions 512 1024] [--profiles bf16 int8 ...]`.
-`--dry-run` runs anywhere in seconds: it builds the full-size transformer and T5-XXL on the meta device, checks the
+`--dry-run` runs anywhere in seconds: for every base of the registry (or `--bases ...`) it builds the full-size
+transformer and large text encoder (T5-XXL, Qwen3) from the family's own classes on the meta device, checks the
 planner's parameter layout against them, and prints the planner's table per profile at 512 and 1024 px; with
-`--trace` it also runs the whole model's step under fake tensors (minutes) against the planner's activation model.
+`--trace` it also runs FLUX.1-dev's whole step under fake tensors (minutes) against the planner's activation model.
 
 On a GPU the full-size transformer (19 double + 38 single blocks, hidden 3072) is built from its published config
 with random weights directly on the GPU: nothing is downloaded, and memory and speed do not depend on the values.
@@ -29,6 +30,7 @@ from typing import Any
 
 import torch
 
+from isengard.models.bases import DEFAULT_BASE, BaseSpec, base_names, get_base
 from isengard.models.bases.flux1 import FLUX_DEV_TRANSFORMER, T5_XXL_ENCODER, flux_layout, t5_encoder_layout
 from isengard.models.memory_plan import GIB, MemoryPlan, plan_generation, plan_training
 from isengard.models.profiles import PROFILE_NAMES, ProfileName, profile
@@ -39,9 +41,11 @@ MAX_STEP_RATIO = 2.0
 TEXT_TOKENS = 512
 
 
-def plan_at(resolution: int, gpu_bytes: int | None, rank: int) -> MemoryPlan:
+def plan_at(resolution: int, gpu_bytes: int | None, rank: int, spec: BaseSpec | None = None) -> MemoryPlan:
+    spec = spec or get_base(DEFAULT_BASE)
     return plan_training(
-        transformer_config=FLUX_DEV_TRANSFORMER,
+        base=spec.name,
+        transformer_config=spec.transformer_config,
         resolution=resolution,
         batch_size=1,
         rank=rank,
@@ -78,29 +82,47 @@ def trace_check(resolutions: list[int], rank: int) -> None:
         )
 
 
-def dry_run(resolutions: list[int], gpu_gib: float | None, rank: int) -> int:
-    from diffusers import FluxTransformer2DModel
-    from transformers import T5Config, T5EncoderModel
+def meta_parameters(spec: BaseSpec) -> tuple[int, int]:
+    """Parameters of the base's full-size transformer and large text encoder, built on the meta device from the
+    family's own diffusers / transformers classes and the published configs."""
+    import transformers
 
+    encoder_cls = getattr(transformers, spec.family.text_encoders[-1].class_name)
     with torch.device("meta"):
-        transformer: Any = FluxTransformer2DModel(**FLUX_DEV_TRANSFORMER)
-        t5: Any = T5EncoderModel(T5Config(**T5_XXL_ENCODER))
-    built = sum(p.numel() for p in transformer.parameters())
-    built_t5 = sum(p.numel() for p in t5.parameters())
-    planned, planned_t5 = flux_layout(FLUX_DEV_TRANSFORMER).numel, t5_encoder_layout(T5_XXL_ENCODER).numel
-    print(f"FLUX.1-dev transformer (meta device): {built / 1e9:.3f} B parameters, planner {planned / 1e9:.3f} B")
-    print(f"T5-XXL encoder (meta device):         {built_t5 / 1e9:.3f} B parameters, planner {planned_t5 / 1e9:.3f} B")
+        transformer: Any = spec.family.transformer_cls()(**spec.transformer_config)
+        encoder: Any = encoder_cls(encoder_cls.config_class(**spec.text_encoder_config))
+    return sum(p.numel() for p in transformer.parameters()), sum(p.numel() for p in encoder.parameters())
+
+
+def dry_run(resolutions: list[int], gpu_gib: float | None, rank: int, bases: list[str] | None = None) -> int:
     gpu = int(gpu_gib * GIB) if gpu_gib else None
-    for task in ("training", "generation"):
-        for resolution in resolutions:
-            plan = (
-                plan_at(resolution, gpu, rank)
-                if task == "training"
-                else plan_generation(transformer_config=FLUX_DEV_TRANSFORMER, resolution=resolution, gpu_bytes=gpu)
-            )
-            setup = f"rank {rank}, batch 1, checkpointing" if task == "training" else "batch 1, transformer resident"
-            print(format_plan(plan, f"{task} at {resolution} px ({setup})"))
-    return 0 if built == planned and built_t5 == planned_t5 else 1
+    agree = True
+    for spec in [get_base(name) for name in bases or base_names()]:
+        built, built_text = meta_parameters(spec)
+        planned = spec.family.layout(spec.transformer_config).numel
+        planned_text = spec.family.large_text_encoder_layout(spec.text_encoder_config).numel
+        agree = agree and built == planned and built_text == planned_text
+        encoder = spec.family.text_encoders[-1].class_name
+        print(f"\n== {spec.label} ({spec.name}) ==")
+        print(f"{spec.name} transformer (meta device): {built / 1e9:.3f} B parameters, planner {planned / 1e9:.3f} B")
+        print(
+            f"{spec.name} text encoder {encoder} (meta device): {built_text / 1e9:.3f} B parameters, "
+            f"planner {planned_text / 1e9:.3f} B"
+        )
+        for task in ("training", "generation"):
+            for resolution in resolutions:
+                plan = (
+                    plan_at(resolution, gpu, rank, spec)
+                    if task == "training"
+                    else plan_generation(
+                        transformer_config=spec.transformer_config, resolution=resolution, gpu_bytes=gpu, base=spec.name
+                    )
+                )
+                setup = (
+                    f"rank {rank}, batch 1, checkpointing" if task == "training" else "batch 1, transformer resident"
+                )
+                print(format_plan(plan, f"{spec.name} {task} at {resolution} px ({setup})"))
+    return 0 if agree else 1
 
 
 def format_plan(plan: MemoryPlan, title: str) -> str:
@@ -297,13 +319,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profiles", nargs="+", choices=PROFILE_NAMES, default=list(PROFILE_NAMES))
     parser.add_argument("--steps", type=int, default=3, help="timed steps per profile and resolution")
     parser.add_argument("--rank", type=int, default=16)
+    parser.add_argument("--bases", nargs="+", choices=base_names(), default=None, help="dry run: these bases (all)")
     parser.add_argument("--gpu-memory", type=float, default=None, help="GPU size in GiB for the dry run's fits")
     parser.add_argument(
         "--trace", action="store_true", help="with --dry-run: also trace the whole model with fake tensors (slow)"
     )
     args = parser.parse_args(argv)
     if args.dry_run:
-        status = dry_run(args.resolutions, args.gpu_memory, args.rank)
+        status = dry_run(args.resolutions, args.gpu_memory, args.rank, args.bases)
         if args.trace:
             trace_check(args.resolutions, args.rank)
         return status

@@ -15,6 +15,7 @@ from safetensors.torch import save
 
 from isengard.config import Settings
 from isengard.db.migrate import upgrade
+from isengard.models.bases import get_base
 from isengard.models.locate import local_model_dir
 from isengard.models.tiny import ensure_tiny_model, save_tiny_model
 from isengard.worker.main import run_worker
@@ -67,6 +68,19 @@ def test_a_run_on_another_base_trains_records_and_generates_with_it(
     run_worker(settings, burst=True)
     generated = client.get(f"/api/jobs/{job.json()['id']}").json()
     assert generated["status"] == "succeeded", generated["error"]
+
+    # The distilled sibling, where the base has one: its own step count and guidance; elsewhere a 422 saying why.
+    body = {"prompt": "x", "width": 64, "height": 64, "checkpoint": "distilled", "loras": [{"lora_id": mine[0]["id"]}]}
+    distilled = client.post("/api/generation", json=body)
+    defaults = get_base(base).distilled_defaults
+    if defaults is None:
+        assert distilled.status_code == 422 and "no distilled checkpoint" in distilled.text
+        return
+    assert distilled.status_code == 202, distilled.text
+    run_worker(settings, burst=True)
+    done = client.get(f"/api/jobs/{distilled.json()['id']}").json()
+    assert done["status"] == "succeeded", done["error"]
+    assert (done["config"]["steps"], done["config"]["guidance"]) == (defaults.sample_steps, defaults.guidance)
 
 
 def _lora_file(header: dict[str, str]) -> bytes:

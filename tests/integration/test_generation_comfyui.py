@@ -13,14 +13,16 @@ import pytest
 from PIL import Image
 
 from isengard.domain import LoraRef
+from isengard.models.bases import base_names, get_base
 from isengard.plugins.api import PluginError
 from isengard.plugins.image.comfyui import ComfyUIGenerator
+from isengard.plugins.image.comfyui_workflow import load_workflow, markers
 from isengard.plugins.image.grid import column_labels, compose_grid, row_labels
 from isengard.plugins.image.outputs import read_png_params
 from isengard.plugins.image.request import GridSpec, ImageRequest
 from isengard.redis_server import free_port
 from tests.support.comfyui_jobs import TINY_WORKFLOW, ComfySettings, data_with_a_lora, image_request
-from tests.support.comfyui_server import FakeComfyUI, running_comfyui
+from tests.support.comfyui_server import KLEIN_MODELS, FakeComfyUI, running_comfyui
 from tests.support.recording_context import RecordingContext
 
 
@@ -177,7 +179,9 @@ def test_availability_names_the_files_the_server_lacks(data_dir: Path, tmp_path:
         reason = capability.reason or ""
         assert "flux1-dev.safetensors (UNETLoader.unet_name)" in reason
         assert "t5xxl_fp16.safetensors (DualCLIPLoader.clip_name1)" in reason
-        assert "clip_l" not in reason and "ae.safetensors" not in reason  # only what is missing
+        flux_missing = capability.details["missing"]["flux-dev-lora"]  # only what is missing, per workflow
+        assert not any("clip_l" in item or item.startswith("ae.safetensors") for item in flux_missing)
+        assert "flux-2-klein-base-4b.safetensors (UNETLoader.unet_name)" in reason  # each base's workflow
         comfy.models["diffusion_models"] = ["flux1-dev.safetensors"]
         comfy.models["text_encoders"] = ["clip_l.safetensors", "t5xxl_fp16.safetensors"]
         ready = ComfyUIGenerator(None, ComfySettings(comfy.url)).capabilities()
@@ -220,14 +224,39 @@ def test_a_comparison_grid_renders_each_cell_as_its_own_prompt(comfy: FakeComfyU
     assert params["kind"] == "grid" and params["plugin"] == "comfyui" and params["seeds"] == [3, 4]
 
 
-def test_the_shipped_graph_validates_with_zero_one_and_two_loras(comfy: FakeComfyUI, data_dir: Path) -> None:
+def _model_reader(graph: dict[str, Any]) -> dict[str, Any]:
+    """The node that samples with the model (the end of the LoRA chain feeds it)."""
+    return next(n for n in graph.values() if n["class_type"] in ("KSampler", "CFGGuider"))
+
+
+@pytest.mark.parametrize("base", base_names())
+def test_each_bases_shipped_graph_validates_with_zero_one_and_two_loras(
+    comfy: FakeComfyUI, data_dir: Path, base: str
+) -> None:
+    # A server with every base's files, as one ComfyUI install holding them all would list them.
+    for folder, files in {**KLEIN_MODELS}.items():
+        comfy.models[folder] = [*comfy.models[folder], *files]
+    comfy.models["diffusion_models"].append("flux1-krea-dev.safetensors")
     (data_dir / "loras" / "char" / "run" / "step-10.safetensors").write_bytes(b"weights")
     second = LoraRef(lora_id="l3", path="loras/char/run/step-10.safetensors", weight=0.4, name="s10").model_dump()
+    workflow = get_base(base).comfyui_workflow
+    assert workflow in ComfyUIGenerator(None, ComfySettings(comfy.url)).capabilities().details["workflows"]
     for loras in ([], [LORA], [LORA, second]):
         ctx = RecordingContext(data_dir, data_dir / "models")
-        assert ComfyUIGenerator(None, ComfySettings(comfy.url)).run(ctx, image_request(loras=loras))["images"] == 1
+        summary = ComfyUIGenerator(None, ComfySettings(comfy.url)).run(
+            ctx, image_request(base=base, loras=loras, steps=3, guidance=2.5)
+        )
+        assert summary["images"] == 1 and summary["workflow"] == workflow
+        assert [p.step for p in ctx.progress if p.stage == "generating"][-1] == 3  # the sampler's steps, followed
     no_lora, one, two = (body["prompt"] for body in comfy.prompts)
-    assert "4" not in no_lora and no_lora["9"]["inputs"]["model"] == ["1", 0]
-    assert one["9"]["inputs"]["model"] == ["4", 0]
-    assert two["4_1"]["inputs"]["model"] == ["4", 0] and two["9"]["inputs"]["model"] == ["4_1", 0]
+    _, template = load_workflow(workflow, None)
+    loader = next(k for k, n in template.items() if n["class_type"] == "UNETLoader")
+    assert not any(n["class_type"] == "LoraLoaderModelOnly" for n in no_lora.values())
+    assert _model_reader(no_lora)["inputs"]["model"] == [loader, 0]
+    assert _model_reader(one)["inputs"]["model"] == ["4", 0]
+    assert two["4_1"]["inputs"]["model"] == ["4", 0] and _model_reader(two)["inputs"]["model"] == ["4_1", 0]
     assert two["4_1"]["inputs"]["lora_name"] == "char/run/step-10.safetensors"
+    # The request's values reached the nodes the template marks, whatever the family's graph looks like.
+    for field, value in {"prompt": "a knight", "seed": 11, "steps": 3, "guidance": 2.5, "width": 96}.items():
+        for target in markers(template)[field]:
+            assert one[target.node_id]["inputs"][target.input_name] == value, (field, target)

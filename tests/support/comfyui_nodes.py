@@ -1,6 +1,11 @@
-"""The node definitions of the ComfyUI stand-in, as ComfyUI 0.3.64 describes them in `GET /object_info`, and its
-prompt validation (`execution.validate_prompt`): required inputs, linked output types, number conversion and bounds,
-choice lists; an unknown node type refuses the whole prompt.
+"""The node definitions of the ComfyUI stand-in, as ComfyUI describes them in `GET /object_info`, and its prompt
+validation as 0.3.64 does it (`execution.validate_prompt`): required inputs, linked output types, number conversion
+and bounds, choice lists, optional inputs checked when given; an unknown node type refuses the whole prompt.
+
+FLUX.1's nodes are 0.3.64's. FLUX.2 [klein]'s (`EmptyFlux2LatentImage`, `Flux2Scheduler` in comfy_extras/nodes_flux.py,
+`CLIPLoader` type `flux2`) came with ComfyUI's FLUX.2 support (November 2025); their inputs are written as there,
+beside the custom-sampling nodes their workflows use (`RandomNoise`, `KSamplerSelect`, `CFGGuider`,
+`SamplerCustomAdvanced`, comfy_extras/nodes_custom_sampler.py).
 """
 
 from __future__ import annotations
@@ -18,7 +23,10 @@ SAMPLERS = [
 ]  # fmt: skip
 SCHEDULERS = ["simple", "sgm_uniform", "karras", "exponential", "ddim_uniform", "beta", "normal",
               "linear_quadratic", "kl_optimal"]  # fmt: skip
-CLIP_TYPES = ["sdxl", "sd3", "flux", "hunyuan_video", "hidream", "hunyuan_image"]
+CLIP_TYPES = ["sdxl", "sd3", "flux", "hunyuan_video", "hidream", "hunyuan_image"]  # DualCLIPLoader's
+SINGLE_CLIP_TYPES = ["stable_diffusion", "stable_cascade", "sd3", "stable_audio", "mochi", "ltxv", "pixart", "cosmos",
+                     "lumina2", "wan", "hidream", "chroma", "ace", "omnigen2", "qwen_image", "hunyuan_image", "flux2",
+                     "ovis"]  # fmt: skip
 MAX_RESOLUTION = 16384
 
 Spec = dict[str, Any]
@@ -30,6 +38,10 @@ def node_specs(models: Callable[[str], list[str]]) -> dict[str, Spec]:
     def size(default: int) -> list[Any]:
         return ["INT", {"default": default, "min": 16, "max": MAX_RESOLUTION, "step": 16}]
 
+    seed = ["INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True}]
+    cfg = ["FLOAT", {"default": 8.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}]
+    # Optional inputs, by node: validated when a prompt gives them, as ComfyUI does.
+    optional: dict[str, dict[str, Any]] = {"CLIPLoader": {"device": [["default", "cpu"], {"advanced": True}]}}
     specs: dict[str, tuple[dict[str, Any], list[str], bool]] = {
         "UNETLoader": (
             {"unet_name": [models("diffusion_models")],
@@ -39,6 +51,10 @@ def node_specs(models: Callable[[str], list[str]]) -> dict[str, Spec]:
         "DualCLIPLoader": (
             {"clip_name1": [models("text_encoders")], "clip_name2": [models("text_encoders")],
              "type": [CLIP_TYPES]},
+            ["CLIP"], False,
+        ),
+        "CLIPLoader": (
+            {"clip_name": [models("text_encoders")], "type": [SINGLE_CLIP_TYPES]},
             ["CLIP"], False,
         ),
         "VAELoader": ({"vae_name": [models("vae")]}, ["VAE"], False),
@@ -64,13 +80,35 @@ def node_specs(models: Callable[[str], list[str]]) -> dict[str, Spec]:
         ),
         "KSampler": (
             {"model": ["MODEL"],
-             "seed": ["INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True}],
+             "seed": seed,
              "steps": ["INT", {"default": 20, "min": 1, "max": 10000}],
-             "cfg": ["FLOAT", {"default": 8.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}],
+             "cfg": cfg,
              "sampler_name": [SAMPLERS], "scheduler": [SCHEDULERS], "positive": ["CONDITIONING"],
              "negative": ["CONDITIONING"], "latent_image": ["LATENT"],
              "denoise": ["FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01}]},
             ["LATENT"], False,
+        ),
+        "EmptyFlux2LatentImage": (
+            {"width": size(1024), "height": size(1024),
+             "batch_size": ["INT", {"default": 1, "min": 1, "max": 4096}]},
+            ["LATENT"], False,
+        ),
+        "Flux2Scheduler": (
+            {"steps": ["INT", {"default": 20, "min": 1, "max": 4096}],
+             "width": ["INT", {"default": 1024, "min": 16, "max": MAX_RESOLUTION, "step": 1}],
+             "height": ["INT", {"default": 1024, "min": 16, "max": MAX_RESOLUTION, "step": 1}]},
+            ["SIGMAS"], False,
+        ),
+        "RandomNoise": ({"noise_seed": seed}, ["NOISE"], False),
+        "KSamplerSelect": ({"sampler_name": [SAMPLERS]}, ["SAMPLER"], False),
+        "CFGGuider": (
+            {"model": ["MODEL"], "positive": ["CONDITIONING"], "negative": ["CONDITIONING"], "cfg": cfg},
+            ["GUIDER"], False,
+        ),
+        "SamplerCustomAdvanced": (
+            {"noise": ["NOISE"], "guider": ["GUIDER"], "sampler": ["SAMPLER"], "sigmas": ["SIGMAS"],
+             "latent_image": ["LATENT"]},
+            ["LATENT", "LATENT"], False,  # output, denoised_output
         ),
         "VAEDecode": ({"samples": ["LATENT"], "vae": ["VAE"]}, ["IMAGE"], False),
         "SaveImage": (
@@ -80,8 +118,11 @@ def node_specs(models: Callable[[str], list[str]]) -> dict[str, Spec]:
     }  # fmt: skip
     return {
         name: {
-            "input": {"required": required},
-            "input_order": {"required": list(required)},
+            "input": {"required": required, **({"optional": optional[name]} if name in optional else {})},
+            "input_order": {
+                "required": list(required),
+                **({"optional": list(optional[name])} if name in optional else {}),
+            },
             "output": outputs,
             "output_is_list": [False] * len(outputs),
             "output_name": outputs,
@@ -164,6 +205,11 @@ def validate_prompt(graph: dict[str, Any], specs: dict[str, Spec]) -> tuple[dict
             problem = _check_value(name, value, input_spec)
             if problem is not None:
                 errors.append(problem)
+        for name, input_spec in spec["input"].get("optional", {}).items():
+            if name in inputs and not isinstance(inputs[name], list):
+                problem = _check_value(name, inputs[name], input_spec)
+                if problem is not None:
+                    errors.append(problem)
         if errors:
             node_errors[node_id] = {"errors": errors, "dependent_outputs": [], "class_type": node["class_type"]}
     return None, node_errors

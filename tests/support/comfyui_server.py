@@ -35,13 +35,20 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from tests.support.comfyui_nodes import node_specs, validate_prompt
 from tests.support.live_server import serve_in_thread
 
-SAMPLER_NODES = {"KSampler"}
+SAMPLER_NODES = {"KSampler", "SamplerCustomAdvanced"}
+LATENT_NODES = {"EmptySD3LatentImage", "EmptyFlux2LatentImage"}
 # What a FLUX.1-dev install has in its model folders (the shipped workflow's files).
 FLUX_MODELS = {
     "diffusion_models": ["flux1-dev.safetensors"],
     "text_encoders": ["clip_l.safetensors", "t5xxl_fp16.safetensors"],
     "vae": ["ae.safetensors"],
     "checkpoints": [],
+}
+# What the FLUX.2 [klein] workflows load (ComfyUI's repackaged files).
+KLEIN_MODELS = {
+    "diffusion_models": ["flux-2-klein-base-4b.safetensors", "flux-2-klein-base-9b.safetensors"],
+    "text_encoders": ["qwen_3_4b.safetensors", "qwen_3_8b.safetensors"],
+    "vae": ["flux2-vae.safetensors"],
 }
 
 
@@ -102,9 +109,16 @@ class FakeComfyUI:
             visit(node_id)
         return done
 
+    @staticmethod
+    def _steps(graph: dict[str, Any], sampler: dict[str, Any]) -> int:
+        """A KSampler's own steps; a custom sampler's come from its sigmas (one step per interval)."""
+        if "steps" in sampler["inputs"]:
+            return int(sampler["inputs"]["steps"])
+        return int(graph[str(sampler["inputs"]["sigmas"][0])]["inputs"]["steps"])
+
     def _render(self, graph: dict[str, Any], node_id: str) -> Image.Image:
         """An image whose colour hashes everything upstream of the SaveImage node (prompt, seed, LoRAs...)."""
-        latent = next((n for n in graph.values() if n["class_type"] == "EmptySD3LatentImage"), None)
+        latent = next((n for n in graph.values() if n["class_type"] in LATENT_NODES), None)
         width = int(latent["inputs"]["width"]) if latent else 64
         height = int(latent["inputs"]["height"]) if latent else 64
         upstream = {k: graph[k] for k in self._order({k: v for k, v in graph.items()}) if k != node_id}
@@ -172,7 +186,7 @@ class FakeComfyUI:
                     status = "error"
                     break
                 if node["class_type"] in SAMPLER_NODES:
-                    steps = int(node["inputs"]["steps"])
+                    steps = self._steps(graph, node)
                     for step in range(1, steps + 1):
                         if self.interrupt_flag:
                             break

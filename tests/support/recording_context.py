@@ -79,12 +79,20 @@ class RecordingContext:
 
     # --- JobContext ---------------------------------------------------------------------------------------------
 
-    def base_model_dir(self, base: str) -> Path:
-        """The given model folder for a base of its family; another family's tiny model built beside it."""
+    def base_model_dir(self, base: str, *, distilled: bool = False) -> Path:
+        """The given model folder for a base of its family; another family's tiny model built beside it; a distilled
+        sibling as the tiny model of other weights."""
         from isengard.models.bases import family_of_folder, get_base
-        from isengard.models.tiny import save_tiny_model
+        from isengard.models.tiny import DISTILLED_SEED_OFFSET, TINY_SEED, save_tiny_model
 
         spec = get_base(base)
+        if distilled:
+            if spec.distilled_repo_id is None:
+                raise PluginError(f"{spec.label} has no distilled checkpoint")
+            folder = self.base_model_path.parent / f"tiny-{spec.family.name}-distilled"
+            if not (folder / "model_index.json").exists():
+                save_tiny_model(folder, TINY_SEED + DISTILLED_SEED_OFFSET, base=base)
+            return folder
         if family_of_folder(self.base_model_path) is spec.family:
             return self.base_model_path
         folder = self.base_model_path.parent / f"tiny-{spec.family.name}"

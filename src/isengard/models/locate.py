@@ -29,14 +29,50 @@ class ModelStatus(BaseModel):
     download: str | None = None  # the command that puts the weights in place
 
 
-def tiny_model_dir(settings: Settings, base: str = DEFAULT_BASE) -> Path:
+DISTILLED_SUFFIX = "-distilled"
+
+
+def tiny_model_dir(settings: Settings, base: str = DEFAULT_BASE, *, distilled: bool = False) -> Path:
     family = get_base(base).family.name
-    return settings.data_path / "models" / TINY_DIRNAMES.get(family, f"tiny-{family}")
+    name = TINY_DIRNAMES.get(family, f"tiny-{family}")
+    return settings.data_path / "models" / (name + DISTILLED_SUFFIX if distilled else name)
 
 
-def local_model_dir(settings: Settings, base: str) -> Path:
-    """Where `isengard` looks first for a base's weights in production (and where the README says to put them)."""
-    return settings.data_path / "models" / base
+def local_model_dir(settings: Settings, base: str, *, distilled: bool = False) -> Path:
+    """Where `isengard` looks first for a base's weights in production (and where the README says to put them);
+    a distilled sibling beside it, `<base>-distilled`."""
+    return settings.data_path / "models" / (base + DISTILLED_SUFFIX if distilled else base)
+
+
+def distilled_model_dir(settings: Settings, base: str) -> Path | None:
+    """The complete folder of `base`'s distilled checkpoint (same family, so the same components), or None."""
+    spec = get_base(base)
+    if spec.distilled_repo_id is None:
+        return None
+    if settings.resolved_mode == Mode.FAST_TEST:
+        candidates = [tiny_model_dir(settings, spec.name, distilled=True)]
+    else:
+        candidates = [local_model_dir(settings, spec.name, distilled=True)]
+        snapshot = _hf_cache_snapshot(spec.distilled_repo_id)
+        if snapshot is not None:
+            candidates.append(snapshot)
+    for folder in candidates:
+        if (folder / "model_index.json").exists() and not missing_components(folder, spec):
+            return folder
+    return None
+
+
+def distilled_missing_reason(settings: Settings, base: str) -> str:
+    spec = get_base(base)
+    if spec.distilled_repo_id is None:
+        return f"{spec.label} has no distilled checkpoint"
+    if settings.resolved_mode == Mode.FAST_TEST:
+        return "not built yet: the worker builds the tiny distilled model on first use"
+    target = local_model_dir(settings, spec.name, distilled=True)
+    return (
+        f"{spec.label}'s distilled checkpoint is not on this machine: put it in {target} with "
+        f"`hf download {spec.distilled_repo_id} --local-dir {target}`"
+    )
 
 
 def configured_base(settings: Settings) -> str:

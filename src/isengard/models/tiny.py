@@ -30,6 +30,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 TINY_SEED = 20241124
+DISTILLED_SEED_OFFSET = 1  # the tiny distilled sibling: other weights than its base's
 TINY_VERSION = 1  # bump when a recipe changes so old folders are rebuilt
 MARKER = "isengard_tiny.json"
 
@@ -63,10 +64,11 @@ def save_tiny_model(
     return folder
 
 
-def ensure_tiny_model(settings: Any, base: str = DEFAULT_BASE) -> Path:
-    """`base`'s tiny model folder under the data dir (one per family), built on first use."""
-    folder = tiny_model_dir(settings, base)
+def ensure_tiny_model(settings: Any, base: str = DEFAULT_BASE, *, distilled: bool = False) -> Path:
+    """`base`'s tiny model folder under the data dir (one per family), built on first use; `distilled`: the tiny
+    stand-in of its distilled sibling (the same architecture, other weights)."""
+    folder = tiny_model_dir(settings, base, distilled=distilled)
     if not _is_current(folder):
-        log.info("building a tiny fast-test model", extra={"path": str(folder), "base": base})
-        save_tiny_model(folder, base=base)
+        log.info("building a tiny fast-test model", extra={"path": str(folder), "base": base, "distilled": distilled})
+        save_tiny_model(folder, TINY_SEED + DISTILLED_SEED_OFFSET if distilled else TINY_SEED, base=base)
     return folder

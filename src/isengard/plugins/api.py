@@ -252,9 +252,10 @@ class JobContext(Protocol):
         `index` (1-based) and `total` place the image in the job for the per-image progress event."""
         ...
 
-    def base_model_dir(self, base: str) -> Path:
+    def base_model_dir(self, base: str, *, distilled: bool = False) -> Path:
         """The folder of a registered base (`BASES`), or a PluginError saying exactly what is missing of it; in
-        fast-test mode the tiny model of its family (built on first use). `base_model_path` is the default base's."""
+        fast-test mode the tiny model of its family (built on first use). `base_model_path` is the default base's.
+        `distilled`: the base's distilled sibling instead (generation only)."""
         ...
 
     def latest_checkpoint(self) -> Path | None:

@@ -127,13 +127,25 @@ class WorkerJobContext:
     def base_model_path(self, value: Path) -> None:
         self._base_model_path = value
 
-    def base_model_dir(self, base: str) -> Path:
+    def base_model_dir(self, base: str, *, distilled: bool = False) -> Path:
         """The complete folder of a registered base (its tiny model, built on first use, in fast-test mode)."""
-        from isengard.models.bases import UnknownBase
-        from isengard.models.locate import base_model_dir, model_status
+        from isengard.models.bases import UnknownBase, get_base
+        from isengard.models.locate import base_model_dir, distilled_missing_reason, distilled_model_dir, model_status
 
         try:
-            if self.settings.resolved_mode == Mode.FAST_TEST:
+            fast_test = self.settings.resolved_mode == Mode.FAST_TEST
+            if distilled:
+                if fast_test and get_base(base).distilled_repo_id is not None:
+                    from isengard.models.tiny import ensure_tiny_model
+
+                    ensure_tiny_model(self.settings, base, distilled=True)
+                folder = distilled_model_dir(self.settings, base)
+                if folder is None:
+                    raise PluginError(
+                        f"the distilled model is not available: {distilled_missing_reason(self.settings, base)}"
+                    )
+                return folder
+            if fast_test:
                 from isengard.models.tiny import ensure_tiny_model
 
                 ensure_tiny_model(self.settings, base)

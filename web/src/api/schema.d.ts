@@ -1828,6 +1828,13 @@ export interface components {
             /** Character Id */
             character_id?: string | null;
             /**
+             * Checkpoint
+             * @description 'distilled': the base's distilled sibling (FLUX.2 [klein]), where LoRAs trained on the base apply; its step count and guidance from the base registry unless given
+             * @default base
+             * @enum {string}
+             */
+            checkpoint?: "base" | "distilled";
+            /**
              * Guidance
              * @default 3.5
              */
@@ -1952,6 +1959,13 @@ export interface components {
             base?: string | null;
             /** Character Id */
             character_id?: string | null;
+            /**
+             * Checkpoint
+             * @description 'distilled': the base's distilled sibling (FLUX.2 [klein]), where LoRAs trained on the base apply; its step count and guidance from the base registry unless given
+             * @default base
+             * @enum {string}
+             */
+            checkpoint?: "base" | "distilled";
             /** Columns */
             columns?: components["schemas"]["GridColumnCreate"][];
             /**

@@ -11,7 +11,15 @@ from isengard.api.support.text import NoNul, RequestModel
 from isengard.db.models import Generation
 from isengard.domain import MAX_LORA_WEIGHT
 from isengard.plugins.api import Capability
-from isengard.plugins.image.request import MAX_GRID_CELLS, MAX_IMAGES, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SIDE
+from isengard.plugins.image.request import (
+    MAX_GRID_CELLS,
+    MAX_IMAGES,
+    MAX_SEED,
+    MAX_SIDE,
+    MAX_STEPS,
+    MIN_SIDE,
+    Checkpoint,
+)
 
 # One bound for every prompt, a single generation's and each of a grid's.
 MAX_PROMPT_CHARS = 4000
@@ -35,6 +43,11 @@ class _RenderSettings(RequestModel):
     name: str = Field(default="", max_length=200)
     base: str | None = Field(
         default=None, max_length=40, description="the base model; that of the LoRAs when absent (they must agree)"
+    )
+    checkpoint: Checkpoint = Field(
+        default="base",
+        description="'distilled': the base's distilled sibling (FLUX.2 [klein]), where LoRAs trained on the base "
+        "apply; its step count and guidance from the base registry unless given",
     )
 
 

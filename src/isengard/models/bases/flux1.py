@@ -314,6 +314,9 @@ class Flux1Family(BaseFamily):
     def layout(self, transformer_config: dict[str, Any], *, text_tokens: int = 512) -> FluxLayout:
         return flux_layout(transformer_config, text_tokens=text_tokens)
 
+    def large_text_encoder_layout(self, text_encoder_config: dict[str, Any]) -> Layout:
+        return t5_encoder_layout(text_encoder_config)
+
     def text_encoder_bytes(self, text_encoder_config: dict[str, Any], weight_format: WeightFormat) -> int:
         from isengard.models.memory_storage import BF16, layout_bytes
 
@@ -419,5 +422,6 @@ FLUX1_KREA_DEV = BaseSpec(
     ai_toolkit_arch=None,
     description="FLUX.1 [dev]'s architecture trained with Krea for photographic, less 'AI-looking' images.",
     aliases=("black-forest-labs/FLUX.1-Krea-dev", "flux1-krea"),
+    comfyui_template="flux1-krea-dev-lora",  # FLUX.1's graph with Krea's transformer file
 )
 FAMILY.bases = (FLUX1_DEV, FLUX1_KREA_DEV)

@@ -243,12 +243,15 @@ class Flux2KleinFamily(BaseFamily):
     flow = FlowSettings(shift=3.0, use_dynamic_shifting=True, timestep_sampling="sigmoid")
     lora_targets = KLEIN_TARGET_MODULES
     lora_alpha_tensors = False
-    comfyui_workflow = "flux2-klein-lora"
+    comfyui_workflow = "flux2-klein-4b-lora"
     comfyui_clip_type = "flux2"
     vae_params = KLEIN_VAE_PARAMS
 
     def layout(self, transformer_config: dict[str, Any], *, text_tokens: int = 512) -> FluxLayout:
         return klein_layout(transformer_config, text_tokens=text_tokens)
+
+    def large_text_encoder_layout(self, text_encoder_config: dict[str, Any]) -> Layout:
+        return qwen3_layout(text_encoder_config)
 
     def text_encoder_bytes(self, text_encoder_config: dict[str, Any], weight_format: WeightFormat) -> int:
         from isengard.models.memory_storage import layout_bytes
@@ -349,5 +352,6 @@ FLUX2_KLEIN_9B = BaseSpec(
     ai_toolkit_arch="flux2_klein_9b",
     description="Black Forest Labs' 2026 9 B model: klein's quality tier, non-commercial.",
     aliases=("black-forest-labs/FLUX.2-klein-base-9B", "black-forest-labs/FLUX.2-klein-9B", "flux2_klein_9b"),
+    comfyui_template="flux2-klein-9b-lora",  # its own transformer and the Qwen3-8B encoder
 )
 FAMILY.bases = (FLUX2_KLEIN_4B, FLUX2_KLEIN_9B)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-    from isengard.models.flux_layout import FluxLayout
+    from isengard.models.flux_layout import FluxLayout, Layout
     from isengard.models.profiles import WeightFormat
 
 
@@ -79,6 +79,13 @@ class BaseSpec:
     ai_toolkit_arch: str | None = None  # ai-toolkit's `arch` for this base (None: it trains this base as FLUX.1)
     description: str = ""
     aliases: tuple[str, ...] = field(default_factory=tuple)  # names LoRA metadata and old records use for it
+    # Its ComfyUI template when its model files differ from the family's default one (None: the family's).
+    comfyui_template: str | None = None
+
+    @property
+    def comfyui_workflow(self) -> str:
+        """The shipped ComfyUI workflow (plugins/image/workflows/<name>.json) that loads this checkpoint's files."""
+        return self.comfyui_template or self.family.comfyui_workflow
 
     def download_command(self, folder: str) -> str:
         return f"hf download {self.repo_id} --local-dir {folder}"
@@ -100,7 +107,7 @@ class BaseFamily(ABC):
     # Whether the base's loaders read per-module `.alpha` tensors (diffusers' FLUX.1 and ComfyUI do; diffusers'
     # FLUX.2 loader refuses any key without "lora"): when not, the alpha / rank scale is multiplied into B.
     lora_alpha_tensors: bool = True
-    comfyui_workflow: str  # the shipped workflow template (plugins/image/workflows/<name>.json)
+    comfyui_workflow: str  # the family's default ComfyUI template (plugins/image/workflows/<name>.json)
     # ComfyUI's DualCLIPLoader / CLIPLoader `type` and the LoRA key prefix its loader reads.
     comfyui_clip_type: str
     vae_params: int  # the full-size VAE's parameters (published / counted on diffusers' default config)
@@ -130,6 +137,10 @@ class BaseFamily(ABC):
     @abstractmethod
     def layout(self, transformer_config: dict[str, Any], *, text_tokens: int = 512) -> FluxLayout:
         """Every weight's shape of the transformer for a config, by arithmetic (the planner prices it)."""
+
+    @abstractmethod
+    def large_text_encoder_layout(self, text_encoder_config: dict[str, Any]) -> Layout:
+        """Every weight's shape of the large text encoder (`text_encoders[-1]`: T5-XXL, Qwen3) for a config."""
 
     @abstractmethod
     def text_encoder_bytes(self, text_encoder_config: dict[str, Any], weight_format: WeightFormat) -> int:

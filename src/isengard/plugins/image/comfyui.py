@@ -121,7 +121,12 @@ class ComfyUIGenerator(ImagePlugin):
         if note:
             ctx.log(note, level="warning")
         # Without a named workflow, the base's own template (each family loads its model files differently).
-        workflow = request.workflow or get_base(request.base).family.comfyui_workflow
+        if request.workflow is None and request.checkpoint == "distilled":
+            raise ComfyUIError(
+                "the shipped ComfyUI workflows load the Base checkpoint: name a workflow of yours that loads the "
+                "distilled one (plugins/image/workflows/README.md)"
+            )
+        workflow = request.workflow or get_base(request.base).comfyui_workflow
         workflow_name, template = load_workflow(workflow, self.workflows_dir)
         client = ComfyUIClient(self.url)
         try:

@@ -20,7 +20,7 @@ from typing import Any
 from isengard.plugins.api import DEFAULT_BASE, PluginError, get_base
 
 MARKER = "isengard:"
-DEFAULT_WORKFLOW = get_base(DEFAULT_BASE).family.comfyui_workflow
+DEFAULT_WORKFLOW = get_base(DEFAULT_BASE).comfyui_workflow
 # Where a field goes when the title does not name the input.
 DEFAULT_INPUTS = {
     "prompt": "text",

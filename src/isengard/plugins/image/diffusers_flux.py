@@ -204,10 +204,14 @@ class DiffusersFluxGenerator(ImagePlugin):
 
     # Generation -------------------------------------------------------------------------------------------------
 
-    def _base_model_name(self, ctx: JobContext, base: str) -> str:
+    def _base_model_name(self, ctx: JobContext, base: str, checkpoint: str) -> str:
+        distilled = checkpoint == "distilled"
         if ctx.mode == "fast-test":
-            return TINY_BASE_MODEL_NAME if base == DEFAULT_BASE else f"isengard/tiny {base} (fast-test)"
-        return get_base(base).repo_id
+            if base == DEFAULT_BASE:
+                return TINY_BASE_MODEL_NAME
+            return f"isengard/tiny {base}{' distilled' if distilled else ''} (fast-test)"
+        spec = get_base(base)
+        return (spec.distilled_repo_id if distilled else None) or spec.repo_id
 
     def _lora_files(self, ctx: JobContext, loras: list[LoraRef]) -> list[tuple[Path, float]]:
         root = ctx.data_dir.resolve()
@@ -264,7 +268,7 @@ class DiffusersFluxGenerator(ImagePlugin):
         ctx.raise_if_cancelled()
         ctx.report_progress(0, 1, stage="loading model")
         with self.cache.lock:
-            loaded = self.cache.get(ctx.base_model_dir(request.base))
+            loaded = self.cache.get(ctx.base_model_dir(request.base, distilled=request.checkpoint == "distilled"))
             if request.grid is not None:
                 return self._generate_grid(ctx, loaded, request, (width, height), note)
             return self._generate_images(ctx, loaded, request, (width, height), note)
@@ -276,8 +280,9 @@ class DiffusersFluxGenerator(ImagePlugin):
             "steps": request.steps,
             "guidance": request.guidance,
             "plugin": self.name,
-            "base_model": self._base_model_name(ctx, request.base),
+            "base_model": self._base_model_name(ctx, request.base, request.checkpoint),
             "base": request.base,
+            "checkpoint": request.checkpoint,
             "character_id": request.character_id,
             "job_id": ctx.job_id,
         }

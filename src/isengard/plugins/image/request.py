@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
 from isengard.domain import LoraRef
-from isengard.plugins.api import DEFAULT_BASE, apply_trigger, substitute_trigger
+from isengard.plugins.api import DEFAULT_BASE, UnknownBase, apply_trigger, get_base, substitute_trigger
 
 # Bounds that keep one job from tying up a worker for hours or exhausting GPU memory.
 MIN_SIDE = 64
@@ -46,6 +46,11 @@ class GridSpec(BaseModel):
         return self
 
 
+# Which checkpoint of a base samples: the one LoRAs are trained on, or its distilled sibling (few steps, where the
+# base has one; a LoRA trained on the base applies to it).
+Checkpoint = Literal["base", "distilled"]
+
+
 class ImageRequest(BaseModel):
     """What to generate. LoRAs and the trigger word arrive resolved by the API (paths relative to the data dir)."""
 
@@ -64,11 +69,31 @@ class ImageRequest(BaseModel):
     workflow: str | None = Field(default=None, max_length=200)
     grid: GridSpec | None = None
     base: str = Field(default=DEFAULT_BASE, max_length=40, description="the base model to generate with")
+    checkpoint: Checkpoint = "base"
 
     @model_validator(mode="after")
     def _prompt_or_grid(self) -> ImageRequest:
         if self.grid is None and not self.prompt.strip():
             raise ValueError("the prompt must not be empty")
+        return self
+
+    @model_validator(mode="after")
+    def _distilled_defaults(self) -> ImageRequest:
+        """The distilled checkpoint samples with its own step count and guidance (the registry's) unless the
+        request names them; a base without one is refused."""
+        if self.checkpoint != "distilled":
+            return self
+        try:
+            spec = get_base(self.base)
+        except UnknownBase as exc:
+            raise ValueError(str(exc)) from None
+        defaults = spec.distilled_defaults
+        if spec.distilled_repo_id is None or defaults is None:
+            raise ValueError(f"{spec.label} has no distilled checkpoint: generate with its base checkpoint")
+        if "steps" not in self.model_fields_set:
+            self.steps = defaults.sample_steps
+        if "guidance" not in self.model_fields_set:
+            self.guidance = defaults.guidance
         return self
 
 

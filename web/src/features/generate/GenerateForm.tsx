@@ -1,6 +1,7 @@
 import { Button, ErrorNotice, Field, Switch } from "../../components/ui";
 import type { Character } from "../characters/api";
 import { useLoraLibrary, type ImagePlugin, type LoraChoice } from "./api";
+import { CheckpointField } from "./CheckpointField";
 import { EngineField } from "./EngineField";
 import type { CharacterLoraChip } from "./useCharacterLoraChip";
 import { LiveJob } from "./LiveJob";
@@ -26,6 +27,7 @@ export interface Settings {
   lockSeed: boolean;
   count: number;
   engine: string;
+  checkpoint: "base" | "distilled";
 }
 
 export const randomSeed = () => Math.floor(Math.random() * 2 ** 31);
@@ -64,6 +66,7 @@ export function GenerateForm({ s, setS, characters, chip, engines, onSubmit, sub
       ) : null}
       <EngineField engines={engines} value={s.engine} onChange={(engine) => set("engine", engine)} />
       <Field label="LoRAs"><LoraPicker value={s.loras} onChange={(v) => set("loras", v)} loras={loras.data?.items ?? []} /></Field>
+      <CheckpointField s={s} setS={setS} base={loras.data?.items.find((l) => s.loras.some((c) => c.lora_id === l.id))?.base ?? null} />
       <Field label="Size" htmlFor="gen-size">
         <select id="gen-size" className="select" value={`${s.width}x${s.height}`} onChange={(e) => { const [w, h] = e.target.value.split("x").map(Number); setS((p) => ({ ...p, width: w, height: h })); }}>
           {SIZES.map((z) => <option key={z.label} value={`${z.w}x${z.h}`}>{z.label}</option>)}

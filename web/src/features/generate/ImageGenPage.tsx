@@ -27,6 +27,7 @@ export default function ImageGenPage() {
     lockSeed: false,
     count: 1,
     engine: "diffusers",
+    checkpoint: "base",
   }));
   // A LoRA named in the link (a checkpoint's "Generate with this") is the choice; otherwise the character's default.
   const chip = useCharacterLoraChip(s, setS, params.get("lora") ? params.get("character") : null);
@@ -55,6 +56,7 @@ export default function ImageGenPage() {
         seed: s.seed,
         num_images: s.count,
         plugin: s.engine,
+        checkpoint: s.checkpoint,
       }),
     onSuccess: (job) => {
       setActiveJob(job.id);

@@ -75,6 +75,15 @@ def _base(services: Services, refs: list[LoraRef], requested: str | None) -> str
     return base
 
 
+def _sampling(body: GenerationCreate | GridCreate) -> dict[str, Any]:
+    """Steps and guidance as asked; left out when not asked on a distilled checkpoint, whose own come from the
+    registry (the request model fills them)."""
+    values = {"steps": body.steps, "guidance": body.guidance}
+    if body.checkpoint == "distilled":
+        return {key: value for key, value in values.items() if key in body.model_fields_set}
+    return values
+
+
 def submit_generation(services: Services, db: Session, body: GenerationCreate) -> Job:
     plugin = usable_image_plugin(services, body.plugin)
     refs = _refs(services, db, body.loras)
@@ -86,8 +95,6 @@ def submit_generation(services: Services, db: Session, body: GenerationCreate) -
             "prompt": body.prompt,
             "width": body.width,
             "height": body.height,
-            "steps": body.steps,
-            "guidance": body.guidance,
             "seed": body.seed,
             "num_images": body.num_images,
             "loras": [ref.model_dump() for ref in refs],
@@ -96,7 +103,9 @@ def submit_generation(services: Services, db: Session, body: GenerationCreate) -
             "add_trigger_word": body.add_trigger_word,
             "workflow": body.workflow,
             "base": base,
-        },
+            "checkpoint": body.checkpoint,
+        }
+        | _sampling(body),
     )
     config = {k: payload[k] for k in ("width", "height", "steps", "guidance", "seed", "num_images")}
     name = body.name.strip() or body.prompt.strip()[:80]
@@ -145,17 +154,17 @@ def submit_grid(services: Services, db: Session, body: GridCreate) -> Job:
         {
             "width": body.width,
             "height": body.height,
-            "steps": body.steps,
-            "guidance": body.guidance,
             "character_id": character_id,
             "trigger_word": trigger,
             "add_trigger_word": body.add_trigger_word,
             "workflow": body.workflow,
             "grid": {"prompts": body.prompts, "seeds": body.seeds, "columns": resolved},
             "base": base,
-        },
+            "checkpoint": body.checkpoint,
+        }
+        | _sampling(body),
     )
-    config = {"width": body.width, "height": body.height, "steps": body.steps, "cells": cells}
+    config = {"width": body.width, "height": body.height, "steps": payload["steps"], "cells": cells}
     name = body.name.strip() or f"grid: {len(columns)} LoRAs x {len(body.prompts) * len(body.seeds)} rows"
     submission = Submission(
         JobKind.GENERATION, body.plugin, payload, config, name, character_id=character_id, base=base
