@@ -9,15 +9,16 @@ import redis
 from fastapi.testclient import TestClient
 
 from isengard.api.app import create_app
-from isengard.config import Mode, Settings
+from isengard.config import Settings
 from isengard.queue.workers import clear_heartbeat, write_heartbeat
+from tests.support.production import production_settings
 from tests.support.training_setup import SMALL, make_character
 
 
 @pytest.fixture()
 def production_client(settings: Settings) -> Iterator[TestClient]:
-    # Production mode on a machine without CUDA and without FLUX.1-dev: nothing can train here.
-    production = settings.model_copy(update={"mode": Mode.PRODUCTION, "base_model_path": settings.data_path / "none"})
+    # Production mode on a machine without CUDA (the base's weights in place): nothing can train here.
+    production = production_settings(settings)
     with TestClient(create_app(production)) as client:
         yield client
 

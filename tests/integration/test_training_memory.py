@@ -3,7 +3,6 @@ forced memory profile that fits no worker's GPU is refused, and the estimate say
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
@@ -11,23 +10,18 @@ import redis
 from fastapi.testclient import TestClient
 
 from isengard.api.app import create_app
-from isengard.config import Mode, Settings
-from isengard.models.bases import DEFAULT_BASE, get_base
+from isengard.config import Settings
 from isengard.models.memory_plan import GIB
-from isengard.models.tiny import save_tiny_model
 from isengard.queue.workers import list_workers, write_heartbeat
 from isengard.worker.main import Worker
+from tests.support.production import production_settings
 from tests.support.training_setup import SMALL, make_character
 
 
 @pytest.fixture()
 def production_client(settings: Settings) -> Iterator[TestClient]:
-    # Production mode without CUDA here: runs go to workers. Submitting needs the base's weights on this machine (a
-    # complete diffusers folder) and plans read its transformer config: the tiny model's folder stands in, with
-    # FLUX.1-dev's published transformer config, as only the layout and the config are read here.
-    weights = save_tiny_model(settings.data_path / "FLUX.1-dev")
-    (weights / "transformer" / "config.json").write_text(json.dumps(dict(get_base(DEFAULT_BASE).transformer_config)))
-    production = settings.model_copy(update={"mode": Mode.PRODUCTION, "base_model_path": weights})
+    # Production mode without CUDA here: runs go to workers, planned for FLUX.1-dev's full-size config.
+    production = production_settings(settings)
     with TestClient(create_app(production)) as client:
         yield client
 
