@@ -16,11 +16,11 @@ from pathlib import Path
 
 from fastapi import HTTPException
 from PIL import Image as PILImage
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.images import EditRequest, FaceCropRequest, ImageOut
 from isengard.api.services.dataset.images import get_image
+from isengard.api.services.jobs.run_images import active_run_using
 from isengard.dataset.image_files import kept_original_path, original_path, original_relative, thumbnail_path
 from isengard.dataset.photo_edits import (
     Box,
@@ -30,8 +30,7 @@ from isengard.dataset.photo_edits import (
     face_crop,
     rotated_size,
 )
-from isengard.db.models import Image, Job
-from isengard.domain import JobKind, JobStatus
+from isengard.db.models import Image
 from isengard.imaging import analysis_gray, blur_score, encode_flags, make_thumbnail, quality_flags, save_image
 from isengard.plugins.api import PluginError
 from isengard.storage import DataTree, atomic_path
@@ -39,25 +38,15 @@ from isengard.storage import DataTree, atomic_path
 log = logging.getLogger(__name__)
 
 
-ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
-
-
 def _ensure_not_in_a_run(db: Session, image: Image) -> None:
     """A queued or running run trains on the photo as it was when the run was submitted: its file must not change
     under it (the same promise its caption snapshot keeps)."""
-    path = original_relative(image)
-    runs = db.scalars(
-        select(Job).where(
-            Job.kind == JobKind.TRAINING.value, Job.character_id == image.character_id, Job.status.in_(ACTIVE)
+    run = active_run_using(db, image.character_id, original_relative(image))
+    if run is not None:
+        raise HTTPException(
+            status_code=409,
+            detail=f"run '{run.name}' is {run.status} and trains on this photo as it is: edit it once the run ends",
         )
-    )
-    for run in runs:
-        items = ((run.payload or {}).get("input") or {}).get("dataset") or []
-        if any(isinstance(item, dict) and item.get("image_path") == path for item in items):
-            raise HTTPException(
-                status_code=409,
-                detail=f"run '{run.name}' is {run.status} and trains on this photo as it is: edit it once the run ends",
-            )
 
 
 def _keep_original(data: DataTree, image: Image) -> Path:
