@@ -160,3 +160,41 @@ def test_full_width_slice_of_klein_stores_what_the_planner_says(weight_format: s
     outer, blocks = transformer_bytes(family.layout(config), weight_format)  # type: ignore[arg-type]
     planned = outer + sum(size * n for size, n in blocks)
     assert abs(planned - measured) <= 0.05 * measured
+
+
+def _published_folder(tmp_path: Any, name: str) -> Any:
+    """A diffusers folder's index and transformer config as the base's published weights carry them."""
+    spec = get_base(name)
+    folder = tmp_path / name
+    (folder / "transformer").mkdir(parents=True)
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": spec.family.pipeline_class}))
+    (folder / "transformer" / "config.json").write_text(json.dumps(dict(spec.transformer_config)))
+    return folder
+
+
+@pytest.mark.parametrize("name", list(BASES))
+def test_a_folder_is_known_by_its_base(tmp_path: Any, name: str) -> None:
+    from isengard.models.bases import base_of_folder
+
+    found = base_of_folder(_published_folder(tmp_path, name))
+    # FLUX.1 Krea [dev] has FLUX.1 [dev]'s architecture: its folder plans as dev's, which needs the same.
+    assert found.family is get_base(name).family
+    assert dict(found.transformer_config) == dict(get_base(name).transformer_config)
+
+
+def test_generation_on_a_gpu_plans_for_the_folders_own_base(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from isengard.models.memory_plan import GIB, plan_generation
+    from isengard.plugins.image.flux_memory import PLANNED_RESOLUTION, choose_generation_setup, setup_from_plan
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (12 * GIB, 16 * GIB))
+    folder = _published_folder(tmp_path, "flux2-klein-9b")
+    config = dict(get_base("flux2-klein-9b").transformer_config)
+    own = setup_from_plan(plan_generation(transformer_config=config, resolution=PLANNED_RESOLUTION,
+                                          gpu_bytes=12 * GIB, base="flux2-klein-9b"))  # fmt: skip
+    default = setup_from_plan(plan_generation(transformer_config=config, resolution=PLANNED_RESOLUTION,
+                                              gpu_bytes=12 * GIB))  # fmt: skip
+
+    chosen = choose_generation_setup(folder, torch.device("cuda"))
+
+    assert own.reason != default.reason  # the text encoder of klein 9B (Qwen3-8B) is not FLUX.1-dev's T5
+    assert chosen.reason == own.reason

@@ -28,6 +28,7 @@ from isengard.models.bases import (
     BaseSpec,
     TextEmbedding,
     UnknownBase,
+    base_of_folder,
     family_of_folder,
     get_base,
 )
@@ -99,6 +100,7 @@ __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "attach_block_swap",
+    "base_of_folder",
     "checkpoint_dir",
     "choose_profile",
     "complete_checkpoints",

@@ -33,6 +33,7 @@ __all__ = [
     "TextEncoderSpec",
     "UnknownBase",
     "base_names",
+    "base_of_folder",
     "family_of_folder",
     "get_base",
     "resolve_base_name",
@@ -79,3 +80,19 @@ def family_of_folder(folder: Path) -> BaseFamily:
         return flux1.FAMILY
     name = index.get("_class_name") if isinstance(index, dict) else None
     return next((family for family in FAMILIES if family.pipeline_class == name), flux1.FAMILY)
+
+
+def base_of_folder(folder: Path) -> BaseSpec:
+    """The base a diffusers folder holds: the base of its family whose published transformer config the folder's
+    matches (bases of one family differ in width and depth, and so in what they need); the family's first otherwise
+    (a tiny fast-test model, or bases of the same architecture such as FLUX.1 dev and Krea)."""
+    family = family_of_folder(folder)
+    try:
+        config = json.loads((folder / "transformer" / "config.json").read_text())
+    except (OSError, ValueError):
+        config = {}
+    for spec in family.bases:
+        published = {key: value for key, value in spec.transformer_config.items() if not key.startswith("_")}
+        if isinstance(config, dict) and all(config.get(key) == value for key, value in published.items()):
+            return spec
+    return family.bases[0]

@@ -38,11 +38,15 @@ def choose_generation_setup(base: Path, device: torch.device, requested: Profile
     if device.type != "cuda":
         name: ProfileName = requested or "bf16"
         return GenerationSetup(profile(name), "resident", f"{name} on the CPU, resident")
-    from isengard.plugins.api import transformer_config
+    from isengard.plugins.api import base_of_folder, transformer_config
 
     free, _total = torch.cuda.mem_get_info(device)
+    # The folder's own base: its text encoder and blocks are what the plan prices (a klein folder is not FLUX.1-dev).
     plan = plan_generation(
-        transformer_config=transformer_config(base), resolution=PLANNED_RESOLUTION, gpu_bytes=int(free)
+        transformer_config=transformer_config(base),
+        resolution=PLANNED_RESOLUTION,
+        gpu_bytes=int(free),
+        base=base_of_folder(base).name,
     )
     return setup_from_plan(plan, requested)
 
