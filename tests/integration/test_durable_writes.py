@@ -174,6 +174,19 @@ CASES: dict[tuple[str, str], Case] = {
         "POST", "/api/loras/import", {"files": {"files": ("k.safetensors", io.BytesIO(_kohya_lora()), "x/y")}}),
     ("PATCH", "/api/loras/{lora_id}"): lambda c, s: ("PATCH", f"/api/loras/{_lora(s, None)}", {"json": {"name": "b"}}),
     ("DELETE", "/api/loras/{lora_id}"): lambda c, s: ("DELETE", f"/api/loras/{_lora(s, None)}", {}),
+    ("POST", "/api/loras/{lora_id}/evaluation"): lambda c, s: (
+        "POST", f"/api/loras/{_lora(s, _character(c, s))}/evaluation", {"json": {}}),
+    ("PUT", "/api/characters/{character_id}/default-lora"): lambda c, s: (
+        "PUT", f"/api/characters/{_character(c, s)}/default-lora", {"json": {"lora_id": None}}),
+    ("PUT", "/api/images/{image_id}/edit"): lambda c, s: (
+        "PUT", f"/api/images/{_with_image(c)[1]}/edit", {"json": {"rotate": 90}}),
+    ("DELETE", "/api/images/{image_id}/edit"): lambda c, s: ("DELETE", f"/api/images/{_with_image(c)[1]}/edit", {}),
+    ("POST", "/api/images/{image_id}/edit/face"): lambda c, s: (
+        "POST", f"/api/images/{_with_image(c)[1]}/edit/face", {"json": {}}),
+    ("POST", "/api/jobs/{job_id}/rerun"): lambda c, s: (
+        "POST", f"/api/jobs/{_row(s, Job(kind='generation', status='succeeded', plugin='diffusers'))}/rerun", {}),
+    ("POST", "/api/training/settings/import"): lambda c, s: (
+        "POST", "/api/training/settings/import", {"json": {"text": "plugin: flux-lora\nconfig:\n  steps: 10\n"}}),
 }  # fmt: skip
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from isengard.api.deps import DataDep, DbSession
-from isengard.api.middleware import ErrorMessage
+from isengard.api.middleware import UnprocessableBody
 from isengard.api.schemas.images import EditRequest, FaceCropRequest, ImageOut, ImagePage, ImageUpdate
 from isengard.api.services.dataset import edits
 from isengard.api.services.dataset import images as service
@@ -58,7 +58,7 @@ def image_thumbnail(request: Request, db: DbSession, data: DataDep, image_id: Im
 
 @router.put(
     "/images/{image_id}/edit",
-    responses={422: {"model": ErrorMessage, "description": "the crop does not fit the photo"}},
+    responses={422: {"model": UnprocessableBody, "description": "the crop does not fit the photo"}},
 )
 def edit_image(db: DbSession, data: DataDep, image_id: ImageId, body: EditRequest) -> ImageOut:
     """Rotate and crop the photo (the whole edit, drawn from the kept original): what trains and what the grid
@@ -68,7 +68,7 @@ def edit_image(db: DbSession, data: DataDep, image_id: ImageId, body: EditReques
 
 @router.post(
     "/images/{image_id}/edit/face",
-    responses={422: {"model": ErrorMessage, "description": "no face found, or no face detector installed"}},
+    responses={422: {"model": UnprocessableBody, "description": "no face found, or no face detector installed"}},
 )
 def crop_image_to_face(db: DbSession, data: DataDep, image_id: ImageId, body: FaceCropRequest) -> ImageOut:
     """Crop to the largest face the face detector finds, with head and shoulders, at the aspect ratio asked."""
