@@ -292,6 +292,8 @@ class AiToolkitRun:
         # At most a few reads a second: ai-toolkit itself flushes its log only every quarter second.
         if self.loss_source != "db" or (not now and time.monotonic() - self.last_db_read < POLL_SECONDS):
             return
+        if self.first_bar_step is None and not now:
+            return  # the first step's loss is the bar's alone: the log's later steps wait for it, so none is lost
         self.last_db_read = time.monotonic()
         for step in self.loss_log.new_losses():
             self.report(step)
