@@ -6562,7 +6562,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorMessage"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
@@ -6756,7 +6756,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorMessage"];
+                    "application/json": components["schemas"]["UnprocessableBody"];
                 };
             };
             /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */
