@@ -31,7 +31,7 @@ def test_library_lists_imports_renames_downloads_and_guards_deletion(
     rows = page.get_by_test_id("lora-row")
     expect(rows).to_have_count(1)
     row = rows.first
-    for text in ("Lib Person", "trained here", "rank ", "6 steps", "tiny-flux"):
+    for text in ("Lib Person", "trained here", "rank ", "6 steps", "flux1-dev"):  # the LoRA names its base
         expect(row).to_contain_text(text)
     expect(row.get_by_test_id("lora-size")).to_have_text(re.compile(r"\d+(\.\d+)? (KB|MB)"))
 
