@@ -256,3 +256,15 @@ export function ConfirmButton({ title, description, confirmLabel = "Delete", can
     </AlertDialog.Root>
   );
 }
+
+/** Previous / next over an offset-paged list of `total` items, `size` a page; nothing when one page holds them all. */
+export function Pager({ offset, size, total, onOffset }: { offset: number; size: number; total: number; onOffset: (offset: number) => void }) {
+  if (total <= size) return null;
+  return (
+    <div className="row" style={{ justifyContent: "center" }}>
+      <Button size="sm" disabled={offset === 0} onClick={() => onOffset(Math.max(0, offset - size))}>Previous</Button>
+      <span className="small muted">{offset + 1}–{Math.min(offset + size, total)} of {total}</span>
+      <Button size="sm" disabled={offset + size >= total} onClick={() => onOffset(offset + size)}>Next</Button>
+    </div>
+  );
+}

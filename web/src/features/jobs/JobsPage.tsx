@@ -4,7 +4,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useMemo, useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
 import { StatusBadge } from "../../components/training/JobBits";
-import { Badge, Button, Card, ConfirmButton, Empty, ErrorNotice, Field, PageHeader, ProgressBar, Spinner } from "../../components/ui";
+import { Badge, Button, Card, ConfirmButton, Empty, ErrorNotice, Field, PageHeader, Pager, ProgressBar, Spinner } from "../../components/ui";
 import { formatDuration, timeAgo } from "../../lib/format";
 import { useCharacters } from "../characters/api";
 import { generationKeys } from "../generate/api";
@@ -230,13 +230,7 @@ export default function JobsPage() {
           </ul>
         </Card>
       )}
-      {data && data.total > PAGE ? (
-        <div className="row" style={{ justifyContent: "center" }}>
-          <Button size="sm" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - PAGE))}>Previous</Button>
-          <span className="small muted">{offset + 1}–{Math.min(offset + PAGE, data.total)} of {data.total}</span>
-          <Button size="sm" disabled={offset + PAGE >= data.total} onClick={() => setOffset(offset + PAGE)}>Next</Button>
-        </div>
-      ) : null}
+      {data ? <Pager offset={offset} size={PAGE} total={data.total} onOffset={setOffset} /> : null}
     </div>
   );
 }

@@ -2,7 +2,7 @@ import { useQuery } from "@tanstack/react-query";
 import { useMemo, useState } from "react";
 import { useNavigate, useSearchParams } from "react-router-dom";
 import { StatusBadge } from "../../components/training/JobBits";
-import { Button, Card, Empty, ErrorNotice, Field, PageHeader, Spinner } from "../../components/ui";
+import { Card, Empty, ErrorNotice, Field, PageHeader, Pager, Spinner } from "../../components/ui";
 import { formatDate, formatDuration, formatLoss } from "../../lib/format";
 import { useCharacters } from "../characters/api";
 import { isJobStatus, jobQueries, recordedProgress } from "../jobs/api";
@@ -81,13 +81,7 @@ export default function TrainingHistory() {
           </div>
         </Card>
       )}
-      {data && data.total > PAGE ? (
-        <div className="row" style={{ justifyContent: "center" }}>
-          <Button size="sm" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - PAGE))}>Previous</Button>
-          <span className="small muted">{offset + 1}–{Math.min(offset + PAGE, data.total)} of {data.total}</span>
-          <Button size="sm" disabled={offset + PAGE >= data.total} onClick={() => setOffset(offset + PAGE)}>Next</Button>
-        </div>
-      ) : null}
+      {data ? <Pager offset={offset} size={PAGE} total={data.total} onOffset={setOffset} /> : null}
     </div>
   );
 }
