@@ -22,6 +22,13 @@ each for the reason written beside it, and nothing else:
   refuses a tensor that has weak references, and the fake mode keeps one to every parameter it made; moved
   fake parameters are therefore put in the module as new parameters (`_apply_to_fakes`), as PyTorch did before it
   swapped;
+- a parameter moved by assigning its `.data` (`param.data = param.data.to(device)`, as block swapping moves the
+  LoRA's weights so the optimizer's references hold): PyTorch's `set_data` swaps the tensor's storage and device,
+  but a fake tensor's device is a Python attribute (`fake_device`) that `set_data` never sees, so the parameter
+  would go on claiming its old device; `_FAKE_DATA` carries the new value's device over, as a real tensor moves;
+- transformers' weight loading in worker threads: the fake mode is thread-local, so a weight read on a worker thread
+  would be a real (uninitialized) CPU tensor that later meets fake ones; loading is made sequential
+  (`HF_DEACTIVATE_ASYNC_LOAD`, transformers' own switch);
 - matmul dtypes: CUDA's matrix kernels (cuBLAS) refuse operands of different dtypes ("expected mat1 and mat2 to
   have the same dtype"), but fake tensors, like the meta kernels they run, promote them; `_CudaMatmulDtypes`
   refuses them as the card would;
@@ -41,6 +48,7 @@ import contextlib
 import ctypes
 import importlib
 import json
+import os
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -247,6 +255,18 @@ def _apply_to_fakes(module: torch.nn.Module, fn: Any, recurse: bool = True) -> t
     return module
 
 
+def _set_data(self: Any, value: torch.Tensor) -> None:
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    _TENSOR_DATA.__set__(self, value)
+    if isinstance(value, FakeTensor):
+        self.fake_device = value.fake_device
+
+
+_TENSOR_DATA = torch._C.TensorBase.data
+_FAKE_DATA = property(_TENSOR_DATA.__get__, _set_data)
+
+
 # --- The fake GPU -------------------------------------------------------------------------------------------------
 
 
@@ -256,7 +276,7 @@ def fake_cuda(gpu_bytes: int) -> Iterator[Any]:
     # Imported while torch still says there is no GPU: their import-time probes (bitsandbytes') must see the truth.
     for name in _LOADERS:
         importlib.import_module(name)
-    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 
     from isengard.models.memory_trace import gpu_attention
 
@@ -280,6 +300,8 @@ def fake_cuda(gpu_bytes: int) -> Iterator[Any]:
         stack.enter_context(mock.patch("transformers.modeling_utils.safe_open", _FakeSafeOpen))
         stack.enter_context(_real_skeletons())
         stack.enter_context(mock.patch.object(torch.nn.Module, "_apply", _apply_to_fakes))
+        stack.enter_context(mock.patch.object(FakeTensor, "data", _FAKE_DATA))
+        stack.enter_context(mock.patch.dict(os.environ, {"HF_DEACTIVATE_ASYNC_LOAD": "1"}))
         stack.enter_context(gpu_attention())
         stack.enter_context(_CudaMatmulDtypes())
         yield mode

@@ -188,7 +188,12 @@ def load_text_encoder_int8(base: Path, device: torch.device) -> tuple[str, Any]:
     from transformers import TorchAoConfig
 
     encoder = family_of_folder(base).text_encoders[-1]
-    kwargs: dict[str, Any] = {"device_map": {"": str(device)}} if device.type == "cuda" else {}
+    # No Hub kernels: with the `kernels` package present (transformers 5 depends on it) transformers swaps layers
+    # for kernels fetched from the Hugging Face Hub by default, for the GPU it finds in `device_map`; Isengard loads
+    # offline and runs the layers it was tested with.
+    kwargs: dict[str, Any] = {"use_kernels": False}
+    if device.type == "cuda":
+        kwargs["device_map"] = {"": str(device)}
     model = getattr(transformers, encoder.class_name).from_pretrained(
         base, subfolder=encoder.folder, quantization_config=TorchAoConfig(Int8WeightOnlyConfig()),
         dtype=torch.bfloat16, **kwargs,

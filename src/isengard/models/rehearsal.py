@@ -22,6 +22,7 @@ Generation, as the diffusers image plugin runs it: `load_generation_pipeline` wi
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ class RehearsalResult:
     task: str  # "training" or "generation"
     resolution: int
     stages: dict[str, int] = field(default_factory=dict)  # GPU peak bytes of each stage
+    seconds: dict[str, float] = field(default_factory=dict)  # CPU time each stage took here (the rehearsal's cost)
 
     @property
     def peak_bytes(self) -> int:
@@ -70,8 +72,10 @@ class _Stages:
         tracker = _peak_tracker()
         if external:
             tracker.track_external(*external)
+        started = time.perf_counter()
         with tracker:
             yield
+        self.result.seconds[name] = time.perf_counter() - started
         peak = tracker.get_tracker_snapshot("peak")
         self.result.stages[name] = sum(
             int(counts.get("Total", 0)) for device, counts in peak.items() if device.type in devices
@@ -87,6 +91,7 @@ class _Encoded:
     VAE (in CPU memory; None when the stages were skipped), and the peaks of those stages."""
 
     text: Any
+    negative: Any  # the empty caption: the negative prompt of the samples (klein Base guides with one)
     latents: torch.Tensor
     vae: Any
     stages: dict[str, int]
@@ -106,7 +111,10 @@ def _encode(folder: Path, family: Any, *, resolution: int, max_sequence_length: 
         text_device = text_encoder_device(folder, cuda)
         text_pipe = load_text_encoders(folder, dtype=dtype, device=text_device)
         with torch.no_grad():
-            text = family.encode_prompt(text_pipe, CAPTION, device=text_device, max_sequence_length=max_sequence_length)
+            text, negative = (
+                family.encode_prompt(text_pipe, prompt, device=text_device, max_sequence_length=max_sequence_length)
+                for prompt in (CAPTION, "")
+            )
         del text_pipe
         free_memory()
     with stages.stage("vae_encode"):
@@ -114,7 +122,7 @@ def _encode(folder: Path, family: Any, *, resolution: int, max_sequence_length: 
         latents = encode_image(family, vae, Image.new("RGB", (resolution, resolution)), device=cuda)
         vae.to("cpu")
         free_memory()
-    return _Encoded(text=text, latents=latents, vae=vae, stages=result.stages)
+    return _Encoded(text=text, negative=negative, latents=latents, vae=vae, stages=result.stages)
 
 
 def _moved(text: Any, device: torch.device) -> Any:
@@ -165,7 +173,7 @@ def _train_profile(
     if encoded.vae is not None:
         with stages.stage("sample", transformer):
             pipeline = sampling_pipeline(family, load_scheduler(folder), encoded.vae, transformer)
-            _sample(family, pipeline, text, result.resolution, cuda, guidance=config.sample_guidance)
+            _sample(family, pipeline, text, encoded.negative, result.resolution, cuda, guidance=config.sample_guidance)
 
     # ... and the whole step, backward and optimizer included, runs on the meta device.
     transformer.to(meta)
@@ -200,7 +208,9 @@ def _caption_embedding(folder: Path, tokens: int) -> Any:
     )
 
 
-def _sample(family: Any, pipeline: Any, text: Any, resolution: int, device: torch.device, *, guidance: float) -> None:
+def _sample(
+    family: Any, pipeline: Any, text: Any, negative: Any, resolution: int, device: torch.device, *, guidance: float
+) -> None:
     """render_samples' call of the pipeline (it also writes the PNG): the VAE visits the device to decode."""
     dtype = torch.bfloat16
     transformer = pipeline.transformer
@@ -209,9 +219,9 @@ def _sample(family: Any, pipeline: Any, text: Any, resolution: int, device: torc
     try:
         # Two steps: one step's single sigma would be a fake-tensor constant, computed for real on "CUDA".
         pipeline(
-            **family.prompt_kwargs(text, device=device, dtype=dtype), height=resolution, width=resolution,
-            num_inference_steps=2, guidance_scale=guidance, generator=torch.Generator(device="cpu").manual_seed(0),
-            output_type="pt",
+            **family.prompt_kwargs(text, negative=negative, device=device, dtype=dtype), height=resolution,
+            width=resolution, num_inference_steps=2, guidance_scale=guidance,
+            generator=torch.Generator(device="cpu").manual_seed(0), output_type="pt",
         )  # fmt: skip
     finally:
         transformer.train()
@@ -246,7 +256,8 @@ def rehearse_training(
         else:
             side = resolution // VAE_SCALE
             latents = torch.empty(1, LATENT_CHANNELS, side, side)
-            encoded = _Encoded(text=_caption_embedding(folder, tokens), latents=latents, vae=None, stages={})
+            text = _caption_embedding(folder, tokens)
+            encoded = _Encoded(text=text, negative=text, latents=latents, vae=None, stages={})
         for name in profiles:
             result = RehearsalResult(base=base, profile=name, task="training", resolution=resolution)
             result.stages.update(encoded.stages)
@@ -279,7 +290,7 @@ def rehearse_generation(
                     folder, profile=setup.profile, placement=setup.placement, dtype=torch.bfloat16, device=cuda
                 )
             models = [c for c in pipe.components.values() if isinstance(c, torch.nn.Module)]
-            with stages.stage("generate", *models), torch.inference_mode():
+            with stages.stage("generate", *models), torch.no_grad():  # as diffusers_flux renders
                 pipe(
                     prompt=CAPTION, width=resolution, height=resolution, num_inference_steps=2,
                     generator=torch.Generator(device="cpu").manual_seed(0), output_type="pt",

@@ -246,7 +246,10 @@ class DiffusersFluxGenerator(ImagePlugin):
 
         # A CPU generator gives the same noise on every device, so a seed means the same image everywhere.
         generator = torch.Generator(device="cpu").manual_seed(seed)
-        with torch.inference_mode():
+        # no_grad, not inference_mode: under inference mode a torchao-quantized module cannot change device (its
+        # `to` fails "Attempted to set the storage of a tensor on device ... to a storage on different device"), and
+        # with model CPU offload every component is moved onto the GPU inside this call (the int8 T5 included).
+        with torch.no_grad():
             result = loaded.pipe(
                 prompt=prompt,
                 width=size[0],
