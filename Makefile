@@ -54,11 +54,10 @@ web-test: web-deps
 	cd web && npm run typecheck && npm run test
 
 pytest: venv web
-	$(PY) -m pytest -q -p no:cacheprovider tests -k "not runs_at_full_size"
+	$(PY) -m pytest -q -p no:cacheprovider tests
 
-# The whole production path at full size on a fake CUDA GPU, every base and profile (tests/rehearsal): far longer
-# than its 3-minute budget on a 2-core machine and not yet passing for every profile (docs/REHEARSAL.md), so it is
-# not part of `make test`; its planted-mistake tests are.
+# The whole production path at full size on a fake CUDA GPU, every base and profile (tests/rehearsal, part of the
+# pytest target too), alone and with its table of peaks against the planner printed (docs/REHEARSAL.md).
 rehearsal: venv
 	$(PY) -m pytest -q -p no:cacheprovider tests/rehearsal -s
 

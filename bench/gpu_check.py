@@ -5,12 +5,19 @@ configs (nothing is downloaded):
 - training at 512 px, rank 16, checkpointing: the measured peak (torch.cuda.max_memory_allocated) against the
   planner's estimate of what that counter sees, and s/step of the trainer's step against a bare loop on the same
   model (bench/gpu_memory.py's `measure`, the trainer's own code path);
-- generation at 1024 px: s/image of a FLUX.1-dev-length run (28 steps, timed over 2 and scaled) plus the VAE's decode.
-Then captioning s/image (Qwen3-VL-2B at its production sizes, 32 new tokens for one 512 px image). Identity and
-adherence evaluation s/image is not measured here: the evaluator plugins are not in this tree yet.
+- generation at 1024 px: s/image of a run of the base's own length (the registry's sample steps; two transformer
+  calls a step where the base guides with a negative prompt, as klein Base does), timed over 2 steps and scaled,
+  plus the VAE's decode. Each transformer gets its own family's inputs from the registry (latents, text width,
+  pooled vector, guidance embedding), so klein's rows are measured like FLUX.1's.
+Then captioning s/image (Qwen3-VL-2B at its production sizes, 32 new tokens for one 512 px image) and evaluation
+s/image (the face evaluator, dlib on the CPU, one 512 px portrait; where dlib and its weights are not installed the
+row says so: face-recognition-models is not in the wheel list, its 100 MB of weights are published as a source
+archive only).
 
 `--dry-run` goes through the same bases, profiles and planner estimates without any CUDA call: each model is built
-on the meta device (checking its config against the planner's layout) and the table prints the estimates alone.
+on the meta device (checking its config against the planner's layout) and the table prints the estimates alone;
+the measured columns' code (trainer step, bare loop, generation with each family's own inputs) runs on each base's
+tiny model on the CPU, and the evaluation row is measured (dlib runs on the CPU anyway).
 Everything stops at `--budget` seconds (what is left is printed as skipped), so the whole run fits its 8 minutes.
 """
 
@@ -27,7 +34,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gpu_memory import allocated_estimate, measure, prepare_transformer, release, timed
+from gpu_memory import (
+    allocated_estimate,
+    measure,
+    meta_vae,
+    prepare_transformer,
+    random_latents,
+    random_text,
+    release,
+    timed,
+)
 
 from isengard.models.bases import BASES, BaseSpec
 from isengard.models.memory_plan import GIB, plan_generation, plan_training
@@ -36,7 +52,6 @@ from isengard.models.rehearsal_model import VAE_CONFIGS
 
 TRAIN_RESOLUTION = 512
 GENERATE_RESOLUTION = 1024
-GENERATION_STEPS = 28
 RANK = 16
 HEADER = (
     f"{'base':<12} {'profile':<12} {'train peak':>10} {'planner':>8} {'ratio':>6} {'s/step':>7} {'bare':>7} "
@@ -52,41 +67,52 @@ def training_plan_bytes(base: BaseSpec, name: ProfileName, gpu_bytes: int | None
     return allocated_estimate(plan, name)
 
 
-def generation_seconds(base: BaseSpec, name: ProfileName, device: torch.device) -> float:
-    """Seconds per 1024 px image under a profile: denoising steps of the resident transformer and one decode."""
-    from isengard.plugins.training.flow_matching import latent_ids, pack
-
-    transformer, _params, _swap = prepare_transformer(name, RANK, device, base.transformer_config)
+def generation_seconds(
+    base: BaseSpec, name: ProfileName, device: torch.device, *, model_config: dict[str, Any] | None = None,
+    vae_config: dict[str, Any] | None = None, resolution: int = GENERATE_RESOLUTION,
+) -> float:  # fmt: skip
+    """Seconds per image under a profile: the base's denoising steps of the resident transformer (its own inputs,
+    through the registry's `predict`) and one decode. The configs default to the published full-size ones."""
+    model_config = model_config or base.transformer_config
+    vae_config = vae_config or VAE_CONFIGS[base.family.name]
+    defaults = base.defaults
+    # Guidance with a negative prompt (FLUX.2 klein Base) runs the transformer twice a step; FLUX.1 distils it.
+    calls = 2 if defaults.training_guidance is None and defaults.guidance > 1 else 1
+    transformer, _params, _swap = prepare_transformer(name, RANK, device, model_config, base)
     transformer.eval()
-    side = GENERATE_RESOLUTION // 8
-    latents = torch.randn(1, 16, side, side, device=device)
-    tokens = 512
-    inputs = {
-        "hidden_states": pack(latents).to(torch.bfloat16),
-        "encoder_hidden_states": torch.randn(1, tokens, base.transformer_config["joint_attention_dim"], device=device,
-                                             dtype=torch.bfloat16),
-        "pooled_projections": torch.randn(1, base.transformer_config["pooled_projection_dim"], device=device,
-                                          dtype=torch.bfloat16),
-        "timestep": torch.full((1,), 0.5, device=device, dtype=torch.bfloat16),
-        "guidance": torch.full((1,), 3.5, device=device),
-        "txt_ids": torch.zeros(tokens, 3, device=device, dtype=torch.bfloat16),
-        "img_ids": latent_ids(latents).to(torch.bfloat16),
-    }  # fmt: skip
+    latents = random_latents(base, meta_vae(base, vae_config), resolution, device)
+    text = random_text(model_config, 512, device)
+    sigmas = torch.full((1,), 0.5, device=device)
     held = [transformer]  # emptied before the VAE is built, so the transformer's memory is freed
     del transformer
 
     def denoise() -> None:
-        held[0](**inputs, return_dict=False)
+        base.family.predict(
+            held[0], latents, text, sigmas, guidance_scale=defaults.guidance, weight_dtype=torch.bfloat16
+        )
 
     with torch.no_grad():
         step = timed(denoise, 2, device)
         held.clear()
         release()
         with torch.device(device):
-            vae: Any = base.family.vae_cls()(**VAE_CONFIGS[base.family.name])
+            vae: Any = base.family.vae_cls()(**vae_config)
         vae.to(torch.bfloat16).eval()
-        decode = timed(lambda: vae.decode(latents.to(torch.bfloat16), return_dict=False), 1, device)
-    return GENERATION_STEPS * step + decode
+        decode = timed(lambda: vae.decode(decodable(base, latents), return_dict=False), 1, device)
+    return defaults.sample_steps * calls * step + decode
+
+
+def decodable(base: BaseSpec, latents: torch.Tensor) -> torch.Tensor:
+    """Latents in the VAE's own layout: FLUX.2's VAE decodes 32 channels at 1/8, which its latents patchify 2x2."""
+    latents = latents.to(torch.bfloat16)
+    if base.family.name == "flux1":
+        return latents
+    batch, channels, height, width = latents.shape
+    return (
+        latents.view(batch, channels // 4, 2, 2, height, width)
+        .permute(0, 1, 4, 2, 5, 3)
+        .reshape(batch, channels // 4, height * 2, width * 2)
+    )
 
 
 def captioning_seconds(device: torch.device, tokens: int = 32) -> float:
@@ -114,6 +140,38 @@ def captioning_seconds(device: torch.device, tokens: int = 32) -> float:
         return timed(lambda: model.generate(**inputs, max_new_tokens=tokens, min_new_tokens=tokens), 2, device)
 
 
+def evaluation_seconds() -> str:
+    """The face evaluator (dlib, a CPU library: the GPU machine's CPU) on one 512 px portrait, models loaded."""
+    from PIL import Image
+
+    from isengard.plugins.evaluate.face import FaceEvaluator
+
+    evaluator = FaceEvaluator()
+    capability = evaluator.capabilities()
+    if not capability.available:
+        return f"not measured: {capability.reason}"
+    try:
+        import skimage.data
+    except ImportError:
+        return "not measured: no portrait photograph here (scikit-image's astronaut)"
+    portrait = Image.fromarray(skimage.data.astronaut())  # 512 x 512, a real photograph
+    evaluator.embed_images([portrait])
+    seconds = timed(lambda: evaluator.embed_images([portrait]), 3, torch.device("cpu"))
+    return f"{seconds:.2f} s/image"
+
+
+def tiny_code_path(base: BaseSpec) -> str:
+    """The measured columns' code (the trainer's step, the bare loop, generation) on the base's tiny model on the
+    CPU: the registry's inputs for its family go through the same functions as on the GPU."""
+    tiny = base.family.build_tiny(seed=0)
+    model = {k: v for k, v in dict(tiny.transformer.config).items() if not k.startswith("_")}
+    vae = {k: v for k, v in dict(tiny.vae.config).items() if not k.startswith("_")}
+    cpu = torch.device("cpu")
+    step = measure("bf16", 64, 1, 4, cpu, model_config=model, text_tokens=8, spec=base, vae_config=vae)
+    generate = generation_seconds(base, "bf16", cpu, model_config=model, vae_config=vae, resolution=64)
+    return f"step {step['seconds']:.3f} s, bare {step['bare']:.3f} s, generation {generate:.2f} s/image"
+
+
 def dry_run() -> int:
     """The table's planner columns for every base and profile; each base's models built on the meta device."""
     print(HEADER)
@@ -136,6 +194,8 @@ def dry_run() -> int:
         )
         estimates = ", ".join(f"{e.profile} {e.estimated_peak_bytes / GIB:.1f}G" for e in generation.estimates)
         print(f"{base.name:<12} generation planned at {GENERATE_RESOLUTION} px: {estimates}")
+        print(f"{base.name:<12} tiny model on the CPU (code path only): {tiny_code_path(base)}")
+    print(f"evaluation (face, 512 px): {evaluation_seconds()}")
     print("dry run: no CUDA call made; on a GPU the dashes are measured")
     return status
 
@@ -149,14 +209,12 @@ def gpu_run(budget: float, steps: int) -> int:
     skipped = []
     for base in BASES.values():
         for name in PROFILE_NAMES:
-            if base.family.name != "flux1":
-                # gpu_memory.measure feeds FLUX.1's transformer (pooled CLIP input, guidance): klein needs its own.
-                skipped.append(f"{base.name}/{name} (FLUX.1 inputs only)")
-                continue
             if time.monotonic() - started > budget:
                 skipped.append(f"{base.name}/{name}")
                 continue
-            result = measure(name, TRAIN_RESOLUTION, steps, RANK, device, model_config=base.transformer_config)
+            result = measure(
+                name, TRAIN_RESOLUTION, steps, RANK, device, model_config=base.transformer_config, spec=base
+            )
             release()
             planned = training_plan_bytes(base, name, gpu_bytes)
             generate = generation_seconds(base, name, device)
@@ -172,7 +230,10 @@ def gpu_run(budget: float, steps: int) -> int:
         print(f"captioning (Qwen3-VL-2B sizes, 512 px, 32 tokens): {caption:.2f} s/image")
     else:
         skipped.append("captioning")
-    print("evaluation s/image: not measured (no evaluator plugin in this tree)")
+    if time.monotonic() - started < budget:
+        print(f"evaluation (face, 512 px): {evaluation_seconds()}")
+    else:
+        skipped.append("evaluation")
     if skipped:
         print(f"skipped for time: {', '.join(skipped)}")
     return 0

@@ -144,11 +144,11 @@ def format_plan(plan: MemoryPlan, title: str) -> str:
 
 
 def prepare_transformer(
-    name: ProfileName, rank: int, device: torch.device, model_config: dict[str, Any]
+    name: ProfileName, rank: int, device: torch.device, model_config: dict[str, Any], spec: BaseSpec | None = None
 ) -> tuple[Any, list[Any], Any]:
     """The trainer's transformer under a profile, from random weights made on the GPU: the one call site that
-    follows the trainer's loading (flux_lora_stages.load_models, step 3) without a model folder."""
-    from diffusers import FluxTransformer2DModel
+    follows the trainer's loading (flux_lora_stages.load_models, step 3) without a model folder. `spec`: the base
+    whose class and LoRA targets are used (FLUX.1 [dev] when not given)."""
     from torchao.quantization import quantize_
 
     from isengard.models import loading
@@ -156,9 +156,10 @@ def prepare_transformer(
     from isengard.plugins.training.flux_lora_config import FluxLoraConfig
     from isengard.plugins.training.flux_lora_stages import add_lora
 
+    spec = spec or get_base(DEFAULT_BASE)
     chosen = profile(name)
     with torch.device(device):
-        transformer: Any = FluxTransformer2DModel(**model_config)
+        transformer: Any = spec.family.transformer_cls()(**model_config)
     transformer.to(torch.bfloat16)
     quant = loading.quantization_config(chosen.weight_format, model_config)
     if quant is not None:
@@ -169,7 +170,7 @@ def prepare_transformer(
         skip = set(loading.unquantizable_linears(model_config, chosen.weight_format))
         quantize_(transformer, method, filter_fn=lambda m, fqn: isinstance(m, torch.nn.Linear) and fqn not in skip)
     transformer.enable_gradient_checkpointing()
-    config = FluxLoraConfig(rank=rank, alpha=float(rank), memory_profile=name)
+    config = FluxLoraConfig(base=spec.name, rank=rank, alpha=float(rank), memory_profile=name)
     params = add_lora(transformer, config)
     swap = attach_block_swap(transformer, device) if chosen.offload_blocks else None
     transformer.train()
@@ -201,27 +202,30 @@ def measure(
     device: torch.device,
     model_config: dict[str, Any] = FLUX_DEV_TRANSFORMER,
     text_tokens: int = TEXT_TOKENS,
+    spec: BaseSpec | None = None,
+    vae_config: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """One profile at one resolution: the trainer's step and the bare loop (on a CPU, for checking the code path,
-    the peak is 0)."""
-    from isengard.models.bases.flux1 import FAMILY
-    from isengard.plugins.training.flow_matching import TextEmbedding, flow_matching_loss
+    the peak is 0). The transformer gets its own family's inputs (latent channels, text width, pooled vector or
+    none, guidance embedding or none) from the base registry (`spec`; FLUX.1 [dev] when not given)."""
+    from isengard.plugins.training.flow_matching import flow_matching_loss
     from isengard.plugins.training.flux_lora_config import FluxLoraConfig
     from isengard.plugins.training.flux_lora_loop import build_optimizer
 
+    spec = spec or get_base(DEFAULT_BASE)
+    family = spec.family
     # The swap's hooks live with the model; keeping the swap referenced keeps it attached.
-    transformer, params, _swap = prepare_transformer(name, rank, device, model_config)
-    side = resolution // 8
-    latents = torch.randn(1, 16, side, side, device=device)
+    transformer, params, _swap = prepare_transformer(name, rank, device, model_config, spec)
+    latents = random_latents(spec, meta_vae(spec, vae_config), resolution, device)
     noise = torch.randn_like(latents)
-    joint, pooled = model_config["joint_attention_dim"], model_config["pooled_projection_dim"]
-    text = TextEmbedding(torch.randn(1, text_tokens, joint, device=device), torch.randn(1, pooled, device=device))
+    text = random_text(model_config, text_tokens, device)
     sigmas = torch.full((1,), 0.5)
-    optimizer = build_optimizer(FluxLoraConfig(rank=rank), params)
+    guidance = 1.0
+    optimizer = build_optimizer(FluxLoraConfig(base=spec.name, rank=rank), params)
 
     def trainer_step() -> None:
         loss = flow_matching_loss(
-            FAMILY, transformer, latents, text, noise, sigmas, guidance_scale=1.0, weight_dtype=torch.bfloat16
+            family, transformer, latents, text, noise, sigmas, guidance_scale=guidance, weight_dtype=torch.bfloat16
         )
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -234,27 +238,50 @@ def measure(
     trainer_seconds = timed(trainer_step, steps, device)
     peak = torch.cuda.max_memory_allocated(device) if on_gpu else 0
 
-    # The reference: the same model and batch through the few lines any LoRA loop needs.
+    # The reference: the same model and batch through the few lines any LoRA loop needs (the transformer's inputs
+    # as the registry's family makes them, built once outside the timed step).
     bare_optimizer = torch.optim.AdamW(params, lr=1e-4)
-    inputs = {
-        "hidden_states": FAMILY.pack(latents).to(torch.bfloat16),
-        "encoder_hidden_states": text.prompt_embeds.to(torch.bfloat16),
-        "pooled_projections": text.pooled_prompt_embeds.to(torch.bfloat16),
-        "timestep": torch.full((1,), 0.5, device=device, dtype=torch.bfloat16),
-        "guidance": torch.full((1,), 1.0, device=device),
-        "txt_ids": torch.zeros(text_tokens, 3, device=device, dtype=torch.bfloat16),
-        "img_ids": FAMILY.pipeline_cls()._prepare_latent_image_ids(1, side // 2, side // 2, device, torch.bfloat16),
-    }
-    target = FAMILY.pack(noise - latents)
+    noisy = 0.5 * latents + 0.5 * noise
+    target = family.pack(noise - latents).float()
 
     def bare_step() -> None:
-        out = transformer(**inputs, return_dict=False)[0]
+        out = family.predict(
+            transformer, noisy, text, sigmas.to(device), guidance_scale=guidance, weight_dtype=torch.bfloat16
+        )
         torch.nn.functional.mse_loss(out.float(), target).backward()
         bare_optimizer.step()
         bare_optimizer.zero_grad(set_to_none=True)
 
     bare_seconds = timed(bare_step, steps, device)
     return {"peak": peak, "seconds": trainer_seconds, "bare": bare_seconds}
+
+
+def random_latents(spec: BaseSpec, vae: Any, resolution: int, device: torch.device) -> torch.Tensor:
+    """Unpacked latents of one image as the family's own encoding makes them (FLUX.1: 16 channels at 1/8; FLUX.2
+    patchifies in the VAE's space: 128 at 1/16), their shape found by encoding on the meta device."""
+    with torch.no_grad():
+        shape = spec.family.encode_image_latents(vae, torch.empty(1, 3, resolution, resolution, device="meta")).shape
+    return torch.randn(shape, device=device)
+
+
+def meta_vae(spec: BaseSpec, config: dict[str, Any] | None = None) -> Any:
+    """The base's VAE on the meta device (its published config unless given): shapes only."""
+    from isengard.models.rehearsal_model import VAE_CONFIGS
+
+    with torch.device("meta"):
+        return spec.family.vae_cls()(**(VAE_CONFIGS[spec.family.name] if config is None else config))
+
+
+def random_text(model_config: dict[str, Any], tokens: int, device: torch.device) -> Any:
+    """One caption's embedding as the family's text stage makes it: a pooled vector only where the transformer
+    takes one (FLUX.1's CLIP; FLUX.2 has none)."""
+    from isengard.plugins.training.flow_matching import TextEmbedding
+
+    pooled = model_config.get("pooled_projection_dim")
+    return TextEmbedding(
+        torch.randn(1, tokens, int(model_config["joint_attention_dim"]), device=device),
+        None if pooled is None else torch.randn(1, int(pooled), device=device),
+    )
 
 
 def measure_text_encoder(device: torch.device) -> tuple[int, float]:

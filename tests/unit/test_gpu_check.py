@@ -25,6 +25,12 @@ def test_the_dry_run_covers_every_base_and_profile() -> None:
     for base in BASES.values():
         for name in PROFILE_NAMES:
             assert any(line.split()[:2] == [base.name, name] for line in lines), (base.name, name)
+        # The measured columns' code ran for every base with its own family's inputs (klein's included).
+        code_path = [line for line in lines if line.startswith(f"{base.name} ") and "tiny model on the CPU" in line]
+        assert len(code_path) == 1 and "generation" in code_path[0], (base.name, lines)
+    # The evaluator row is measured here (dlib and its weights are project dependencies).
+    evaluation = [line for line in lines if line.startswith("evaluation (face, 512 px):")]
+    assert len(evaluation) == 1 and evaluation[0].endswith("s/image"), lines
 
 
 def test_the_wheel_list_is_pinned_and_fetch_refuses_an_unpinned_line(tmp_path: Path) -> None:

@@ -34,6 +34,10 @@ each for the reason written beside it, and nothing else:
   refuses them as the card would;
 - pinned host memory (`Tensor.pin_memory`, block offloading's CPU copies): the pinned allocator is CUDA's, and fake
   tensors do not implement pinning; a pinned copy is the same tensor to every check here, so it is returned as is;
+- quantizing a weight (torchao's `NF4Tensor.from_tensor`, `Int8Tensor.from_hp`): on fake tensors the result depends
+  only on the weight's shape, dtype and device, yet NF4's double quantization is a few dozen Python-dispatched
+  operations per weight; FLUX.1 has 500 linears of about ten shapes. Each shape is quantized once by torchao's own
+  code; a weight of the same shape gets fresh fake tensors of exactly that result's layout (`_QuantizedByShape`);
 - attention: the CPU's score-matrix attention is priced as the fused kernels a GPU runs (memory_trace.py).
 
 What no patch can answer: the autograd engine of a CPU-only build asks the accelerator API for the current stream
@@ -263,8 +267,40 @@ def _set_data(self: Any, value: torch.Tensor) -> None:
         self.fake_device = value.fake_device
 
 
-_TENSOR_DATA = torch._C.TensorBase.data
+_TENSOR_DATA: Any = vars(torch._C.TensorBase)["data"]  # the C getset descriptor of `.data`
 _FAKE_DATA = property(_TENSOR_DATA.__get__, _set_data)
+
+
+def _fresh_like(tensor: torch.Tensor) -> torch.Tensor:
+    """New (fake) tensors of `tensor`'s layout, through tensor subclasses' inner tensors."""
+    if type(tensor) not in (torch.Tensor, torch.nn.Parameter) and hasattr(tensor, "__tensor_flatten__"):
+        names, ctx = tensor.__tensor_flatten__()
+        inner = {name: _fresh_like(getattr(tensor, name)) for name in names}
+        return type(tensor).__tensor_unflatten__(inner, ctx, tensor.shape, tensor.stride())  # type: ignore[attr-defined]
+    return torch.empty_strided(tensor.shape, tensor.stride(), dtype=tensor.dtype, device=tensor.device)
+
+
+@contextlib.contextmanager
+def _quantized_by_shape() -> Iterator[None]:
+    """torchao's quantizing constructors, run once per (shape, dtype, device, arguments) under the fake mode."""
+    from torchao.quantization import Int8Tensor, NF4Tensor
+
+    made: dict[Any, torch.Tensor] = {}
+
+    def memoized(cls: Any, name: str) -> Any:
+        original = getattr(cls, name)
+
+        def constructor(klass: Any, tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+            key = (klass, name, tuple(tensor.shape), tensor.dtype, str(tensor.device), repr(args), repr(kwargs))
+            if key not in made:
+                made[key] = original(tensor, *args, **kwargs)
+                return made[key]
+            return _fresh_like(made[key])
+
+        return mock.patch.object(cls, name, classmethod(constructor))
+
+    with memoized(NF4Tensor, "from_tensor"), memoized(Int8Tensor, "from_hp"):
+        yield
 
 
 # --- The fake GPU -------------------------------------------------------------------------------------------------
@@ -302,6 +338,7 @@ def fake_cuda(gpu_bytes: int) -> Iterator[Any]:
         stack.enter_context(mock.patch.object(torch.nn.Module, "_apply", _apply_to_fakes))
         stack.enter_context(mock.patch.object(FakeTensor, "data", _FAKE_DATA))
         stack.enter_context(mock.patch.dict(os.environ, {"HF_DEACTIVATE_ASYNC_LOAD": "1"}))
+        stack.enter_context(_quantized_by_shape())
         stack.enter_context(gpu_attention())
         stack.enter_context(_CudaMatmulDtypes())
         yield mode

@@ -64,15 +64,22 @@ class _Stages:
         self.result = result
 
     @contextlib.contextmanager
-    def stage(self, name: str, *external: Any, devices: tuple[str, ...] = ("cuda",)) -> Iterator[None]:
+    def stage(
+        self, name: str, *external: Any, devices: tuple[str, ...] = ("cuda",), traced: bool = True
+    ) -> Iterator[None]:
         """`devices`: what counts as GPU memory here (the meta device only where it stands in for the GPU: the
-        meta skeletons models are built on before loading are no memory)."""
+        meta skeletons models are built on before loading are no memory). `traced=False`: timed only, for a stage
+        whose memory another stage measures (tracing doubles the cost of every operation)."""
         from isengard.models.memory_trace import _peak_tracker
 
+        started = time.perf_counter()
+        if not traced:
+            yield
+            self.result.seconds[name] = time.perf_counter() - started
+            return
         tracker = _peak_tracker()
         if external:
             tracker.track_external(*external)
-        started = time.perf_counter()
         with tracker:
             yield
         self.result.seconds[name] = time.perf_counter() - started
@@ -95,6 +102,7 @@ class _Encoded:
     latents: torch.Tensor
     vae: Any
     stages: dict[str, int]
+    seconds: dict[str, float]
 
 
 def _encode(folder: Path, family: Any, *, resolution: int, max_sequence_length: int) -> _Encoded:
@@ -122,7 +130,9 @@ def _encode(folder: Path, family: Any, *, resolution: int, max_sequence_length: 
         latents = encode_image(family, vae, Image.new("RGB", (resolution, resolution)), device=cuda)
         vae.to("cpu")
         free_memory()
-    return _Encoded(text=text, negative=negative, latents=latents, vae=vae, stages=result.stages)
+    return _Encoded(
+        text=text, negative=negative, latents=latents, vae=vae, stages=result.stages, seconds=result.seconds
+    )
 
 
 def _moved(text: Any, device: torch.device) -> Any:
@@ -134,11 +144,11 @@ def _moved(text: Any, device: torch.device) -> Any:
 
 def _train_profile(
     folder: Path, family: Any, encoded: _Encoded, result: RehearsalResult, *, base_name: str, rank: int,
-    loss_fn: LossFn,
+    loss_fn: LossFn, sample: bool,
 ) -> None:  # fmt: skip
     """Stages 3 to 5 for one profile."""
     from isengard.models.loading import load_scheduler, load_transformer
-    from isengard.models.offload import attach_block_swap
+    from isengard.models.offload import attach_block_swap, transformer_blocks
     from isengard.models.profiles import profile
     from isengard.plugins.training.flux_lora_config import FluxLoraConfig
     from isengard.plugins.training.flux_lora_loop import build_optimizer
@@ -163,14 +173,15 @@ def _train_profile(
         transformer.train()
 
     # 4. One step: the loss forward on the fake GPU checks devices and dtypes...
-    with stages.stage("training_forward", transformer):
+    # (Its memory is the training step's first half, measured there.)
+    with stages.stage("training_forward", traced=False):
         loss = loss_fn(
             family, transformer, latents.to(cuda), text, noise.to(cuda), sigmas, guidance_scale=guidance,
             weight_dtype=dtype,
         )  # fmt: skip
         del loss
     # 5. One sample on the fake GPU (before the step moves the model to the meta device): denoising and the decode.
-    if encoded.vae is not None:
+    if sample and encoded.vae is not None:
         with stages.stage("sample", transformer):
             pipeline = sampling_pipeline(family, load_scheduler(folder), encoded.vae, transformer)
             _sample(family, pipeline, text, encoded.negative, result.resolution, cuda, guidance=config.sample_guidance)
@@ -178,20 +189,37 @@ def _train_profile(
     # ... and the whole step, backward and optimizer included, runs on the meta device.
     transformer.to(meta)
     if swap is not None:
+        # `to` moved every parameter, the blocks' frozen weights too: they go back to their CPU copies, which the
+        # swap's hooks bring to the (meta) GPU one block at a time, as on the card.
         swap.device = meta
+        for block in transformer_blocks(transformer):
+            swap.offload(block)
     params = [p for p in transformer.parameters() if p.requires_grad]  # moved: new parameter objects
-    optimizer = build_optimizer(config, params)
+    optimizer = _steady_optimizer(build_optimizer(config, params), params)
     meta_text = _moved(text, meta)
     with stages.stage("training_step", transformer, optimizer, devices=GPU_DEVICE_TYPES):
-        for _ in range(2):  # the second step holds the optimizer state: the steady peak
-            loss = loss_fn(
-                family, transformer, latents.to(meta), meta_text, noise.to(meta), sigmas, guidance_scale=guidance,
-                weight_dtype=dtype,
-            )  # fmt: skip
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(
+            family, transformer, latents.to(meta), meta_text, noise.to(meta), sigmas, guidance_scale=guidance,
+            weight_dtype=dtype,
+        )  # fmt: skip
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+
+def _steady_optimizer(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """The optimizer as it is from the second step on, so that one traced step has the steady peak: its state made
+    (one step on zero gradients, untraced), and torch's multi-tensor (`foreach`) AdamW, which torch picks on a GPU
+    when every parameter is a plain CUDA tensor (fake ones are not, and would get the per-tensor loop)."""
+    if isinstance(optimizer, torch.optim.AdamW):
+        for group in optimizer.param_groups:
+            group["foreach"] = True
+    for param in params:
+        param.grad = torch.zeros_like(param)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return optimizer
 
 
 def _caption_embedding(folder: Path, tokens: int) -> Any:
@@ -257,13 +285,16 @@ def rehearse_training(
             side = resolution // VAE_SCALE
             latents = torch.empty(1, LATENT_CHANNELS, side, side)
             text = _caption_embedding(folder, tokens)
-            encoded = _Encoded(text=text, negative=text, latents=latents, vae=None, stages={})
+            encoded = _Encoded(text=text, negative=text, latents=latents, vae=None, stages={}, seconds={})
         for name in profiles:
             result = RehearsalResult(base=base, profile=name, task="training", resolution=resolution)
             result.stages.update(encoded.stages)
+            if name == profiles[0]:  # run once for every profile: its time counted once
+                result.seconds.update(encoded.seconds)
             _train_profile(
-                folder, family, encoded, result, base_name=base, rank=rank, loss_fn=loss_fn or flow_matching_loss
-            )
+                folder, family, encoded, result, base_name=base, rank=rank, loss_fn=loss_fn or flow_matching_loss,
+                sample=name == profiles[-1],
+            )  # fmt: skip
             results.append(result)
     return results
 
@@ -299,3 +330,68 @@ def rehearse_generation(
             free_memory()
             results.append(result)
     return results
+
+
+# --- Every base, in parallel processes ----------------------------------------------------------------------------
+
+TASKS = ("training", "generation")
+
+
+def architecture_key(spec: Any) -> str:
+    """What a rehearsal of `spec` depends on: its family and the configs its full-size folder is written from. Two
+    bases with the same key (FLUX.1 [dev] and FLUX.1 Krea [dev]) rehearse identically; the name only labels it."""
+    import json
+
+    return json.dumps(
+        [spec.family.name, spec.transformer_config, spec.text_encoder_config], sort_keys=True, default=str
+    )
+
+
+def rehearse_task(base: str, task: str, folder: Path, profiles: list[str], gpu_bytes: int) -> list[RehearsalResult]:
+    """One base's training or generation rehearsal in a folder of its own (a worker process's whole job)."""
+    from isengard.models.bases import BASES
+    from isengard.models.rehearsal_model import write_full_size_folder
+
+    if not (folder / "model_index.json").exists():
+        write_full_size_folder(BASES[base], folder)
+    rehearse = rehearse_training if task == "training" else rehearse_generation
+    return rehearse(folder, profiles, base=base, gpu_bytes=gpu_bytes)
+
+
+def rehearse_bases(
+    root: Path, bases: list[str], profiles: list[str], *, gpu_bytes: int, workers: int
+) -> dict[tuple[str, str], list[RehearsalResult]]:
+    """Training and generation of every base under every profile: results by (base, task).
+
+    Each distinct architecture is rehearsed once (bases that share one get its results under their own name), its
+    training and generation as separate jobs in `workers` processes, largest first (the work is CPU-bound Python:
+    one process per core)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from dataclasses import replace
+
+    from isengard.models.bases import BASES
+
+    first: dict[str, str] = {}
+    for name in bases:
+        first.setdefault(architecture_key(BASES[name]), name)
+    size = {name: _block_count(BASES[name]) for name in first.values()}
+    jobs = sorted(((name, task) for name in first.values() for task in TASKS), key=lambda job: -size[job[0]])
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no fake mode or patch leaks in or out
+    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(jobs))), mp_context=context) as pool:
+        futures = {
+            job: pool.submit(rehearse_task, job[0], job[1], root / f"{job[0]}-{job[1]}", profiles, gpu_bytes)
+            for job in jobs
+        }
+        done = {job: future.result() for job, future in futures.items()}
+    return {
+        (name, task): [replace(result, base=name) for result in done[(first[architecture_key(BASES[name])], task)]]
+        for name in bases
+        for task in TASKS
+    }
+
+
+def _block_count(spec: Any) -> int:
+    """The transformer's blocks: the rehearsal's work grows with them (not with their width)."""
+    config = spec.transformer_config
+    return int(config.get("num_layers", 0)) + int(config.get("num_single_layers", 0))
