@@ -111,6 +111,8 @@ class BaseFamily(ABC):
     # ComfyUI's DualCLIPLoader / CLIPLoader `type` and the LoRA key prefix its loader reads.
     comfyui_clip_type: str
     vae_params: int  # the full-size VAE's parameters (published / counted on diffusers' default config)
+    # The `build_tiny` shape whose linear layers torchao's int8 and NF4 can store (tests of the quantized profiles).
+    tiny_quantizable_shape: Any
     bases: tuple[BaseSpec, ...] = ()
 
     # Classes -----------------------------------------------------------------------------------------------------
