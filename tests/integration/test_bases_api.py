@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from fastapi.testclient import TestClient
+from httpx import Response
 from safetensors import safe_open
 from safetensors.torch import save
 
@@ -91,17 +92,31 @@ def _lora_file(header: dict[str, str]) -> bytes:
     return save(tensors, metadata=header)
 
 
-def test_imports_detect_the_base_and_two_bases_never_mix(client: TestClient) -> None:
-    def upload(header: dict[str, str], name: str) -> dict:  # type: ignore[type-arg]
+def test_imports_detect_the_base_and_two_bases_never_mix(client: TestClient, settings: Settings) -> None:
+    def upload(header: dict[str, str], name: str, **params: str) -> Response:
         files = {"files": (f"{name}.safetensors", _lora_file(header), "application/octet-stream")}
-        response = client.post("/api/loras/import", files=files)
-        assert response.status_code == 201, response.text
-        return response.json()  # type: ignore[no-any-return]
+        return client.post("/api/loras/import", files=files, params=params)
 
-    krea = upload({"base_model": "black-forest-labs/FLUX.1-Krea-dev"}, "krea")
-    plain = upload({}, "plain")
-    assert krea["base"] == "flux1-krea-dev" and plain["base"] == "flux1-dev"
-    assert any("does not say which base" in warning for warning in plain["meta"]["warnings"])
+    krea = upload({"base_model": "black-forest-labs/FLUX.1-Krea-dev"}, "krea").json()
+    assert krea["base"] == "flux1-krea-dev"
+
+    # A FLUX.1 file without a header cannot tell dev from Krea (same keys and shapes): the importer asks.
+    asked = upload({}, "plain")
+    assert asked.status_code == 422, asked.text
+    assert asked.json()["candidates"] == ["flux1-dev", "flux1-krea-dev"]
+    assert "flux1-dev" in asked.json()["detail"] and "flux1-krea-dev" in asked.json()["detail"]
+    # A base the file cannot be for is refused, naming both; a name the registry does not know too.
+    wrong = upload({}, "plain", base="flux2-klein-4b")
+    assert wrong.status_code == 422 and "flux2-klein-4b" in wrong.text and "flux1-dev or flux1-krea-dev" in wrong.text
+    assert upload({}, "plain", base="sdxl").status_code == 422
+    # When the header tells, the base given must be that one.
+    told = upload({"base_model": "black-forest-labs/FLUX.1-Krea-dev"}, "told", base="flux1-dev")
+    assert told.status_code == 422 and "flux1-krea-dev" in told.text and "flux1-dev" in told.text
+    assert len(client.get("/api/loras").json()["items"]) == 1  # nothing half-imported
+    assert len(list((settings.data_path / "loras").rglob("*.safetensors"))) == 1
+
+    plain = upload({}, "plain", base="flux1-dev").json()
+    assert plain["base"] == "flux1-dev"
     assert [item["id"] for item in client.get("/api/loras", params={"base": "flux1-krea-dev"}).json()["items"]] == [
         krea["id"]
     ]
