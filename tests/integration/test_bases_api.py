@@ -16,7 +16,7 @@ from safetensors.torch import save
 
 from isengard.config import Settings
 from isengard.db.migrate import upgrade
-from isengard.models.bases import get_base
+from isengard.models.bases import BASES, get_base
 from isengard.models.locate import local_model_dir
 from isengard.models.tiny import ensure_tiny_model, save_tiny_model
 from isengard.worker.main import run_worker
@@ -169,3 +169,24 @@ def test_missing_weights_are_named_in_capabilities_and_refused_at_submit(product
     from_preset = production.post("/api/training", json={"character_id": character, "preset_id": preset.json()["id"]})
     assert from_preset.status_code == 422 and "preset 'klein' needs the base flux2-klein-4b" in from_preset.text
     assert production.get("/api/jobs").json()["total"] == 0
+
+
+def _engine_base_defaults(api: TestClient) -> dict[str, dict[str, object]]:
+    plugins = {plugin["name"]: plugin for plugin in api.get("/api/training/plugins").json()}
+    return plugins["flux-lora"]["base_defaults"]  # type: ignore[no-any-return]
+
+
+def test_each_base_gives_the_form_its_recommended_settings(client: TestClient, production: TestClient) -> None:
+    # Production: the registry's full-size settings of each base, in the engine's field names.
+    full = _engine_base_defaults(production)
+    assert set(full) == set(BASES)
+    for name, values in full.items():
+        defaults = get_base(name).defaults
+        assert values["sample_steps"] == defaults.sample_steps and values["sample_guidance"] == defaults.guidance
+        assert values["sample_resolution"] == defaults.resolution and max(values["resolutions"]) == defaults.resolution  # type: ignore[call-overload]
+        assert values.get("guidance_scale") == defaults.training_guidance
+    assert full["flux2-klein-4b"]["sample_steps"] != full["flux1-dev"]["sample_steps"]
+    # Fast-test: the tiny model keeps the engine's small sizes and step counts; guidance still follows the base.
+    tiny = _engine_base_defaults(client)
+    assert not {"sample_steps", "sample_resolution", "resolutions"} & {key for v in tiny.values() for key in v}
+    assert tiny["flux2-klein-4b"]["sample_guidance"] == get_base("flux2-klein-4b").defaults.guidance

@@ -2928,6 +2928,15 @@ export interface components {
         };
         /** TrainingPluginOut */
         TrainingPluginOut: {
+            /**
+             * Base Defaults
+             * @description per base: the recommended values of this engine's fields for a run on it (the training form applies them to the fields a person has not changed when the base changes)
+             */
+            base_defaults?: {
+                [key: string]: {
+                    [key: string]: unknown;
+                };
+            };
             capability: components["schemas"]["Capability"];
             /**
              * Config Schema

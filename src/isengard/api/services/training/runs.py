@@ -20,6 +20,7 @@ from isengard.api.services.dataset.characters import referenced_character
 from isengard.api.services.dataset.images import dataset_query
 from isengard.api.services.jobs.availability import ensure_runnable, listed_plugins, plugin_of_kind
 from isengard.api.services.jobs.manage import submit_job
+from isengard.api.services.training.base_defaults import base_run_defaults
 from isengard.api.services.training.memory import MemoryFit, ensure_memory_fits
 from isengard.api.services.training.presets import get_preset
 from isengard.api.state import Services
@@ -70,7 +71,13 @@ def list_training_plugins(services: Services) -> list[TrainingPluginOut]:
             plugin = training_plugin(services, listed.name)
             schema = plugin.config_model.model_json_schema()
             defaults = default_config(plugin)
-        plugins.append(TrainingPluginOut(**listed.described(), config_schema=schema, defaults=defaults))
+        fast_test = services.settings.resolved_mode == Mode.FAST_TEST
+        plugins.append(
+            TrainingPluginOut(
+                **listed.described(), config_schema=schema, defaults=defaults,
+                base_defaults=base_run_defaults(defaults, fast_test=fast_test) if "base" in defaults else {},
+            )
+        )  # fmt: skip
     return plugins
 
 
