@@ -100,11 +100,13 @@ def test_imports_detect_the_base_and_two_bases_never_mix(client: TestClient, set
     krea = upload({"base_model": "black-forest-labs/FLUX.1-Krea-dev"}, "krea").json()
     assert krea["base"] == "flux1-krea-dev"
 
-    # A FLUX.1 file without a header cannot tell dev from Krea (same keys and shapes): the importer asks.
-    asked = upload({}, "plain")
-    assert asked.status_code == 422, asked.text
-    assert asked.json()["candidates"] == ["flux1-dev", "flux1-krea-dev"]
-    assert "flux1-dev" in asked.json()["detail"] and "flux1-krea-dev" in asked.json()["detail"]
+    # A FLUX.1 file without a header cannot tell dev from Krea (same keys and shapes), nor one whose header names
+    # only the family (as ai-toolkit writes it): the importer asks.
+    for header in ({}, {"ss_base_model_version": "flux.1"}):
+        asked = upload(header, "plain")
+        assert asked.status_code == 422, asked.text
+        assert asked.json()["candidates"] == ["flux1-dev", "flux1-krea-dev"]
+        assert "flux1-dev" in asked.json()["detail"] and "flux1-krea-dev" in asked.json()["detail"]
     # A base the file cannot be for is refused, naming both; a name the registry does not know too.
     wrong = upload({}, "plain", base="flux2-klein-4b")
     assert wrong.status_code == 422 and "flux2-klein-4b" in wrong.text and "flux1-dev or flux1-krea-dev" in wrong.text

@@ -86,7 +86,10 @@ def _family_config(settings: Settings, family: BaseFamily) -> dict[str, object]:
 
 def _named_base(header: dict[str, str], family: BaseFamily) -> str | None:
     for key in BASE_HEADER_KEYS:
-        name = resolve_base_name(header.get(key))
+        value = header.get(key)
+        if value is None or value.strip().lower() in family.family_names:
+            continue  # "flux.1" says FLUX.1, not whether dev or Krea
+        name = resolve_base_name(value)
         if name is not None and BASES[name].family is family:
             return name
     return None
