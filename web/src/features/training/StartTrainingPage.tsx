@@ -56,6 +56,18 @@ export default function StartTrainingPage() {
     plugins.data?.find((p) => p.name === pluginName) ?? plugins.data?.find((p) => p.capability?.available !== false) ?? plugins.data?.[0];
   const schema = plugin?.config_schema;
 
+  /** What a run starts from: the engine's defaults with the base's recommended settings (the engine's default base
+   * unless one is given). */
+  function startingValues(base?: unknown): Record<string, unknown> {
+    const engine = { ...defaultsOf(schema ?? {}), ...(plugin?.defaults ?? {}) };
+    return { ...engine, ...(plugin?.base_defaults?.[String(base ?? engine.base ?? "")] ?? {}) };
+  }
+  function restart(values: Record<string, unknown>, baseline: Record<string, unknown>) {
+    setValues(values);
+    setBaseline(baseline);
+    setBaseNote("");
+  }
+
   useEffect(() => {
     if (plugin && schema) {
       setPluginName(plugin.name);
@@ -64,10 +76,8 @@ export default function StartTrainingPage() {
         imported && imported.plugin === plugin.name
           ? imported.config
           : clone.data && clone.data.plugin === plugin.name ? (clone.data.config as Record<string, unknown>) : {};
-      const defaults = { ...defaultsOf(schema), ...(plugin.defaults ?? {}) };
-      setValues({ ...defaults, ...cloned });
-      setBaseline(defaults);
-      setBaseNote("");
+      const defaults = startingValues(cloned.base);
+      restart({ ...defaults, ...cloned }, defaults);
     }
   }, [plugin?.name, schema, clone.data, imported]); // eslint-disable-line react-hooks/exhaustive-deps
   useEffect(() => {
@@ -130,7 +140,8 @@ export default function StartTrainingPage() {
             )}
           </WhatToTrainCard>
           {plugins.isPending ? <Spinner label="Loading the engines" /> : schema ? (
-            <SettingsCard plugin={plugin} schema={schema} values={values} setValues={setValues} errors={errors} />
+            <SettingsCard plugin={plugin} schema={schema} values={values} setValues={setValues} errors={errors}
+              onReset={() => { const defaults = startingValues(); restart(defaults, defaults); }} />
           ) : null}
           {submit.error ? <ErrorNotice error={submit.error} title="The run was not started" /> : null}
           <div className="row" style={{ justifyContent: "flex-end" }}>
