@@ -191,4 +191,17 @@ def test_each_base_gives_the_form_its_recommended_settings(client: TestClient, p
     # Fast-test: the tiny model keeps the engine's small sizes and step counts; guidance still follows the base.
     tiny = _engine_base_defaults(client)
     assert not {"sample_steps", "sample_resolution", "resolutions"} & {key for v in tiny.values() for key in v}
-    assert tiny["flux2-klein-4b"]["sample_guidance"] == get_base("flux2-klein-4b").defaults.guidance
+    klein = get_base("flux2-klein-4b").defaults.guidance
+    assert tiny["flux2-klein-4b"]["sample_guidance"] == klein
+
+    # A run on a base gets them for the fields it leaves out (the API and the CLI as the form); given ones win.
+    character = make_character(client, "Defaults", 1)
+
+    def resolved(config: dict[str, object]) -> dict[str, object]:
+        response = client.post("/api/training/estimate", json={"character_id": character, "config": config})
+        assert response.status_code == 200, response.text
+        return response.json()["config"]  # type: ignore[no-any-return]
+
+    assert resolved({"base": "flux2-klein-4b"})["sample_guidance"] == klein
+    assert resolved({"base": "flux2-klein-4b", "sample_guidance": 2.0})["sample_guidance"] == 2.0
+    assert resolved({})["sample_guidance"] == get_base("flux1-dev").defaults.guidance

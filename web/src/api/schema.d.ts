@@ -2930,7 +2930,7 @@ export interface components {
         TrainingPluginOut: {
             /**
              * Base Defaults
-             * @description per base: the recommended values of this engine's fields for a run on it (the training form applies them to the fields a person has not changed when the base changes)
+             * @description per base: the recommended values of this engine's fields for a run on it, which a run on that base gets for the fields left out (the training form applies them to the fields a person has not changed when the base changes)
              */
             base_defaults?: {
                 [key: string]: {
@@ -2947,7 +2947,7 @@ export interface components {
             };
             /**
              * Defaults
-             * @description the config a run gets for every field left out
+             * @description the config a run gets for every field left out (with `base_defaults` of its base on top)
              */
             defaults: {
                 [key: string]: unknown;
