@@ -53,8 +53,12 @@ api-types: venv web-deps
 web-test: web-deps
 	cd web && npm run typecheck && npm run test
 
+# Three test processes, each taking whole modules (module fixtures start once): most tests wait on worker processes,
+# leases and servers rather than compute, so three fit on two cores.
+PYTEST_PROCESSES ?= 3
+
 pytest: venv web
-	$(PY) -m pytest -q -p no:cacheprovider tests -k "not runs_at_full_size"
+	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_PROCESSES) --dist loadfile tests -k "not runs_at_full_size"
 
 # The whole production path at full size on a fake CUDA GPU, every base and profile (tests/rehearsal): far longer
 # than its 3-minute budget on a 2-core machine and not yet passing for every profile (docs/REHEARSAL.md), so it is
