@@ -69,13 +69,13 @@ rehearsal: venv
 e2e: venv web chromium
 	$(PY) -m pytest -q -p no:cacheprovider e2e
 
-# The checks that do not start the app side by side (each one's output printed whole when it ends), then the
-# browser tests, which start it many times and time pages, alone. The last line is the suite's time.
-checks: lint typecheck web-test pytest
+# Every check side by side (each one's output printed whole when it ends): lint, types, web tests, the Python
+# tests and the browser tests. The last line is the suite's time.
+checks: lint typecheck web-test pytest e2e
 
 test:
 	@started=$$(date +%s); \
-	$(MAKE) --no-print-directory -j 5 --output-sync=target checks && $(MAKE) --no-print-directory e2e; \
+	$(MAKE) --no-print-directory -j 6 --output-sync=target checks; \
 	status=$$?; elapsed=$$(( $$(date +%s) - started )); \
 	echo "make test: $$([ $$status = 0 ] && echo passed || echo FAILED) in $$(( elapsed / 60 )) min $$(( elapsed % 60 )) s"; \
 	exit $$status
