@@ -53,8 +53,12 @@ api-types: venv web-deps
 web-test: web-deps
 	cd web && npm run typecheck && npm run test
 
+# Three test processes, each taking whole modules (module fixtures start once): most tests wait on worker processes,
+# leases and servers rather than compute, so three fit on two cores.
+PYTEST_PROCESSES ?= 3
+
 pytest: venv web
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_PROCESSES) --dist loadfile tests
 
 # The whole production path at full size on a fake CUDA GPU, every base and profile (tests/rehearsal, part of the
 # pytest target too), alone and with its table of peaks against the planner printed (docs/REHEARSAL.md).
@@ -64,13 +68,13 @@ rehearsal: venv
 e2e: venv web chromium
 	$(PY) -m pytest -q -p no:cacheprovider e2e
 
-# The checks that do not start the app side by side (each one's output printed whole when it ends), then the
-# browser tests, which start it many times and time pages, alone. The last line is the suite's time.
-checks: lint typecheck web-test pytest
+# Every check side by side (each one's output printed whole when it ends): lint, types, web tests, the Python
+# tests and the browser tests. The last line is the suite's time.
+checks: lint typecheck web-test pytest e2e
 
 test:
 	@started=$$(date +%s); \
-	$(MAKE) --no-print-directory -j 5 --output-sync=target checks && $(MAKE) --no-print-directory e2e; \
+	$(MAKE) --no-print-directory -j 6 --output-sync=target checks; \
 	status=$$?; elapsed=$$(( $$(date +%s) - started )); \
 	echo "make test: $$([ $$status = 0 ] && echo passed || echo FAILED) in $$(( elapsed / 60 )) min $$(( elapsed % 60 )) s"; \
 	exit $$status

@@ -1,5 +1,6 @@
-"""A second base from the form: the training form offers the registry's bases with their licence, a run on FLUX.2
-[klein] 4B trains its tiny model, the library filters by base, and generating with the LoRA runs on that base."""
+"""A second base from the form: the training form offers the registry's bases with their licence and applies the
+chosen base's recommended settings to the fields not edited, a run on FLUX.2 [klein] 4B trains its tiny model, the
+library filters by base, and generating with the LoRA runs on that base."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from playwright.sync_api import Page, expect
 
 from e2e.conftest import ConsoleWatch, RunningApp
 from e2e.helpers import caption_all, create_character, upload_photos
+from isengard.models.bases import get_base
 
 STEPS = 8
 
@@ -27,6 +29,20 @@ def test_train_on_a_second_base_from_the_form_and_generate_with_it(
     expect(page.get_by_test_id("base-details")).to_contain_text("Non-Commercial")
     base.select_option("flux2-klein-4b")
     expect(page.get_by_test_id("base-details")).to_contain_text("Apache-2.0 (commercial use allowed)")
+    # The new base's recommended settings replace those not edited, and the form says which; an edited one stays.
+    klein, krea = (get_base(name).defaults.guidance for name in ("flux2-klein-4b", "flux1-krea-dev"))
+    dev = get_base("flux1-dev").defaults.guidance
+    applied = page.get_by_test_id("base-applied")
+    expect(applied).to_contain_text(f"sample guidance {dev:g} → {klein:g}")
+    page.get_by_text(re.compile(r"^Advanced \(")).click()
+    guidance = page.locator("#cfg-sample_guidance")
+    expect(guidance).to_have_value(f"{klein:g}")
+    guidance.fill("5")
+    base.select_option("flux1-krea-dev")
+    expect(applied).to_contain_text("Kept your sample guidance")
+    expect(applied).not_to_contain_text(f"→ {krea:g}")
+    expect(guidance).to_have_value("5")
+    base.select_option("flux2-klein-4b")
     page.locator("#train-name").fill("Klein run")
     page.locator("#cfg-steps").fill(str(STEPS))
     page.locator("#cfg-resolutions").fill("64")

@@ -1,5 +1,6 @@
-"""The LoRA library page: every LoRA with where it came from, import by dropping a file, rename, download with a
-real file name, refused deletion while a job needs it, "use in Generate", filter by character."""
+"""The LoRA library page: every LoRA with where it came from, import by dropping a file (asked its base when the file
+cannot tell), rename, download with a real file name, refused deletion while a job needs it, "use in Generate",
+filter by character."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ def test_library_lists_imports_renames_downloads_and_guards_deletion(
     page: Page, app: RunningApp, console: ConsoleWatch, lib: dict[str, object], tmp_path: Path
 ) -> None:
     console.ignore.append("status of 409")  # the refused deletion below
+    console.ignore.append("status of 422")  # the import that asks for its base
     other = create_character(app.url, "Lib Other", "libo")
     page.goto(app.url + "/loras")
     expect(page.get_by_role("heading", level=1)).to_have_text("LoRA library")
@@ -46,15 +48,24 @@ def test_library_lists_imports_renames_downloads_and_guards_deletion(
     page.get_by_label("New name").press("Enter")
     expect(row).to_contain_text("Lib final")
 
-    # Import by dropping a .safetensors (here: choosing it), for the other character.
+    # Import by dropping a .safetensors (here: choosing it), for the other character. The file has FLUX.1's shapes
+    # and no header: dev or Krea, the page asks which and sends it again with the answer.
     made = make_test_lora(app.data_dir / "models" / "tiny-flux", tmp_path / "outside_lora.safetensors", seed=3)
     page.locator("#lora-import-character").select_option(str(other["id"]))
     page.get_by_test_id("lora-import-input").set_input_files(str(made))
+    question = page.get_by_test_id("lora-import-question")
+    expect(question).to_contain_text("flux1-krea-dev", timeout=60_000)
+    base = question.get_by_label("Base of outside_lora.safetensors")
+    expect(base.locator("option")).to_have_count(2)
+    base.select_option("flux1-krea-dev")
+    question.get_by_role("button", name="Import as this base").click()
     expect(page.get_by_test_id("lora-import-result")).to_contain_text("Imported", timeout=60_000)
+    expect(question).to_have_count(0)
     page.locator("#lora-character").select_option(str(other["id"]))
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("imported")
     expect(rows.first).to_contain_text("outside_lora")
+    expect(rows.first).to_contain_text("flux1-krea-dev")
 
     # Deleting is refused while a queued job needs the LoRA, with the reason.
     lora_id = httpx.get(f"{app.url}/api/loras", params={"character_id": lib["id"]}, timeout=30).json()["items"][0]["id"]

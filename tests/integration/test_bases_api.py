@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 from fastapi.testclient import TestClient
+from httpx import Response
 from safetensors import safe_open
 from safetensors.torch import save
 
 from isengard.config import Settings
 from isengard.db.migrate import upgrade
-from isengard.models.bases import get_base
+from isengard.models.bases import BASES, get_base
 from isengard.models.locate import local_model_dir
 from isengard.models.tiny import ensure_tiny_model, save_tiny_model
 from isengard.worker.main import run_worker
@@ -91,17 +92,33 @@ def _lora_file(header: dict[str, str]) -> bytes:
     return save(tensors, metadata=header)
 
 
-def test_imports_detect_the_base_and_two_bases_never_mix(client: TestClient) -> None:
-    def upload(header: dict[str, str], name: str) -> dict:  # type: ignore[type-arg]
+def test_imports_detect_the_base_and_two_bases_never_mix(client: TestClient, settings: Settings) -> None:
+    def upload(header: dict[str, str], name: str, **params: str) -> Response:
         files = {"files": (f"{name}.safetensors", _lora_file(header), "application/octet-stream")}
-        response = client.post("/api/loras/import", files=files)
-        assert response.status_code == 201, response.text
-        return response.json()  # type: ignore[no-any-return]
+        return client.post("/api/loras/import", files=files, params=params)
 
-    krea = upload({"base_model": "black-forest-labs/FLUX.1-Krea-dev"}, "krea")
-    plain = upload({}, "plain")
-    assert krea["base"] == "flux1-krea-dev" and plain["base"] == "flux1-dev"
-    assert any("does not say which base" in warning for warning in plain["meta"]["warnings"])
+    krea = upload({"base_model": "black-forest-labs/FLUX.1-Krea-dev"}, "krea").json()
+    assert krea["base"] == "flux1-krea-dev"
+
+    # A FLUX.1 file without a header cannot tell dev from Krea (same keys and shapes), nor one whose header names
+    # only the family (as ai-toolkit writes it): the importer asks.
+    for header in ({}, {"ss_base_model_version": "flux.1"}):
+        asked = upload(header, "plain")
+        assert asked.status_code == 422, asked.text
+        assert asked.json()["candidates"] == ["flux1-dev", "flux1-krea-dev"]
+        assert "flux1-dev" in asked.json()["detail"] and "flux1-krea-dev" in asked.json()["detail"]
+    # A base the file cannot be for is refused, naming both; a name the registry does not know too.
+    wrong = upload({}, "plain", base="flux2-klein-4b")
+    assert wrong.status_code == 422 and "flux2-klein-4b" in wrong.text and "flux1-dev or flux1-krea-dev" in wrong.text
+    assert upload({}, "plain", base="sdxl").status_code == 422
+    # When the header tells, the base given must be that one.
+    told = upload({"base_model": "black-forest-labs/FLUX.1-Krea-dev"}, "told", base="flux1-dev")
+    assert told.status_code == 422 and "flux1-krea-dev" in told.text and "flux1-dev" in told.text
+    assert len(client.get("/api/loras").json()["items"]) == 1  # nothing half-imported
+    assert len(list((settings.data_path / "loras").rglob("*.safetensors"))) == 1
+
+    plain = upload({}, "plain", base="flux1-dev").json()
+    assert plain["base"] == "flux1-dev"
     assert [item["id"] for item in client.get("/api/loras", params={"base": "flux1-krea-dev"}).json()["items"]] == [
         krea["id"]
     ]
@@ -154,3 +171,37 @@ def test_missing_weights_are_named_in_capabilities_and_refused_at_submit(product
     from_preset = production.post("/api/training", json={"character_id": character, "preset_id": preset.json()["id"]})
     assert from_preset.status_code == 422 and "preset 'klein' needs the base flux2-klein-4b" in from_preset.text
     assert production.get("/api/jobs").json()["total"] == 0
+
+
+def _engine_base_defaults(api: TestClient) -> dict[str, dict[str, object]]:
+    plugins = {plugin["name"]: plugin for plugin in api.get("/api/training/plugins").json()}
+    return plugins["flux-lora"]["base_defaults"]  # type: ignore[no-any-return]
+
+
+def test_each_base_gives_the_form_its_recommended_settings(client: TestClient, production: TestClient) -> None:
+    # Production: the registry's full-size settings of each base, in the engine's field names.
+    full = _engine_base_defaults(production)
+    assert set(full) == set(BASES)
+    for name, values in full.items():
+        defaults = get_base(name).defaults
+        assert values["sample_steps"] == defaults.sample_steps and values["sample_guidance"] == defaults.guidance
+        assert values["sample_resolution"] == defaults.resolution and max(values["resolutions"]) == defaults.resolution  # type: ignore[call-overload]
+        assert values.get("guidance_scale") == defaults.training_guidance
+    assert full["flux2-klein-4b"]["sample_steps"] != full["flux1-dev"]["sample_steps"]
+    # Fast-test: the tiny model keeps the engine's small sizes and step counts; guidance still follows the base.
+    tiny = _engine_base_defaults(client)
+    assert not {"sample_steps", "sample_resolution", "resolutions"} & {key for v in tiny.values() for key in v}
+    klein = get_base("flux2-klein-4b").defaults.guidance
+    assert tiny["flux2-klein-4b"]["sample_guidance"] == klein
+
+    # A run on a base gets them for the fields it leaves out (the API and the CLI as the form); given ones win.
+    character = make_character(client, "Defaults", 1)
+
+    def resolved(config: dict[str, object]) -> dict[str, object]:
+        response = client.post("/api/training/estimate", json={"character_id": character, "config": config})
+        assert response.status_code == 200, response.text
+        return response.json()["config"]  # type: ignore[no-any-return]
+
+    assert resolved({"base": "flux2-klein-4b"})["sample_guidance"] == klein
+    assert resolved({"base": "flux2-klein-4b", "sample_guidance": 2.0})["sample_guidance"] == 2.0
+    assert resolved({})["sample_guidance"] == get_base("flux1-dev").defaults.guidance

@@ -171,7 +171,8 @@ CASES: dict[tuple[str, str], Case] = {
     ("DELETE", "/api/jobs/{job_id}"): lambda c, s: (
         "DELETE", f"/api/jobs/{_row(s, Job(kind='generation', status='succeeded', plugin='diffusers'))}", {}),
     ("POST", "/api/loras/import"): lambda c, s: (
-        "POST", "/api/loras/import", {"files": {"files": ("k.safetensors", io.BytesIO(_kohya_lora()), "x/y")}}),
+        "POST", "/api/loras/import", {"params": {"base": "flux1-dev"},
+                                      "files": {"files": ("k.safetensors", io.BytesIO(_kohya_lora()), "x/y")}}),
     ("PATCH", "/api/loras/{lora_id}"): lambda c, s: ("PATCH", f"/api/loras/{_lora(s, None)}", {"json": {"name": "b"}}),
     ("DELETE", "/api/loras/{lora_id}"): lambda c, s: ("DELETE", f"/api/loras/{_lora(s, None)}", {}),
     ("POST", "/api/loras/{lora_id}/evaluation"): lambda c, s: (

@@ -41,7 +41,7 @@ def test_an_imported_lora_is_rendered_and_scored_through_the_queue(
     lora_file = make_test_lora(tiny, tmp_path / "ivy.safetensors")
     imported = client.post(
         "/api/loras/import",
-        params={"character_id": character},
+        params={"character_id": character, "base": "flux1-dev"},
         files={"files": ("ivy.safetensors", lora_file.read_bytes(), "application/octet-stream")},
     )
     assert imported.status_code == 201, imported.text

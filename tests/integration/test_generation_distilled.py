@@ -1,22 +1,32 @@
 """Generation on a base's distilled sibling (FLUX.2 [klein]'s 4-step checkpoints) on the tiny models: its step count
-and guidance come from the registry, a LoRA trained on the Base applies to it, and a base without one is refused."""
+and guidance come from the registry, a LoRA trained on the Base applies to it, and a base without one is refused; in
+production a distilled checkpoint missing on this machine is refused at submit."""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import redis
+from fastapi.testclient import TestClient
 from PIL import Image
 from pydantic import ValidationError
 
+from isengard.api.app import create_app
+from isengard.config import Settings
 from isengard.domain import LoraRef
 from isengard.models.bases import get_base
+from isengard.models.locate import local_model_dir
 from isengard.models.tiny import save_tiny_model
 from isengard.plugins.image.diffusers_flux import DiffusersFluxGenerator, PipelineCache
 from isengard.plugins.image.outputs import read_png_params
 from isengard.plugins.image.request import ImageRequest
+from isengard.queue.workers import write_heartbeat
 from tests.support.image_jobs import make_test_lora
+from tests.support.production import production_settings
 from tests.support.recording_context import RecordingContext
 
 BASE = "flux2-klein-4b"
@@ -74,3 +84,36 @@ def test_a_base_without_a_distilled_checkpoint_is_refused() -> None:
         ImageRequest.model_validate({"prompt": "x", "base": "flux1-dev", "checkpoint": "distilled"})
     with pytest.raises(ValidationError):
         ImageRequest.model_validate({"prompt": "x", "base": BASE, "checkpoint": "turbo"})
+
+
+@pytest.fixture()
+def production(settings: Settings, redis_client: redis.Redis) -> Iterator[TestClient]:
+    """Production mode with klein 4B's Base in place (its tiny model stands in) but not its distilled sibling, and
+    a GPU worker offering the diffusers engine."""
+    production = production_settings(settings)
+    worker = {"id": "gpu-1", "kinds": ["generation"], "plugins": {"generation": ["diffusers"]}, "gpu_memory_mb": 81559}
+    write_heartbeat(redis_client, "gpu-1", worker, ttl_seconds=30)
+    shutil.copytree(save_tiny_model(settings.data_path / "built", base=BASE), local_model_dir(production, BASE))
+    with TestClient(create_app(production)) as client:
+        yield client
+
+
+def test_a_missing_distilled_checkpoint_is_refused_at_submit(production: TestClient, settings: Settings) -> None:
+    body = {"prompt": "x", "base": BASE, "checkpoint": "distilled"}
+    target = local_model_dir(settings, BASE, distilled=True)
+    refused = production.post("/api/generation", json=body)
+    assert refused.status_code == 422, refused.text
+    detail = refused.json()["detail"]
+    assert "distilled" in detail and str(target) in detail
+    assert f"hf download {get_base(BASE).distilled_repo_id}" in detail
+    # A folder without its text encoder is named as incomplete, with what it lacks.
+    partial = shutil.copytree(local_model_dir(settings, BASE), target)
+    shutil.rmtree(partial / "text_encoder")
+    incomplete = production.post("/api/generation", json=body)
+    assert incomplete.status_code == 422 and "missing text_encoder" in incomplete.json()["detail"]
+    assert production.get("/api/jobs").json()["total"] == 0
+
+    shutil.rmtree(partial)
+    shutil.copytree(local_model_dir(settings, BASE), target)  # the distilled checkpoint in place
+    accepted = production.post("/api/generation", json=body)
+    assert accepted.status_code == 202, accepted.text

@@ -76,15 +76,15 @@ def test_unusable_numbers_are_refused_with_a_reason(api: TestClient, content: by
 
 def test_a_metadata_trigger_word_too_long_for_the_library_is_dropped(api: TestClient) -> None:
     too_long = "w" * (column_max_length(Lora.trigger_word) + 1)
-    status, body = _import(api, _lora(trigger_word=too_long), "long.safetensors")
+    status, body = _import(api, _lora(trigger_word=too_long), "long.safetensors", base="flux1-dev")
     assert status == 201, body
     assert body["trigger_word"] is None
-    status, body = _import(api, _lora(trigger_word="fits"), "fits.safetensors")
+    status, body = _import(api, _lora(trigger_word="fits"), "fits.safetensors", base="flux1-dev")
     assert status == 201 and body["trigger_word"] == "fits"
 
 
 def test_a_valid_header_still_parses(api: TestClient) -> None:
     # The depth guard is about recursion, not size: a normal header of many tensors imports.
-    status, body = _import(api, _lora(), "ok.safetensors")
+    status, body = _import(api, _lora(), "ok.safetensors", base="flux1-dev")
     assert status == 201, body
     assert json.dumps(body)  # a plain JSON answer

@@ -110,7 +110,7 @@ def test_lora_imports_take_turns(data_dir: Path, redis_url: str) -> None:
 
         def send() -> None:
             files = {"files": ("t.safetensors", io.BytesIO(lora), "application/octet-stream")}
-            answers.append(client.post("/api/loras/import", files=files).status_code)
+            answers.append(client.post("/api/loras/import", files=files, params={"base": "flux1-dev"}).status_code)
 
         with import_slot(1):  # another import holds the only slot
             sender = threading.Thread(target=send)

@@ -249,7 +249,9 @@ def test_a_checkpoint_pruned_while_it_is_registered_is_skipped(toolkit: Path, mo
 def test_a_retried_attempt_does_not_re_emit_what_the_first_recorded(
     toolkit: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AITK_DOUBLE_STEP_SECONDS", "0.05")
+    # Slow enough that the step-3 checkpoint has settled (written 0.3 s ago, see ai_toolkit._settled) by the cancel
+    # at step 8 on a loaded machine: a younger file may still be half-written and is left for the next scan.
+    monkeypatch.setenv("AITK_DOUBLE_STEP_SECONDS", "0.12")
     trainer = _trainer(tmp_path, toolkit)
     ctx = _context(tmp_path, model_dir, cancel_at_step=8)
     with pytest.raises(JobCancelled):

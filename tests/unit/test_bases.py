@@ -198,3 +198,17 @@ def test_generation_on_a_gpu_plans_for_the_folders_own_base(tmp_path: Any, monke
 
     assert own.reason != default.reason  # the text encoder of klein 9B (Qwen3-8B) is not FLUX.1-dev's T5
     assert chosen.reason == own.reason
+
+
+def test_the_readme_says_each_base_its_licence_and_how_to_put_its_weights_in_place() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = {line.split("`")[1]: line for line in readme.splitlines() if line.startswith("| `")}
+    for spec in BASES.values():
+        row = rows.get(spec.name, "")
+        assert spec.repo_id in row and spec.licence in row, (spec.name, row)
+        assert ("(gated)" in row) == spec.gated, spec.name
+        assert spec.download_command(f"data/models/{spec.name}") in readme, spec.name
+        if spec.distilled_repo_id is not None:
+            assert f"hf download {spec.distilled_repo_id} --local-dir data/models/{spec.name}-distilled" in readme

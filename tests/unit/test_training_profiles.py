@@ -45,6 +45,14 @@ def wide_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_model(tmp_path_factory.mktemp("model") / "tiny-flux-wide", shape=QUANTIZABLE_SHAPE)
 
 
+@pytest.fixture(scope="module")
+def wide_klein(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from isengard.models.bases.flux2_klein import FAMILY, FLUX2_KLEIN_4B
+
+    folder = tmp_path_factory.mktemp("model") / "tiny-klein-wide"
+    return save_tiny_model(folder, shape=FAMILY.tiny_quantizable_shape, base=FLUX2_KLEIN_4B.name)
+
+
 def train(model: Path, root: Path, name: str, **overrides: Any) -> tuple[RecordingContext, dict[str, Any]]:
     data_dir = root / "data"
     job = make_dataset(data_dir)
@@ -60,9 +68,11 @@ def lora_tensors(ctx: RecordingContext, result: dict[str, Any]) -> dict[str, tor
         return {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
 
 
-def test_quantized_profiles_store_their_formats(wide_model: Path) -> None:
+@pytest.mark.parametrize("model_fixture", ["wide_model", "wide_klein"])
+def test_quantized_profiles_store_their_formats(model_fixture: str, request: pytest.FixtureRequest) -> None:
     from isengard.models.offload import tensor_bytes, transformer_blocks
 
+    wide_model = request.getfixturevalue(model_fixture)
     for name, low, high in (("bf16", 4.0, 4.0), ("int8", 1.0, 1.1), ("nf4", 0.5, 0.6)):
         transformer = loading.load_transformer(wide_model, profile=profile(name), dtype=torch.float32,
                                                device=torch.device("cpu"))  # fmt: skip

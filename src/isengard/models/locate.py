@@ -69,10 +69,11 @@ def distilled_missing_reason(settings: Settings, base: str) -> str:
     if settings.resolved_mode == Mode.FAST_TEST:
         return "not built yet: the worker builds the tiny distilled model on first use"
     target = local_model_dir(settings, spec.name, distilled=True)
-    return (
-        f"{spec.label}'s distilled checkpoint is not on this machine: put it in {target} with "
-        f"`hf download {spec.distilled_repo_id} --local-dir {target}`"
-    )
+    download = f"hf download {spec.distilled_repo_id} --local-dir {target}"
+    if (target / "model_index.json").exists():
+        missing = ", ".join(missing_components(target, spec))
+        return f"{spec.label}'s distilled checkpoint at {target} is incomplete: missing {missing}; `{download}`"
+    return f"{spec.label}'s distilled checkpoint is not on this machine: put it in {target} with `{download}`"
 
 
 def configured_base(settings: Settings) -> str:

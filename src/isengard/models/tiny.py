@@ -50,10 +50,9 @@ def _is_current(folder: Path) -> bool:
         return False
 
 
-def save_tiny_model(
-    folder: Path, seed: int = TINY_SEED, shape: TinyShape | None = None, *, base: str = DEFAULT_BASE
-) -> Path:
-    """Build and save `base`'s tiny model into `folder` atomically (built beside it, then renamed)."""
+def save_tiny_model(folder: Path, seed: int = TINY_SEED, shape: Any | None = None, *, base: str = DEFAULT_BASE) -> Path:
+    """Build and save `base`'s tiny model into `folder` atomically (built beside it, then renamed); `shape`: the
+    family's widths (its default when None; `family.tiny_quantizable_shape` for the quantized profiles)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = folder.with_name(f".{folder.name}.building")
     shutil.rmtree(staging, ignore_errors=True)

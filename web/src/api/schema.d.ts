@@ -813,7 +813,9 @@ export interface paths {
         /**
          * Import Lora
          * @description Import a FLUX LoRA (.safetensors in diffusers, ai-toolkit or kohya layout) sent as the multipart part
-         *     `files`; it is converted to the diffusers layout. Pickle files are refused.
+         *     `files`; it is converted to the diffusers layout. Pickle files are refused. Its base is detected from its keys,
+         *     shapes and header; a file that fits several bases of one architecture without naming one (FLUX.1 [dev] and
+         *     Krea) is refused with the candidates until `base` names one of them.
          */
         post: operations["import_lora_api_loras_import_post"];
         delete?: never;
@@ -2358,6 +2360,24 @@ export interface components {
              */
             width?: number;
         };
+        /**
+         * LoraImportRefused
+         * @description 422 of an import: why the file was refused; `candidates` when the file fits several bases and does not say
+         *     which (import it again with `base` set to one of them).
+         */
+        LoraImportRefused: {
+            /**
+             * Candidates
+             * @description the bases to choose from, when asked
+             */
+            candidates?: string[] | null;
+            /** Detail */
+            detail: string | {
+                [key: string]: unknown;
+            }[];
+            /** Message */
+            message?: string | null;
+        };
         /** LoraJobSummary */
         LoraJobSummary: {
             /**
@@ -2908,6 +2928,15 @@ export interface components {
         };
         /** TrainingPluginOut */
         TrainingPluginOut: {
+            /**
+             * Base Defaults
+             * @description per base: the recommended values of this engine's fields for a run on it, which a run on that base gets for the fields left out (the training form applies them to the fields a person has not changed when the base changes)
+             */
+            base_defaults?: {
+                [key: string]: {
+                    [key: string]: unknown;
+                };
+            };
             capability: components["schemas"]["Capability"];
             /**
              * Config Schema
@@ -2918,7 +2947,7 @@ export interface components {
             };
             /**
              * Defaults
-             * @description the config a run gets for every field left out
+             * @description the config a run gets for every field left out (with `base_defaults` of its base on top)
              */
             defaults: {
                 [key: string]: unknown;
@@ -8249,6 +8278,8 @@ export interface operations {
                 name?: string | null;
                 character_id?: string | null;
                 trigger_word?: string | null;
+                /** @description the base the file is for, when the file cannot tell (a 422 asks) */
+                base?: string | null;
             };
             header?: never;
             path?: never;
@@ -8335,13 +8366,13 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorMessage"];
                 };
             };
-            /** @description the request is well-formed but its values cannot be used */
+            /** @description the file cannot be used, with the reason; or it fits several bases and does not say which: `candidates` lists them, send it again with `base` set to one */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["UnprocessableBody"];
+                    "application/json": components["schemas"]["LoraImportRefused"];
                 };
             };
             /** @description too many requests (a rate limit, or failed authentications from this address); see Retry-After */

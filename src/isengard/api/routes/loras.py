@@ -5,15 +5,24 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from isengard.api.deps import DataDep, DbSession, ServicesDep
 from isengard.api.middleware import UPLOAD_ERROR_RESPONSES, ErrorMessage
 from isengard.api.ratelimit import rate_limited
-from isengard.api.schemas.loras import DefaultLoraChoice, DefaultLoraOut, LoraOut, LoraPage, LoraSource, LoraUpdate
+from isengard.api.schemas.loras import (
+    DefaultLoraChoice,
+    DefaultLoraOut,
+    LoraImportRefused,
+    LoraOut,
+    LoraPage,
+    LoraSource,
+    LoraUpdate,
+)
 from isengard.api.services.loras import default as defaults
 from isengard.api.services.loras import importer as lora_import
 from isengard.api.services.loras import library as service
+from isengard.api.services.loras.detect import BaseChoiceNeeded
 from isengard.api.support.params import OptionalId, PageCursor, path_id
 from isengard.api.support.text import NoNul, column_max_length
 from isengard.db.models import Character, Lora
@@ -45,10 +54,16 @@ def list_loras(
 @router.post(
     "/loras/import",
     status_code=201,
+    response_model=LoraOut,
     dependencies=[Depends(rate_limited("uploads"))],
     responses={
         **UPLOAD_ERROR_RESPONSES,
         413: {"model": ErrorMessage, "description": "the file is larger than ISENGARD_MAX_LORA_UPLOAD_BYTES"},
+        422: {
+            "model": LoraImportRefused,
+            "description": "the file cannot be used, with the reason; or it fits several bases and does not say "
+            "which: `candidates` lists them, send it again with `base` set to one",
+        },
     },
     openapi_extra={
         "requestBody": {
@@ -71,11 +86,22 @@ async def import_lora(
     name: Annotated[str | None, Query(max_length=column_max_length(Lora.name)), NoNul] = None,
     character_id: OptionalId = None,
     trigger_word: Annotated[str | None, Query(max_length=column_max_length(Lora.trigger_word)), NoNul] = None,
-) -> LoraOut:
+    base: Annotated[
+        str | None,
+        Query(max_length=100, description="the base the file is for, when the file cannot tell (a 422 asks)"),
+        NoNul,
+    ] = None,
+) -> LoraOut | JSONResponse:
     """Import a FLUX LoRA (.safetensors in diffusers, ai-toolkit or kohya layout) sent as the multipart part
-    `files`; it is converted to the diffusers layout. Pickle files are refused."""
-    options = lora_import.ImportOptions(name=name, character_id=character_id, trigger_word=trigger_word)
-    return await lora_import.receive_and_import(services, request, options)
+    `files`; it is converted to the diffusers layout. Pickle files are refused. Its base is detected from its keys,
+    shapes and header; a file that fits several bases of one architecture without naming one (FLUX.1 [dev] and
+    Krea) is refused with the candidates until `base` names one of them."""
+    options = lora_import.ImportOptions(name=name, character_id=character_id, trigger_word=trigger_word, base=base)
+    try:
+        return await lora_import.receive_and_import(services, request, options)
+    except BaseChoiceNeeded as exc:
+        body = LoraImportRefused(detail=str(exc), candidates=list(exc.candidates))
+        return JSONResponse(status_code=422, content=body.model_dump())
 
 
 @router.get("/loras/resolve")

@@ -72,7 +72,7 @@ def save_preset(services: ServicesDep, db: DbSession, body: PresetCreate) -> Pre
     """Save a named config; it is checked against the plugin's schema first. Only the given fields are kept,
     so a preset stays a set of changes from the defaults."""
     plugin = service.training_plugin(services, body.plugin)
-    service.resolve_config(plugin, body.config)
+    service.resolve_config(services, plugin, body.config)
     return presets.create_preset(db, body, body.config)
 
 

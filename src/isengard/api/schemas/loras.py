@@ -27,6 +27,15 @@ class LoraJobSummary(BaseModel):
     created_at: datetime
 
 
+class LoraImportRefused(BaseModel):
+    """422 of an import: why the file was refused; `candidates` when the file fits several bases and does not say
+    which (import it again with `base` set to one of them)."""
+
+    detail: str | list[dict[str, Any]]
+    message: str | None = None
+    candidates: list[str] | None = Field(default=None, description="the bases to choose from, when asked")
+
+
 class LoraOut(BaseModel):
     id: str
     name: str

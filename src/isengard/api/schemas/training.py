@@ -18,7 +18,15 @@ class TrainingPluginOut(BaseModel):
     description: str
     capability: Capability
     config_schema: dict[str, Any] = Field(description="JSON schema of the plugin's config (the form to render)")
-    defaults: dict[str, Any] = Field(description="the config a run gets for every field left out")
+    defaults: dict[str, Any] = Field(
+        description="the config a run gets for every field left out (with `base_defaults` of its base on top)"
+    )
+    base_defaults: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="per base: the recommended values of this engine's fields for a run on it, which a run on that "
+        "base gets for the fields left out (the training form applies them to the fields a person has not changed "
+        "when the base changes)",
+    )
 
 
 class TrainingCreate(RequestModel):

@@ -11,7 +11,7 @@ from fastapi import HTTPException
 from isengard.api.schemas.bases import BaseDefaultsOut, BaseMemoryFit, BaseOut
 from isengard.config import Mode, Settings
 from isengard.models.bases import BASES, DEFAULT_BASE, BaseDefaults, BaseSpec, UnknownBase, get_base
-from isengard.models.locate import model_status
+from isengard.models.locate import distilled_missing_reason, distilled_model_dir, model_status
 from isengard.models.planning import worker_plans
 from isengard.queue.workers import list_workers
 
@@ -93,6 +93,16 @@ def ensure_base_installed(settings: Settings, base: str, *, what: str = "this ru
     if not status.present:
         raise HTTPException(status_code=422, detail=f"{what} needs the base {spec.name}: {status.reason}")
     return spec
+
+
+def ensure_distilled_installed(settings: Settings, spec: BaseSpec, *, what: str = "this generation") -> None:
+    """A 422 naming what is missing, and where to put it, when `spec`'s distilled checkpoint is not complete on this
+    machine (fast-test builds its tiny one in the worker; a base without one is the request model's to refuse)."""
+    if settings.resolved_mode == Mode.FAST_TEST or spec.distilled_repo_id is None:
+        return
+    if distilled_model_dir(settings, spec.name) is None:
+        reason = distilled_missing_reason(settings, spec.name)
+        raise HTTPException(status_code=422, detail=f"{what} needs the distilled checkpoint of {spec.name}: {reason}")
 
 
 def generation_base(loras: list[tuple[str, str]], requested: str | None) -> str:

@@ -310,6 +310,8 @@ class Flux1Family(BaseFamily):
     comfyui_workflow = "flux-dev-lora"
     comfyui_clip_type = "flux"
     vae_params = FLUX_VAE_PARAMS
+    family_names = ("flux.1", "flux1")
+    tiny_quantizable_shape = QUANTIZABLE_SHAPE
 
     def layout(self, transformer_config: dict[str, Any], *, text_tokens: int = 512) -> FluxLayout:
         return flux_layout(transformer_config, text_tokens=text_tokens)

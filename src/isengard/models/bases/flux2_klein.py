@@ -9,6 +9,7 @@ the undistilled *Base* checkpoints; they apply to the 4-step distilled ones too.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from isengard.models.bases.spec import (
@@ -176,6 +177,23 @@ DISTILLED_DEFAULTS = BaseDefaults(resolution=1024, sample_steps=4, guidance=1.0,
 
 # Tiny sizes: every width a multiple of the head's; the text width is three stacked layers of the tiny Qwen3.
 TINY_TEXT_HIDDEN = 16
+
+
+@dataclass(frozen=True)
+class KleinTinyShape:
+    """The widths of a tiny klein transformer (the Qwen3 encoder stays at `TINY_TEXT_HIDDEN`)."""
+
+    heads: int = 2
+    head_dim: int = 16
+    time_channels: int = 32
+    axes_dims_rope: tuple[int, int, int, int] = (4, 4, 4, 4)  # must sum to head_dim
+
+
+DEFAULT_SHAPE = KleinTinyShape()
+# For tests of quantized profiles: hidden width 128 and feed-forward 256 make every block's linear layer (and the
+# embedders but the text one, whose 48 inputs stay unquantized) a multiple of 64 x 256 values, torchao NF4's block
+# and scaler groups; a training step still takes milliseconds.
+QUANTIZABLE_SHAPE = KleinTinyShape(heads=2, head_dim=64, time_channels=128, axes_dims_rope=(16, 16, 16, 16))
 TINY_CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -198,7 +216,7 @@ def _tiny_tokenizer() -> Any:
     return tokenizer
 
 
-def build_tiny_klein(seed: int) -> Any:
+def build_tiny_klein(seed: int, shape: KleinTinyShape = DEFAULT_SHAPE) -> Any:
     import torch
     from diffusers import (
         AutoencoderKLFlux2,
@@ -218,9 +236,10 @@ def build_tiny_klein(seed: int) -> Any:
         )
     )  # fmt: skip
     transformer = Flux2Transformer2DModel(
-        patch_size=1, in_channels=128, num_layers=2, num_single_layers=2, attention_head_dim=16,
-        num_attention_heads=2, joint_attention_dim=len(TEXT_LAYERS) * TINY_TEXT_HIDDEN, timestep_guidance_channels=32,
-        mlp_ratio=2.0, axes_dims_rope=(4, 4, 4, 4), guidance_embeds=False,
+        patch_size=1, in_channels=128, num_layers=2, num_single_layers=2, attention_head_dim=shape.head_dim,
+        num_attention_heads=shape.heads, joint_attention_dim=len(TEXT_LAYERS) * TINY_TEXT_HIDDEN,
+        timestep_guidance_channels=shape.time_channels, mlp_ratio=2.0, axes_dims_rope=shape.axes_dims_rope,
+        guidance_embeds=False,
     )  # fmt: skip
     vae = AutoencoderKLFlux2(
         block_out_channels=(8, 8, 16, 16), layers_per_block=1, latent_channels=32, norm_num_groups=4, sample_size=128,
@@ -246,6 +265,7 @@ class Flux2KleinFamily(BaseFamily):
     comfyui_workflow = "flux2-klein-4b-lora"
     comfyui_clip_type = "flux2"
     vae_params = KLEIN_VAE_PARAMS
+    tiny_quantizable_shape = QUANTIZABLE_SHAPE
 
     def layout(self, transformer_config: dict[str, Any], *, text_tokens: int = 512) -> FluxLayout:
         return klein_layout(transformer_config, text_tokens=text_tokens)
@@ -312,7 +332,7 @@ class Flux2KleinFamily(BaseFamily):
         }
 
     def build_tiny(self, seed: int, shape: Any | None = None) -> Any:
-        return build_tiny_klein(seed)
+        return build_tiny_klein(seed, shape or DEFAULT_SHAPE)
 
 
 FAMILY = Flux2KleinFamily()

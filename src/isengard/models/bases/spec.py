@@ -111,6 +111,11 @@ class BaseFamily(ABC):
     # ComfyUI's DualCLIPLoader / CLIPLoader `type` and the LoRA key prefix its loader reads.
     comfyui_clip_type: str
     vae_params: int  # the full-size VAE's parameters (published / counted on diffusers' default config)
+    # What other tools write for any base of the family (ai-toolkit's `ss_base_model_version=flux.1`): in a LoRA's
+    # header such a name tells the family, not which of its bases (old records still resolve it to the first).
+    family_names: tuple[str, ...] = ()
+    # The `build_tiny` shape whose linear layers torchao's int8 and NF4 can store (tests of the quantized profiles).
+    tiny_quantizable_shape: Any
     bases: tuple[BaseSpec, ...] = ()
 
     # Classes -----------------------------------------------------------------------------------------------------

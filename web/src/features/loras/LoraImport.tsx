@@ -1,14 +1,23 @@
 import { useQueryClient } from "@tanstack/react-query";
 import { useRef, useState } from "react";
-import { Alert, Field, Spinner } from "../../components/ui";
+import { Alert, Button, Field, Spinner } from "../../components/ui";
 import { errorMessage } from "../../lib/api-errors";
 import type { Character } from "../characters/api";
-import { importLora, loraKeys } from "./api";
+import { useBases } from "../system/api";
+import { baseCandidates, importLora, loraKeys } from "./api";
 
 interface Outcome {
   name: string;
   ok: boolean;
   message: string;
+}
+
+/** A file that fits several bases without saying which: the person picks one and it is sent again. */
+interface Question {
+  file: File;
+  message: string;
+  candidates: string[];
+  choice: string;
 }
 
 /** Drop (or choose) `.safetensors` files: diffusers, kohya or ai-toolkit layouts are converted by the API. */
@@ -19,20 +28,47 @@ export function LoraImport({ characters }: { characters: Character[] }) {
   const [busy, setBusy] = useState(false);
   const [dragging, setDragging] = useState(false);
   const [outcomes, setOutcomes] = useState<Outcome[]>([]);
+  const [questions, setQuestions] = useState<Question[]>([]);
+  const bases = useBases();
+  const label = (name: string) => bases.data?.find((b) => b.name === name)?.label ?? name;
+
+  async function send(file: File, base?: string): Promise<{ outcome?: Outcome; question?: Question }> {
+    try {
+      const lora = await importLora(file, characterId, base);
+      return { outcome: { name: file.name, ok: true, message: `Imported as “${lora.name}” for ${label(lora.base)}` } };
+    } catch (error) {
+      const candidates = baseCandidates(error);
+      if (candidates.length) return { question: { file, message: errorMessage(error), candidates, choice: candidates[0] } };
+      return { outcome: { name: file.name, ok: false, message: errorMessage(error) } };
+    }
+  }
+
   async function add(files: File[]) {
     setBusy(true);
     const results: Outcome[] = [];
+    const asked: Question[] = [];
     for (const file of files) {
-      try {
-        const lora = await importLora(file, characterId);
-        results.push({ name: file.name, ok: true, message: `Imported as “${lora.name}”` });
-      } catch (error) {
-        results.push({ name: file.name, ok: false, message: errorMessage(error) });
-      }
+      const { outcome, question } = await send(file);
+      if (outcome) results.push(outcome);
+      if (question) asked.push(question);
     }
     setOutcomes(results);
+    setQuestions(asked);
     setBusy(false);
     void client.invalidateQueries({ queryKey: loraKeys.all });
+  }
+
+  async function answer(question: Question) {
+    setBusy(true);
+    const { outcome } = await send(question.file, question.choice);
+    setQuestions((current) => current.filter((q) => q !== question));
+    if (outcome) setOutcomes((current) => [...current.filter((o) => o.name !== outcome.name), outcome]);
+    setBusy(false);
+    void client.invalidateQueries({ queryKey: loraKeys.all });
+  }
+
+  function choose(question: Question, choice: string) {
+    setQuestions((current) => current.map((q) => (q === question ? { ...q, choice } : q)));
   }
   return (
     <div className="stack">
@@ -59,6 +95,17 @@ export function LoraImport({ characters }: { characters: Character[] }) {
           onChange={(e) => { if (e.target.files) void add(Array.from(e.target.files)); e.target.value = ""; }} />
       </div>
       {busy ? <Spinner label="Importing" /> : null}
+      {questions.map((q, index) => (
+        <div key={q.file.name} className="stack-sm" data-testid="lora-import-question">
+          <Alert tone="warn" title={`Which base is ${q.file.name} for?`}>{q.message}</Alert>
+          <Field label={`Base of ${q.file.name}`} htmlFor={`lora-import-base-${index}`}>
+            <select id={`lora-import-base-${index}`} className="select" value={q.choice} onChange={(e) => choose(q, e.target.value)}>
+              {q.candidates.map((name) => <option key={name} value={name}>{label(name)}</option>)}
+            </select>
+          </Field>
+          <div><Button variant="primary" disabled={busy} onClick={() => void answer(q)}>Import as this base</Button></div>
+        </div>
+      ))}
       {outcomes.length ? (
         <div className="stack-sm" data-testid="lora-import-result">
           {outcomes.map((o) => <Alert key={o.name} tone={o.ok ? "ok" : "danger"} title={o.ok ? o.message : `${o.name} was refused`}>{o.ok ? o.name : o.message}</Alert>)}

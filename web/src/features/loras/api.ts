@@ -1,6 +1,7 @@
 // The LoRA library: trained and imported LoRAs.
 import { queryOptions } from "@tanstack/react-query";
 import { client, postFilesWithProgress, unwrap, type paths, type Schemas } from "../../api/client";
+import { ApiError } from "../../lib/api-errors";
 
 export type Lora = Schemas["LoraOut"];
 export type LoraFilters = NonNullable<paths["/api/loras"]["get"]["parameters"]["query"]>;
@@ -49,9 +50,18 @@ export function deleteLora(id: string) {
   return unwrap(client.DELETE("/api/loras/{lora_id}", { params: { path: { lora_id: id } } }));
 }
 
-export function importLora(file: File, characterId: string) {
+/** Import a LoRA file; `base`: the base the person chose when the API asked (the file could not tell). */
+export function importLora(file: File, characterId: string, base?: string) {
   const form = new FormData();
   form.append("files", file, file.name);
-  const query = { name: file.name.replace(/\.safetensors$/i, ""), character_id: characterId || undefined };
+  const query = { name: file.name.replace(/\.safetensors$/i, ""), character_id: characterId || undefined, base };
   return postFilesWithProgress("/api/loras/import", { query }, form, () => undefined).promise;
+}
+
+/** The bases an import asks the person to choose from (its 422 lists them when the file cannot tell); none otherwise. */
+export function baseCandidates(error: unknown): string[] {
+  if (!(error instanceof ApiError) || error.status !== 422) return [];
+  const body = error.body as Partial<Schemas["LoraImportRefused"]> | null;
+  const candidates = body && typeof body === "object" ? body.candidates : undefined;
+  return Array.isArray(candidates) ? candidates.filter((name): name is string => typeof name === "string") : [];
 }

@@ -1,4 +1,4 @@
-import { defaultsOf, type JsonSchema, SchemaFields } from "../../components/training/SchemaForm";
+import { type JsonSchema, SchemaFields } from "../../components/training/SchemaForm";
 import { Button, Card } from "../../components/ui";
 import type { TrainingPlugin } from "./api";
 
@@ -7,12 +7,14 @@ import type { TrainingPlugin } from "./api";
 const CHOSEN_ELSEWHERE = ["base"];
 const BASIC = ["steps", "learning_rate", "rank", "alpha", "batch_size", "resolutions", "sample_every", "checkpoint_every", "sample_prompts"];
 
-export function SettingsCard({ plugin, schema, values, setValues, errors }: {
+export function SettingsCard({ plugin, schema, values, setValues, errors, onReset }: {
   plugin: TrainingPlugin | undefined;
   schema: JsonSchema;
   values: Record<string, unknown>;
   setValues: (update: (prev: Record<string, unknown>) => Record<string, unknown>) => void;
   errors: Record<string, string>;
+  /** Back to the engine's defaults (the form also forgets which fields were edited). */
+  onReset: () => void;
 }) {
   const allKeys = Object.keys(schema.properties ?? {}).filter((k) => !CHOSEN_ELSEWHERE.includes(k));
   const basic = allKeys.filter((k) => BASIC.includes(k));
@@ -28,7 +30,7 @@ export function SettingsCard({ plugin, schema, values, setValues, errors }: {
             <SchemaFields root={schema} keys={advanced} values={values} onChange={change} errors={errors} />
           </details>
         ) : null}
-        <div className="row"><Button size="sm" variant="ghost" onClick={() => setValues(() => ({ ...defaultsOf(schema), ...(plugin?.defaults ?? {}) }))}>Reset to defaults</Button></div>
+        <div className="row"><Button size="sm" variant="ghost" onClick={onReset}>Reset to defaults</Button></div>
       </div>
     </Card>
   );

@@ -8,6 +8,7 @@ import { ApiError, errorMessage, validationItems } from "../../lib/api-errors";
 import { useCharacters } from "../characters/api";
 import { useBases } from "../system/api";
 import { BaseField } from "./BaseField";
+import { describeSwitch, switchBase } from "./baseDefaults";
 import { jobKeys, jobQueries } from "../jobs/api";
 import { startTraining, trainingQueries, type SettingsFile } from "./api";
 import { EstimateCard } from "./EstimateCard";
@@ -44,6 +45,9 @@ export default function StartTrainingPage() {
   const [pluginName, setPluginName] = useState("");
   const [name, setName] = useState("");
   const [values, setValues] = useState<Record<string, unknown>>({});
+  // What the form itself set (the engine's defaults, then each chosen base's settings): a differing value is edited.
+  const [baseline, setBaseline] = useState<Record<string, unknown>>({});
+  const [baseNote, setBaseNote] = useState("");
   const [imported, setImported] = useState<SettingsFile | null>(null);
   const plugins = useQuery(trainingQueries.plugins());
   const bases = useBases();
@@ -51,6 +55,18 @@ export default function StartTrainingPage() {
   const plugin =
     plugins.data?.find((p) => p.name === pluginName) ?? plugins.data?.find((p) => p.capability?.available !== false) ?? plugins.data?.[0];
   const schema = plugin?.config_schema;
+
+  /** What a run starts from: the engine's defaults with the base's recommended settings (the engine's default base
+   * unless one is given). */
+  function startingValues(base?: unknown): Record<string, unknown> {
+    const engine = { ...defaultsOf(schema ?? {}), ...(plugin?.defaults ?? {}) };
+    return { ...engine, ...(plugin?.base_defaults?.[String(base ?? engine.base ?? "")] ?? {}) };
+  }
+  function restart(values: Record<string, unknown>, baseline: Record<string, unknown>) {
+    setValues(values);
+    setBaseline(baseline);
+    setBaseNote("");
+  }
 
   useEffect(() => {
     if (plugin && schema) {
@@ -60,7 +76,8 @@ export default function StartTrainingPage() {
         imported && imported.plugin === plugin.name
           ? imported.config
           : clone.data && clone.data.plugin === plugin.name ? (clone.data.config as Record<string, unknown>) : {};
-      setValues({ ...defaultsOf(schema), ...(plugin.defaults ?? {}), ...cloned });
+      const defaults = startingValues(cloned.base);
+      restart({ ...defaults, ...cloned }, defaults);
     }
   }, [plugin?.name, schema, clone.data, imported]); // eslint-disable-line react-hooks/exhaustive-deps
   useEffect(() => {
@@ -111,15 +128,20 @@ export default function StartTrainingPage() {
             {!("base" in ((schema as JsonSchema | undefined)?.properties ?? {})) || bases.isError ? null : !bases.data ? (
               <Spinner label="Loading the base models" />
             ) : (
-              <BaseField bases={bases.data} value={String(values.base ?? "")} onChange={(base) => setValues((prev) => {
-                // The LoRA's layers differ by base: the new base's own targets (the server's default) replace the old.
-                const { target_modules: _targets, ...rest } = prev;
-                return { ...rest, base };
-              })} />
+              <>
+                <BaseField bases={bases.data} value={String(values.base ?? "")} onChange={(base) => {
+                  const applied = switchBase(values, baseline, base, plugin?.base_defaults?.[base] ?? {});
+                  setValues(applied.values);
+                  setBaseline(applied.baseline);
+                  setBaseNote(describeSwitch(bases.data.find((b) => b.name === base)?.label ?? base, applied));
+                }} />
+                {baseNote ? <span className="small muted" data-testid="base-applied">{baseNote}</span> : null}
+              </>
             )}
           </WhatToTrainCard>
           {plugins.isPending ? <Spinner label="Loading the engines" /> : schema ? (
-            <SettingsCard plugin={plugin} schema={schema} values={values} setValues={setValues} errors={errors} />
+            <SettingsCard plugin={plugin} schema={schema} values={values} setValues={setValues} errors={errors}
+              onReset={() => { const defaults = startingValues(); restart(defaults, defaults); }} />
           ) : null}
           {submit.error ? <ErrorNotice error={submit.error} title="The run was not started" /> : null}
           <div className="row" style={{ justifyContent: "flex-end" }}>

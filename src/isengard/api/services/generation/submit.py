@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from isengard.api.schemas.generation import GenerationCreate, GridCreate, ImagePluginOut, LoraSelection
-from isengard.api.services.bases import ensure_base_installed, generation_base
+from isengard.api.services.bases import ensure_base_installed, ensure_distilled_installed, generation_base
 from isengard.api.services.dataset.characters import referenced_character
 from isengard.api.services.jobs.availability import ensure_runnable, listed_plugins, plugin_of_kind
 from isengard.api.services.jobs.manage import submit_job
@@ -68,10 +68,13 @@ def validated_image_payload(plugin: ImagePlugin, payload: dict[str, Any]) -> dic
     return request.model_dump(mode="json")
 
 
-def _base(services: Services, refs: list[LoraRef], requested: str | None) -> str:
-    """The base the images are made with: the LoRAs' (one base only), installed here; else a 422 that says why."""
-    base = generation_base([(ref.name, ref.base) for ref in refs], requested)
-    ensure_base_installed(services.settings, base, what="this generation")
+def _base(services: Services, refs: list[LoraRef], body: GenerationCreate | GridCreate) -> str:
+    """The base the images are made with: the LoRAs' (one base only), installed here with the checkpoint asked
+    for; else a 422 that says why."""
+    base = generation_base([(ref.name, ref.base) for ref in refs], body.base)
+    spec = ensure_base_installed(services.settings, base, what="this generation")
+    if body.checkpoint == "distilled":
+        ensure_distilled_installed(services.settings, spec)
     return base
 
 
@@ -87,7 +90,7 @@ def _sampling(body: GenerationCreate | GridCreate) -> dict[str, Any]:
 def submit_generation(services: Services, db: Session, body: GenerationCreate) -> Job:
     plugin = usable_image_plugin(services, body.plugin)
     refs = _refs(services, db, body.loras)
-    base = _base(services, refs, body.base)
+    base = _base(services, refs, body)
     character_id, trigger = _owner_and_trigger(db, body.character_id, refs)
     payload = validated_image_payload(
         plugin,
@@ -146,7 +149,7 @@ def submit_grid(services: Services, db: Session, body: GridCreate) -> Job:
         raise HTTPException(status_code=422, detail=f"the grid would have {cells} images: at most {MAX_GRID_CELLS}")
     column_refs = [(column["label"], _refs(services, db, column["loras"])) for column in columns]
     all_refs = [ref for _, refs in column_refs for ref in refs]
-    base = _base(services, all_refs, body.base)
+    base = _base(services, all_refs, body)
     character_id, trigger = _owner_and_trigger(db, body.character_id, all_refs)
     resolved = [{"label": label, "loras": [ref.model_dump() for ref in refs]} for label, refs in column_refs]
     payload = validated_image_payload(

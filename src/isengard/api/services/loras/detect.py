@@ -3,8 +3,8 @@
 Each family's transformer has its own module names and widths (FLUX.1's `ff.net.0.proj` at 3072, klein 4B's
 `ff.linear_in` at 3072, klein 9B's at 4096), so the shapes a file's LoRA matrices have tell its family. Bases of one
 family share their shapes (FLUX.1 [dev] and Krea): the file's header decides between them when it names one, else
-the family's first base is taken, with a warning. A file whose shapes fit no base is kept as an "unknown base"
-LoRA, which generation refuses with the reason.
+the person importing it is asked (`BaseChoiceNeeded`, answered with the base they pick). A file whose shapes fit no
+base is kept as an "unknown base" LoRA, which generation refuses with the reason.
 """
 
 from __future__ import annotations
@@ -28,9 +28,44 @@ BASE_HEADER_KEYS = ("base", "base_model", "ss_base_model_version", "modelspec.ar
 
 @dataclass
 class Detected:
-    base: str  # a registry name, or UNKNOWN_BASE
+    """What a file's keys, shapes and header say: the bases it may be for (one when it can tell, several when bases
+    of one family share its shapes and its header names none, none when it fits no base), and the converted file."""
+
+    candidates: tuple[str, ...]
     converted: ConvertedLora
     warnings: list[str] = field(default_factory=list)
+
+
+class BaseChoiceNeeded(ValueError):
+    """The file fits several bases and does not say which: the person importing it must choose one of them."""
+
+    def __init__(self, message: str, candidates: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.candidates = candidates
+
+
+class BaseChoiceRefused(ValueError):
+    """The base asked for is not one the file can be for."""
+
+
+def chosen_base(detected: Detected, requested: str | None) -> str:
+    """The base the LoRA is recorded with: the one the file tells, else the one asked for among those it fits;
+    UNKNOWN_BASE for a file that fits none (when none was asked for)."""
+    candidates = detected.candidates
+    if requested is not None:
+        if requested in candidates:
+            return requested
+        if not candidates:
+            raise BaseChoiceRefused(f"the file fits no known base, so it cannot be imported as {requested}")
+        raise BaseChoiceRefused(f"the file is a LoRA for {' or '.join(candidates)}, not for {requested}")
+    if len(candidates) > 1:
+        names = ", ".join(candidates)
+        raise BaseChoiceNeeded(
+            f"the file fits {names} (same architecture) and does not say which it was trained on: choose its base "
+            f"(one of {names}) and import it again",
+            candidates,
+        )
+    return candidates[0] if candidates else UNKNOWN_BASE
 
 
 def _family_config(settings: Settings, family: BaseFamily) -> dict[str, object]:
@@ -51,14 +86,18 @@ def _family_config(settings: Settings, family: BaseFamily) -> dict[str, object]:
 
 def _named_base(header: dict[str, str], family: BaseFamily) -> str | None:
     for key in BASE_HEADER_KEYS:
-        name = resolve_base_name(header.get(key))
+        value = header.get(key)
+        if value is None or value.strip().lower() in family.family_names:
+            continue  # "flux.1" says FLUX.1, not whether dev or Krea
+        name = resolve_base_name(value)
         if name is not None and BASES[name].family is family:
             return name
     return None
 
 
 def detect_base(settings: Settings, tensors: dict[str, torch.Tensor], header: dict[str, str]) -> Detected:
-    """The base the file fits and the file in Isengard's layout; LoraFormatError when its keys are not a LoRA."""
+    """The bases the file may be for and the file in Isengard's layout; LoraFormatError when its keys are not a
+    LoRA."""
     reasons = []
     for family in FAMILIES:
         shapes = linear_shapes(family.layout(_family_config(settings, family)))
@@ -68,14 +107,7 @@ def detect_base(settings: Settings, tensors: dict[str, torch.Tensor], header: di
             reasons.append(f"{family.name}: {exc}")
             continue
         named = _named_base(header, family)
-        warnings = []
-        if named is None and len(family.bases) > 1:
-            others = ", ".join(spec.name for spec in family.bases[1:])
-            warnings.append(
-                f"the file fits the {family.name} family and does not say which base: taken as {family.bases[0].name} "
-                f"(it also applies to {others})"
-            )
-        return Detected(named or family.bases[0].name, converted, warnings)
+        return Detected((named,) if named else tuple(spec.name for spec in family.bases), converted)
     converted = convert_to_diffusers(tensors, None)  # a readable LoRA after all: the layout error is raised here
     why = "; ".join(reasons)
-    return Detected(UNKNOWN_BASE, converted, [f"its shapes fit no known base ({why})"])
+    return Detected((), converted, [f"its shapes fit no known base ({why})"])

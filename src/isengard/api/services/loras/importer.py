@@ -22,7 +22,7 @@ from isengard.api.services.dataset.characters import referenced_character
 from isengard.api.services.dataset.decode_limits import release_memory
 from isengard.api.services.dataset.receiver import MultipartReceiver, ReceiveLimits
 from isengard.api.services.loras.checks import check_lora_values, metadata_trigger_word
-from isengard.api.services.loras.detect import detect_base
+from isengard.api.services.loras.detect import BaseChoiceNeeded, BaseChoiceRefused, chosen_base, detect_base
 from isengard.api.services.loras.files import read_lora_file
 from isengard.api.services.loras.formats import LoraFormatError
 from isengard.api.services.loras.library import to_out
@@ -30,7 +30,7 @@ from isengard.api.state import Services
 from isengard.config import Mode, Settings
 from isengard.db.models import Lora, new_id
 from isengard.diskspace import require_free_space
-from isengard.models.bases import BASES
+from isengard.models.bases import BASES, UnknownBase, get_base
 from isengard.storage import atomic_path
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class ImportOptions:
     name: str | None
     character_id: str | None
     trigger_word: str | None
+    base: str | None = None  # the base the person says the file is for (asked when the file cannot tell)
 
 
 def base_model_name(settings: Settings, base: str) -> str:
@@ -86,11 +87,18 @@ def import_lora(services: Services, upload: Path, original_name: str, options: I
         if options.character_id is not None:
             character = referenced_character(db, options.character_id)
         try:
+            requested = get_base(options.base).name if options.base else None
+        except UnknownBase as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from None
+        try:
             tensors, header = read_lora_file(upload)
             check_lora_values(tensors)
             detected = detect_base(settings, tensors, header)
-        except LoraFormatError as exc:
+            base = chosen_base(detected, requested)
+        except (LoraFormatError, BaseChoiceRefused) as exc:
             raise HTTPException(status_code=422, detail=f"{original_name}: {exc}") from None
+        except BaseChoiceNeeded as exc:
+            raise BaseChoiceNeeded(f"{original_name}: {exc}", exc.candidates) from None
         converted = detected.converted
         lora_id = new_id()
         folder = services.data.loras(options.character_id or "imported") / "imported"
@@ -101,8 +109,8 @@ def import_lora(services: Services, upload: Path, original_name: str, options: I
             "name": name,
             "source_format": converted.layout,
             "original_name": original_name,
-            "base_model": base_model_name(settings, detected.base),
-            "base": detected.base,
+            "base_model": base_model_name(settings, base),
+            "base": base,
         }
         if trigger:
             metadata["trigger_word"] = trigger
@@ -117,8 +125,8 @@ def import_lora(services: Services, upload: Path, original_name: str, options: I
             source="imported",
             rank=converted.rank,
             alpha=converted.alpha,
-            base_model=base_model_name(settings, detected.base),
-            base=detected.base,
+            base_model=base_model_name(settings, base),
+            base=base,
             trigger_word=trigger or (character.trigger_word if character else None),
             bytes=target.stat().st_size,
             meta={

@@ -20,6 +20,7 @@ from isengard.api.services.dataset.characters import referenced_character
 from isengard.api.services.dataset.images import dataset_query
 from isengard.api.services.jobs.availability import ensure_runnable, listed_plugins, plugin_of_kind
 from isengard.api.services.jobs.manage import submit_job
+from isengard.api.services.training.base_defaults import base_run_defaults
 from isengard.api.services.training.memory import MemoryFit, ensure_memory_fits
 from isengard.api.services.training.presets import get_preset
 from isengard.api.state import Services
@@ -43,6 +44,14 @@ def default_config(plugin: TrainingPlugin) -> dict[str, Any]:
     if callable(defaults):
         return dict(defaults())
     return plugin.config_model().model_dump()
+
+
+def bases_defaults(services: Services, defaults: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per base, the values of an engine's fields (its `defaults`) that a run on that base starts from; none for an
+    engine without a base field."""
+    if "base" not in defaults:
+        return {}
+    return base_run_defaults(defaults, fast_test=services.settings.resolved_mode == Mode.FAST_TEST)
 
 
 FALLBACK_RESOLUTION = 1024
@@ -70,7 +79,12 @@ def list_training_plugins(services: Services) -> list[TrainingPluginOut]:
             plugin = training_plugin(services, listed.name)
             schema = plugin.config_model.model_json_schema()
             defaults = default_config(plugin)
-        plugins.append(TrainingPluginOut(**listed.described(), config_schema=schema, defaults=defaults))
+        plugins.append(
+            TrainingPluginOut(
+                **listed.described(), config_schema=schema, defaults=defaults,
+                base_defaults=bases_defaults(services, defaults),
+            )
+        )  # fmt: skip
     return plugins
 
 
@@ -78,9 +92,15 @@ def training_plugin(services: Services, name: str) -> TrainingPlugin:
     return plugin_of_kind(services, PluginKind.TRAINING, name, TrainingPlugin)
 
 
-def resolve_config(plugin: TrainingPlugin, config: dict[str, Any], *, base: dict[str, Any] | None = None) -> BaseModel:
-    """Defaults, then a preset's values, then the request's: validated, or a 422 that names each bad field."""
-    merged = {**default_config(plugin), **(base or {}), **config}
+def resolve_config(
+    services: Services, plugin: TrainingPlugin, config: dict[str, Any], *, base: dict[str, Any] | None = None
+) -> BaseModel:
+    """Defaults, then the run's base's recommended settings, then a preset's values, then the request's: validated,
+    or a 422 that names each bad field."""
+    defaults = default_config(plugin)
+    base_name = config.get("base") or (base or {}).get("base") or defaults.get("base")
+    on_base = bases_defaults(services, defaults).get(str(base_name), {})
+    merged = {**defaults, **on_base, **(base or {}), **config}
     try:
         return plugin.validate_config(merged)
     except ValidationError as exc:
@@ -138,7 +158,7 @@ def _prepare(
             )
         base = preset.config
         what = f"preset '{preset.name}'"
-    config = resolve_config(plugin, body.config, base=base)
+    config = resolve_config(services, plugin, body.config, base=base)
     # The base first: its missing weights are what a person must fix, whatever else the machine lacks.
     base_name = getattr(config, "base", None)
     if isinstance(base_name, str):

@@ -79,7 +79,7 @@ def import_settings(services: Services, text: str) -> SettingsFile:
     if not isinstance(config, dict):
         raise HTTPException(status_code=422, detail="'config' must be a mapping of setting names to values")
     plugin = training_plugin(services, plugin_name)
-    resolved = resolve_config(plugin, config)
+    resolved = resolve_config(services, plugin, config)
     name = document.get("name")
     return SettingsFile(
         plugin=plugin.name, name=name if isinstance(name, str) else "", config=resolved.model_dump(mode="json")
