@@ -13,10 +13,15 @@ Training, as flux_lora_stages.load_models and flux_lora_loop run it:
 4. one training step: the loss forward on the fake GPU (devices and dtypes checked), then the same step with its
    backward, gradient clipping and optimizer step on the meta device (a CPU-only build's autograd engine cannot
    run a backward on CUDA tensors, see fake_cuda.py), which is where its peak is measured;
-5. one sample: a denoising step of the sampling pipeline and the VAE's decode, on the fake GPU.
+5. one sample: two denoising steps of the sampling pipeline (with the empty caption as the negative prompt, as the
+   trainer passes it) and the VAE's decode, on the fake GPU, under the last profile given (the same pipeline code
+   runs under every profile; the block swap's is the intricate placement).
 
 Generation, as the diffusers image plugin runs it: `load_generation_pipeline` with the profile's placement
-(resident, or model CPU offload), one denoising step and the decode.
+(resident, or model CPU offload), two denoising steps and the decode under `no_grad`.
+
+`rehearse_bases` runs every base's training and generation in one process per core, each distinct architecture
+once. The seconds of each stage are recorded beside its peak (the rehearsal's own cost).
 """
 
 from __future__ import annotations
