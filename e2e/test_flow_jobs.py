@@ -26,7 +26,7 @@ def test_jobs_page_cancels_filters_reruns_and_deletes(page: Page, app: RunningAp
     run = start_run(app.url, str(character["id"]), "Run behind the queue", steps=20_000, checkpoint_every=0)
     try:
         page.goto(app.url + "/")
-        page.get_by_role("link", name="Jobs").click()
+        page.get_by_role("navigation").get_by_role("link", name="Jobs").click()
         expect(page).to_have_url(app.url + "/jobs")
         run_row = page.locator(f"[data-testid=job-row][data-job-id='{run['id']}']")
         expect(run_row).to_have_attribute("data-status", "running", timeout=120_000)
