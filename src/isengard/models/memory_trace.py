@@ -16,11 +16,15 @@ fused kernels a GPU runs (output and log-sum-exp saved, no score matrix), not th
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
+import torch.utils._pytree as pytree
+from torch.utils._python_dispatch import TorchDispatchMode, is_traceable_wrapper_subclass
 
 # FLUX's VAE turns 8x8 pixels into one latent of 16 channels; two by two latents make one transformer token.
 VAE_SCALE = 8
@@ -71,25 +75,91 @@ def gpu_attention() -> Iterator[None]:
         functional.scaled_dot_product_attention = original
 
 
-def _peak_tracker() -> Any:
-    from torch.distributed._tools.mem_tracker import MemTracker
+# CUDA's caching allocator hands out blocks in multiples of 512 bytes (as MemTracker counts a CUDA storage).
+CUDA_BLOCK = 512
 
-    class PeakTracker(MemTracker):  # type: ignore[misc]
-        """MemTracker's storage accounting and global peak, without its per-module hooks."""
 
-        def _pre_fw_hook(self, *args: Any) -> None:
-            return None
+class PeakCounter(TorchDispatchMode):
+    """The bytes of live storages per device, and each device's peak: what a step holds at its worst.
 
-        def _post_fw_hook(self, *args: Any) -> None:
-            return None
+    Every operation's outputs are looked at once; a storage not seen before is added (a CUDA one rounded up to the
+    allocator's block) and a weak reference subtracts it again when it is freed. Storage objects keep their Python
+    identity while the storage lives, so the reference dies exactly when the memory would be released. This is
+    MemTracker's storage accounting without its module hooks and per-category snapshots, which double the cost of
+    every operation and tell nothing the peak needs.
+    """
 
-        def _pre_bw_hook(self, *args: Any) -> None:
-            return None
+    def __init__(self) -> None:
+        super().__init__()
+        self.current: dict[torch.device, int] = {}
+        self.peak: dict[torch.device, int] = {}
+        self._live: dict[int, tuple[weakref.ref[Any], torch.device, int]] = {}
 
-        def _post_bw_hook(self, *args: Any) -> None:
-            return None
+    def track_external(self, *objects: Any) -> None:
+        """Count what exists before the counter starts: modules' parameters, buffers and gradients, optimizers'
+        state, plain tensors."""
+        for obj in objects:
+            if isinstance(obj, torch.nn.Module):
+                for param in obj.parameters():
+                    self._add(param)
+                    if param.grad is not None:
+                        self._add(param.grad)
+                for buffer in obj.buffers():
+                    self._add(buffer)
+            elif isinstance(obj, torch.optim.Optimizer):
+                for state in obj.state.values():
+                    for value in state.values():
+                        if isinstance(value, torch.Tensor):
+                            self._add(value)
+            elif isinstance(obj, torch.Tensor):
+                self._add(obj)
+        self.peak = dict(self.current)
 
-    return PeakTracker()
+    def peak_bytes(self, device_types: tuple[str, ...]) -> int:
+        return sum(value for device, value in self.peak.items() if device.type in device_types)
+
+    def current_bytes(self, device_types: tuple[str, ...]) -> int:
+        return sum(value for device, value in self.current.items() if device.type in device_types)
+
+    def _add(self, tensor: torch.Tensor) -> None:
+        if type(tensor) not in (torch.Tensor, torch.nn.Parameter) and is_traceable_wrapper_subclass(tensor):
+            names, _ctx = tensor.__tensor_flatten__()
+            for name in names:
+                inner = getattr(tensor, name)
+                if isinstance(inner, torch.Tensor):
+                    self._add(inner)
+            return
+        storage = tensor.untyped_storage()
+        key = id(storage)
+        nbytes = storage.nbytes()
+        device = tensor.device
+        if device.type == "cuda":
+            nbytes = -(-nbytes // CUDA_BLOCK) * CUDA_BLOCK
+        known = self._live.get(key)
+        if known is not None:
+            if known[2] == nbytes:
+                return
+            self.current[device] += nbytes - known[2]  # resized in place
+            self._live[key] = (known[0], device, nbytes)
+            return
+        self._live[key] = (weakref.ref(storage, partial(self._freed, key)), device, nbytes)
+        self.current[device] = self.current.get(device, 0) + nbytes
+
+    def _freed(self, key: int, _ref: Any) -> None:
+        known = self._live.pop(key, None)
+        if known is not None:
+            self.current[known[1]] -= known[2]
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for value in pytree.tree_leaves(out):
+            if isinstance(value, torch.Tensor):
+                self._add(value)
+        peak = self.peak
+        for device, value in self.current.items():
+            if value > peak.get(device, 0):
+                peak[device] = value
+        return out
 
 
 def _swap_in_fakes(module: torch.nn.Module) -> None:
@@ -144,7 +214,7 @@ def trace_training_step(
         noise = torch.empty(batch_size, LATENT_CHANNELS, side, side)
         text = TextEmbedding(torch.empty(batch_size, text_tokens, joint), torch.empty(batch_size, pooled))
         sigmas = torch.full((batch_size,), 0.5)
-        tracker = _peak_tracker()
+        tracker = PeakCounter()
         tracker.track_external(transformer, optimizer)
         with tracker:
             for _ in range(steps):
@@ -154,14 +224,10 @@ def trace_training_step(
                 loss.backward()
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
-        current = _total(tracker.get_tracker_snapshot("current"))
-        peak = _total(tracker.get_tracker_snapshot("peak"))
+        current = sum(tracker.current.values())
+        peak = sum(tracker.peak.values())
         parameter_bytes = sum(p.numel() * p.element_size() for p in transformer.parameters())
     return TracedStep(peak_bytes=peak, parameter_bytes=parameter_bytes, optimizer_bytes=current - parameter_bytes)
-
-
-def _total(snapshot: dict[Any, dict[Any, int]]) -> int:
-    return sum(int(device.get("Total", 0)) for device in snapshot.values())
 
 
 def calibrate_step_coefficients(
