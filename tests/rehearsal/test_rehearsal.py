@@ -68,6 +68,7 @@ def report(results: list[RehearsalResult], base: BaseSpec) -> None:
             f"peak {result.loop_peak_bytes / GIB:6.2f} GiB  planner {planned / GIB:6.2f} GiB  "
             f"ratio {result.loop_peak_bytes / planned:5.2f}  stages "
             + ", ".join(f"{name} {value / GIB:.2f}" for name, value in result.stages.items())
+            + f"  (job {result.job_cpu_seconds:.0f} CPU-s)"
         )
 
 

@@ -7,7 +7,12 @@ in CPU memory (pinned when a GPU is there, so copies are asynchronous) and copie
 the block runs; a hook after it drops the GPU copy again.
 
 Backward: with gradient checkpointing the block runs again inside the backward pass, so the hooks bring its weights
-back for exactly the span its backward needs them; the autograd graph holds the GPU copy until then. Without
+back for exactly the span its backward needs them; the autograd graph holds the GPU copy until then. That re-run
+does not always reach the hook after the block: PyTorch's checkpoint stops recomputing, by raising, as soon as it
+has every tensor the backward needs (`set_checkpoint_early_stop`, on by default), so the block would keep its GPU
+copy in place after its backward, and by the end of the backward every block would be on the GPU. Bringing a block
+in therefore first drops whichever other block is still there: at most the block running and the one whose backward
+just finished hold GPU copies. Without
 checkpointing every block's copy would stay referenced by the graph until the backward: the trainer therefore always
 checkpoints with this profile.
 
@@ -55,16 +60,22 @@ class BlockSwap:
     slots: dict[int, list[_Slot]] = field(default_factory=dict)
     handles: list[Any] = field(default_factory=list)
     moves: int = 0
+    on_device: dict[int, torch.nn.Module] = field(default_factory=dict)  # blocks whose GPU copy is in place
 
     def onload(self, block: torch.nn.Module, *_args: Any) -> None:
+        # A block a stopped recomputation left on the device goes first (see the module's docstring).
+        for other in [b for key, b in self.on_device.items() if key != id(block)]:
+            self.offload(other)
         for slot in self.slots[id(block)]:
             self._put(slot, slot.cpu.detach().to(self.device, non_blocking=True))
+        self.on_device[id(block)] = block
         self.moves += 1
 
     def offload(self, block: torch.nn.Module, *_args: Any) -> None:
         # The CPU copy never changed (frozen), so dropping the device copy is all that is needed.
         for slot in self.slots[id(block)]:
             self._put(slot, slot.cpu)
+        self.on_device.pop(id(block), None)
 
     @staticmethod
     def _put(slot: _Slot, value: torch.Tensor) -> None:

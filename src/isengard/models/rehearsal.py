@@ -49,7 +49,8 @@ class RehearsalResult:
     task: str  # "training" or "generation"
     resolution: int
     stages: dict[str, int] = field(default_factory=dict)  # GPU peak bytes of each stage
-    seconds: dict[str, float] = field(default_factory=dict)  # CPU time each stage took here (the rehearsal's cost)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time each stage took here (the rehearsal's cost)
+    job_cpu_seconds: float = 0.0  # CPU time of the whole job (every profile of one base's task) in its process
 
     @property
     def peak_bytes(self) -> int:
@@ -412,10 +413,14 @@ def rehearse_task(base: str, task: str, folder: Path, profiles: list[str], gpu_b
     from isengard.models.bases import BASES
     from isengard.models.rehearsal_model import write_full_size_folder
 
+    started = time.process_time()
     if not (folder / "model_index.json").exists():
         write_full_size_folder(BASES[base], folder)
     rehearse = rehearse_training if task == "training" else rehearse_generation
-    return rehearse(folder, profiles, base=base, gpu_bytes=gpu_bytes)
+    results = rehearse(folder, profiles, base=base, gpu_bytes=gpu_bytes)
+    for result in results:
+        result.job_cpu_seconds = time.process_time() - started
+    return results
 
 
 def rehearse_bases(
