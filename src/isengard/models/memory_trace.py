@@ -1,15 +1,15 @@
-"""Measure one training step's activation memory without allocating it: fake tensors under torch's MemTracker.
+"""Measure one training step's activation memory without allocating it: fake tensors under a peak counter.
 
 The transformer is built on the meta device (no weights exist), the LoRA is added there, and every parameter is
 then swapped for a fake tensor: shapes and dtypes without storage. One real step of the trainer (its LoRA setup
-and its flow-matching loss, forward, backward, optimizer step) runs under `FakeTensorMode` inside a `MemTracker`,
+and its flow-matching loss, forward, backward, optimizer step) runs under `FakeTensorMode` inside a `PeakCounter`,
 which counts each storage as ops create and free it; its peak is what the step would hold. Slow (seconds for a
 slice of a few blocks, minutes for the whole model), so the planner only calibrates its per-block model on it
 (calibrate_step_coefficients below; the coefficients live in memory_activations.py).
 
-Three details make the tracker usable here: the LoRA must exist before the swap (peft cannot add layers to fake
-weights), MemTracker's per-module hooks are turned off (they hook every parameter for its gradient, which fails on
-frozen ones, and their per-module bookkeeping is what makes a full model crawl), and attention is priced as the
+Three details make the trace usable here: the LoRA must exist before the swap (peft cannot add layers to fake
+weights), the counter keeps only storage bytes per device (torch's MemTracker hooks every module and parameter and
+keeps per-category snapshots, which doubles the cost of each operation), and attention is priced as the
 fused kernels a GPU runs (output and log-sum-exp saved, no score matrix), not the CPU's score-matrix fallback.
 """
 

@@ -3,7 +3,8 @@
 A full-size base folder without weights (rehearsal_model.py) is loaded and run by the project's own code under
 `fake_cuda()` (fake_cuda.py): tensors have real shapes, dtypes and devices but no storage, and every operation checks
 them, so a tensor left on the CPU, a dtype only bf16 on CUDA meets, or a shape only the full width has fails here
-as it would on the card. Each stage is measured with MemTracker (memory_trace.py) on the GPU's devices.
+as it would on the card. Each stage is measured by a storage-byte peak counter (memory_trace.PeakCounter) on the
+GPU's devices.
 
 Training, as flux_lora_stages.load_models and flux_lora_loop run it:
 1. text encoders: `text_encoder_device`, `load_text_encoders`, one caption through `encode_text`, freed;
@@ -64,7 +65,7 @@ class RehearsalResult:
 
 
 class _Stages:
-    """Runs stages one after another, each inside a MemTracker; records each one's GPU peak."""
+    """Runs stages one after another, each inside a PeakCounter; records each one's GPU peak."""
 
     def __init__(self, result: RehearsalResult) -> None:
         self.result = result
