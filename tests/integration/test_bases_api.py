@@ -34,7 +34,7 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(previous)
 
 
-@pytest.mark.parametrize("base", ["flux1-krea-dev", "flux2-klein-4b"])
+@pytest.mark.parametrize("base", ["flux1-krea-dev", "flux2-klein-4b", "flux2-klein-9b"])
 def test_a_run_on_another_base_trains_records_and_generates_with_it(
     client: TestClient, settings: Settings, tmp_path: Path, base: str
 ) -> None:
