@@ -27,11 +27,6 @@ OVERHEADS = ("cuda_context", "allocator_slack")
 PLANNER_TOLERANCE = 0.10
 # Where the planner is further than that from the rehearsal: the largest ratio seen, and why (README, memory section).
 KNOWN_GAPS = {
-    # klein's NF4 dequantization temporaries, as for nf4 below (FLUX.1's row is within the tolerance).
-    ("training", "nf4-offload"): 1.4,
-    # torchao's NF4 linears dequantize their weight to bf16 for each matmul (forward, and again in the backward): a
-    # working-memory term the planner prices from FLUX.1's widths; klein's share of it is larger.
-    ("training", "nf4"): 1.25,
     # Model CPU offload: the measured peak holds the largest component with its activations; not analysed yet.
     ("generation", "nf4-offload"): 1.3,
     ("generation", "nf4"): 1.15,

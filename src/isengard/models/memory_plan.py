@@ -99,10 +99,16 @@ def _weights_on_gpu(layout: FluxLayout, profile: MemoryProfile) -> int:
     return outer + OFFLOAD_RESIDENT_BLOCKS * max(size for size, n in blocks if n)
 
 
+NF4_LAYER_COPIES = 5  # bf16 copies of the largest quantized layer alive at a step's peak (see _dequantized_bytes)
+
+
 def _dequantized_bytes(layout: FluxLayout, profile: MemoryProfile, gradient_checkpointing: bool) -> int:
     """bf16 copies of quantized weights that a step makes. torchao's int8 linear saves the dequantized weight for
     the backward pass: every layer's without checkpointing, one block's with it. NF4 dequantizes one layer at a time
-    (forward and backward), saving only the 4-bit weight."""
+    and saves only the 4-bit weight, but a step's peak still holds several bf16 copies of a layer in flight (the
+    forward's, the backward's and their temporaries): the full-size rehearsal measures 3.2 to 6.1 copies of the
+    largest layer across FLUX.1 and FLUX.2 klein, resident and swapped (README, memory section); priced at
+    NF4_LAYER_COPIES."""
     if profile.weight_format == "bf16":
         return 0
     blocks = [(block, n) for block, n in layout.blocks() if n]
@@ -110,7 +116,7 @@ def _dequantized_bytes(layout: FluxLayout, profile: MemoryProfile, gradient_chec
         if gradient_checkpointing:
             return max(layout_bytes(block, "bf16") for block, _ in blocks)
         return sum(layout_bytes(block, "bf16") * n for block, n in blocks)
-    return 2 * max(largest_linear_bf16_bytes(block) for block, _ in blocks)
+    return NF4_LAYER_COPIES * max(largest_linear_bf16_bytes(block) for block, _ in blocks)
 
 
 def _overheads(parts: dict[str, int]) -> dict[str, int]:
