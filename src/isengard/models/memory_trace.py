@@ -118,9 +118,6 @@ class PeakCounter(TorchDispatchMode):
     def peak_bytes(self, device_types: tuple[str, ...]) -> int:
         return sum(value for device, value in self.peak.items() if device.type in device_types)
 
-    def current_bytes(self, device_types: tuple[str, ...]) -> int:
-        return sum(value for device, value in self.current.items() if device.type in device_types)
-
     def _add(self, tensor: torch.Tensor) -> None:
         if type(tensor) not in (torch.Tensor, torch.nn.Parameter) and is_traceable_wrapper_subclass(tensor):
             names, _ctx = tensor.__tensor_flatten__()
